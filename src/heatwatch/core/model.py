@@ -1,0 +1,130 @@
+"""The reading, sensor and town model shared by the three services.
+
+``Reading`` is a slotted dataclass rather than a pydantic model: ingest builds tens of
+thousands a second and validates them by hand in the decoders, where each rejection needs
+its own reason code anyway. ``Sensor`` and ``Town`` are pydantic models: they come from
+files and HTTP bodies and are few.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator
+
+SENSOR_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+TOWN_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+
+# Physical plausibility limits from DESIGN.md §4.
+T_MIN, T_MAX = -40.0, 60.0
+RH_MIN, RH_MAX = 0.0, 100.0
+
+
+def valid_sensor_id(value: str) -> bool:
+    return SENSOR_ID_RE.fullmatch(value) is not None
+
+
+def valid_town_id(value: str) -> bool:
+    return TOWN_ID_RE.fullmatch(value) is not None
+
+
+@dataclass(slots=True)
+class Reading:
+    """One observation of one sensor. ``ts_ms`` is UTC epoch milliseconds."""
+
+    city: str
+    sensor: str
+    ts_ms: int
+    temperature: float | None = None
+    humidity: float | None = None
+    battery_v: float | None = None
+    rssi: float | None = None
+    source: str | None = None
+
+    def to_line(self) -> str:
+        """Line protocol for the ``reading`` measurement.
+
+        Town and sensor ids are validated against patterns that exclude every character
+        line protocol would need escaped, so this hot path skips escaping on purpose.
+        """
+        fields = []
+        if self.temperature is not None:
+            fields.append(f"temperature={self.temperature!r}")
+        if self.humidity is not None:
+            fields.append(f"humidity={self.humidity!r}")
+        if self.battery_v is not None:
+            fields.append(f"battery_v={self.battery_v!r}")
+        if self.rssi is not None:
+            fields.append(f"rssi={self.rssi!r}")
+        if self.source is not None:
+            fields.append(f'source="{self.source}"')
+        return f"reading,city={self.city},sensor={self.sensor} {','.join(fields)} {self.ts_ms}"
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What InfluxDB identifies the point by: rewriting the same key overwrites."""
+        return (self.city, self.sensor, self.ts_ms)
+
+
+class SiteClass(StrEnum):
+    urban = "urban"
+    suburban = "suburban"
+    park = "park"
+    water = "water"
+    rural_reference = "rural_reference"
+    unplaced = "unplaced"
+
+
+class Sensor(BaseModel):
+    """A sensor as the registry knows it. Position and site class never go into InfluxDB tags."""
+
+    id: str = Field(pattern=SENSOR_ID_RE.pattern)
+    town: str = Field(pattern=TOWN_ID_RE.pattern)
+    name: str = ""
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    site_class: SiteClass = SiteClass.unplaced
+    lcz: str | None = Field(default=None, description="Local Climate Zone (Stewart & Oke 2012), e.g. 'LCZ 2'")
+    height_m: float | None = Field(default=None, ge=0, le=100)
+    owner: str = "town"
+    installed: date | None = None
+    device_profile: str | None = None
+    mqtt_identity: str | None = Field(default=None, description="MQTT username or TTS device_id")
+    retired: bool = False
+
+    @property
+    def placed(self) -> bool:
+        return self.site_class is not SiteClass.unplaced and self.latitude is not None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.site_class is SiteClass.rural_reference
+
+
+class CaniculeThresholds(BaseModel):
+    ibmn: float = Field(description="threshold on the 3-day mean of Tn, °C")
+    ibmx: float = Field(description="threshold on the 3-day mean of Tx, °C")
+    source: str
+
+
+class Town(BaseModel):
+    id: str = Field(pattern=TOWN_ID_RE.pattern)
+    name: str
+    insee: str = Field(pattern=r"\d[0-9AB]\d{3}")
+    departement: str
+    timezone: str = "Europe/Paris"
+    latitude: float
+    longitude: float
+    canicule: CaniculeThresholds
+    reference_sensors: list[str] = Field(default_factory=list)
+
+    @field_validator("reference_sensors")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not valid_sensor_id(s):
+                raise ValueError(f"invalid sensor id {s!r}")
+        return v
