@@ -1,0 +1,215 @@
+"""InfluxDB adapter over the v1 HTTP API (``/write`` line protocol, ``/query`` InfluxQL).
+
+The v1 API is the one every InfluxDB generation serves (1.x natively, 2.x and 3.x through
+their v1-compatibility endpoints), which is why heatwatch does not use a v2/v3 client.
+Every value in a query goes through bind parameters (``params=``); identifiers go through
+:func:`ident`, which only accepts a strict pattern. Transport failures and error answers
+become the typed exceptions of :mod:`heatwatch.core.errors`, carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import gzip as gzip_module
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import (
+    InfluxAuthError,
+    InfluxClientError,
+    InfluxError,
+    InfluxServerError,
+    InfluxTimeout,
+    InfluxUnavailable,
+    InfluxWriteError,
+)
+from .lineprotocol import Point, encode
+
+RAW_RP = "raw"
+"""Retention policy of raw readings (duration configurable, the database default)."""
+AGG_RP = "agg"
+"""Retention policy of aggregates, indices and alerts (kept forever)."""
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^(INF|\d+[hdw])$")
+
+
+def ident(name: str) -> str:
+    """Quote an identifier after checking it against a strict pattern (no injection possible)."""
+    if not _IDENT.fullmatch(name):
+        raise ValueError(f"invalid InfluxQL identifier {name!r}")
+    return f'"{name}"'
+
+
+@dataclass(slots=True)
+class Series:
+    name: str
+    columns: list[str]
+    values: list[list[Any]]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        base = dict(self.tags)
+        return [base | dict(zip(self.columns, row, strict=False)) for row in self.values]
+
+
+class InfluxClient:
+    """Async client for one database. Create it in a lifespan / service start and close it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str,
+        *,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        gzip: bool = False,
+        timeout: float = 10.0,
+        max_connections: int = 10,
+    ) -> None:
+        ident(database)
+        self.database = database
+        self.gzip = gzip
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> InfluxClient:
+        return cls(
+            settings.influx_base_url,
+            settings.influx_db,
+            token=settings.influx_token.get_secret_value() if settings.influx_token else None,
+            username=settings.influx_user,
+            password=settings.influx_password.get_secret_value() if settings.influx_password else None,
+            gzip=settings.influx_gzip,
+            timeout=settings.influx_timeout_s,
+            **kwargs,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> InfluxClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # Transport -------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise InfluxTimeout(f"InfluxDB did not answer {path} in time: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise InfluxUnavailable(f"cannot reach InfluxDB at {self._http.base_url}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise _error_for(path, response)
+        return response
+
+    # Health and schema -----------------------------------------------------------------
+
+    async def ping(self) -> str:
+        """The server's version; raises if it is not reachable."""
+        response = await self._request("GET", "/ping")
+        return response.headers.get("X-Influxdb-Version", "unknown")
+
+    async def setup(self, raw_retention: str = "INF") -> None:
+        """Create the database and its retention policies. Idempotent; updates the raw duration."""
+        if not _DURATION.fullmatch(raw_retention):
+            raise ValueError(f"invalid retention duration {raw_retention!r}")
+        db = ident(self.database)
+        await self.command(f"CREATE DATABASE {db}")
+        existing = {r["name"] for r in await self.query_records(f"SHOW RETENTION POLICIES ON {db}")}
+        verb = "ALTER" if RAW_RP in existing else "CREATE"
+        await self.command(f"{verb} RETENTION POLICY {ident(RAW_RP)} ON {db} DURATION {raw_retention} "
+                           "REPLICATION 1 DEFAULT")
+        if AGG_RP not in existing:
+            await self.command(f"CREATE RETENTION POLICY {ident(AGG_RP)} ON {db} DURATION INF REPLICATION 1")
+
+    # Writes ------------------------------------------------------------------------------
+
+    async def write_lines(self, lines: str | Iterable[str], *, rp: str = RAW_RP, precision: str = "ms") -> None:
+        body = lines if isinstance(lines, str) else "\n".join(lines)
+        if not body:
+            return
+        data = body.encode("utf-8")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            data = gzip_module.compress(data, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        params = {"db": self.database, "rp": ident(rp).strip('"'), "precision": precision}
+        await self._request("POST", "/write", params=params, content=data, headers=headers)
+
+    async def write_points(self, points: Iterable[Point], *, rp: str = AGG_RP) -> int:
+        lines = [encode(p) for p in points]
+        await self.write_lines(lines, rp=rp)
+        return len(lines)
+
+    # Queries -----------------------------------------------------------------------------
+
+    async def query(
+        self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str | None = "ms"
+    ) -> list[list[Series]]:
+        """Run one or more statements; returns, per statement, its series."""
+        form: dict[str, str] = {"db": self.database, "q": q}
+        if epoch:
+            form["epoch"] = epoch
+        if params:
+            form["params"] = json.dumps(dict(params))
+        # POST: statements may be long, and 1.x accepts SELECT over POST as well.
+        response = await self._request("POST", "/query", data=form)
+        payload = response.json()
+        if "error" in payload:
+            raise InfluxClientError(payload["error"], status=response.status_code)
+        out: list[list[Series]] = []
+        for result in payload.get("results", []):
+            if "error" in result:
+                raise InfluxClientError(result["error"], status=response.status_code)
+            out.append([
+                Series(s.get("name", ""), s.get("columns", []), s.get("values", []) or [], s.get("tags") or {})
+                for s in result.get("series", [])
+            ])
+        return out
+
+    async def query_series(self, q: str, params: Mapping[str, Any] | None = None, **kw: Any) -> list[Series]:
+        results = await self.query(q, params, **kw)
+        return results[0] if results else []
+
+    async def query_records(self, q: str, params: Mapping[str, Any] | None = None, **kw: Any) -> list[dict]:
+        return [r for s in await self.query_series(q, params, **kw) for r in s.records()]
+
+    async def command(self, q: str) -> None:
+        await self.query(q, epoch=None)
+
+    def qualified(self, measurement: str, rp: str) -> str:
+        return f"{ident(self.database)}.{ident(rp)}.{ident(measurement)}"
+
+
+def _error_for(path: str, response: httpx.Response) -> InfluxError:
+    try:
+        message = response.json().get("error") or response.text
+    except (json.JSONDecodeError, ValueError, AttributeError):
+        message = response.text or response.reason_phrase
+    status = response.status_code
+    if status in (401, 403):
+        return InfluxAuthError(message, status=status)
+    if status >= 500:
+        return InfluxServerError(message, status=status)
+    if path == "/write":
+        return InfluxWriteError(message, status=status)
+    return InfluxClientError(message, status=status)
+
