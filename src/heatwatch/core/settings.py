@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     batch_interval_s: float = Field(default=0.5, gt=0)
     backlog_window: timedelta = timedelta(days=30)
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
+    spool_max_bytes: int = Field(default=1024**3, ge=1024, description="spool bound; when full, acks are held")
     metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of the ingester")
 
     # API.

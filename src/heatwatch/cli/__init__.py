@@ -1,0 +1,127 @@
+"""``heatwatch`` command line: each subcommand wires parts together and nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+import sys
+from collections.abc import Callable
+
+from ..core.errors import ConfigError
+from ..core.logging import configure_logging, get_logger
+from ..core.settings import Settings
+
+log = get_logger("heatwatch")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.load()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+async def _until_signal(main: Callable[[asyncio.Event], object]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)  # type: ignore[misc]
+
+
+def _registry(settings: Settings) -> object | None:
+    try:
+        from ..core.registry import Registry
+    except ImportError:  # registry module not present in this build
+        return None
+    return Registry(settings.registry_path)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ..ingest.service import IngestService
+
+    settings = _settings(args)
+    service = IngestService(settings, registry=_registry(settings))
+    asyncio.run(_until_signal(service.run))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from ..api.server import serve
+
+    settings = _settings(args)
+    serve(settings, args.host or settings.api_host, args.port if args.port is not None else settings.api_port)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from ..stack.up import up
+
+    settings = _settings(args)
+    return up(settings, demo=args.demo, host=args.host, port=args.port)
+
+
+def _delegate(module: str, needs_settings: bool = False) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        mod = importlib.import_module(module)
+        if needs_settings:
+            return int(mod.run(args, _settings(args)) or 0)
+        configure_logging()
+        return int(mod.run(args) or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heatwatch", description="Urban heat island measurement for French towns")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="local stack: embedded mosquitto + influxd when none configured, then all services")
+    p.add_argument("--demo", action="store_true", help="also run the simulator feeding both towns")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("ingest", help="MQTT → InfluxDB ingester")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("api", help="open-data API and dashboard")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_api)
+
+    for name, module, helptext, needs in [
+        ("simulate", "heatwatch.simulate.cli", "publish simulated readings for both towns", False),
+        ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", True),
+        ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", True),
+        ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", True),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError:
+            p.set_defaults(func=lambda _a, n=name: _missing(n))
+            continue
+        p.set_defaults(func=_delegate(module, needs))
+    return parser
+
+
+def _missing(name: str) -> int:
+    print(f"heatwatch {name}: not available in this build", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"heatwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

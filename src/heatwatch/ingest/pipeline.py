@@ -1,0 +1,92 @@
+"""Message → line protocol: pick the decoder by topic, decode, validate, note unknown sensors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from paho.mqtt.client import topic_matches_sub
+
+from ..core.errors import ConfigError, DecodeError
+from ..core.settings import Subscription
+from .consumer import Message
+from .deadletter import DeadLetter
+from .decoders import DECODERS, Context, Decoder, DeviceLookup
+from .reasons import Reason
+from .validate import Validator
+
+
+@dataclass(slots=True)
+class Processed:
+    lines: list[str] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    readings: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        validator: Validator,
+        *,
+        max_payload_bytes: int,
+        devices: DeviceLookup | None = None,
+        on_sensor: Callable[[str, str], None] | None = None,
+    ) -> None:
+        unknown = sorted({s.format for s in subscriptions} - DECODERS.keys())
+        if unknown:
+            raise ConfigError(f"no decoder for format(s) {unknown}; known: {sorted(DECODERS)}")
+        self._subs = [(s.filter, DECODERS[s.format]) for s in subscriptions]
+        self._by_topic: dict[str, Decoder | None] = {}
+        self.validator = validator
+        self.max_payload_bytes = max_payload_bytes
+        self.devices = devices
+        self._on_sensor = on_sensor
+        self._seen: set[tuple[str, str]] = set()
+
+    def decoder_for(self, topic: str) -> Decoder | None:
+        try:
+            return self._by_topic[topic]
+        except KeyError:
+            found = next((d for f, d in self._subs if topic_matches_sub(f, topic)), None)
+            if len(self._by_topic) < 100_000:  # one entry per sensor topic; bounded all the same
+                self._by_topic[topic] = found
+            return found
+
+    def process(self, messages: Sequence[Message]) -> Processed:
+        out = Processed()
+        for m in messages:
+            try:
+                self._one(m, out)
+            except DecodeError as exc:
+                self._reject(out, m, exc)
+        return out
+
+    def _one(self, m: Message, out: Processed) -> None:
+        if len(m.payload) > self.max_payload_bytes:
+            raise DecodeError(Reason.oversized, f"{len(m.payload)} bytes > {self.max_payload_bytes}")
+        decoder = self.decoder_for(m.topic)
+        if decoder is None:
+            raise DecodeError(Reason.bad_topic, f"no decoder subscribed for {m.topic[:200]}")
+        decoded = decoder(m.payload, Context(m.topic, m.received_ms, self.devices))
+        for exc in decoded.rejects:
+            self._reject(out, m, exc)
+        check = self.validator.check
+        for r in decoded.readings:
+            try:
+                check(r, m.received_ms)
+            except DecodeError as exc:
+                self._reject(out, m, exc)
+                continue
+            out.lines.append(r.to_line())
+            out.readings += 1
+            if self._on_sensor is not None and (r.city, r.sensor) not in self._seen:
+                self._seen.add((r.city, r.sensor))
+                self._on_sensor(r.city, r.sensor)
+
+    @staticmethod
+    def _reject(out: Processed, m: Message, exc: DecodeError) -> None:
+        out.rejected[exc.reason] += 1
+        out.dead.append(DeadLetter(m.topic, m.payload, str(exc.reason), exc.detail, m.received_ms))

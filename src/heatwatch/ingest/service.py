@@ -1,0 +1,127 @@
+"""The ingest service: MQTT in, InfluxDB (or the spool) out, acknowledgements only once durable.
+
+Three stages run concurrently so decoding the next batch overlaps writing the current one:
+
+    paho thread ──▶ inbox ──collect+decode──▶ queue(2) ──store, dead-letter, ack──▶ broker
+
+The store stage is a single task, so batches become durable and are acknowledged strictly
+in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from prometheus_client import start_http_server
+
+from ..core.influx import InfluxClient
+from ..core.logging import get_logger
+from ..core.settings import Settings
+from .consumer import Message, MqttConsumer
+from .deadletter import DeadLetter, DeadLetterStore
+from .metrics import IngestMetrics
+from .pipeline import Pipeline, Processed
+from .sink import Sink
+from .spool import Spool
+from .validate import Validator
+
+log = get_logger("heatwatch.ingest")
+
+
+@dataclass(slots=True)
+class _Batch:
+    messages: list[Message]
+    processed: Processed
+
+
+class IngestService:
+    def __init__(self, settings: Settings, *, registry: object | None = None) -> None:
+        self.settings = settings
+        self.metrics = IngestMetrics()
+        self.deadletters = DeadLetterStore(settings.deadletter_dir / "deadletter.sqlite")
+        self.influx = InfluxClient.from_settings(settings)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self.sink = Sink(self.influx, self.spool, self.metrics, self._dead, raw_retention=settings.raw_retention)
+        ensure = getattr(registry, "ensure", None)
+        self.pipeline = Pipeline(
+            settings.subscriptions,
+            Validator(towns=set(settings.towns), backlog_ms=int(settings.backlog_window.total_seconds() * 1000)),
+            max_payload_bytes=settings.max_payload_bytes,
+            devices=registry if hasattr(registry, "resolve") else None,  # type: ignore[arg-type]
+            on_sensor=ensure,
+        )
+        group = settings.mqtt_shared_group
+        filters = [f"$share/{group}/{s.filter}" if group else s.filter for s in settings.subscriptions]
+        self.consumer = MqttConsumer(
+            settings.mqtt,
+            settings.mqtt_client_id,
+            filters,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            receive_maximum=max(settings.batch_size * 2, 1000),
+            on_event=self._mqtt_event,
+        )
+
+    def _mqtt_event(self, event: str) -> None:
+        if event == "connect":
+            self.metrics.reconnects.inc()
+
+    def _dead(self, letters: list[DeadLetter]) -> None:
+        self.deadletters.add_many(letters)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.settings.metrics_port is not None:
+            start_http_server(self.settings.metrics_port, addr="127.0.0.1", registry=self.metrics.registry)
+        queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=2)
+        self.consumer.start()
+        log.info("ingest.started", subscriptions=[s.filter for s in self.settings.subscriptions],
+                 batch_size=self.settings.batch_size, spool_depth=self.spool.depth)
+        replay = asyncio.create_task(self.sink.replay_forever(), name="spool-replay")
+        store = asyncio.create_task(self._store_loop(queue), name="store")
+        try:
+            await self._collect_loop(queue, stop)
+            await queue.put(None)
+            await store
+        finally:
+            replay.cancel()
+            store.cancel()
+            self.consumer.stop()
+            await self.influx.aclose()
+            self.deadletters.close()
+            log.info("ingest.stopped", spool_depth=self.spool.depth)
+
+    async def _collect_loop(self, queue: asyncio.Queue[_Batch | None], stop: asyncio.Event) -> None:
+        inbox = self.consumer.inbox
+        size = self.settings.batch_size
+        interval = self.settings.batch_interval_s
+        deadline: float | None = None
+        while True:
+            n = len(inbox)
+            stopping = stop.is_set()
+            if n and deadline is None:
+                deadline = time.monotonic() + interval
+            if n >= size or (n and (stopping or time.monotonic() >= deadline)):  # type: ignore[operator]
+                messages = [inbox.popleft() for _ in range(min(n, size))]
+                deadline = None
+                self.metrics.received.inc(len(messages))
+                self.metrics.inbox.set(len(inbox))
+                await queue.put(_Batch(messages, self.pipeline.process(messages)))
+                continue
+            if stopping:
+                # What arrives after this point is not acknowledged: the broker redelivers it.
+                return
+            await asyncio.sleep(0.005 if n else 0.02)
+
+    async def _store_loop(self, queue: asyncio.Queue[_Batch | None]) -> None:
+        while (batch := await queue.get()) is not None:
+            p = batch.processed
+            await self.sink.store(p.lines)
+            if p.dead:
+                await asyncio.to_thread(self.deadletters.add_many, p.dead)
+                for reason, k in p.rejected.items():
+                    self.metrics.rejected.labels(reason).inc(k)
+                log.info("ingest.rejected", counts=dict(p.rejected), example=p.dead[0].detail[:120])
+            self.metrics.stored.inc(p.readings)
+            self.metrics.batch_size.observe(p.readings)
+            self.metrics.acked.inc(self.consumer.ack(batch.messages))

@@ -1,0 +1,80 @@
+"""heatwatch services as child processes: used by ``heatwatch up``, the fault tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class ServiceProcess:
+    """One ``heatwatch <command>`` child with its own environment and log file."""
+
+    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path, name: str | None = None) -> None:
+        self.command = command
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.name = name or command[0]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready_marker: str | None = None, timeout: float = 30.0) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "heatwatch", *self.command],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if ready_marker:
+            self.wait_for(ready_marker, timeout, offset)
+        return self
+
+    def wait_for(self, marker: str, timeout: float = 30.0, offset: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.log_text(offset):
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n{self.log_text(offset)[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name}: no {marker!r} in {timeout}s:\n{self.log_text(offset)[-3000:]}")
+
+    def log_text(self, offset: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,95 @@
+"""Readings published on the real mosquitto arrive exactly once in the real influxd."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from heatwatch.stack.children import ServiceProcess
+from support.influx import count_readings, stored_keys
+from support.mqtt import publish_all
+from support.streams import native_stream
+
+
+def wait_count(url: str, db: str, expected: int, timeout: float = 90) -> int:
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n = count_readings(url, db)
+        if n >= expected:
+            time.sleep(0.5)  # let a late duplicate, if any, show up before asserting
+            return count_readings(url, db)
+        time.sleep(0.25)
+    return n
+
+
+def test_full_speed_stream_stored_exactly_once(ingester, influxd, mosquitto, db_name):
+    stream = native_stream(n_sensors=200, per_sensor=50)
+    assert publish_all(mosquitto.url, [(t, p) for t, p, _ in stream]) == len(stream)
+    assert wait_count(influxd.url, db_name, len(stream)) == len(stream)
+    keys = stored_keys(influxd.url, db_name)
+    assert sorted(keys) == sorted(k for _, _, k in stream)
+
+    # Tags, fields and timestamps of a sample come back as published.
+    import httpx
+
+    _topic, payload, (town, sensor, ts) = stream[1234]
+    body = json.loads(payload)
+    r = httpx.post(f"{influxd.url}/query", data={
+        "db": db_name, "epoch": "ms",
+        "q": 'SELECT * FROM "raw"."reading" WHERE "sensor" = $s AND time = $t',
+        "params": json.dumps({"s": sensor, "t": ts * 1_000_000}),
+    }).json()
+    row = dict(zip(r["results"][0]["series"][0]["columns"], r["results"][0]["series"][0]["values"][0], strict=True))
+    assert row == {"time": ts, "city": town, "sensor": sensor, "temperature": body["temperature"],
+                   "humidity": body["humidity"], "source": "json"}
+
+
+def test_array_payload_and_malformed_messages_do_not_stop_the_consumer(ingester, influxd, mosquitto, db_name):
+    now = int(time.time() * 1000)
+    backlog = [{"ts": now - 60_000 * i, "temperature": 20.0 + i, "humidity": 50} for i in range(10)]
+    messages = [
+        ("heat/vitre/backlog-1", json.dumps(backlog).encode()),
+        ("heat/vitre/bad", b"{not json"),
+        ("heat/vitre/bad", b'{"temperature": "hot"}'),
+        ("heat/vitre/bad", json.dumps({"ts": now, "temperature": 99}).encode()),
+        ("heat/nowhere/x", json.dumps({"ts": now, "temperature": 20}).encode()),
+        ("heat/vitre/ok-1", json.dumps({"ts": now, "temperature": 21.5, "humidity": 60}).encode()),
+    ]
+    assert publish_all(mosquitto.url, messages) == len(messages)
+    assert wait_count(influxd.url, db_name, 11) == 11
+    ingester.wait_for("ingest.rejected")
+    log = ingester.log_text()
+    for reason in ("invalid_json", "non_numeric", "temperature_range", "unknown_town"):
+        assert reason in log
+
+
+def _restart_mid_stream(ingester: ServiceProcess, influxd, mosquitto, db_name: str, *, kill: bool) -> None:
+    stream = native_stream(n_sensors=100, per_sensor=100)
+    published: list[int] = []
+    t = threading.Thread(target=lambda: published.append(publish_all(mosquitto.url, [(a, b) for a, b, _ in stream])))
+    t.start()
+    # Interrupt once part of the stream is stored, so the restart really happens mid-stream.
+    deadline = time.monotonic() + 60
+    while count_readings(influxd.url, db_name) < len(stream) // 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if kill:
+        ingester.kill()
+    else:
+        assert ingester.stop() == 0  # SIGTERM: flush what is pending, ack it, exit 0
+    assert count_readings(influxd.url, db_name) < len(stream), "stream ended before the restart"
+    time.sleep(1)
+    ingester.start(ready_marker="mqtt.subscribed")
+    t.join()
+    assert published == [len(stream)]
+    assert wait_count(influxd.url, db_name, len(stream)) == len(stream)
+    assert sorted(stored_keys(influxd.url, db_name)) == sorted(k for _, _, k in stream)
+
+
+def test_sigterm_mid_stream_loses_nothing(ingester, influxd, mosquitto, db_name):
+    _restart_mid_stream(ingester, influxd, mosquitto, db_name, kill=False)
+
+
+def test_sigkill_mid_stream_loses_nothing(ingester, influxd, mosquitto, db_name):
+    _restart_mid_stream(ingester, influxd, mosquitto, db_name, kill=True)
