@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from .. import __version__
 from ..core.errors import ConfigError
 from ..core.logging import configure_logging, get_logger
 from ..core.settings import Settings
@@ -75,6 +76,7 @@ def _delegate(module: str, needs_settings: bool = False) -> Callable[[argparse.N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatwatch", description="Urban heat island measurement for French towns")
+    parser.add_argument("--version", action="version", version=f"heatwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("up", help="local stack: embedded mosquitto + influxd when none configured, then all services")

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     towns_file: Path | None = None
 
     # Ingest.
-    mqtt_client_id: str = "heatwatch-ingest"
+    mqtt_client_id: str = Field(default="heatwatch-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     mqtt_shared_group: str | None = Field(default=None, description="set to share the stream: $share/<group>/...")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
     subscriptions: list[Subscription] = Field(default_factory=lambda: list(DEFAULT_SUBSCRIPTIONS))
@@ -169,7 +169,8 @@ class Settings(BaseSettings):
 
     @property
     def spool_dir(self) -> Path:
-        return self.data_dir / "spool"
+        # One spool per ingester: two replaying the same segments would race.
+        return self.data_dir / "spool" / self.mqtt_client_id
 
     @property
     def deadletter_dir(self) -> Path:

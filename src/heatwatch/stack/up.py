@@ -1,0 +1,93 @@
+"""``heatwatch up``: the whole stack on one machine, for a demo or a small town.
+
+Embedded mosquitto and influxd start as children, with their data under the data folder,
+unless ``HEATWATCH_MQTT_URL`` / ``HEATWATCH_INFLUX_URL`` name external ones. The services
+then run as the same child processes production runs (``heatwatch ingest`` and so on), so
+the demo exercises exactly what is deployed. Ctrl-C stops producers first, then consumers,
+then the databases, so nothing in flight is lost; a second ``up`` reuses the data.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from importlib.util import find_spec
+
+from ..core.logging import get_logger
+from ..core.settings import Settings
+from .children import ServiceProcess
+from .embedded import Influxd, Mosquitto, free_port
+
+log = get_logger("heatwatch.up")
+
+
+def _port(preferred: int) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def up(settings: Settings, *, demo: bool = False, host: str | None = None, port: int | None = None) -> int:
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    embedded: list[Mosquitto | Influxd] = []
+    env = {"HEATWATCH_DATA_DIR": str(data)}
+    if settings.mqtt_url is None:
+        broker = Mosquitto(data / "mosquitto", port=_port(1883)).start()
+        embedded.append(broker)
+        env["HEATWATCH_MQTT_URL"] = broker.url
+        log.info("up.mosquitto", url=broker.url, data=str(broker.data_dir))
+    if settings.influx_url is None:
+        db = Influxd(data / "influxdb", port=_port(8086)).start()
+        embedded.append(db)
+        env["HEATWATCH_INFLUX_URL"] = db.url
+        log.info("up.influxd", url=db.url, data=str(db.data_dir))
+
+    api_host = host or settings.api_host
+    api_port = port if port is not None else _port(settings.api_port)
+    logs = data / "logs"
+    # Consumers first, so the persistent session exists before anything is published.
+    services = [ServiceProcess(["ingest"], env, logs / "ingest.log", name="ingest")]
+    services[0].start(ready_marker="mqtt.subscribed", timeout=60)
+    services.append(ServiceProcess(["api", "--host", api_host, "--port", str(api_port)], env, logs / "api.log",
+                                   name="api").start())
+    if find_spec("heatwatch.analytics.cli") is not None:
+        services.append(ServiceProcess(["analytics"], env, logs / "analytics.log", name="analytics").start())
+    if demo:
+        services.append(ServiceProcess(["simulate", "--live"], env, logs / "simulate.log", name="simulate").start())
+
+    print(f"heatwatch is up: API and dashboard on http://{api_host}:{api_port}/  (docs: /docs)", flush=True)
+    print(f"  MQTT {env.get('HEATWATCH_MQTT_URL', settings.mqtt_url)}  "
+          f"InfluxDB {env.get('HEATWATCH_INFLUX_URL', settings.influx_url)}  logs {logs}/", flush=True)
+    print("  Ctrl-C stops everything.", flush=True)
+
+    stopping = False
+
+    def _stop(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    try:
+        while not stopping:
+            dead = [s for s in services if not s.running]
+            if dead:
+                for s in dead:
+                    log.error("up.service_exited", service=s.name, code=s.proc.returncode if s.proc else None,
+                              log=str(s.log_path), tail=s.log_text()[-800:])
+                code = 1
+                break
+            time.sleep(0.5)
+    finally:
+        for s in reversed(services):
+            s.stop()
+        for e in reversed(embedded):
+            e.stop()
+        log.info("up.stopped")
+    return code
