@@ -1,0 +1,139 @@
+"""The open-data API application: ``create_app(settings)``.
+
+The lifespan opens one pooled InfluxDB client and the sensor registry for the life of the
+process and stores them on ``app.state``; routes get them through :mod:`.deps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.settings import Settings
+
+from . import errors
+from .cache import ResponseCache
+from .config import ApiConfig
+from .formats import LICENCE, JSONBytes
+from .ratelimit import RateLimit
+from .routes import admin, aggregates, catalogue, health, latest, readings, sensors, towns
+from .store import Store
+
+log = logging.getLogger("heatwatch.api")
+
+DESCRIPTION = """
+Open data on urban heat islands measured by low-cost sensor networks in Vitré (35) and
+Saint-Omer (62): latest readings, raw readings, hourly and daily aggregates per sensor, town daily
+indices (UHI, IBMn/IBMx, canicule days, tropical nights), canicule episodes, alerts and UHI maps.
+
+* Data under the **Licence Ouverte / Open Licence 2.0 (Etalab-2.0)**: every answer names the licence,
+  the producer and the last update (in the `meta` envelope for JSON/GeoJSON, in `Link` and
+  `Last-Modified` headers for CSV and Parquet).
+* Times are UTC with `Z`. `tz` (default `Europe/Paris`) sets how naive `from`/`to` and local days are read.
+* Formats by `format=` or `Accept`: JSON, CSV (RFC 4180; `sep=;` for French spreadsheets), GeoJSON, Parquet.
+* Errors are `{"error": {"status", "code", "message"}}`; 429 comes with `Retry-After`, 503 when the
+  database is unreachable.
+"""
+
+
+def open_registry(settings: Settings) -> Any:
+    """The sensor registry, or None if it cannot be opened: the public data endpoints still work
+    from InfluxDB alone (without positions), which beats failing the whole API at start."""
+    try:
+        from heatwatch.core.registry import Registry
+    except ImportError:  # the registry module is not there yet in this checkout
+        log.warning("heatwatch.core.registry not available: sensors have no metadata")
+        return None
+    try:
+        settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
+        return Registry(settings.registry_path)
+    except Exception as exc:  # any failure here must not take the read-only API down
+        log.warning("cannot open the sensor registry at %s: %s", settings.registry_path, exc)
+        return None
+
+
+class LicenceHeaders:
+    """Adds the licence and producer to every /v1 answer, whatever its format: a CSV or Parquet file
+    has no envelope, yet Etalab-2.0 attribution must travel with it."""
+
+    def __init__(self, app: ASGIApp, producer: str) -> None:
+        self.app = app
+        self.headers = [
+            (b"link", f'<{LICENCE["url"]}>; rel="license"; title="{LICENCE["id"]}"'.encode()),
+            (b"x-data-licence", LICENCE["id"].encode()),
+            # Percent-encoded: header values are ASCII, producer names are French.
+            (b"x-data-producer", quote(producer, safe=" ,.;:()'/-").encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.headers
+            await send(message)
+
+        await self.app(scope, receive, send_with)
+
+
+def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
+    config = config or ApiConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Enough pooled connections for concurrent requests and a few streaming exports at once.
+        client = InfluxClient.from_settings(settings, max_connections=64)
+        app.state.influx = client
+        app.state.store = Store(client)
+        app.state.registry = open_registry(settings)
+        try:
+            yield
+        finally:
+            await client.aclose()
+            close = getattr(app.state.registry, "close", None)
+            if callable(close):
+                close()
+
+    app = FastAPI(
+        title="heatwatch open data API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONBytes,
+        license_info={"name": "Licence Ouverte / Open Licence 2.0 (data)", "identifier": "etalab-2.0"},
+        contact={"name": config.producer, "email": config.contact_email},
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.cache = ResponseCache(config.cache_entries)
+    app.state.registry = None
+
+    errors.install(app)
+    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin):
+        app.include_router(module.router)
+
+    # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(LicenceHeaders, producer=config.producer)
+    app.add_middleware(RateLimit, rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["Accept", "If-None-Match", "Content-Type"],
+        expose_headers=["ETag", "Link", "Last-Modified", "Retry-After", "X-Data-Licence", "X-Data-Producer",
+                        "X-Total-Count"],
+        max_age=3600,
+    )
+    return app

@@ -1,0 +1,177 @@
+"""Request dependencies (``Annotated`` aliases), FastAPI full-stack-template style.
+
+The lifespan in :mod:`.app` puts the long-lived objects on ``app.state``; these functions
+hand them to routes, validate the parameters every route shares (town, sensor, time range,
+format) and build the licence envelope.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.model import SENSOR_ID_RE, TOWN_ID_RE, Town
+from heatwatch.core.settings import Settings
+
+from .cache import ResponseCache
+from .config import ApiConfig
+from .errors import ApiError, not_found
+from .formats import LICENCE
+from .store import Store
+from .timeutil import iso_z, zone
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_config(request: Request) -> ApiConfig:
+    return request.app.state.config
+
+
+def get_influx(request: Request) -> InfluxClient:
+    return request.app.state.influx
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_registry(request: Request) -> Any:
+    """The sensor registry, or None when it could not be opened (endpoints then fall back to
+    what InfluxDB knows: sensor ids without positions)."""
+    return request.app.state.registry
+
+
+def get_cache(request: Request) -> ResponseCache:
+    return request.app.state.cache
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ConfigDep = Annotated[ApiConfig, Depends(get_config)]
+InfluxDep = Annotated[InfluxClient, Depends(get_influx)]
+StoreDep = Annotated[Store, Depends(get_store)]
+RegistryDep = Annotated[Any, Depends(get_registry)]
+CacheDep = Annotated[ResponseCache, Depends(get_cache)]
+
+# Anchored: pydantic's `pattern` searches, so an unanchored pattern would let "vitre' OR 1=1" through.
+TOWN_PATTERN = f"^{TOWN_ID_RE.pattern}$"
+SENSOR_PATTERN = f"^{SENSOR_ID_RE.pattern}$"
+
+# Shared query parameters. Patterns reject anything that is not a possible id before any query
+# is built; values then travel as bind parameters anyway.
+TownParam = Annotated[str, Query(description="town id", pattern=TOWN_PATTERN, max_length=64,
+                                 examples=["vitre", "saint-omer"])]
+OptTownParam = Annotated[str | None, Query(alias="town", description="town id; all towns when absent",
+                                           pattern=TOWN_PATTERN, max_length=64, examples=["vitre"])]
+SensorParam = Annotated[str, Query(description="sensor id", pattern=SENSOR_PATTERN, max_length=64,
+                                   examples=["vitre-centre-01"])]
+OptSensorParam = Annotated[str | None, Query(alias="sensor", description="sensor id; all sensors when absent",
+                                             pattern=SENSOR_PATTERN, max_length=64)]
+FromParam = Annotated[str | None, Query(alias="from", max_length=40,
+                                        description="start, ISO 8601 date or date-time (naive values in tz)",
+                                        examples=["2024-07-01", "2024-07-01T00:00:00Z"])]
+ToParam = Annotated[str | None, Query(alias="to", max_length=40, description="end (exclusive), ISO 8601",
+                                      examples=["2024-07-08"])]
+TzParam = Annotated[str, Query(alias="tz", max_length=64,
+                               description="IANA zone for naive times and local days; output times stay UTC",
+                               examples=["Europe/Paris", "UTC"])]
+FormatParam = Annotated[str | None, Query(alias="format", max_length=16,
+                                          description="json, csv, geojson or parquet; else from Accept")]
+SepParam = Annotated[str, Query(alias="sep", pattern=r"^[,;]$",
+                                description="CSV separator: ',' (RFC 4180) or ';' for French spreadsheets")]
+
+
+def known_town(settings: Settings, town: str) -> Town:
+    t = settings.towns.get(town)
+    if t is None:
+        raise not_found(f"unknown town {town!r}; known towns: {', '.join(sorted(settings.towns))}")
+    return t
+
+
+def town_dep(settings: SettingsDep, town: TownParam) -> Town:
+    return known_town(settings, town)
+
+
+def opt_town_dep(settings: SettingsDep, town: OptTownParam = None) -> Town | None:
+    return known_town(settings, town) if town is not None else None
+
+
+def tz_dep(tz: TzParam = "Europe/Paris") -> ZoneInfo:
+    return zone(tz)
+
+
+TownDep = Annotated[Town, Depends(town_dep)]
+OptTownDep = Annotated[Town | None, Depends(opt_town_dep)]
+TzDep = Annotated[ZoneInfo, Depends(tz_dep)]
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What most routes need at once."""
+
+    request: Request
+    settings: Settings
+    config: ApiConfig
+    store: Store
+    cache: ResponseCache
+    registry: Any
+
+    def meta(self, last_update_ms: int | None, **extra: Any) -> dict[str, Any]:
+        """The attribution Etalab-2.0 requires (source and date) plus the query that produced the data."""
+        meta: dict[str, Any] = {
+            "licence": LICENCE,
+            "producer": self.config.producer,
+            "last_update": iso_z(last_update_ms),
+            "query": {"path": self.request.url.path, "params": dict(self.request.query_params)},
+        }
+        meta.update(extra)
+        return meta
+
+    def url_with(self, **params: Any) -> str:
+        """This request's URL with some query parameters replaced (next links)."""
+        q = dict(self.request.query_params)
+        for k, v in params.items():
+            if v is None:
+                q.pop(k, None)
+            else:
+                q[k] = str(v)
+        return str(self.request.url.replace_query_params(**q))
+
+    @property
+    def cache_key(self) -> str:
+        accept = self.request.headers.get("accept", "")
+        return f"{self.request.url.path}?{self.request.url.query}|{accept}"
+
+
+def ctx_dep(request: Request, settings: SettingsDep, config: ConfigDep, store: StoreDep, cache: CacheDep,
+            registry: RegistryDep) -> Ctx:
+    return Ctx(request, settings, config, store, cache, registry)
+
+
+CtxDep = Annotated[Ctx, Depends(ctx_dep)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="HEATWATCH_ADMIN_TOKEN")
+
+
+def require_admin(settings: SettingsDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not expected:
+        raise ApiError(403, "admin_disabled", "admin endpoints are disabled: HEATWATCH_ADMIN_TOKEN is not set")
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <token>'",
+                       {"WWW-Authenticate": 'Bearer realm="heatwatch-admin"'})
+    # Constant time: the comparison must not tell an attacker how many leading characters matched.
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "invalid admin token")
+
+
+AdminDep = Depends(require_admin)

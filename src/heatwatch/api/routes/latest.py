@@ -1,0 +1,61 @@
+"""The latest reading of every sensor: the first-class endpoint of DESIGN §6."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from ..datasets import READING
+from ..deps import CtxDep, FormatParam, OptTownDep, SepParam
+from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
+from ..respond import cached_csv, cached_json
+from ..sensorinfo import sensor_index, status_of
+from ..timeutil import iso_z, now_ms
+
+router = APIRouter(prefix="/v1", tags=["latest"])
+
+LATEST_COLUMNS = ["city", "sensor", "time", *READING.fields, "status"]
+
+
+@router.get(
+    "/latest",
+    summary="Latest reading of each sensor",
+    description="One row per sensor with its newest reading (of one town, or of all towns), the sensor's "
+                "status (ok, offline, retired, unregistered) and, in GeoJSON, its position from the registry.",
+    responses={200: {"content": {"text/csv": {}, "application/geo+json": {}}}},
+)
+async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = None, sep: SepParam = ",") -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "csv", "geojson"])
+    city = town.id if town else None
+
+    async def build() -> tuple[Any, int | None, str]:
+        records = await ctx.store.latest(city)
+        index = sensor_index(ctx.registry, city)
+        now = now_ms()
+        rows = []
+        for r in records:
+            row: dict[str, Any] = {"city": r.get("city", city), "sensor": r.get("sensor"), "time": r["time"]}
+            for f in READING.fields:
+                row[f] = r.get(f)
+            row["status"] = status_of(index.get(row["sensor"]), row["time"], now, ctx.config.stale_after_s)
+            rows.append(row)
+        last = max((r["time"] for r in rows), default=None)
+        for row in rows:
+            row["time"] = iso_z(row["time"])
+        meta = ctx.meta(last, count=len(rows))
+        if fmt == "geojson":
+            feats = []
+            for row in rows:
+                s = index.get(row["sensor"])
+                feats.append(point_feature(s.longitude if s else None, s.latitude if s else None, row,
+                                           f"{row['city']}/{row['sensor']}"))
+            return feature_collection(feats, meta), last, GeoJSONBytes.media_type
+        if fmt == "csv":
+            return rows, last, "text/csv"
+        return envelope(meta, rows), last, JSONBytes.media_type
+
+    if fmt == "csv":
+        return await cached_csv(ctx, build, LATEST_COLUMNS, sep)
+    return await cached_json(ctx, ctx.config.cache_ttl_latest_s, 30, build)

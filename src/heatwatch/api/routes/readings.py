@@ -1,0 +1,5 @@
+"""TODO."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
