@@ -320,7 +320,8 @@ def _availability(
     frame = pd.DataFrame(
         {
             "g": group,
-            "day": day_start.to_numpy(),
+            # Wall-clock midnights: a plain datetime64 key, not slow tz-aware objects.
+            "day": day_start.dt.tz_localize(None).to_numpy(),
             "ok": valid,
             "expected": day_hours.to_numpy(dtype=np.float64) / interval,
         }
