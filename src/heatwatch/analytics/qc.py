@@ -127,9 +127,8 @@ def run_qc(
     common failure (sun on the shield, drift). ``unplaced`` sensors are flagged UNPLACED and left
     out of the town's median and scale, but still scored.
 
-    Feed whole local
-    days: the availability test counts readings per local day of ``tz``, and a day cut by the
-    window would look incomplete.
+    Feed whole local days: the availability test counts readings per local day of ``tz``, and a
+    day cut by the window would look incomplete.
     """
     cfg = config or QcConfig()
     if frame.empty:
