@@ -58,3 +58,72 @@ def client(api_settings: Settings, api_config: ApiConfig, seed) -> Iterator[Test
 
 
 __all__ = ["ADMIN_TOKEN", "AGG_RP", "RAW_RP", "write"]
+
+
+# A small but complete data set following DESIGN.md §3 ------------------------------------------------
+
+DAY0 = "2024-07-10"
+DAYS = 15  # 2024-07-10 .. 2024-07-24
+CANICULE_DAYS = {"2024-07-12", "2024-07-13", "2024-07-18", "2024-07-19", "2024-07-20", "2024-07-21", "2024-07-24"}
+VITRE_SENSORS = {"v-centre": 2.0, "v-parc": 0.5, "vitre-rural-01": 0.0}  # sensor -> UHI offset
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def local_midnight_ms(day: str) -> int:
+    """Daily points are stamped at local (Europe/Paris, UTC+2 in July) midnight: 22:00 UTC the day before."""
+    return _ms(f"{day}T00:00:00+02:00")
+
+
+def dataset_lines() -> dict[str, list[str]]:
+    from datetime import date, timedelta
+
+    raw: list[str] = []
+    agg: list[str] = []
+    days = [(date.fromisoformat(DAY0) + timedelta(days=i)).isoformat() for i in range(DAYS)]
+    for day in days:
+        t0 = local_midnight_ms(day)
+        canicule = day in CANICULE_DAYS
+        for sensor, off in VITRE_SENSORS.items():
+            tn = 16.0 + off + (3 if canicule else 0)
+            tropical = "true" if tn >= 20 else "false"
+            agg.append(f"daily,city=vitre,sensor={sensor} tn={tn},tx={30.0 + off},t_mean={24.0 + off},"
+                       f"rh_mean=55.0,heat_index_max=31.5,humidex_max=33.2,uhi_mean={off},uhi_night_max={off * 1.5},"
+                       f"hours_ge_30=2i,tropical_night={tropical},coverage=0.96,qc=0i {t0}")
+        agg.append(f"city_daily,city=vitre ibmn={19.0 if canicule else 16.0},ibmx={34.0 if canicule else 29.0},"
+                   f"canicule={'true' if canicule else 'false'},uhi_mean=1.2,uhi_max=3.1,"
+                   f'hottest_sensor="v-centre",sensors_ok=3i {t0}')
+        agg.append(f"city_daily,city=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
+                   f'hottest_sensor="so-1",sensors_ok=1i {t0}')
+    h0 = _ms("2024-07-19T00:00:00Z")
+    for h in range(72):
+        ts = h0 + h * 3600_000
+        for sensor, off in VITRE_SENSORS.items():
+            agg.append(f"hourly,city=vitre,sensor={sensor} t_mean={22.0 + off + (h % 24) / 4},t_min=20.0,"
+                       f"t_max=30.0,rh_mean=50.0,dewpoint=12.0,heat_index=25.0,humidex=27.0,uhi={off + h / 100},"
+                       f"n=6i,qc=0i {ts}")
+    r0 = _ms("2024-07-20T00:00:00Z")
+    for i in range(144):  # one day of 10-minute readings
+        ts = r0 + i * 600_000
+        for sensor, off in VITRE_SENSORS.items():
+            raw.append(f"reading,city=vitre,sensor={sensor} temperature={20.0 + off + i / 100},humidity=55.0 {ts}")
+        raw.append(f"reading,city=saint-omer,sensor=so-1 temperature=18.0,humidity=70.0 {ts}")
+    agg += [
+        f'alert,city=vitre,sensor=v-centre,kind=canicule value=34.0,threshold=33.0,message="IBMx 34.0 ≥ 33" '
+        f'{_ms("2024-07-18T06:00:00Z")}',
+        f'alert,city=vitre,sensor=v-parc,kind=stuck value=21.0,threshold=6.0,message="value stuck, 6 h" '
+        f'{_ms("2024-07-19T06:00:00Z")}',
+    ]
+    return {"raw": raw, "agg": agg}
+
+
+@pytest.fixture
+def dataset(seed) -> dict[str, list[str]]:
+    lines = dataset_lines()
+    seed(lines["raw"], RAW_RP)
+    seed(lines["agg"], AGG_RP)
+    return lines

@@ -55,7 +55,7 @@ def open_registry(settings: Settings) -> Any:
         return None
     try:
         settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
-        return Registry(settings.registry_path)
+        return Registry(settings.registry_path, towns=settings.towns.keys())
     except Exception as exc:  # any failure here must not take the read-only API down
         log.warning("cannot open the sensor registry at %s: %s", settings.registry_path, exc)
         return None

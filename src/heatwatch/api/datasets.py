@@ -115,6 +115,8 @@ CITY_DAILY = Dataset(
         Column("uhi_max", "number", "maximum UHI intensity over urban sensors", "°C"),
         Column("hottest_sensor", "string", "sensor with the highest Tx"),
         Column("sensors_ok", "integer", "sensors that passed quality control"),
+        Column("tropical_nights", "integer", "sensors of the town with a tropical night (Tn ≥ 20 °C)",
+               derived=True),
     ),
     has_date=True,
     tag_keys=("city",),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
@@ -11,7 +13,20 @@ from starlette.responses import Response, StreamingResponse
 from .cache import Cached, build_entry, conditional
 from .datasets import Dataset
 from .deps import Ctx
-from .formats import EXTENSIONS, MEDIA_TYPES, csv_stream, dumps, json_stream, parquet_stream
+from .errors import bad_request
+from .formats import (
+    EXTENSIONS,
+    MEDIA_TYPES,
+    add_dates,
+    csv_stream,
+    dumps,
+    envelope,
+    json_rows,
+    json_stream,
+    parquet_stream,
+)
+from .store import Cursor
+from .timeutil import local_date
 
 
 def http_date(ms: int | None) -> str | None:
@@ -55,9 +70,6 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any
 
 def csv_bytes(columns: list[str], rows: list[dict[str, Any]], sep: str) -> bytes:
     """A small CSV answer in one piece (RFC 4180, CRLF); BOM with ';' as in streamed exports."""
-    import csv
-    import io
-
     buf = io.StringIO()
     if sep == ";":
         buf.write("\ufeff")
@@ -77,4 +89,70 @@ async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | No
         return build_entry(csv_bytes(columns, rows, sep), MEDIA_TYPES["csv"], headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_latest_s if ttl is None else ttl, make)
+    return conditional(ctx.request, entry, max_age)
+
+
+async def series_response(
+    ctx: Ctx, ds: Dataset, flt: Any, *, fmt: str, sep: str, limit: int | None, cursor: str | None,
+    count: bool, tz: Any, ttl: float, max_age: int, filename: str,
+) -> Response:
+    """A time series dataset as a JSON page (with a next link) or as a streamed CSV/Parquet export
+    of the whole (capped) range."""
+    city = getattr(flt, "city", None)
+    to_date = (lambda ms: local_date(ms, tz)) if ds.has_date else None
+    if fmt in ("csv", "parquet"):
+        if cursor is not None or limit is not None:
+            raise bad_request("limit and cursor page JSON answers; CSV and Parquet export the whole range "
+                              "(narrow it with from/to)", "not_paginated")
+        last = await ctx.store.last_update(ds, city)
+        batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
+        if to_date is not None:
+            batches = add_dates(batches, to_date)
+        return stream_export(ctx, ds, fmt, sep, {}, batches, filename, last, max_age)
+
+    size = ctx.config.default_page_size if limit is None else limit
+    if size > ctx.config.max_page_size:
+        raise bad_request(f"limit={size} is above the page-size cap of {ctx.config.max_page_size}; follow the "
+                          "'next' links, or export as CSV or Parquet for bulk", "page_too_large")
+    cur = Cursor.parse(cursor) if cursor else None
+
+    async def build() -> tuple[Any, int | None, str]:
+        rows, nxt = await ctx.store.page(ds, flt, size, cur)
+        if to_date is not None:
+            for row in rows:
+                row.insert(1, to_date(row[0]))
+        last = await ctx.store.last_update(ds, city)
+        extra: dict[str, Any] = {"returned": len(rows), "next": ctx.url_with(cursor=nxt.encode()) if nxt else None}
+        if count:
+            extra["count"] = await ctx.store.count(ds, flt)
+        meta = ctx.meta(last, **extra)
+        return envelope(meta, json_rows(ds, rows)), last, "application/json"
+
+    return await cached_json(ctx, ttl, max_age, build)
+
+
+async def _one(rows: list[list[Any]]) -> AsyncIterator[list[list[Any]]]:
+    if rows:
+        yield rows
+
+
+async def table_response(ctx: Ctx, ds: Dataset, fmt: str, sep: str, build: Callable[[], Awaitable[
+        tuple[list[list[Any]], int | None, dict[str, Any]]]], *, ttl: float, max_age: int, filename: str) -> Response:
+    """A small dataset computed in full (rows in ``ds.names`` order), cached and served with an ETag in
+    JSON, CSV or Parquet."""
+
+    async def make() -> Cached:
+        rows, last_ms, extra = await build()
+        if fmt == "csv":
+            body = b"".join([chunk async for chunk in csv_stream(ds.names, _one(rows), sep)])
+        elif fmt == "parquet":
+            body = b"".join([chunk async for chunk in parquet_stream(ds, _one(rows))])
+        else:
+            body = dumps(envelope(ctx.meta(last_ms, returned=len(rows), **extra), json_rows(ds, rows)))
+        headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
+        if fmt != "json":
+            headers["Content-Disposition"] = f'attachment; filename="{filename}.{EXTENSIONS[fmt]}"'
+        return build_entry(body, MEDIA_TYPES[fmt], headers)
+
+    entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make)
     return conditional(ctx.request, entry, max_age)

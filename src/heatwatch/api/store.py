@@ -4,11 +4,10 @@ Values always travel as bind parameters; identifiers (measurement, retention pol
 field names) come from :mod:`.datasets` and go through :func:`ident`, so nothing a client
 sends can change the shape of a statement.
 
-Large reads are paged with a (time, offset) cursor: ``time >= t ORDER BY time LIMIT n
-OFFSET k`` where ``k`` only counts the rows already returned *at* ``t``. Each page costs one
-round trip of bounded size, OFFSET stays small however far the export has gone, and rows
-sharing a timestamp (all sensors of a town at the top of the hour) are neither lost nor
-repeated.
+Large reads are paged by time (keyset pagination): ``time > t ORDER BY time LIMIT n``, with
+``t`` the last timestamp of the previous page. Each page is one bounded round trip however far
+an export has gone (no growing OFFSET), and rows sharing a timestamp (all sensors of a town at
+the top of the hour) are never split across pages, so none is lost or repeated.
 """
 
 from __future__ import annotations
@@ -25,23 +24,23 @@ from .datasets import READING, Dataset
 from .errors import bad_request
 from .timeutil import ms_to_ns
 
-_CURSOR = re.compile(r"^(\d{1,16})-(\d{1,7})$")
+_CURSOR = re.compile(r"^\d{1,16}$")
 
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    ts_ms: int
-    skip: int
+    """Resume strictly after this time: every row at or before it has been returned."""
+
+    after_ms: int
 
     def encode(self) -> str:
-        return f"{self.ts_ms}-{self.skip}"
+        return str(self.after_ms)
 
     @classmethod
     def parse(cls, value: str) -> Cursor:
-        m = _CURSOR.fullmatch(value)
-        if not m:
+        if not _CURSOR.fullmatch(value):
             raise bad_request(f"invalid cursor {value!r}: use the 'next' link of the previous page", "invalid_cursor")
-        return cls(int(m.group(1)), int(m.group(2)))
+        return cls(int(value))
 
 
 @dataclass(slots=True)
@@ -79,32 +78,36 @@ class Store:
     def _columns(self, ds: Dataset) -> list[str]:
         return ["time", *ds.tag_keys, *ds.fields]
 
-    async def page(self, ds: Dataset, flt: Filter, limit: int, cursor: Cursor | None = None,
-                   descending: bool = False) -> tuple[list[list[Any]], Cursor | None]:
-        """One page of rows (columns: time, tags..., fields...) and the cursor of the next, if any."""
-        since = cursor.ts_ms if cursor else None
-        where, params = flt.where(since if not descending else None)
-        if descending and cursor:
-            where = where.replace("time < $end", "time <= $end")
-            params["end"] = ms_to_ns(cursor.ts_ms)
-        skip = cursor.skip if cursor else 0
-        order = "DESC" if descending else "ASC"
-        q = f"{self._select(ds)} WHERE {where} ORDER BY time {order} LIMIT {int(limit)} OFFSET {int(skip)}"
-        series = await self.client.query_series(q, params)
-        if not series:
-            return [], None
-        s = series[0]
-        wanted = self._columns(ds)
-        idx = [s.columns.index(c) if c in s.columns else None for c in wanted]
-        rows = [[row[i] if i is not None else None for i in idx] for row in s.values]
+    async def page(self, ds: Dataset, flt: Filter, limit: int, cursor: Cursor | None = None
+                   ) -> tuple[list[list[Any]], Cursor | None]:
+        """One page of rows (columns: time, tags..., fields...) and the cursor of the next, if any.
+
+        A page never ends in the middle of a timestamp: InfluxDB does not order rows that share a
+        timestamp the same way from one query to the next, so OFFSET within a timestamp could lose or
+        repeat rows. When the page is full, the rows at its last timestamp are dropped and fetched whole
+        by a second query (at most one row per series), and the next page starts strictly after it.
+        """
+        where, params = flt.where()
+        if cursor is not None:
+            where = where.replace("time >= $start", "time > $start")
+            params["start"] = ms_to_ns(max(cursor.after_ms, flt.start_ms - 1))
+        rows = await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(limit)}", params)
         if len(rows) < limit:
             return rows, None
         last = rows[-1][0]
-        same = sum(1 for r in rows if r[0] == last)
-        # Rows at `last` returned by this page, plus those skipped before it if the page began there.
-        if cursor and last == cursor.ts_ms:
-            same += cursor.skip
-        return rows, Cursor(last, same)
+        rows = [r for r in rows if r[0] != last]
+        where_at, params_at = flt.where()
+        params_at["at"] = ms_to_ns(last)
+        rows += await self._rows(ds, f"{where_at} AND time = $at", params_at)
+        return rows, Cursor(last)
+
+    async def _rows(self, ds: Dataset, tail: str, params: dict[str, Any]) -> list[list[Any]]:
+        series = await self.client.query_series(f"{self._select(ds)} WHERE {tail}", params)
+        if not series:
+            return []
+        s = series[0]
+        idx = [s.columns.index(c) if c in s.columns else None for c in self._columns(ds)]
+        return [[row[i] if i is not None else None for i in idx] for row in s.values]
 
     async def iter_pages(self, ds: Dataset, flt: Filter, page_rows: int) -> AsyncIterator[list[list[Any]]]:
         """All rows of the filter, one bounded page at a time: what streaming exports are built on."""

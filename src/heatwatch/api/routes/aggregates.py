@@ -1,5 +1,274 @@
-"""TODO."""
+"""Town-level products: daily indices, canicule episodes, alerts, UHI snapshots."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from heatwatch.core.influx import ident
+
+from ..datasets import ALERT, CITY_DAILY, DAILY, HOURLY, Column, Dataset
+from ..deps import (
+    CtxDep,
+    FormatParam,
+    FromParam,
+    OptSensorParam,
+    SepParam,
+    ToParam,
+    TownDep,
+    TzDep,
+)
+from ..errors import bad_request
+from ..formats import GeoJSONBytes, choose_format, feature_collection, point_feature
+from ..respond import cached_csv, cached_json, series_response, table_response
+from ..sensorinfo import sensor_index
+from ..store import Filter
+from ..timeutil import MS_PER_DAY, iso_z, local_date, ms_to_ns, now_ms, parse_instant, time_range, zone
+
+router = APIRouter(prefix="/v1", tags=["town indices and alerts"])
+
+TABLE_RESPONSES: dict[int | str, dict] = {
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+    400: {"description": "range above the cap, bad time, unsupported format"},
+    404: {"description": "unknown town"},
+}
+
+
+async def _all_rows(ctx, ds: Dataset, flt: Filter) -> list[list[Any]]:
+    """Every row of a small, range-capped query (town-level data: one row per day)."""
+    rows: list[list[Any]] = []
+    async for page in ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows):
+        rows.extend(page)
+    return rows
+
+
+async def _indices_rows(ctx, town, start: int, end: int) -> list[list[Any]]:
+    tz = zone(town.timezone)  # the day a row describes is the town's calendar day
+    rows = await _all_rows(ctx, CITY_DAILY, Filter(start, end, city=town.id))
+    # Tropical nights are per sensor (daily.tropical_night); the town row carries how many sensors had one.
+    q = (f"SELECT {ident('tropical_night')} FROM {ctx.store.client.qualified(DAILY.measurement, DAILY.rp)} "
+         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end AND {ident('tropical_night')} = true")
+    nights = await ctx.store.client.query_records(q, {"city": town.id, "start": ms_to_ns(start),
+                                                      "end": ms_to_ns(end)})
+    per_day = Counter(local_date(int(r["time"]), tz) for r in nights)
+    for row in rows:
+        day = local_date(row[0], tz)
+        row.insert(1, day)
+        row.append(per_day.get(day, 0))
+    return rows
+
+
+@router.get("/indices", summary="A town's daily indices", responses=TABLE_RESPONSES,
+            description="One row per day: IBMn, IBMx (3-day running means of Tn and Tx), canicule day flag, "
+                        "UHI mean and max over urban sensors, hottest sensor, sensors passing QC, and the number "
+                        "of sensors with a tropical night. Default: the last 365 days.")
+async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
+                  format: FormatParam = None, sep: SepParam = ",") -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
+
+    async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
+        rows = await _indices_rows(ctx, town, start, end)
+        last = await ctx.store.last_update(CITY_DAILY, town.id)
+        return rows, last, {"canicule_thresholds": town.canicule.model_dump()}
+
+    return await table_response(ctx, CITY_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
+                                filename=f"heatwatch-indices-{town.id}")
+
+
+EPISODES = Dataset(
+    "canicule_episodes", "city_daily", CITY_DAILY.rp, "Épisodes de canicule",
+    "Runs of consecutive canicule days per town.", "DAILY",
+    (
+        Column("time", "datetime", "start of the first day (UTC)"),
+        Column("city", "string", "town id", tag=True),
+        Column("start", "date", "first canicule day (local)"),
+        Column("end", "date", "last canicule day (local)"),
+        Column("days", "integer", "number of consecutive canicule days"),
+        Column("ibmn_max", "number", "highest IBMn during the episode", "°C"),
+        Column("ibmx_max", "number", "highest IBMx during the episode", "°C"),
+        Column("uhi_max", "number", "highest town UHI during the episode", "°C"),
+        Column("ongoing", "boolean", "the episode runs up to the newest day computed"),
+    ),
+    tag_keys=("city",),
+)
+
+
+def episodes_from(rows: list[list[Any]], city: str) -> list[list[Any]]:
+    """Consecutive canicule days (by local date) grouped into episodes. ``rows`` are indices rows."""
+    names = ["time", "date", *CITY_DAILY.tag_keys, *CITY_DAILY.fields, "tropical_nights"]
+    col = {n: i for i, n in enumerate(names)}
+    out: list[list[Any]] = []
+    current: list[Any] | None = None
+    prev_day: date | None = None
+    for row in rows:
+        day = date.fromisoformat(row[col["date"]])
+        if not row[col["canicule"]]:
+            current = None
+            prev_day = day
+            continue
+        if current is not None and prev_day is not None and day - prev_day == timedelta(days=1):
+            current[3] = day.isoformat()
+            current[4] += 1
+            current[5] = _max(current[5], row[col["ibmn"]])
+            current[6] = _max(current[6], row[col["ibmx"]])
+            current[7] = _max(current[7], row[col["uhi_max"]])
+        else:
+            current = [row[0], city, day.isoformat(), day.isoformat(), 1, row[col["ibmn"]], row[col["ibmx"]],
+                       row[col["uhi_max"]], False]
+            out.append(current)
+        prev_day = day
+    if out and rows and out[-1][3] == rows[-1][col["date"]]:
+        out[-1][8] = True
+    return out
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+@router.get("/canicule-episodes", summary="Canicule episodes of a town", responses=TABLE_RESPONSES,
+            description="Runs of consecutive canicule days (Météo-France: IBMn and IBMx both at or above the "
+                        "département thresholds), with their peaks. Default: the last 365 days.")
+async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
+                            format: FormatParam = None, sep: SepParam = ",") -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days,
+                            what="canicule episodes")
+
+    async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
+        rows = await _indices_rows(ctx, town, start, end)
+        last = await ctx.store.last_update(CITY_DAILY, town.id)
+        return episodes_from(rows, town.id), last, {"canicule_thresholds": town.canicule.model_dump()}
+
+    return await table_response(ctx, EPISODES, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
+                                filename=f"heatwatch-canicule-{town.id}")
+
+
+# Alerts ----------------------------------------------------------------------------------------
+
+KIND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+OPEN_WINDOW_H = 26  # analytics re-raises a standing alert every run; daily ones once a day (+2 h margin)
+
+
+@router.get("/alerts", summary="Alerts, open or past", responses=TABLE_RESPONSES,
+            description=f"`status=open`: the newest alert of each sensor and kind raised in the last "
+                        f"{OPEN_WINDOW_H} h (a standing condition is raised again at every analytics run). "
+                        "`status=past` (default): every alert in the range, paged in JSON.")
+async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
+                 status: Annotated[Literal["open", "past"], Query(description="open or past")] = "past",
+                 kind: Annotated[str | None, Query(pattern=KIND_PATTERN, max_length=64)] = None,
+                 sensor: OptSensorParam = None, from_: FromParam = None, to: ToParam = None,
+                 format: FormatParam = None, sep: SepParam = ",",
+                 limit: Annotated[int | None, Query(ge=1)] = None,
+                 cursor: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    if status == "past":
+        start, end = time_range(from_, to, tz, default_days=30, max_days=ctx.config.max_daily_days, what="alerts")
+        flt = Filter(start, end, city=town.id, sensor=sensor, kind=kind)
+        return await series_response(ctx, ALERT, flt, fmt=fmt, sep=sep, limit=limit, cursor=cursor, count=False,
+                                     tz=tz, ttl=ctx.config.cache_ttl_latest_s, max_age=60,
+                                     filename=f"heatwatch-alerts-{town.id}")
+    if from_ or to or cursor:
+        raise bad_request("status=open takes no from/to/cursor: it is the alerts standing now", "invalid_parameter")
+
+    async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
+        end = now_ms() + 5 * 60_000
+        flt = Filter(end - OPEN_WINDOW_H * 3600_000 - 5 * 60_000, end, city=town.id, sensor=sensor, kind=kind)
+        where, params = flt.where()
+        qual = ctx.store.client.qualified(ALERT.measurement, ALERT.rp)
+        cols = ", ".join(ident(f) for f in ALERT.fields)
+        q = (f"SELECT {cols} FROM {qual} WHERE {where} GROUP BY {ident('sensor')}, {ident('kind')} "
+             "ORDER BY time DESC LIMIT 1")
+        records = await ctx.store.client.query_records(q, params)
+        rows = [[r["time"], town.id, r.get("sensor"), r.get("kind"), *(r.get(f) for f in ALERT.fields)]
+                for r in records]
+        rows.sort(key=lambda r: (-r[0], r[2] or "", r[3] or ""))
+        rows = rows[: ctx.config.max_page_size]
+        return rows, await ctx.store.last_update(ALERT, town.id), {"status": "open", "window_h": OPEN_WINDOW_H}
+
+    return await table_response(ctx, ALERT, fmt, sep, build, ttl=ctx.config.cache_ttl_latest_s, max_age=30,
+                                filename=f"heatwatch-open-alerts-{town.id}")
+
+
+# UHI snapshot ----------------------------------------------------------------------------------
+
+UHI_COLUMNS = ["sensor", "name", "site_class", "latitude", "longitude", "uhi", "t"]
+
+
+@router.get("/uhi", summary="UHI snapshot of a town (GeoJSON)",
+            responses={200: {"content": {"application/geo+json": {}, "text/csv": {}}},
+                       400: {"description": "both at and night, or a bad time"}, 404: {"description": "unknown town"}},
+            description="Each sensor with its urban heat island intensity: for the hour containing `at` "
+                        "(hourly `uhi`), or for the night starting on local date `night` (daily `uhi_night_max`, "
+                        "18:00–06:00 local). Neither: the newest hour computed. Positions come from the registry.")
+async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
+              at: Annotated[str | None, Query(max_length=40, description="an instant; its hour is shown",
+                                              examples=["2024-07-20T02:00:00Z"])] = None,
+              night: Annotated[date | None, Query(description="local date the night starts on",
+                                                  examples=["2024-07-20"])] = None,
+              format: FormatParam = None, sep: SepParam = ",") -> Response:
+    fmt = choose_format(ctx.request, format, ["geojson", "json", "csv"])
+    if at is not None and night is not None:
+        raise bad_request("give either at (an hour) or night (a date), not both", "invalid_parameter")
+    if night is not None and not date(1970, 1, 2) <= night <= date(2100, 1, 1):
+        raise bad_request(f"night={night} is outside 1970–2100", "invalid_time")
+    at_ms = parse_instant(at, tz, "at") if at is not None else None
+    client = ctx.store.client
+
+    async def build() -> tuple[Any, int | None, str]:
+        city = {"city": town.id}
+        if night is not None:
+            ds, field, temp = DAILY, "uhi_night_max", "tn"
+            start = int(datetime(night.year, night.month, night.day, tzinfo=tz).timestamp() * 1000)
+            end = start + MS_PER_DAY + 3600_000  # a DST day may be 25 h long
+            period: dict[str, Any] = {"night": night.isoformat()}
+            have_period = True
+        else:
+            ds, field, temp = HOURLY, "uhi", "t_mean"
+            if at_ms is None:
+                recs = await client.query_records(
+                    f"SELECT LAST({ident('uhi')}) FROM {client.qualified(ds.measurement, ds.rp)} "
+                    f"WHERE {ident('city')} = $city", city)
+                hour = int(recs[0]["time"]) if recs else None
+            else:
+                hour = at_ms // 3600_000 * 3600_000
+            start = hour if hour is not None else 0
+            end = start + 3600_000
+            period = {"hour": iso_z(hour)}
+            have_period = hour is not None  # no hourly data at all yet
+        records: list[dict[str, Any]] = []
+        if have_period:
+            q = (f"SELECT {ident(field)}, {ident(temp)} FROM {client.qualified(ds.measurement, ds.rp)} "
+                 f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+            records = await client.query_records(q, city | {"start": ms_to_ns(start), "end": ms_to_ns(end)})
+        if night is not None:
+            records = [r for r in records if local_date(int(r["time"]), tz) == night.isoformat()]
+        index = sensor_index(ctx.registry, town.id)
+        rows = []
+        for r in sorted(records, key=lambda r: r.get("sensor") or ""):
+            s = index.get(r.get("sensor", ""))
+            rows.append({"sensor": r.get("sensor"), "name": s.name if s else None,
+                         "site_class": str(s.site_class) if s else None,
+                         "latitude": s.latitude if s else None, "longitude": s.longitude if s else None,
+                         "uhi": r.get(field), "t": r.get(temp), "time": iso_z(r["time"])})
+        last = await ctx.store.last_update(ds, town.id)
+        meta = ctx.meta(last, **period, value=field, returned=len(rows))
+        if fmt == "csv":
+            return rows, last, "text/csv"
+        if fmt == "json":
+            return {"meta": meta, "data": rows}, last, "application/json"
+        feats = [point_feature(r["longitude"], r["latitude"], r, r["sensor"]) for r in rows]
+        return feature_collection(feats, meta), last, GeoJSONBytes.media_type
+
+    if fmt == "csv":
+        return await cached_csv(ctx, build, [*UHI_COLUMNS, "time"], sep, ttl=ctx.config.cache_ttl_agg_s, max_age=300)
+    return await cached_json(ctx, ctx.config.cache_ttl_agg_s, 300, build)

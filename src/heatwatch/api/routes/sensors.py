@@ -1,5 +1,75 @@
-"""TODO."""
+"""The sensors of a town: registry metadata joined with each sensor's latest reading and status."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from ..datasets import READING
+from ..deps import CtxDep, FormatParam, SepParam, TownDep
+from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
+from ..respond import cached_csv, cached_json
+from ..sensorinfo import list_sensors, status_of
+from ..timeutil import iso_z, now_ms
+
+router = APIRouter(prefix="/v1", tags=["sensors"])
+
+META_FIELDS = ["name", "latitude", "longitude", "site_class", "lcz", "height_m", "owner", "installed",
+               "device_profile", "retired"]
+CSV_COLUMNS = ["city", "id", *META_FIELDS, "status", "last_time",
+               *(f"last_{f}" for f in READING.fields if f != "source")]
+
+
+@router.get(
+    "/sensors",
+    summary="Sensors of a town, with their latest reading and status",
+    description="Registry metadata (position, site class, Local Climate Zone, height) joined with the newest "
+                "reading. Sensors that sent data but are not in the registry appear as `unregistered`. "
+                "GeoJSON features have no geometry when the position is unknown.",
+    responses={200: {"content": {"application/geo+json": {}, "text/csv": {}}}, 404: {"description": "unknown town"}},
+)
+async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: SepParam = ",",
+                  include_retired: Annotated[bool, Query(description="also list retired sensors")] = False
+                  ) -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "geojson", "csv"])
+
+    async def build() -> tuple[Any, int | None, str]:
+        registered = {s.id: s for s in list_sensors(ctx.registry, town.id, include_retired=True)}
+        latest = {r["sensor"]: r for r in await ctx.store.latest(town.id)}
+        now = now_ms()
+        items = []
+        for sid in sorted(set(registered) | set(latest)):
+            s = registered.get(sid)
+            if s is not None and s.retired and not include_retired:
+                continue
+            r = latest.get(sid)
+            item: dict[str, Any] = {"city": town.id, "id": sid}
+            meta = s.model_dump(mode="json") if s else {}
+            for f in META_FIELDS:
+                item[f] = meta.get(f)
+            item["status"] = status_of(s, r["time"] if r else None, now, ctx.config.stale_after_s)
+            item["reference"] = bool(s and s.is_reference) or sid in town.reference_sensors
+            item["latest"] = ({"time": iso_z(r["time"]), **{f: r.get(f) for f in READING.fields}} if r else None)
+            items.append(item)
+        last = max((r["time"] for r in latest.values()), default=None)
+        meta = ctx.meta(last, returned=len(items), registry=ctx.registry is not None)
+        if fmt == "geojson":
+            feats = [point_feature(i["longitude"], i["latitude"], i, i["id"]) for i in items]
+            return feature_collection(feats, meta), last, GeoJSONBytes.media_type
+        if fmt == "csv":
+            flat = []
+            for i in items:
+                row = {k: v for k, v in i.items() if k != "latest"}
+                lt = i["latest"] or {}
+                row["last_time"] = lt.get("time")
+                for f in READING.fields:
+                    row[f"last_{f}"] = lt.get(f)
+                flat.append(row)
+            return flat, last, "text/csv"
+        return envelope(meta, items), last, JSONBytes.media_type
+
+    if fmt == "csv":
+        return await cached_csv(ctx, build, CSV_COLUMNS, sep)
+    return await cached_json(ctx, ctx.config.cache_ttl_latest_s, 30, build)
