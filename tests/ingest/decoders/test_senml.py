@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heatwatch.core.errors import DecodeError
 from heatwatch.ingest.decoders import DECODERS, Context
@@ -229,3 +231,23 @@ def test_rfc_8428_multiple_measurements_example_shape() -> None:
     assert [(r.ts_ms, r.humidity) for r in out.readings] == [
         (1_320_067_464_000, 21.2), (1_320_067_474_000, 21.3), (1_320_067_484_000, 21.4)]
     assert [e.reason for e in out.rejects] == [Reason.unknown_unit]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["bn", "bt", "bu", "bv", "bver", "n", "u", "v", "vs", "t", "s", "x_"]) | st.text(max_size=3),
+        inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(_json)
+def test_fuzz_never_crashes(value: object) -> None:
+    try:
+        out = run(value)
+    except DecodeError as exc:
+        assert exc.reason in set(Reason)
+    else:
+        assert all(isinstance(e, DecodeError) for e in out.rejects)

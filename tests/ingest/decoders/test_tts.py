@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heatwatch.core.errors import DecodeError
 from heatwatch.ingest.decoders import DECODERS, Context
@@ -311,3 +313,21 @@ def test_bad_timestamp(where: str) -> None:
         decoded["ts"] = "soon"
         msg = uplink("c-1", "heatwatch-vitre", decoded)
     assert reject(msg, topic("c-1")).reason == Reason.bad_timestamp
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300)
+@given(decoded=_json, received=_json, rx=_json)
+def test_fuzz_never_crashes(decoded: object, received: object, rx: object) -> None:
+    msg = uplink("c-1", "heatwatch-vitre", None)
+    msg["uplink_message"].update(decoded_payload=decoded, received_at=received, rx_metadata=rx)
+    try:
+        run(msg, topic("c-1"))
+    except DecodeError as exc:
+        assert exc.reason in set(Reason)
