@@ -208,12 +208,13 @@ UHI_COLUMNS = ["sensor", "name", "site_class", "latitude", "longitude", "uhi", "
             responses={200: {"content": {"application/geo+json": {}, "text/csv": {}}},
                        400: {"description": "both at and night, or a bad time"}, 404: {"description": "unknown town"}},
             description="Each sensor with its urban heat island intensity: for the hour containing `at` "
-                        "(hourly `uhi`), or for the night starting on local date `night` (daily `uhi_night_max`, "
-                        "18:00–06:00 local). Neither: the newest hour computed. Positions come from the registry.")
+                        "(hourly `uhi`), or for the night starting on the evening of local date `night` (daily "
+                        "`uhi_night_max`, 18:00 that day to 06:00 the next). Neither: the newest hour computed. "
+                        "Positions come from the registry.")
 async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
               at: Annotated[str | None, Query(max_length=40, description="an instant; its hour is shown",
                                               examples=["2024-07-20T02:00:00Z"])] = None,
-              night: Annotated[date | None, Query(description="local date the night starts on",
+              night: Annotated[date | None, Query(description="local date whose evening starts the night",
                                                   examples=["2024-07-20"])] = None,
               format: FormatParam = None, sep: SepParam = ",") -> Response:
     fmt = choose_format(ctx.request, format, ["geojson", "json", "csv"])
@@ -228,7 +229,10 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
         city = {"city": town.id}
         if night is not None:
             ds, field, temp = DAILY, "uhi_night_max", "tn"
-            start = int(datetime(night.year, night.month, night.day, tzinfo=tz).timestamp() * 1000)
+            # analytics files the night 18:00 D … 06:00 D+1 under the daily row of D+1 (the morning it ends).
+            row_day = night + timedelta(days=1)
+            town_tz = zone(town.timezone)
+            start = int(datetime(row_day.year, row_day.month, row_day.day, tzinfo=town_tz).timestamp() * 1000)
             end = start + MS_PER_DAY + 3600_000  # a DST day may be 25 h long
             period: dict[str, Any] = {"night": night.isoformat()}
             have_period = True
@@ -251,7 +255,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
                  f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
             records = await client.query_records(q, city | {"start": ms_to_ns(start), "end": ms_to_ns(end)})
         if night is not None:
-            records = [r for r in records if local_date(int(r["time"]), tz) == night.isoformat()]
+            records = [r for r in records if local_date(int(r["time"]), town_tz) == row_day.isoformat()]
         index = sensor_index(ctx.registry, town.id)
         rows = []
         for r in sorted(records, key=lambda r: r.get("sensor") or ""):

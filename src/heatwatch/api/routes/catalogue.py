@@ -1,5 +1,68 @@
-"""TODO."""
+"""The DCAT-AP catalogue (JSON-LD) for data.gouv.fr harvesting and the Frictionless datapackage.json."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 from fastapi import APIRouter
+from starlette.responses import Response
 
-router = APIRouter()
+from heatwatch.core.influx import ident
+
+from ..catalogue import PUBLISHED, datapackage, dcat_catalogue
+from ..deps import Ctx, CtxDep
+from ..respond import cached_json
+from ..timeutil import iso_z
+
+router = APIRouter(prefix="/v1", tags=["catalogue"])
+
+CATALOGUE_TTL_S = 600.0  # coverage moves by an hour at most between analytics runs
+
+
+def base_url(ctx: Ctx) -> str:
+    return (ctx.config.public_url or str(ctx.request.base_url)).rstrip("/")
+
+
+async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """First and last time of every (dataset, town): two aggregate queries per dataset, all towns at once."""
+    client = ctx.store.client
+
+    async def one(ds: Any) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        qual = client.qualified(ds.measurement, ds.rp)
+        field = ident(ds.fields[0])
+        first, last = await asyncio.gather(
+            client.query_series(f"SELECT FIRST({field}) FROM {qual} GROUP BY {ident('city')}"),
+            client.query_series(f"SELECT LAST({field}) FROM {qual} GROUP BY {ident('city')}"))
+        out: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        starts = {s.tags.get("city"): s.values[0][0] for s in first if s.values}
+        ends = {s.tags.get("city"): s.values[0][0] for s in last if s.values}
+        for city in set(starts) | set(ends):
+            out[(ds.id, city)] = (iso_z(starts.get(city)), iso_z(ends.get(city)))
+        return out
+
+    merged: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    for part in await asyncio.gather(*(one(ds) for ds, _, _ in PUBLISHED)):
+        merged.update(part)
+    return merged
+
+
+@router.get("/catalog", summary="DCAT-AP catalogue (JSON-LD)",
+            description="A dcat:Catalog with one dcat:Dataset per town and kind of data and one dcat:Distribution "
+                        "per format, for data.gouv.fr's DCAT harvester.",
+            responses={200: {"content": {"application/ld+json": {}}}})
+async def catalog(ctx: CtxDep) -> Response:
+    async def build() -> tuple[Any, int | None, str]:
+        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx))
+        return body, None, "application/ld+json"
+
+    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
+
+
+@router.get("/datapackage.json", summary="Frictionless Data Package of the CSV exports",
+            description="Field names, types, units and descriptions of every CSV export, per town.")
+async def datapackage_json(ctx: CtxDep) -> Response:
+    async def build() -> tuple[Any, int | None, str]:
+        return datapackage(base_url(ctx), ctx.settings.towns, ctx.config), None, "application/json"
+
+    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
