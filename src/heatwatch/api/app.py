@@ -24,8 +24,9 @@ from . import errors
 from .cache import ResponseCache
 from .config import ApiConfig
 from .formats import LICENCE, JSONBytes
+from .live import LiveHub
 from .ratelimit import RateLimit
-from .routes import admin, aggregates, catalogue, health, latest, readings, sensors, towns
+from .routes import admin, aggregates, catalogue, dashboard, health, latest, live, readings, sensors, towns
 from .store import Store
 
 log = logging.getLogger("heatwatch.api")
@@ -97,9 +98,13 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         app.state.influx = client
         app.state.store = Store(client)
         app.state.registry = open_registry(settings)
+        # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
+        app.state.live = LiveHub(settings)
+        await app.state.live.start()
         try:
             yield
         finally:
+            await app.state.live.stop()
             await client.aclose()
             close = getattr(app.state.registry, "close", None)
             if callable(close):
@@ -120,8 +125,9 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     app.state.registry = None
 
     errors.install(app)
-    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin):
+    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
         app.include_router(module.router)
+    dashboard.install(app)  # the page at / and its static mounts
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)

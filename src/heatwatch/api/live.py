@@ -1,0 +1,456 @@
+"""The MQTT → server-sent events hub behind ``/v1/live`` and the dashboard's live updates.
+
+One paho client per api process subscribes to the native reading topics (``heat/+/+``), which
+also match the alert topics ``heat/alerts/<town>`` (a second, overlapping subscription would make
+mosquitto deliver alerts twice). It is a plain, non-persistent subscriber: the live view only
+cares about what happens from now on; what is durable lives in InfluxDB and the REST endpoints.
+
+Two kinds of events, two policies:
+
+* readings are coalesced per sensor: at most one event per sensor every ``coalesce_s`` seconds,
+  carrying the newest value (a trailing flush sends the last one of a burst, so the map never
+  stays on a stale value). Readings carry no SSE id, so the browser's Last-Event-ID only ever
+  names an alert.
+* alerts are never coalesced and are kept in a bounded ring buffer with increasing integer ids.
+  A client reconnecting with ``Last-Event-ID`` gets every buffered alert after that id. Ids start
+  at the process start time in ms, so a restarted api hands out ids above the previous run's and
+  a client coming from the old process is told, by a ``gap`` event, that alerts may have been
+  missed (it should refetch the open alerts over REST), instead of silently missing them.
+
+paho runs its network loop in its own thread; every message is parsed there and handed to the
+event loop with ``call_soon_threadsafe``, so all hub state is touched by the event loop only and
+needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heatwatch.core.model import RH_MAX, RH_MIN, T_MAX, T_MIN, valid_sensor_id
+from heatwatch.core.mqtt import make_client
+from heatwatch.core.settings import Settings
+
+log = logging.getLogger("heatwatch.api.live")
+
+ALERT_LEVEL = "alerts"
+"""Second topic level of ``heat/alerts/<town>``: never a town id, so it cannot hide a sensor."""
+
+_MAX_PAYLOAD = 256 * 1024
+_FUTURE_MS = 5 * 60_000  # DESIGN §4: a reading may be at most 5 min ahead of us
+_ALERT_FIELDS = 32  # keys of an alert payload passed through; bounds what a publisher makes us store
+_ALERT_TEXT = 1000
+
+
+class LiveConfig(BaseSettings):
+    """Live stream options, from ``HEATWATCH_LIVE_*``. Only the api uses them, hence not in ``Settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="HEATWATCH_LIVE_", extra="ignore")
+
+    enabled: bool = Field(default=True, description="subscribe to MQTT for /v1/live")
+    topic: str = Field(default="heat/+/+", description="native reading topics; heat/alerts/<town> must match it")
+    qos: int = Field(default=1, ge=0, le=1)
+    coalesce_s: float = Field(default=2.0, ge=0, description="at most one reading event per sensor this often")
+    alert_buffer: int = Field(default=1000, ge=1, description="alerts kept for Last-Event-ID replay")
+    max_sensors: int = Field(default=20_000, ge=1, description="bound on sensors tracked (unknown ids are free)")
+    client_buffer: int = Field(default=5000, ge=10,
+                               description="events queued for one slow client before it is cut off")
+    ping_s: float = Field(default=15.0, gt=0, description="keep-alive comment period (proxies drop idle streams)")
+    retry_ms: int = Field(default=3000, ge=100, description="reconnect delay suggested to browsers")
+
+
+# Parsing (runs in paho's thread: pure functions, no hub state) ---------------------------------
+
+
+def parse_ts(value: Any, received_ms: int) -> int | None:
+    """A native payload's ``ts``: epoch s or ms, or ISO 8601; absent means the time of receipt."""
+    if value is None:
+        return received_ms
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value <= 0:
+            return None
+        # Epoch seconds stay below 1e11 until the year 5138; ms are above it since 1973.
+        return int(value) if value >= 1e11 else int(value * 1000)
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)  # DESIGN §3: timestamps are UTC
+        return int(dt.timestamp() * 1000)
+    return None
+
+
+def _number(value: Any, lo: float, hi: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) and lo <= v <= hi else None
+
+
+def parse_reading(payload: bytes, received_ms: int) -> dict[str, Any] | None:
+    """The newest valid reading of a native JSON payload (an object, or an array when a sensor
+    flushes its backlog), or None. Implausible values are dropped as ingest would reject them."""
+    if len(payload) > _MAX_PAYLOAD:
+        return None
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    items = doc if isinstance(doc, list) else [doc]
+    best: dict[str, Any] | None = None
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        ts = parse_ts(item.get("ts"), received_ms)
+        if ts is None or ts > received_ms + _FUTURE_MS:
+            continue
+        t = _number(item.get("temperature"), T_MIN, T_MAX)
+        rh = _number(item.get("humidity"), RH_MIN, RH_MAX)
+        if t is None and rh is None:
+            continue
+        if best is None or ts > best["ts"]:
+            best = {"ts": ts, "temperature": t, "humidity": rh,
+                    "battery_v": _number(item.get("battery_v"), 0.0, 100.0)}
+    return best
+
+
+def parse_alert(payload: bytes, received_ms: int) -> list[dict[str, Any]]:
+    """Alert objects from an alert payload (one object or an array). Only scalar members are kept,
+    strings shortened: the buffer must stay bounded whatever a publisher sends."""
+    if len(payload) > _MAX_PAYLOAD:
+        return []
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    out = []
+    for item in doc if isinstance(doc, list) else [doc]:
+        if not isinstance(item, dict):
+            continue
+        alert: dict[str, Any] = {}
+        for key, value in list(item.items())[:_ALERT_FIELDS]:
+            if isinstance(value, str):
+                alert[str(key)[:64]] = value[:_ALERT_TEXT]
+            elif value is None or isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+                alert[str(key)[:64]] = value
+        ts = parse_ts(item.get("time", item.get("ts")), received_ms)
+        alert["ts"] = ts if ts is not None else received_ms
+        out.append(alert)
+    return out
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# Events and subscribers ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    kind: str
+    town: str | None
+    data: dict[str, Any]
+    id: int | None = None
+
+    def encode(self) -> bytes:
+        head = f"id: {self.id}\n" if self.id is not None else ""
+        body = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return f"{head}event: {self.kind}\ndata: {body}\n\n".encode()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open stream. Events queue here; a client that stops reading is cut off rather than
+    letting its queue grow: its browser reconnects and the alert replay covers the gap."""
+
+    town: str | None
+    limit: int
+    events: deque[Event] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    reason: str = ""
+
+    def push(self, event: Event) -> None:
+        if self.closed:
+            return
+        if len(self.events) >= self.limit:
+            self.close("client too slow")
+            return
+        self.events.append(event)
+        self.wake.set()
+
+    def close(self, reason: str) -> None:
+        self.closed = True
+        self.reason = reason
+        self.wake.set()
+
+    def wants(self, event: Event) -> bool:
+        return self.town is None or event.town is None or event.town == self.town
+
+
+@dataclass
+class Stats:
+    messages: int = 0
+    readings: int = 0
+    reading_events: int = 0
+    coalesced: int = 0
+    alerts: int = 0
+    rejected: int = 0
+    clients_cut: int = 0
+
+
+# The hub -----------------------------------------------------------------------------------------
+
+
+class LiveHub:
+    def __init__(self, settings: Settings, config: LiveConfig | None = None) -> None:
+        self.config = config or LiveConfig()
+        self._url = settings.mqtt
+        self._towns = set(settings.towns)
+        self.stats = Stats()
+        self.connected = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self._subs: set[Subscriber] = set()
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._last_sent: dict[tuple[str, str], float] = {}
+        self._pending: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._alerts: deque[Event] = deque()
+        # Ids above any a previous run of this api handed out (see module doc). ``_floor``: every
+        # alert with a greater id is still in the buffer, so a client at or above it missed nothing.
+        self._next_id = time.time_ns() // 1_000_000
+        self._floor = self._next_id
+
+    # Life cycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if not self.config.enabled:
+            return
+        # Readable in the broker's log; random suffix so two api replicas never kick each other off.
+        client_id = f"heatwatch-api-live-{socket.gethostname()[:20]}-{os.getpid()}-{os.urandom(3).hex()}"
+        client = make_client(self._url, client_id)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        # Asynchronous connect: an unreachable broker must not stop the api from serving data;
+        # paho keeps retrying in its thread and on_connect subscribes again every time.
+        client.connect_async(self._url.host, self._url.port, keepalive=30, clean_start=True)
+        client.loop_start()
+        self._client = client
+
+    async def stop(self) -> None:
+        for sub in list(self._subs):
+            sub.close("server shutting down")
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            # loop_stop joins paho's thread: off the event loop, it can take a moment.
+            await asyncio.to_thread(client.loop_stop)
+
+    # paho thread -------------------------------------------------------------------------------
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed between the check and the call: shutting down
+            pass
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                    _props: Any = None) -> None:
+        if reason_code.is_failure:
+            log.warning("live: MQTT connection refused: %s", reason_code)
+            return
+        client.subscribe(self.config.topic, qos=self.config.qos)
+        log.info("live: subscribed to %s on %s:%s", self.config.topic, self._url.host, self._url.port)
+        self._call(self._set_connected, True)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _props: Any = None) -> None:
+        log.info("live: MQTT disconnected (%s)", reason_code)
+        self._call(self._set_connected, False)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        received = time.time_ns() // 1_000_000
+        parts = msg.topic.split("/")
+        if len(parts) != 3:
+            return
+        if parts[1] == ALERT_LEVEL:
+            town = parts[2]
+            if town in self._towns:
+                alerts = parse_alert(msg.payload, received)
+                self._call(self._on_alerts, town, alerts)
+            return
+        town, sensor = parts[1], parts[2]
+        if town not in self._towns or not valid_sensor_id(sensor):
+            self._call(self._count_rejected)
+            return
+        reading = parse_reading(msg.payload, received)
+        self._call(self._on_reading, town, sensor, reading)
+
+    # Event loop --------------------------------------------------------------------------------
+
+    def _count_rejected(self) -> None:
+        self.stats.messages += 1
+        self.stats.rejected += 1
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self._broadcast(Event("status", None, {"mqtt_connected": connected}))
+
+    def _on_reading(self, town: str, sensor: str, reading: dict[str, Any] | None) -> None:
+        self.stats.messages += 1
+        if reading is None:
+            self.stats.rejected += 1
+            return
+        key = (town, sensor)
+        previous = self._latest.get(key)
+        if previous is None and len(self._latest) >= self.config.max_sensors:
+            self.stats.rejected += 1
+            return
+        if previous is not None and previous["ts"] > reading["ts"]:
+            return  # a backlog flush arriving late must not move the marker back in time
+        self.stats.readings += 1
+        self._latest[key] = reading
+        if key in self._pending:
+            self.stats.coalesced += 1  # the scheduled flush will carry this newer value
+            return
+        assert self._loop is not None
+        due = self._last_sent.get(key, -math.inf) + self.config.coalesce_s
+        now = self._loop.time()
+        if now >= due:
+            self._emit_reading(key)
+        else:
+            self.stats.coalesced += 1
+            self._pending[key] = self._loop.call_at(due, self._flush, key)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        if self._pending.pop(key, None) is not None:
+            self._emit_reading(key)
+
+    def _reading_event(self, key: tuple[str, str]) -> Event:
+        town, sensor = key
+        r = self._latest[key]
+        return Event("reading", town, {"town": town, "sensor": sensor, "time": iso_ms(r["ts"]), "ts": r["ts"],
+                                       "temperature": r["temperature"], "humidity": r["humidity"],
+                                       "battery_v": r["battery_v"]})
+
+    def _emit_reading(self, key: tuple[str, str]) -> None:
+        assert self._loop is not None
+        self._last_sent[key] = self._loop.time()
+        self.stats.reading_events += 1
+        self._broadcast(self._reading_event(key))
+
+    def _on_alerts(self, town: str, alerts: list[dict[str, Any]]) -> None:
+        self.stats.messages += 1
+        if not alerts:
+            self.stats.rejected += 1
+        for alert in alerts:
+            self.publish_alert(town, alert)
+
+    def publish_alert(self, town: str, alert: dict[str, Any]) -> Event:
+        """Number, buffer and fan out one alert (also the entry point for alerts not from MQTT)."""
+        self._next_id += 1
+        ts = int(alert.get("ts") or time.time_ns() // 1_000_000)
+        data = {**alert, "id": self._next_id, "town": town, "ts": ts, "time": iso_ms(ts)}
+        event = Event("alert", town, data, self._next_id)
+        self._alerts.append(event)
+        while len(self._alerts) > self.config.alert_buffer:
+            dropped = self._alerts.popleft()
+            self._floor = dropped.id or self._floor
+        self.stats.alerts += 1
+        self._broadcast(event)
+        return event
+
+    def _broadcast(self, event: Event) -> None:
+        for sub in list(self._subs):
+            if sub.wants(event):
+                sub.push(event)
+            if sub.closed:
+                self._drop(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        if sub in self._subs:
+            self._subs.discard(sub)
+            if sub.reason == "client too slow":
+                self.stats.clients_cut += 1
+
+    # Streams -----------------------------------------------------------------------------------
+
+    @property
+    def last_alert_id(self) -> int:
+        return self._next_id
+
+    def latest(self, town: str | None) -> list[dict[str, Any]]:
+        """The newest reading of every sensor heard since start (of one town, or all)."""
+        return [self._reading_event(k).data for k in sorted(self._latest) if town is None or k[0] == town]
+
+    def subscribe(self, town: str | None, last_event_id: int | None) -> tuple[Subscriber, list[Event]]:
+        """Register a stream and return what it must send first. Synchronous on purpose: no alert
+        can slip between the replay taken here and the live queue that starts here."""
+        sub = Subscriber(town, self.config.client_buffer)
+        first: list[Event] = [Event("hello", town, {
+            "town": town, "mqtt_connected": self.connected, "coalesce_s": self.config.coalesce_s,
+            "last_alert_id": self._next_id, "server_time": iso_ms(time.time_ns() // 1_000_000)})]
+        if last_event_id is not None:
+            if last_event_id < self._floor:
+                # Alerts after that id may have been dropped from the buffer or raised while this
+                # process was not running: say so, the client refetches open alerts over REST.
+                first.append(Event("gap", town, {"last_event_id": last_event_id, "oldest_id": self._floor + 1}))
+            first.extend(e for e in self._alerts if (e.id or 0) > last_event_id and sub.wants(e))
+        first.extend(self._reading_event(k) for k in sorted(self._latest) if town is None or k[0] == town)
+        self._subs.add(sub)
+        return sub, first
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    async def stream(self, town: str | None, last_event_id: int | None) -> AsyncIterator[bytes]:
+        """The SSE byte stream of one client, until it disconnects or the server stops."""
+        sub, first = self.subscribe(town, last_event_id)
+        try:
+            yield f"retry: {self.config.retry_ms}\n\n".encode() + b"".join(e.encode() for e in first)
+            while not sub.closed:
+                try:
+                    await asyncio.wait_for(sub.wake.wait(), self.config.ping_s)
+                except TimeoutError:
+                    yield b": ping\n\n"  # keeps proxies from closing an idle stream, detects dead peers
+                    continue
+                sub.wake.clear()
+                batch = b"".join(e.encode() for e in sub.events)
+                sub.events.clear()
+                if batch:
+                    yield batch
+            if sub.reason:
+                log.info("live: closing a stream: %s", sub.reason)
+        finally:
+            self.unsubscribe(sub)

@@ -1,0 +1,94 @@
+"""The technicians' dashboard at ``/``: a static page, its own assets, and the front-end libraries.
+
+The page is plain HTML/CSS/JS under ``api/static`` and talks to the public ``/v1`` endpoints and to
+``/v1/live``, like any other client would. Leaflet and uPlot are not in the repository: they are
+installed from the npm registry (``npm ci --prefix frontend``) and served from
+``frontend/node_modules``, only the ``dist`` folders, under ``/vendor``. Where that folder is looked
+for: ``HEATWATCH_FRONTEND_DIR`` if set, else ``frontend/`` of the source checkout, else
+``./frontend`` of the working directory (an installed wheel has no checkout next to it).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from ..formats import JSONBytes
+
+log = logging.getLogger("heatwatch.api.dashboard")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_CHECKOUT_FRONTEND = Path(__file__).resolve().parents[4] / "frontend"
+
+# npm package → the folder of it that the page loads (nothing else of node_modules is exposed).
+VENDOR = {"leaflet": "leaflet/dist", "uplot": "uplot/dist"}
+
+
+class DashboardConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEATWATCH_DASHBOARD_", extra="ignore")
+
+    enabled: bool = True
+    frontend_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("HEATWATCH_FRONTEND_DIR", "HEATWATCH_DASHBOARD_FRONTEND_DIR"),
+        description="folder holding package.json and node_modules of the front-end libraries")
+    # Online background only: with no internet the page still draws sensors, the instrumented area
+    # and a scale on a plain background. Empty disables tiles (air-gapped control rooms).
+    tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tiles_attribution: str = "© OpenStreetMap contributors"
+
+
+def frontend_dir(config: DashboardConfig) -> Path | None:
+    candidates = [config.frontend_dir] if config.frontend_dir else [_CHECKOUT_FRONTEND, Path.cwd() / "frontend"]
+    for c in candidates:
+        if c is not None and (c / "node_modules").is_dir():
+            return c
+    return None
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def index() -> Response:
+    # no-cache: a new release's page must not be mixed with an old cached script.
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/config.json")
+async def dashboard_config(request: Request) -> JSONBytes:
+    """What the page needs to know about this server: which libraries it can load, which tiles."""
+    cfg: DashboardConfig = request.app.state.dashboard_config
+    return JSONBytes({"vendor": request.app.state.dashboard_vendor, "tiles_url": cfg.tiles_url or None,
+                      "tiles_attribution": cfg.tiles_attribution},
+                     headers={"Cache-Control": "no-cache"})
+
+
+def install(app: FastAPI, config: DashboardConfig | None = None) -> None:
+    """Add the page, its assets and the ``/vendor`` mounts. Mounts are not carried by routers,
+    hence a function rather than a router the app includes."""
+    config = config or DashboardConfig()
+    app.state.dashboard_config = config
+    available: dict[str, bool] = dict.fromkeys(VENDOR, False)
+    app.state.dashboard_vendor = available
+    if not config.enabled:
+        return
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    base = frontend_dir(config)
+    for name, sub in VENDOR.items():
+        folder = base / "node_modules" / sub if base else None
+        if folder is not None and folder.is_dir():
+            app.mount(f"/vendor/{name}", StaticFiles(directory=folder), name=f"vendor-{name}")
+            available[name] = True
+    missing = [n for n, ok in available.items() if not ok]
+    if missing:
+        log.warning("dashboard: front-end libraries %s not found (looked in %s): run `npm ci --prefix frontend` "
+                    "or set HEATWATCH_FRONTEND_DIR; the page will show the sensor list without map/charts",
+                    ", ".join(missing), base or config.frontend_dir or _CHECKOUT_FRONTEND)
