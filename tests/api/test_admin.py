@@ -1,0 +1,133 @@
+"""Admin endpoints: bearer token, registry create/update/retire, recompute requests, dead letters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+
+from heatwatch.api.app import create_app
+from heatwatch.ingest.deadletter import DeadLetter, DeadLetterStore  # the writer of the file the api reads
+
+TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SENSOR = {"id": "v-halles", "town": "vitre", "name": "Place des Halles", "latitude": 48.1241,
+          "longitude": -1.2093, "site_class": "urban", "lcz": "LCZ 2", "height_m": 3.0}
+
+
+def test_without_token_nothing_changes(client, api_settings, api_config):
+    for headers, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 403),
+                            ({"Authorization": f"Basic {TOKEN}"}, 401)):
+        r = client.post("/v1/admin/sensors", json=SENSOR, headers=headers)
+        assert r.status_code == status, r.text
+        assert client.put("/v1/admin/sensors/v-halles", json=SENSOR, headers=headers).status_code == status
+        assert client.delete("/v1/admin/sensors/v-halles", headers=headers).status_code == status
+        assert client.get("/v1/admin/deadletters", headers=headers).status_code == status
+        assert client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02"},
+                           headers=headers).status_code == status
+    assert client.get("/v1/admin/sensors", headers={}).headers.get("www-authenticate", "").startswith("Bearer")
+    assert client.get("/v1/sensors", params={"town": "vitre"}).json()["data"] == []
+    assert not (api_settings.data_dir / "recompute").exists()
+    # No token configured: admin is off altogether, whatever is sent.
+    off = api_settings.model_copy(update={"admin_token": None})
+    with TestClient(create_app(off, api_config)) as c:
+        r = c.post("/v1/admin/sensors", json=SENSOR, headers=AUTH)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+
+
+def test_registry_create_update_retire(client, seed):
+    r = client.post("/v1/admin/sensors", json=SENSOR, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert client.post("/v1/admin/sensors", json=SENSOR, headers=AUTH).status_code == 409
+    bad = client.post("/v1/admin/sensors", json=SENSOR | {"latitude": 123}, headers=AUTH)
+    assert bad.status_code == 422 and "latitude" in bad.json()["error"]["message"]
+    assert client.post("/v1/admin/sensors", json=SENSOR | {"id": "x2", "town": "paris"},
+                       headers=AUTH).status_code == 404
+    r = client.put("/v1/admin/sensors/v-halles", json=SENSOR | {"name": "Halles (mât)"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["name"] == "Halles (mât)"
+    assert client.put("/v1/admin/sensors/other", json=SENSOR, headers=AUTH).status_code == 400
+
+    now = int(time.time() * 1000)
+    seed([f"reading,city=vitre,sensor=v-halles temperature=27.5,humidity=41.0 {now}",
+          f"reading,city=vitre,sensor=v-ghost temperature=26.0,humidity=45.0 {now}"])
+    listing = client.get("/v1/sensors", params={"town": "vitre"}).json()
+    by_id = {s["id"]: s for s in listing["data"]}
+    assert by_id["v-halles"]["status"] == "ok" and by_id["v-halles"]["latest"]["temperature"] == 27.5
+    assert by_id["v-halles"]["lcz"] == "LCZ 2"
+    assert by_id["v-ghost"]["status"] == "unregistered" and by_id["v-ghost"]["latitude"] is None
+    gj = client.get("/v1/sensors", params={"town": "vitre", "format": "geojson"}).json()
+    feature = next(f for f in gj["features"] if f["id"] == "v-halles")
+    assert feature["geometry"] == {"type": "Point", "coordinates": [-1.2093, 48.1241]}
+    assert next(f for f in gj["features"] if f["id"] == "v-ghost")["geometry"] is None
+    latest_gj = client.get("/v1/latest", params={"town": "vitre", "format": "geojson"}).json()
+    assert next(f for f in latest_gj["features"] if f["properties"]["sensor"] == "v-halles")["geometry"]
+
+    r = client.delete("/v1/admin/sensors/v-halles", headers=AUTH)
+    assert r.status_code == 200 and r.json()["retired"] is True
+    assert client.delete("/v1/admin/sensors/nope", headers=AUTH).status_code == 404
+    ids = {s["id"] for s in client.get("/v1/sensors", params={"town": "vitre"}).json()["data"]}
+    assert "v-halles" not in ids
+    retired = client.get("/v1/sensors", params={"town": "vitre", "include_retired": "true"}).json()["data"]
+    assert next(s for s in retired if s["id"] == "v-halles")["status"] == "retired"
+    everything = client.get("/v1/admin/sensors", headers=AUTH).json()["data"]
+    assert [s["id"] for s in everything] == ["v-halles"]
+
+
+def test_recompute_request_is_queued(client, api_settings):
+    r = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-31", "town": "vitre"},
+                    headers=AUTH)
+    assert r.status_code == 202
+    files = list((api_settings.data_dir / "recompute").glob("*.json"))
+    assert len(files) == 1
+    queued = json.loads(files[0].read_text())
+    assert (queued["from"], queued["to"], queued["town"]) == ("2024-07-01", "2024-07-31", "vitre")
+    assert client.post("/v1/admin/recompute", json={"from": "2024-07-31", "to": "2024-07-01"},
+                       headers=AUTH).status_code == 400
+    assert client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02", "town": "lille"},
+                       headers=AUTH).status_code == 404
+
+
+def test_deadletters_list_and_replay(client, api_settings, mosquitto):
+    empty = client.get("/v1/admin/deadletters", headers=AUTH).json()
+    assert empty["data"] == [] and empty["counts"] == {}
+    store = DeadLetterStore(api_settings.deadletter_dir / "deadletter.sqlite")
+    store.add_many([DeadLetter("heat/vitre/v1", b'{"temperature": 99}', "out_of_range", "temperature 99", 1),
+                    DeadLetter("heat/vitre/v2", b"\xff\xfe", "bad_json", "not UTF-8", 2),
+                    DeadLetter("heat/vitre/v3", b'{"temperature": 21.5}', "unknown_sensor", "", 3)])
+    store.close()
+    body = client.get("/v1/admin/deadletters", headers=AUTH, params={"limit": 2}).json()
+    assert [x["reason"] for x in body["data"]] == ["out_of_range", "bad_json"]
+    assert body["data"][1]["payload_text"] is None and body["data"][1]["payload_base64"] == "//4="
+    assert body["counts"] == {"out_of_range": 1, "bad_json": 1, "unknown_sensor": 1}
+    nxt = client.get("/v1/admin/deadletters", headers=AUTH,
+                     params={"after_id": body["next_after_id"]}).json()["data"]
+    assert [x["topic"] for x in nxt] == ["heat/vitre/v3"]
+
+    got: list[tuple[str, bytes]] = []
+    ready = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_connect = lambda c, *a: c.subscribe("heat/vitre/+", qos=1)
+    sub.on_subscribe = lambda *a: ready.set()
+    sub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    try:
+        assert ready.wait(5)
+        settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
+        client.app.state.settings = settings  # the broker of this test session
+        r = client.post("/v1/admin/deadletters/replay", json={"ids": [nxt[0]["id"], 999]}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": []}
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got == [("heat/vitre/v3", b'{"temperature": 21.5}')]
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    left = client.get("/v1/admin/deadletters", headers=AUTH).json()
+    assert [x["reason"] for x in left["data"]] == ["out_of_range", "bad_json"]
