@@ -1,0 +1,79 @@
+"""HTTP hygiene: CORS for GET, gzip, per-client rate limit with Retry-After, content negotiation,
+server-side cache with bounded staleness, OpenAPI documentation."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from heatwatch.api.app import create_app
+from heatwatch.api.config import ApiConfig
+
+
+def test_cors_open_for_get_only(client):
+    r = client.get("/v1/towns", headers={"Origin": "https://example.org"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "ETag" in r.headers["access-control-expose-headers"]
+    pre = client.options("/v1/latest", headers={"Origin": "https://example.org",
+                                                "Access-Control-Request-Method": "GET"})
+    assert pre.status_code == 200 and "GET" in pre.headers["access-control-allow-methods"]
+    pre = client.options("/v1/admin/sensors", headers={"Origin": "https://example.org",
+                                                       "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 400  # no cross-origin writes
+
+
+def test_gzip(client, dataset):
+    r = client.get("/v1/hourly", params={"town": "vitre", "from": "2024-07-19", "to": "2024-07-22", "tz": "UTC"},
+                   headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert len(r.json()["data"]) == 72 * 3  # httpx decodes it transparently
+    raw = client.get("/v1/readings", params={"town": "vitre", "from": "2024-07-20", "to": "2024-07-21",
+                                             "format": "csv"},
+                     headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip"  # streamed exports too
+
+
+def test_accept_negotiation(client, dataset):
+    params = {"town": "vitre", "from": "2024-07-19", "to": "2024-07-20"}
+    assert client.get("/v1/daily", params=params, headers={"Accept": "text/csv"}).headers[
+        "content-type"].startswith("text/csv")
+    r = client.get("/v1/daily", params=params, headers={"Accept": "text/csv;q=0.5, application/json"})
+    assert r.headers["content-type"].startswith("application/json")
+    r = client.get("/v1/sensors", params={"town": "vitre"}, headers={"Accept": "application/geo+json"})
+    assert r.json()["type"] == "FeatureCollection"
+    r = client.get("/v1/daily", params=params | {"format": "csv"}, headers={"Accept": "application/json"})
+    assert r.headers["content-type"].startswith("text/csv")  # format= wins
+
+
+def test_rate_limit_429_with_retry_after(api_settings, seed):
+    seed([])
+    app = create_app(api_settings, ApiConfig(rate_limit_per_s=1, rate_limit_burst=3))
+    with TestClient(app) as c:
+        codes = [c.get("/v1/towns").status_code for _ in range(5)]
+        assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+        r = c.get("/v1/towns", headers={"Origin": "https://example.org"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.headers["access-control-allow-origin"] == "*"  # a browser can read the 429
+        assert "too many requests" in r.json()["error"]["message"]
+        assert c.get("/healthz").status_code == 200  # probes are never throttled
+
+
+def test_server_cache_bounded_staleness(api_settings, seed):
+    seed(["reading,city=vitre,sensor=a temperature=20.0 1700000000000"])
+    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
+    with TestClient(app) as c:
+        first = c.get("/v1/latest", params={"town": "vitre"})
+        seed(["reading,city=vitre,sensor=a temperature=21.0 1700000060000"])
+        assert c.get("/v1/latest", params={"town": "vitre"}).json() == first.json()  # served from cache
+        app.state.cache.clear()
+        assert c.get("/v1/latest", params={"town": "vitre"}).json()["data"][0]["temperature"] == 21.0
+
+
+def test_openapi_documents_every_endpoint(client):
+    spec = client.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {"/v1/towns", "/v1/latest", "/v1/sensors", "/v1/readings", "/v1/hourly", "/v1/daily", "/v1/indices",
+            "/v1/canicule-episodes", "/v1/alerts", "/v1/uhi", "/v1/catalog", "/v1/datapackage.json",
+            "/v1/admin/sensors", "/v1/admin/recompute", "/v1/admin/deadletters"} <= paths
+    town = next(p for p in spec["paths"]["/v1/latest"]["get"]["parameters"] if p["name"] == "town")
+    assert "vitre" in str(town)  # parameters carry examples
+    assert spec["info"]["license"]["identifier"] == "etalab-2.0"
