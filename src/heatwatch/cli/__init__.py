@@ -36,7 +36,8 @@ def _registry(settings: Settings) -> object | None:
         from ..core.registry import Registry
     except ImportError:  # registry module not present in this build
         return None
-    return Registry(settings.registry_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Registry(settings.registry_path, towns=list(settings.towns))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -81,8 +81,8 @@ class SiteClass(StrEnum):
 class Sensor(BaseModel):
     """A sensor as the registry knows it. Position and site class never go into InfluxDB tags."""
 
-    id: str = Field(pattern=SENSOR_ID_RE.pattern)
-    town: str = Field(pattern=TOWN_ID_RE.pattern)
+    id: str = Field(pattern=f"^{SENSOR_ID_RE.pattern}$")
+    town: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$")
     name: str = ""
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -111,7 +111,7 @@ class CaniculeThresholds(BaseModel):
 
 
 class Town(BaseModel):
-    id: str = Field(pattern=TOWN_ID_RE.pattern)
+    id: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$")
     name: str
     insee: str = Field(pattern=r"\d[0-9AB]\d{3}")
     departement: str

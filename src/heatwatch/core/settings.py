@@ -107,12 +107,29 @@ class Settings(BaseSettings):
     mqtt_shared_group: str | None = Field(default=None, description="set to share the stream: $share/<group>/...")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
     subscriptions: list[Subscription] = Field(default_factory=lambda: list(DEFAULT_SUBSCRIPTIONS))
+    tts_app_towns: dict[str, str] = Field(
+        default_factory=dict, description="The Things Stack application id → town, for devices not in the registry")
     batch_size: int = Field(default=5000, ge=1, le=65535)
     batch_interval_s: float = Field(default=0.5, gt=0)
     backlog_window: timedelta = timedelta(days=30)
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     spool_max_bytes: int = Field(default=1024**3, ge=1024, description="spool bound; when full, acks are held")
     metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of the ingester")
+
+    # Analytics: the hourly job recomputes the local days touched by the last N hours; on start the
+    # service catches up from its last stored hour, at most this many days back (older: backfill).
+    analytics_recompute_hours: int = Field(default=6, ge=1, le=72)
+    analytics_daily_days: int = Field(default=3, ge=1, le=31, description="complete days the daily job redoes")
+    analytics_catchup_max_days: int = Field(default=31, ge=1)
+    analytics_mqtt_client_id: str = Field(default="heatwatch-analytics", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Alert rules (live, every alert_interval_s).
+    alert_interval_s: int = Field(default=300, ge=10)
+    alert_temperature_c: float = 35.0
+    alert_heat_index_c: float = 40.0  # NWS "danger" starts at 103 °F = 39.4 °C
+    alert_uhi_night_c: float = 4.0
+    alert_offline_s: int = Field(default=3600, ge=60)
+    alert_battery_v: float = 2.6
+    alert_qc_hours: int = Field(default=3, ge=1, description="consecutive flagged hours before a QC alert")
 
     # API.
     api_host: str = "127.0.0.1"

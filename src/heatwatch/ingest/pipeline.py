@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from paho.mqtt.client import topic_matches_sub
@@ -33,12 +33,13 @@ class Pipeline:
         *,
         max_payload_bytes: int,
         devices: DeviceLookup | None = None,
+        decoders: Mapping[str, Decoder] = DECODERS,
         on_sensor: Callable[[str, str], None] | None = None,
     ) -> None:
-        unknown = sorted({s.format for s in subscriptions} - DECODERS.keys())
+        unknown = sorted({s.format for s in subscriptions} - decoders.keys())
         if unknown:
-            raise ConfigError(f"no decoder for format(s) {unknown}; known: {sorted(DECODERS)}")
-        self._subs = [(s.filter, DECODERS[s.format]) for s in subscriptions]
+            raise ConfigError(f"no decoder for format(s) {unknown}; known: {sorted(decoders)}")
+        self._subs = [(s.filter, decoders[s.format]) for s in subscriptions]
         self._by_topic: dict[str, Decoder | None] = {}
         self.validator = validator
         self.max_payload_bytes = max_payload_bytes

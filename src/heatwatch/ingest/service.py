@@ -21,6 +21,7 @@ from ..core.logging import get_logger
 from ..core.settings import Settings
 from .consumer import Message, MqttConsumer
 from .deadletter import DeadLetter, DeadLetterStore
+from .decoders import decoders_for
 from .metrics import IngestMetrics
 from .pipeline import Pipeline, Processed
 from .sink import Sink
@@ -50,6 +51,7 @@ class IngestService:
             Validator(towns=set(settings.towns), backlog_ms=int(settings.backlog_window.total_seconds() * 1000)),
             max_payload_bytes=settings.max_payload_bytes,
             devices=registry if hasattr(registry, "resolve") else None,  # type: ignore[arg-type]
+            decoders=decoders_for(settings),
             on_sensor=ensure,
         )
         group = settings.mqtt_shared_group
