@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     mqtt_shared_group: str | None = Field(default=None, description="set to share the stream: $share/<group>/...")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
     subscriptions: list[Subscription] = Field(default_factory=lambda: list(DEFAULT_SUBSCRIPTIONS))
+    # heat/alerts/<town> (analytics' own output) matches the readings filter heat/+/+.
+    ignore_filters: list[str] = Field(default_factory=lambda: ["heat/alerts/#"],
+                                      description="topics ingest acknowledges and drops without dead-lettering")
     tts_app_towns: dict[str, str] = Field(
         default_factory=dict, description="The Things Stack application id → town, for devices not in the registry")
     batch_size: int = Field(default=5000, ge=1, le=65535)

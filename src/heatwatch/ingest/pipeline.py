@@ -12,7 +12,7 @@ from ..core.errors import ConfigError, DecodeError
 from ..core.settings import Subscription
 from .consumer import Message
 from .deadletter import DeadLetter
-from .decoders import DECODERS, Context, Decoder, DeviceLookup
+from .decoders import DECODERS, Context, Decoded, Decoder, DeviceLookup
 from .reasons import Reason
 from .validate import Validator
 
@@ -22,7 +22,12 @@ class Processed:
     lines: list[str] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     readings: int = 0
+    ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+
+
+def _IGNORE(payload: bytes, ctx: Context) -> Decoded:
+    raise AssertionError("ignored topics are never decoded")
 
 
 class Pipeline:
@@ -35,11 +40,13 @@ class Pipeline:
         devices: DeviceLookup | None = None,
         decoders: Mapping[str, Decoder] = DECODERS,
         on_sensor: Callable[[str, str], None] | None = None,
+        ignore: Sequence[str] = (),
     ) -> None:
         unknown = sorted({s.format for s in subscriptions} - decoders.keys())
         if unknown:
             raise ConfigError(f"no decoder for format(s) {unknown}; known: {sorted(decoders)}")
         self._subs = [(s.filter, decoders[s.format]) for s in subscriptions]
+        self._ignore = list(ignore)
         self._by_topic: dict[str, Decoder | None] = {}
         self.validator = validator
         self.max_payload_bytes = max_payload_bytes
@@ -51,7 +58,10 @@ class Pipeline:
         try:
             return self._by_topic[topic]
         except KeyError:
-            found = next((d for f, d in self._subs if topic_matches_sub(f, topic)), None)
+            if any(topic_matches_sub(f, topic) for f in self._ignore):
+                found = _IGNORE
+            else:
+                found = next((d for f, d in self._subs if topic_matches_sub(f, topic)), None)
             if len(self._by_topic) < 100_000:  # one entry per sensor topic; bounded all the same
                 self._by_topic[topic] = found
             return found
@@ -69,6 +79,9 @@ class Pipeline:
         if len(m.payload) > self.max_payload_bytes:
             raise DecodeError(Reason.oversized, f"{len(m.payload)} bytes > {self.max_payload_bytes}")
         decoder = self.decoder_for(m.topic)
+        if decoder is _IGNORE:
+            out.ignored += 1
+            return
         if decoder is None:
             raise DecodeError(Reason.bad_topic, f"no decoder subscribed for {m.topic[:200]}")
         decoded = decoder(m.payload, Context(m.topic, m.received_ms, self.devices))

@@ -52,6 +52,7 @@ class IngestService:
             max_payload_bytes=settings.max_payload_bytes,
             devices=registry if hasattr(registry, "resolve") else None,  # type: ignore[arg-type]
             decoders=decoders_for(settings),
+            ignore=settings.ignore_filters,
             on_sensor=ensure,
         )
         group = settings.mqtt_shared_group

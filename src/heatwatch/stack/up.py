@@ -31,6 +31,16 @@ def _port(preferred: int) -> int:
     return preferred
 
 
+def _place_example_sensors(settings: Settings) -> None:
+    """The demo's simulated sensors are the packaged example sites: register them once."""
+    from ..core.registry import Registry
+
+    with Registry(settings.registry_path, towns=list(settings.towns)) as registry:
+        if not registry.list():
+            n = registry.load_examples()
+            log.info("up.example_sensors_registered", count=n)
+
+
 def up(settings: Settings, *, demo: bool = False, host: str | None = None, port: int | None = None) -> int:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -58,7 +68,10 @@ def up(settings: Settings, *, demo: bool = False, host: str | None = None, port:
     if find_spec("heatwatch.analytics.cli") is not None:
         services.append(ServiceProcess(["analytics"], env, logs / "analytics.log", name="analytics").start())
     if demo:
-        services.append(ServiceProcess(["simulate", "--live"], env, logs / "simulate.log", name="simulate").start())
+        _place_example_sensors(settings)
+        # Two past days first, so the dashboard and the indices have something to show at once.
+        services.append(ServiceProcess(["simulate", "--live", "--backfill", "2d"], env, logs / "simulate.log",
+                                       name="simulate").start())
 
     print(f"heatwatch is up: API and dashboard on http://{api_host}:{api_port}/  (docs: /docs)", flush=True)
     print(f"  MQTT {env.get('HEATWATCH_MQTT_URL', settings.mqtt_url)}  "

@@ -36,7 +36,8 @@ class FieldMap:
         # Skip the arithmetic for the identity map so values pass through bit-exact.
         if self.scale == 1.0 and self.offset == 0.0:
             return raw
-        return raw * self.scale + self.offset
+        # Rounded so a mV→V scale gives 3.538, not 3.5380000000000003.
+        return round(raw * self.scale + self.offset, 9)
 
 
 @dataclass(frozen=True, slots=True)
