@@ -124,3 +124,9 @@ TownFactory = Callable[..., SyntheticTown]
 def make_town() -> TownFactory:
     """The generator itself, as a fixture: test modules cannot import conftest under importlib mode."""
     return build_town
+
+
+@pytest.fixture(scope="module")
+def module_db(request: pytest.FixtureRequest) -> str:
+    """A database shared by the tests of one module (the simulated week is loaded once)."""
+    return f"m_{abs(hash(request.node.nodeid)) % 10**8}"

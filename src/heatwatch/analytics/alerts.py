@@ -1,0 +1,177 @@
+"""Alert state: one stored alert per lasting condition, opened and closed across evaluations.
+
+Convention (measurement ``alert``, retention policy ``agg``):
+
+* tags ``city``, ``sensor`` (absent for a town-level alert such as ``canicule``), ``kind``;
+* the point's timestamp is the instant the alert **opened**, so every later write for the same
+  condition (a worse peak, the close) overwrites that one point: a condition lasting three days
+  is one row, never one per evaluation;
+* fields ``value`` (the worst value seen while open: highest, or lowest for ``battery``),
+  ``threshold``, ``message``, ``state`` (``"open"``/``"closed"``), ``started`` and ``ended``
+  (epoch ms; ``ended`` only once closed).
+
+Open alerts are read back from InfluxDB at every evaluation (``state = 'open'``), so the state
+survives restarts and a second analytics instance sees the same alerts. Each open and close is
+published on MQTT ``heat/alerts/<town>`` (QoS 1) as one JSON object with ``event`` = ``open`` or
+``close``, after the point is stored: a crash in between loses the notification, never the alert.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.lineprotocol import Point
+from heatwatch.core.logging import get_logger
+
+from .jobs import Analytics
+from .qc import QcConfig
+from .reader import read_city_daily, read_hourly_qc, read_live
+from .rules import DIRECTION, TOWN, AlertThresholds, Check, Snapshot, evaluate
+
+log = get_logger("heatwatch.analytics.alerts")
+
+OPEN, CLOSED = "open", "closed"
+ALERT_TOPIC = "heat/alerts/{town}"
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+def iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    city: str
+    sensor: str
+    kind: str
+    value: float
+    threshold: float
+    message: str
+    started: int
+    state: str = OPEN
+    ended: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.sensor, self.kind)
+
+    def point(self) -> Point:
+        fields: dict[str, Any] = {"value": float(self.value), "threshold": float(self.threshold),
+                                  "message": self.message, "state": self.state, "started": int(self.started)}
+        if self.ended is not None:
+            fields["ended"] = int(self.ended)
+        tags = {"city": self.city, "sensor": self.sensor, "kind": self.kind}
+        return Point("alert", tags, fields, self.started)
+
+    def payload(self, event: str, ts: int) -> dict[str, Any]:
+        return {"event": event, "city": self.city, "sensor": self.sensor or None, "kind": self.kind,
+                "value": self.value, "threshold": self.threshold, "message": self.message, "state": self.state,
+                "started": iso_ms(self.started), "ended": iso_ms(self.ended), "ts": ts}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    event: str  # "open", "update" (worse peak, not published) or "close"
+    alert: Alert
+
+
+def _worse(kind: str, new: float, old: float) -> bool:
+    return new < old if DIRECTION.get(kind, "above") == "below" else new > old
+
+
+def transition(city: str, open_alerts: Mapping[tuple[str, str], Alert], checks: Sequence[Check],
+               now_ms: int) -> list[Change]:
+    """What changes, given the open alerts and the conditions that hold now. Pure."""
+    holding = {(c.sensor, c.kind): c for c in checks}
+    changes: list[Change] = []
+    for key, alert in sorted(open_alerts.items()):
+        check = holding.get(key)
+        if check is None:
+            changes.append(Change("close", replace(alert, state=CLOSED, ended=now_ms)))
+        elif _worse(alert.kind, check.value, alert.value):
+            changes.append(Change("update", replace(alert, value=check.value, message=check.message)))
+    for key, check in sorted(holding.items()):
+        if key not in open_alerts and check.raised:
+            changes.append(Change("open", Alert(city, check.sensor, check.kind, check.value, check.threshold,
+                                                check.message, now_ms)))
+    return changes
+
+
+async def load_open(client: InfluxClient, city: str) -> dict[tuple[str, str], Alert]:
+    q = (f"SELECT {ident('value')}, {ident('threshold')}, {ident('message')}, {ident('started')} "
+         f"FROM {client.qualified('alert', AGG_RP)} WHERE {ident('city')} = $city AND {ident('state')} = $open "
+         f"GROUP BY {ident('sensor')}, {ident('kind')}")
+    out: dict[tuple[str, str], Alert] = {}
+    for r in await client.query_records(q, {"city": city, "open": OPEN}):
+        started = int(r.get("started") or r["time"])
+        alert = Alert(city, r.get("sensor") or TOWN, r["kind"], float(r["value"]), float(r["threshold"]),
+                      str(r.get("message") or ""), started)
+        # Two open points for one condition cannot arise from one runner; if two runners raced,
+        # keep the older and let the next close/update settle the other.
+        if alert.key not in out or started < out[alert.key].started:
+            out[alert.key] = alert
+    return out
+
+
+async def alert_history(client: InfluxClient, city: str) -> list[dict[str, Any]]:
+    """Every stored alert of a town, oldest first (tests and diagnostics)."""
+    q = (f"SELECT * FROM {client.qualified('alert', AGG_RP)} WHERE {ident('city')} = $city "
+         f"GROUP BY {ident('sensor')}, {ident('kind')}")
+    rows = await client.query_records(q, {"city": city})
+    return sorted(rows, key=lambda r: (r["time"], r.get("sensor") or "", r["kind"]))
+
+
+class AlertEngine:
+    """Evaluates the rules of every town and keeps the alert state in InfluxDB."""
+
+    def __init__(self, analytics: Analytics, thresholds: AlertThresholds | None = None,
+                 publisher: Publisher | None = None, qc: QcConfig | None = None) -> None:
+        self.analytics = analytics
+        self.client = analytics.client
+        self.thresholds = thresholds or AlertThresholds()
+        self.publisher = publisher
+        self.qc = qc or QcConfig()
+
+    async def snapshot(self, city: str, now: pd.Timestamp) -> Snapshot:
+        th = self.thresholds
+        sensors = self.analytics.sensors(city)
+        ctx = self.analytics.context(city)
+        live = await read_live(
+            self.client, city, now - pd.Timedelta(seconds=th.live_window_s), now,
+            now - pd.Timedelta(seconds=th.seen_lookback_s), (self.qc.t_min, self.qc.t_max))
+        hourly = await read_hourly_qc(self.client, city, now - pd.Timedelta(hours=th.qc_hours + 1), now)
+        city_daily = await read_city_daily(self.client, city, now - pd.Timedelta(days=4), now)
+        expected = frozenset(s.id for s in sensors if not s.retired)
+        return Snapshot(ctx, now, live, hourly, city_daily, expected, th)
+
+    async def evaluate(self, now: datetime) -> list[Change]:
+        now_ts = pd.Timestamp(now)
+        now_ms = int(now_ts.value // 1_000_000)
+        changes: list[Change] = []
+        for city in self.analytics.towns:
+            snap = await self.snapshot(city, now_ts)
+            town_changes = transition(city, await load_open(self.client, city), evaluate(snap), now_ms)
+            if town_changes:
+                await self.client.write_points([c.alert.point() for c in town_changes], rp=AGG_RP)
+            for c in town_changes:
+                if c.event == "update":
+                    continue
+                log.info("alert." + c.event, city=city, sensor=c.alert.sensor, kind=c.alert.kind,
+                         value=round(c.alert.value, 3), threshold=c.alert.threshold)
+                if self.publisher is not None:
+                    payload = json.dumps(c.alert.payload(c.event, now_ms), ensure_ascii=False).encode()
+                    self.publisher.publish(ALERT_TOPIC.format(town=city), payload)
+            changes.extend(town_changes)
+        return changes

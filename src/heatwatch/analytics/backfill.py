@@ -1,0 +1,40 @@
+"""Recomputing a range of days, a chunk of days at a time, for ``heatwatch backfill`` and the bench.
+
+Memory is bounded by the chunk: one town's raw readings over ``chunk_days`` plus the read
+context (:func:`heatwatch.analytics.jobs.read_window`), never the whole range. Towns run
+concurrently, so one town's database read overlaps the other's pandas work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from .jobs import Analytics, RunStats, chunks
+
+DEFAULT_CHUNK_DAYS = 14
+
+
+async def backfill(analytics: Analytics, first: date, last: date, towns: Sequence[str] | None = None,
+                   chunk_days: int = DEFAULT_CHUNK_DAYS,
+                   progress: Callable[[RunStats], None] | None = None) -> list[RunStats]:
+    """Recompute local days ``first``…``last`` (inclusive) of ``towns`` (default: all)."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    cities = list(towns) if towns else list(analytics.towns)
+    unknown = [c for c in cities if c not in analytics.towns]
+    if unknown:
+        raise ValueError(f"unknown town(s) {unknown}; configured: {', '.join(sorted(analytics.towns))}")
+
+    async def one_town(city: str) -> list[RunStats]:
+        out = []
+        for chunk in chunks(first, last, chunk_days):
+            stats = await analytics.recompute(city, chunk)
+            if progress is not None:
+                progress(stats)
+            out.append(stats)
+        return out
+
+    per_town = await asyncio.gather(*(one_town(c) for c in cities))
+    return [s for town in per_town for s in town]

@@ -1,0 +1,59 @@
+"""``heatwatch analytics``: the scheduler alone, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.logging import get_logger
+from heatwatch.core.settings import Settings
+
+from .publish import MqttPublisher
+from .scheduler import AnalyticsService
+
+log = get_logger("heatwatch.analytics")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true",
+                        help="catch up and evaluate alerts once, then exit (cron-style use, diagnostics)")
+    parser.add_argument("--no-mqtt", action="store_true", help="store alerts without publishing them on MQTT")
+
+
+def open_registry(settings: Settings) -> object | None:
+    try:
+        from heatwatch.core.registry import Registry
+    except ImportError:  # registry module absent from this build: towns.toml references only
+        return None
+    return Registry(settings.registry_path, towns=list(settings.towns))
+
+
+async def serve(settings: Settings, *, once: bool = False, mqtt: bool = True) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    publisher = MqttPublisher(settings.mqtt, settings.analytics_mqtt_client_id).start() if mqtt else None
+    registry = open_registry(settings)
+    client = InfluxClient.from_settings(settings, max_connections=4)
+    try:
+        # Creates the database and policies if analytics starts before anything else wrote.
+        await client.setup(settings.raw_retention)
+        service = AnalyticsService(settings, client, registry, publisher)
+        if once:
+            await service.once()
+        else:
+            await service.run(stop)
+    finally:
+        await client.aclose()
+        if publisher is not None:
+            publisher.close()
+        if registry is not None:
+            registry.close()  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(serve(settings, once=args.once, mqtt=not args.no_mqtt))
+    return 0

@@ -1,0 +1,208 @@
+"""Recomputing a town's aggregates for whole local days, and the scheduled runs built on it.
+
+The unit of work is a set of local days D1…D2 of one town. Everything in them is recomputed
+from raw readings and replaces what was stored (:func:`Analytics.recompute`), so any run is
+idempotent and a second runner is harmless (DESIGN.md §9). The read window is wider than the
+days, by what the definitions of DESIGN.md §5 look at:
+
+* from 18:00 UTC three days before D1: the IBM of D1 is the mean of D1−2…D1, and the Tn of
+  D1−2 starts at 18:00 UTC of D1−3; that also covers the night UHI of D1 (from 18:00 local D1−1);
+* to 06:00 UTC the day after D2: where the Tx window of D2 ends.
+
+Context days are read but not written (``aggregate_town(days=...)``): their own edges are cut.
+
+Runs, all in UTC wall time:
+
+* hourly (HH:05): the days touched by the last ``analytics_recompute_hours`` hours, so late and
+  backlog readings land in their hour; today's daily row is provisional (coverage < 1, flag
+  AVAILABILITY) until the day is over;
+* daily (06:20): the last ``analytics_daily_days`` complete days, once the Tx window of
+  yesterday (to 06:00 UTC today) has closed; this is what fixes yesterday's IBMx and canicule;
+* catch-up at start: from the day before the newest stored hour to today (bounded by
+  ``analytics_catchup_max_days``), i.e. whatever the runs missed while the service was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.logging import get_logger
+from heatwatch.core.model import Sensor, Town
+
+from .aggregate import TownAggregates, TownContext, aggregate_town
+from .qc import QcConfig
+from .reader import first_reading, last_hourly, read_readings
+from .writer import SCHEMA, frame_lines, replace_range, write_lines
+
+log = get_logger("heatwatch.analytics")
+
+CONTEXT_DAYS_BEFORE = 3
+TN_WINDOW_START_H = 18  # UTC hour the Météo-France Tn window opens, the day before
+TX_WINDOW_END_H = 6  # UTC hour the Tx window closes, the day after
+
+
+def read_window(days: Sequence[date]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """UTC [start, end) of the raw readings that fully determine the aggregates of ``days``."""
+    first = pd.Timestamp(min(days) - timedelta(days=CONTEXT_DAYS_BEFORE), tz="UTC")
+    last = pd.Timestamp(max(days) + timedelta(days=1), tz="UTC")
+    return first + pd.Timedelta(hours=TN_WINDOW_START_H), last + pd.Timedelta(hours=TX_WINDOW_END_H)
+
+
+def day_span(days: Sequence[date], tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """UTC [local midnight of the first day, local midnight after the last): what is written."""
+    start = pd.Timestamp(min(days)).tz_localize(tz).tz_convert("UTC")
+    end = pd.Timestamp(max(days) + timedelta(days=1)).tz_localize(tz).tz_convert("UTC")
+    return start, end
+
+
+def local_days(start: datetime, end: datetime, tz: str) -> list[date]:
+    """Local dates of ``tz`` met between two instants, both included."""
+    a = pd.Timestamp(start).tz_convert(tz).date()
+    b = pd.Timestamp(end).tz_convert(tz).date()
+    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
+
+
+def runs_of(days: Iterable[date]) -> list[list[date]]:
+    """Consecutive runs of sorted dates: each run is one contiguous range to replace."""
+    out: list[list[date]] = []
+    for d in sorted(set(days)):
+        if out and d - out[-1][-1] == timedelta(days=1):
+            out[-1].append(d)
+        else:
+            out.append([d])
+    return out
+
+
+def chunks(first: date, last: date, size: int) -> list[list[date]]:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [days[i:i + size] for i in range(0, len(days), size)]
+
+
+@dataclass
+class RunStats:
+    city: str
+    days: list[date]
+    readings: int = 0
+    points: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_log(self) -> dict[str, Any]:
+        return {"city": self.city, "days": f"{self.days[0]}..{self.days[-1]}" if self.days else "-",
+                "readings": self.readings, **{f"n_{k}": v for k, v in self.points.items()},
+                **{f"s_{k}": round(v, 3) for k, v in self.seconds.items()}}
+
+
+def town_context(town: Town, sensors: Sequence[Sensor], qc: QcConfig | None = None) -> TownContext:
+    """The town as the aggregates see it; without any registered sensor, every non-reference is urban."""
+    if not [s for s in sensors if s.town == town.id]:
+        return TownContext(city=town.id, timezone=town.timezone, references=frozenset(town.reference_sensors),
+                           thresholds=town.canicule, qc=qc or QcConfig())
+    return TownContext.from_registry(town, sensors, qc)
+
+
+def build_lines(aggs: TownAggregates) -> dict[str, list[str]]:
+    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "city_daily": aggs.city_daily}
+    return {m: frame_lines(frames[m], m, *SCHEMA[m]) for m in SCHEMA}
+
+
+class Analytics:
+    """The aggregate jobs of every configured town, over one InfluxDB client."""
+
+    def __init__(self, client: InfluxClient, towns: Mapping[str, Town], registry: Any | None = None,
+                 qc: QcConfig | None = None) -> None:
+        self.client = client
+        self.towns = dict(towns)
+        self.registry = registry
+        self.qc = qc
+        # Two runs of the same town would only redo each other's work: let them queue.
+        self._locks = {city: asyncio.Lock() for city in self.towns}
+
+    def sensors(self, city: str) -> list[Sensor]:
+        return list(self.registry.list(town=city)) if self.registry is not None else []
+
+    def context(self, city: str) -> TownContext:
+        return town_context(self.towns[city], self.sensors(city), self.qc)
+
+    async def recompute(self, city: str, days: Sequence[date]) -> RunStats:
+        """Recompute and replace the aggregates of ``days`` (local dates) of one town.
+
+        Days without a single raw reading are left alone: raw data may have expired under its
+        retention policy while the aggregates are kept forever, and must not be wiped.
+        """
+        days = sorted(set(days))
+        stats = RunStats(city, days)
+        if not days:
+            return stats
+        async with self._locks[city]:
+            ctx = self.context(city)
+            t0 = time.perf_counter()
+            start, end = read_window(days)
+            readings = await read_readings(self.client, city, start, end)
+            t1 = time.perf_counter()
+            stats.readings = len(readings)
+            stats.seconds["read"] = t1 - t0
+            if readings.empty:
+                return stats
+            present = set(readings["time"].dt.tz_convert(ctx.timezone).dt.date.unique())
+            keep = [d for d in days if d in present]
+            if not keep:
+                return stats
+            lines = await asyncio.to_thread(_compute, readings, ctx, keep)
+            t2 = time.perf_counter()
+            stats.seconds["compute"] = t2 - t1
+            for run in runs_of(keep):
+                await replace_range(self.client, city, *day_span(run, ctx.timezone))
+            for measurement, ls in lines.items():
+                await write_lines(self.client, ls)
+                stats.points[measurement] = len(ls)
+            stats.seconds["write"] = time.perf_counter() - t2
+        return stats
+
+    async def recompute_range(self, city: str, first: date, last: date, chunk_days: int = 14) -> list[RunStats]:
+        return [await self.recompute(city, c) for c in chunks(first, last, chunk_days)]
+
+    # Scheduled runs ---------------------------------------------------------------------
+
+    async def hourly_run(self, now: datetime, hours: int) -> list[RunStats]:
+        out = []
+        for city, town in self.towns.items():
+            days = local_days(pd.Timestamp(now) - pd.Timedelta(hours=hours), now, town.timezone)
+            out.append(await self.recompute(city, days))
+        return out
+
+    async def daily_run(self, now: datetime, days_back: int) -> list[RunStats]:
+        out = []
+        for city, town in self.towns.items():
+            today = pd.Timestamp(now).tz_convert(town.timezone).date()
+            out.append(await self.recompute(city, [today - timedelta(days=k) for k in range(days_back, 0, -1)]))
+        return out
+
+    async def catch_up(self, now: datetime, max_days: int, chunk_days: int = 7) -> list[RunStats]:
+        """Recompute what was missed while the service was down: from the day before the newest
+        stored hour (its Tx window was still open) to today."""
+        out: list[RunStats] = []
+        now_ts = pd.Timestamp(now)
+        floor = now_ts - pd.Timedelta(days=max_days)
+        for city, town in self.towns.items():
+            last = await last_hourly(self.client, city)
+            if last is None:
+                last = await first_reading(self.client, city, floor.to_pydatetime())
+                if last is None:
+                    continue
+            begin = max(last - pd.Timedelta(days=1), floor)
+            first_day = begin.tz_convert(town.timezone).date()
+            today = now_ts.tz_convert(town.timezone).date()
+            out.extend(await self.recompute_range(city, first_day, today, chunk_days))
+        return out
+
+
+def _compute(readings: pd.DataFrame, ctx: TownContext, days: list[date]) -> dict[str, list[str]]:
+    return build_lines(aggregate_town(readings, ctx, days=days))

@@ -1,0 +1,140 @@
+"""What the analytics jobs read from InfluxDB, as DataFrames.
+
+Raw readings are read whole, not pre-aggregated: the point checks of QC (step, spike,
+persistence) need each reading and its neighbours, and the hourly min/max must come from clean
+readings only, so a ``GROUP BY time(1h)`` in the database would aggregate values QC has not seen
+yet. Aggregation is pushed down where nothing downstream needs the readings themselves: the live
+alert snapshot (median of the last minutes, last reading, last battery voltage per sensor) and
+the "where did we stop" look-ups (last stored hour, first reading), which return one row per
+sensor instead of thousands.
+
+Every value goes through bind parameters; times are bound as epoch nanoseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient, Series, ident
+
+READING_COLUMNS = ["city", "sensor", "time", "temperature", "humidity"]
+EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def to_ns(when: datetime | pd.Timestamp) -> int:
+    """Epoch nanoseconds, the unit InfluxQL compares ``time`` with; naive values are UTC."""
+    ts = pd.Timestamp(when)
+    return int((ts if ts.tzinfo else ts.tz_localize("UTC")).value)
+
+
+def to_ms(times: pd.Series) -> np.ndarray:
+    """UTC epoch milliseconds of a tz-aware series, whatever resolution pandas picked."""
+    return ((times - EPOCH) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
+
+
+def series_frame(series: Sequence[Series], columns: Sequence[str], tag: str = "sensor") -> pd.DataFrame:
+    """One frame from per-tag series of numeric columns; ``time`` (epoch ms) becomes tz-aware UTC.
+
+    ``np.array(..., dtype=float)`` turns InfluxDB's nulls into NaN in one C loop, which is far
+    faster than letting pandas infer object columns row by row.
+    """
+    parts: list[pd.DataFrame] = []
+    for s in series:
+        if not s.values:
+            continue
+        a = np.array(s.values, dtype=np.float64)
+        idx = {c: i for i, c in enumerate(s.columns)}
+        part = pd.DataFrame({tag: s.tags.get(tag, ""),
+                             "time": pd.to_datetime(a[:, idx["time"]].astype(np.int64), unit="ms", utc=True)})
+        for c in columns:
+            part[c] = a[:, idx[c]] if c in idx else np.nan
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({tag: pd.Series(dtype=object), "time": pd.Series(dtype="datetime64[ms, UTC]"),
+                             **{c: pd.Series(dtype=np.float64) for c in columns}})
+    return pd.concat(parts, ignore_index=True)
+
+
+async def read_readings(client: InfluxClient, city: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Raw readings of one town in [start, end), columns :data:`READING_COLUMNS`."""
+    q = (f"SELECT {ident('temperature')}, {ident('humidity')} FROM {client.qualified('reading', RAW_RP)} "
+         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    series = await client.query_series(q, {"city": city, "start": to_ns(start), "end": to_ns(end)})
+    frame = series_frame(series, ["temperature", "humidity"])
+    frame.insert(0, "city", city)
+    return frame[READING_COLUMNS]
+
+
+async def last_time(client: InfluxClient, measurement: str, rp: str, field: str, city: str,
+                    since: datetime | None = None, *, first: bool = False) -> pd.Timestamp | None:
+    """Time of the newest (or oldest) point of a town in a measurement, or None."""
+    fn = "FIRST" if first else "LAST"
+    q = f"SELECT {fn}({ident(field)}) FROM {client.qualified(measurement, rp)} WHERE {ident('city')} = $city"
+    params: dict[str, object] = {"city": city}
+    if since is not None:
+        q += " AND time >= $since"
+        params["since"] = to_ns(since)
+    rows = await client.query_records(q, params)
+    if not rows:
+        return None
+    return pd.Timestamp(int(rows[0]["time"]), unit="ms", tz="UTC")
+
+
+async def last_hourly(client: InfluxClient, city: str) -> pd.Timestamp | None:
+    return await last_time(client, "hourly", AGG_RP, "n", city)
+
+
+async def first_reading(client: InfluxClient, city: str, since: datetime) -> pd.Timestamp | None:
+    return await last_time(client, "reading", RAW_RP, "temperature", city, since, first=True)
+
+
+async def read_live(client: InfluxClient, city: str, since: datetime, now: datetime, seen_since: datetime,
+                    t_range: tuple[float, float]) -> pd.DataFrame:
+    """Per sensor: median temperature and humidity since ``since``, last reading and battery.
+
+    Medians resist the spikes a faulty sensor emits; implausible values are left out in the
+    database. One request, three statements, one row per sensor each.
+    """
+    raw = client.qualified("reading", RAW_RP)
+    city_is = f"{ident('city')} = $city"
+    stmts = [
+        f"SELECT MEDIAN({ident('temperature')}) AS t, MEDIAN({ident('humidity')}) AS rh, "
+        f"COUNT({ident('temperature')}) AS n FROM {raw} WHERE {city_is} AND time >= $since AND time <= $now "
+        f"AND {ident('temperature')} >= $tmin AND {ident('temperature')} <= $tmax GROUP BY {ident('sensor')}",
+        f"SELECT LAST({ident('temperature')}) AS last_t FROM {raw} WHERE {city_is} AND time >= $seen "
+        f"AND time <= $now GROUP BY {ident('sensor')}",
+        f"SELECT LAST({ident('battery_v')}) AS battery_v FROM {raw} WHERE {city_is} AND time >= $seen "
+        f"AND time <= $now GROUP BY {ident('sensor')}",
+    ]
+    params = {"city": city, "since": to_ns(since), "now": to_ns(now), "seen": to_ns(seen_since),
+              "tmin": t_range[0], "tmax": t_range[1]}
+    med, last, batt = await client.query(";".join(stmts), params)
+    m = series_frame(med, ["t", "rh", "n"]).set_index("sensor")
+    la = series_frame(last, ["last_t"]).set_index("sensor")
+    b = series_frame(batt, ["battery_v"]).set_index("sensor")
+    out = m[["t", "rh", "n"]].join(la.rename(columns={"time": "last_seen"})[["last_seen"]], how="outer")
+    out = out.join(b[["battery_v"]], how="outer")
+    out.index.name = "sensor"
+    return out
+
+
+async def read_hourly_qc(client: InfluxClient, city: str, since: datetime, now: datetime) -> pd.DataFrame:
+    """Stored hourly ``qc`` and ``n`` of a town since ``since``: what the QC alert rule looks at."""
+    q = (f"SELECT {ident('qc')}, {ident('n')} FROM {client.qualified('hourly', AGG_RP)} "
+         f"WHERE {ident('city')} = $city AND time >= $since AND time <= $now GROUP BY {ident('sensor')}")
+    series = await client.query_series(q, {"city": city, "since": to_ns(since), "now": to_ns(now)})
+    return series_frame(series, ["qc", "n"])
+
+
+async def read_city_daily(client: InfluxClient, city: str, since: datetime, now: datetime) -> pd.DataFrame:
+    q = (f"SELECT {ident('ibmn')}, {ident('ibmx')}, {ident('canicule')} "
+         f"FROM {client.qualified('city_daily', AGG_RP)} "
+         f"WHERE {ident('city')} = $city AND time >= $since AND time <= $now")
+    rows = await client.query_records(q, {"city": city, "since": to_ns(since), "now": to_ns(now)})
+    frame = pd.DataFrame(rows, columns=["time", "ibmn", "ibmx", "canicule"])
+    frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="ms", utc=True)
+    return frame

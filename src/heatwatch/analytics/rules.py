@@ -1,0 +1,226 @@
+"""Live alert rules: pure functions from a town's current snapshot to the conditions that hold.
+
+Each rule returns a :class:`Check` for every (sensor, kind) whose condition holds now, marked
+``raised`` when it is past the threshold that opens an alert. Holding uses a hysteresis margin
+(a temperature must fall 0.5 °C under 35 °C to end an extreme-heat alert), so a value hovering
+at the threshold makes one alert, not one per evaluation. What opens, stays open or closes is
+decided by :mod:`heatwatch.analytics.alerts`, which keeps the state.
+
+Kinds (the ``kind`` tag): ``temperature`` and ``heat_index`` (median of the last minutes, sensors
+failing QC left out: a sun-struck or drifting sensor is reported as ``qc``, not as a heat wave),
+``uhi_night`` (sensor minus the coolest rural reference, 18:00–06:00 local, urban sensors),
+``canicule`` (town-level: the newest day whose IBMn/IBMx are known reached both département
+thresholds, from the stored ``city_daily``), ``offline`` (no reading for ``offline_s``),
+``battery`` (last voltage under the threshold) and ``qc`` (the last ``qc_hours`` stored hours
+all flagged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .aggregate import TownContext
+from .indices import heat_index
+from .qc import VALUE_FLAGS, QcFlag
+
+Direction = Literal["above", "below"]
+TOWN = ""  # sensor tag of a town-level alert: absent in InfluxDB, "" in code
+#: Flags that make an hour "failing" for the alerts. UNPLACED is a registry matter, not a fault.
+FAILING = VALUE_FLAGS & ~QcFlag.UNPLACED
+
+
+@dataclass(frozen=True, slots=True)
+class AlertThresholds:
+    temperature_c: float = 35.0
+    heat_index_c: float = 40.0
+    uhi_night_c: float = 4.0
+    offline_s: int = 3600
+    battery_v: float = 2.6
+    qc_hours: int = 3
+    #: hysteresis: how far back past the threshold a value must go to end the alert
+    temperature_clear_c: float = 0.5
+    heat_index_clear_c: float = 1.0
+    uhi_clear_c: float = 0.5
+    battery_clear_v: float = 0.05
+    #: span of the median the heat rules look at
+    live_window_s: int = 1800
+    #: how far back "last seen" looks; older sensors count as offline since at least that long
+    seen_lookback_s: int = 7 * 86400
+
+    @classmethod
+    def from_settings(cls, settings: object) -> AlertThresholds:
+        return cls(
+            temperature_c=settings.alert_temperature_c,  # type: ignore[attr-defined]
+            heat_index_c=settings.alert_heat_index_c,  # type: ignore[attr-defined]
+            uhi_night_c=settings.alert_uhi_night_c,  # type: ignore[attr-defined]
+            offline_s=settings.alert_offline_s,  # type: ignore[attr-defined]
+            battery_v=settings.alert_battery_v,  # type: ignore[attr-defined]
+            qc_hours=settings.alert_qc_hours,  # type: ignore[attr-defined]
+        )
+
+
+DIRECTION: dict[str, Direction] = {
+    "temperature": "above", "heat_index": "above", "uhi_night": "above", "canicule": "above",
+    "offline": "above", "battery": "below", "qc": "above",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    sensor: str
+    kind: str
+    value: float
+    threshold: float
+    message: str
+    raised: bool
+
+
+@dataclass
+class Snapshot:
+    """What the rules see of one town at ``now``."""
+
+    context: TownContext
+    now: pd.Timestamp
+    #: per sensor (index): t, rh (medians over the live window), n, last_seen, battery_v
+    live: pd.DataFrame
+    #: stored hourly rows of the last hours: sensor, time, qc, n
+    hourly: pd.DataFrame
+    #: stored city_daily rows of the last days: time, ibmn, ibmx, canicule
+    city_daily: pd.DataFrame
+    #: sensors expected to report (the registry's active sensors of the town)
+    expected: frozenset[str] = frozenset()
+    thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+
+
+def evaluate(s: Snapshot) -> list[Check]:
+    checks: list[Check] = []
+    for rule in (heat_rules, uhi_night_rule, canicule_rule, offline_rule, battery_rule, qc_rule):
+        checks.extend(rule(s))
+    return sorted(checks, key=lambda c: (c.kind, c.sensor))
+
+
+def failing_sensors(s: Snapshot) -> set[str]:
+    """Sensors whose newest stored hour is flagged: their live values are not trusted."""
+    if s.hourly.empty:
+        return set()
+    newest = s.hourly.sort_values("time").groupby("sensor").tail(1)
+    bad = (newest["qc"].fillna(0).astype("int64") & int(FAILING)) != 0
+    return set(newest.loc[bad, "sensor"])
+
+
+def _above(sensor: str, kind: str, value: float, threshold: float, clear: float, message: str) -> list[Check]:
+    if not np.isfinite(value) or value < threshold - clear:
+        return []
+    return [Check(sensor, kind, float(value), threshold, message, bool(value >= threshold))]
+
+
+def heat_rules(s: Snapshot) -> list[Check]:
+    th = s.thresholds
+    live = s.live[(s.live["n"].fillna(0) > 0) & s.live["t"].notna()]
+    live = live[~live.index.isin(list(failing_sensors(s)))]
+    out: list[Check] = []
+    if live.empty:
+        return out
+    hi = heat_index(live["t"], live["rh"])
+    for sensor, t, h in zip(live.index, live["t"], hi, strict=True):
+        out += _above(sensor, "temperature", t, th.temperature_c, th.temperature_clear_c,
+                      f"{sensor}: {t:.1f} °C (median of the last {th.live_window_s // 60} min), "
+                      f"threshold {th.temperature_c:g} °C")
+        out += _above(sensor, "heat_index", h, th.heat_index_c, th.heat_index_clear_c,
+                      f"{sensor}: heat index {h:.1f} °C, threshold {th.heat_index_c:g} °C")
+    return out
+
+
+def uhi_night_rule(s: Snapshot) -> list[Check]:
+    th = s.thresholds
+    ctx = s.context
+    hour = s.now.tz_convert(ctx.timezone).hour
+    if 6 <= hour < 18:
+        return []
+    live = s.live[(s.live["n"].fillna(0) > 0) & s.live["t"].notna()]
+    live = live[~live.index.isin(list(failing_sensors(s)))]
+    refs = live[live.index.isin(list(ctx.references))]["t"]
+    if refs.empty:
+        return []
+    reference = float(refs.min())
+    urban = live[ctx.is_urban(pd.Series(live.index, index=live.index)).to_numpy()]
+    out: list[Check] = []
+    for sensor, t in urban["t"].items():
+        uhi = t - reference
+        out += _above(str(sensor), "uhi_night", uhi, th.uhi_night_c, th.uhi_clear_c,
+                      f"{sensor}: {uhi:.1f} °C warmer than the rural reference tonight, threshold "
+                      f"{th.uhi_night_c:g} °C")
+    return out
+
+
+def canicule_rule(s: Snapshot) -> list[Check]:
+    thr = s.context.thresholds
+    if thr is None or s.city_daily.empty:
+        return []
+    known = s.city_daily[s.city_daily["canicule"].notna()].sort_values("time")
+    if known.empty:
+        return []
+    last = known.iloc[-1]
+    if not bool(last["canicule"]):
+        return []
+    day = last["time"].tz_convert(s.context.timezone).date()
+    return [Check(TOWN, "canicule", float(last["ibmx"]), thr.ibmx,
+                  f"canicule thresholds reached on {day}: IBMn {last['ibmn']:.1f} ≥ {thr.ibmn:g} °C and "
+                  f"IBMx {last['ibmx']:.1f} ≥ {thr.ibmx:g} °C", True)]
+
+
+def offline_rule(s: Snapshot) -> list[Check]:
+    th = s.thresholds
+    sensors = sorted(set(s.expected) | set(s.live.index))
+    last_seen = s.live["last_seen"] if "last_seen" in s.live.columns else pd.Series(dtype="datetime64[ms, UTC]")
+    out: list[Check] = []
+    for sensor in sensors:
+        seen = last_seen.get(sensor)
+        if seen is None or pd.isna(seen):
+            age = float(th.seen_lookback_s)
+            since = f"more than {th.seen_lookback_s // 86400} days"
+        else:
+            age = (s.now - seen).total_seconds()
+            since = f"{age / 60:.0f} min (last at {seen.isoformat()})"
+        if age >= th.offline_s:
+            out.append(Check(sensor, "offline", age / 60, th.offline_s / 60, f"{sensor}: no reading for {since}",
+                             True))
+    return out
+
+
+def battery_rule(s: Snapshot) -> list[Check]:
+    th = s.thresholds
+    out: list[Check] = []
+    if "battery_v" not in s.live.columns:
+        return out
+    for sensor, v in s.live["battery_v"].dropna().items():
+        if v <= th.battery_v + th.battery_clear_v:
+            out.append(Check(str(sensor), "battery", float(v), th.battery_v,
+                             f"{sensor}: battery {v:.2f} V, threshold {th.battery_v:g} V", bool(v < th.battery_v)))
+    return out
+
+
+def qc_rule(s: Snapshot) -> list[Check]:
+    """Raised when the last ``qc_hours`` stored hours of a sensor are all flagged; holds while its
+    newest hour still is."""
+    th = s.thresholds
+    out: list[Check] = []
+    if s.hourly.empty:
+        return out
+    for sensor, rows in s.hourly.sort_values("time").groupby("sensor", sort=True):
+        qc = rows["qc"].fillna(0).astype("int64").to_numpy()
+        flagged = (qc & int(FAILING)) != 0
+        if not flagged[-1]:
+            continue
+        tail = flagged[-th.qc_hours:]
+        run = int(len(flagged) - np.flatnonzero(~flagged)[-1] - 1) if (~flagged).any() else len(flagged)
+        seen = int(np.bitwise_or.reduce(qc[-len(tail):])) & int(FAILING)
+        names = "|".join(f.name or "" for f in QcFlag if seen & int(f))
+        out.append(Check(str(sensor), "qc", float(run), float(th.qc_hours),
+                         f"{sensor}: quality control failing for {run} h ({names})",
+                         bool(len(tail) >= th.qc_hours and tail.all())))
+    return out

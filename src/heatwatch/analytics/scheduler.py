@@ -1,0 +1,129 @@
+"""The analytics service: APScheduler 3 (AsyncIOScheduler) running the jobs of :mod:`.jobs` and the
+alert evaluation of :mod:`.alerts` on one event loop.
+
+Missed runs: APScheduler only knows about runs it missed while running (the loop was busy, e.g.
+during the start-up catch-up); ``coalesce`` folds a backlog of them into one run and
+``misfire_grace_time`` lets a late run still happen. Runs missed while the process was down are
+the start-up catch-up's business (:meth:`Analytics.catch_up`, from the newest stored hour).
+Every job is idempotent, so running one late or twice costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.logging import get_logger
+from heatwatch.core.settings import Settings
+
+from .alerts import AlertEngine, Publisher
+from .jobs import Analytics, RunStats
+from .rules import AlertThresholds
+
+log = get_logger("heatwatch.analytics")
+
+HOURLY_MINUTE = 5  # a few minutes after the hour, so the last readings of the hour have arrived
+DAILY_AT = (6, 20)  # UTC: after the Tx window of yesterday closed at 06:00 UTC
+STOP_GRACE_S = 20.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AnalyticsService:
+    def __init__(self, settings: Settings, client: InfluxClient, registry: Any | None = None,
+                 publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.analytics = Analytics(client, settings.towns, registry)
+        self.alerts = AlertEngine(self.analytics, AlertThresholds.from_settings(settings), publisher)
+        self.clock = clock
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[Any]] = set()
+
+    # Jobs ------------------------------------------------------------------------------
+
+    async def _guard(self, name: str, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run one job: log its outcome, never let an exception kill the scheduler."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        started = self.clock()
+        try:
+            result = await work()
+            for s in result if isinstance(result, list) else []:
+                if isinstance(s, RunStats) and s.readings:
+                    log.info(f"analytics.{name}.town", **s.as_log())
+            log.info(f"analytics.{name}.done", seconds=round((self.clock() - started).total_seconds(), 3))
+        except asyncio.CancelledError:
+            log.warning(f"analytics.{name}.cancelled")
+            raise
+        except Exception as exc:  # a failed run is retried by the next one: log and go on
+            log.error(f"analytics.{name}.failed", error=repr(exc))
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def hourly(self) -> None:
+        await self._guard("hourly", lambda: self.analytics.hourly_run(self.clock(),
+                                                                       self.settings.analytics_recompute_hours))
+
+    async def daily(self) -> None:
+        await self._guard("daily", lambda: self.analytics.daily_run(self.clock(), self.settings.analytics_daily_days))
+
+    async def evaluate_alerts(self) -> None:
+        await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
+
+    async def catch_up(self) -> None:
+        await self._guard("catchup", lambda: self.analytics.catch_up(self.clock(),
+                                                                      self.settings.analytics_catchup_max_days))
+
+    async def once(self) -> None:
+        """Catch up, then evaluate alerts: what one start of the service does before scheduling."""
+        await self.catch_up()
+        await self.evaluate_alerts()
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        self.scheduler.add_job(self.hourly, CronTrigger(minute=HOURLY_MINUTE, timezone=UTC), id="hourly",
+                               misfire_grace_time=3600, **common)
+        self.scheduler.add_job(self.daily, CronTrigger(hour=DAILY_AT[0], minute=DAILY_AT[1], timezone=UTC),
+                               id="daily", misfire_grace_time=6 * 3600, **common)
+        interval = self.settings.alert_interval_s
+        self.scheduler.add_job(self.evaluate_alerts, IntervalTrigger(seconds=interval, timezone=UTC), id="alerts",
+                               misfire_grace_time=interval, **common)
+        # The catch-up starts at once, on the scheduler like the rest, so a stop request during
+        # a long catch-up is handled the same way as during any job.
+        self.scheduler.add_job(self.once, id="startup", misfire_grace_time=None, **common)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.schedule()
+        self.scheduler.start()
+        log.info("analytics.started", towns=sorted(self.analytics.towns),
+                 jobs=[j.id for j in self.scheduler.get_jobs()])
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        running = [t for t in self._running if not t.done()]
+        if running:
+            # Let a run finish its writes; if it takes too long, cancel it: the next start
+            # recomputes the same days anyway.
+            _, pending = await asyncio.wait(running, timeout=STOP_GRACE_S)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        log.info("analytics.stopped")

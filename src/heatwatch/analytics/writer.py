@@ -1,0 +1,116 @@
+"""Aggregate frames to InfluxDB points (DESIGN.md §3), fast enough for a year of hourly rows.
+
+Field types are fixed per field, whatever dtype pandas ended up with, because InfluxDB refuses a
+field whose type differs from the one already in the shard: a ``qc`` written once as a float
+would poison every later write. NaN/NA fields are left out of the line (line protocol has no
+null); floats are rounded to :data:`FLOAT_DECIMALS`. A recompute first deletes its range
+(:func:`replace_range`), so a field that became unknown does not survive from an earlier run.
+
+Lines are built column by column rather than through :func:`heatwatch.core.lineprotocol.encode`
+per point: the same escaping rules, about five times faster on the 1.7 M hourly rows of a
+200-sensor year.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.lineprotocol import escape_key, escape_measurement, escape_string
+
+from .reader import to_ms, to_ns
+
+Kind = Literal["float", "int", "bool", "str"]
+
+HOURLY_FIELDS: dict[str, Kind] = {
+    "t_mean": "float", "t_min": "float", "t_max": "float", "rh_mean": "float", "dewpoint": "float",
+    "heat_index": "float", "humidex": "float", "uhi": "float", "n": "int", "qc": "int",
+}
+DAILY_FIELDS: dict[str, Kind] = {
+    "tn": "float", "tx": "float", "t_mean": "float", "rh_mean": "float", "heat_index_max": "float",
+    "humidex_max": "float", "uhi_mean": "float", "uhi_night_max": "float", "hours_ge_30": "int",
+    "tropical_night": "bool", "coverage": "float", "qc": "int",
+}
+CITY_DAILY_FIELDS: dict[str, Kind] = {
+    "ibmn": "float", "ibmx": "float", "canicule": "bool", "uhi_mean": "float", "uhi_max": "float",
+    "hottest_sensor": "str", "sensors_ok": "int",
+}
+#: measurement -> (tag columns, field types)
+SCHEMA: dict[str, tuple[tuple[str, ...], Mapping[str, Kind]]] = {
+    "hourly": (("city", "sensor"), HOURLY_FIELDS),
+    "daily": (("city", "sensor"), DAILY_FIELDS),
+    "city_daily": (("city",), CITY_DAILY_FIELDS),
+}
+BATCH_LINES = 5000
+#: Floats are stored rounded (readings carry 0.01 °C): pandas' running sums (rolling IBM, group
+#: means) can differ in the last bit depending on what else was in the window, and a rerun over
+#: other chunk boundaries must write identical points. Shorter numbers also make lighter writes.
+FLOAT_DECIMALS = 6
+
+
+def _field_texts(col: pd.Series, key: str, kind: Kind) -> list[str | None]:
+    k = escape_key(key)
+    missing = col.isna().to_numpy()
+    if kind == "float":
+        values = np.round(col.astype("float64").to_numpy(), FLOAT_DECIMALS)
+        finite = np.isfinite(values)
+        return [f"{k}={v!r}" if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+    if kind == "int":
+        values = col.astype("float64").fillna(0).to_numpy().astype(np.int64)
+        return [None if m else f"{k}={v}i" for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
+    if kind == "bool":
+        values = col.astype("boolean").fillna(False).to_numpy(dtype=bool)
+        return [None if m else f"{k}={'true' if v else 'false'}"
+                for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
+    return [None if m else f"{k}={escape_string(str(v))}" for v, m in zip(col.tolist(), missing.tolist(), strict=True)]
+
+
+def frame_lines(frame: pd.DataFrame, measurement: str, tags: Sequence[str], fields: Mapping[str, Kind]) -> list[str]:
+    """Line protocol (ms precision) for each row that has at least one known field."""
+    if frame.empty:
+        return []
+    head = escape_measurement(measurement)
+    prefix: pd.Series = pd.Series(head, index=frame.index)
+    for t in sorted(tags):  # sorted tags are what InfluxDB indexes fastest
+        prefix = prefix + f",{escape_key(t)}=" + frame[t].map(_tag_value)
+    columns = [_field_texts(frame[f], f, kind) for f, kind in fields.items() if f in frame.columns]
+    ms = to_ms(frame["time"]).tolist()
+    out = []
+    for p, ts, *cells in zip(prefix.tolist(), ms, *columns, strict=True):
+        body = ",".join(c for c in cells if c is not None)
+        if body:
+            out.append(f"{p} {body} {ts}")
+    return out
+
+
+_tag_cache: dict[str, str] = {}
+
+
+def _tag_value(value: object) -> str:
+    text = str(value)
+    hit = _tag_cache.get(text)
+    if hit is None:
+        hit = _tag_cache[text] = escape_key(text)
+    return hit
+
+
+async def write_lines(client: InfluxClient, lines: Sequence[str]) -> None:
+    for i in range(0, len(lines), BATCH_LINES):
+        await client.write_lines(lines[i:i + BATCH_LINES], rp=AGG_RP)
+
+
+async def replace_range(client: InfluxClient, city: str, start: pd.Timestamp, end: pd.Timestamp,
+                        measurements: Iterable[str] = ("hourly", "daily", "city_daily")) -> None:
+    """Delete a town's aggregates in [start, end) before they are written again.
+
+    Points with the same key overwrite each other, but a field that is now unknown (left out
+    as NaN) would otherwise keep its old value next to fresh ones: a recompute owns its range.
+    """
+    params = {"city": city, "start": to_ns(start), "end": to_ns(end)}
+    stmts = [f"DELETE FROM {ident(m)} WHERE {ident('city')} = $city AND time >= $start AND time < $end"
+             for m in measurements]
+    await client.query(";".join(stmts), params, epoch=None)
