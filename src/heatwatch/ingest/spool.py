@@ -8,6 +8,7 @@ returns, the batch survives a crash and the messages behind it may be acknowledg
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 _SUFFIX = ".lp"
@@ -23,6 +24,9 @@ class Spool:
         self._segments = sorted(self.dir.glob(f"*{_SUFFIX}"))
         self._bytes = sum(p.stat().st_size for p in self._segments)
         self._next = int(self._segments[-1].stem) + 1 if self._segments else 1
+        # append() runs in a worker thread (asyncio.to_thread) while remove() runs on the event loop:
+        # the read-modify-write of the byte count must not interleave, or the bound drifts.
+        self._lock = threading.Lock()
 
     @property
     def depth(self) -> int:
@@ -54,9 +58,10 @@ class Spool:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-        self._next += 1
-        self._segments.append(path)
-        self._bytes += len(data)
+        with self._lock:
+            self._next += 1
+            self._segments.append(path)
+            self._bytes += len(data)
         return path
 
     def oldest(self) -> tuple[Path, list[str]] | None:
@@ -68,5 +73,6 @@ class Spool:
     def remove(self, path: Path) -> None:
         size = path.stat().st_size
         path.unlink()
-        self._segments.remove(path)
-        self._bytes -= size
+        with self._lock:
+            self._segments.remove(path)
+            self._bytes -= size
