@@ -108,7 +108,7 @@ def deploy_broker(tmp_path: Path):
         pytest.fail("mosquitto_passwd is not installed (Debian package mosquitto)")
     d = tmp_path / "broker"
     d.mkdir()
-    users = {"heatwatch-ingest": "ingest-secret", "s-a": "secret-a", "s-b": "secret-b"}
+    users = {"ingest": "ingest-secret", "s-a": "secret-a", "s-b": "secret-b"}
     for i, (user, password) in enumerate(users.items()):
         flags = ["-c"] if i == 0 else []
         subprocess.run(["mosquitto_passwd", *flags, "-b", str(d / "passwd"), user, password], check=True)
@@ -184,7 +184,7 @@ def test_deploy_conf_acl_sensor_publishes_only_its_own_topic(deploy_broker, infl
     # The real ingester, as the ingest user, on a shared subscription as in production.
     ingest = ServiceProcess(
         ["ingest"],
-        ingester_env(f"mqtt://heatwatch-ingest:{users['heatwatch-ingest']}@127.0.0.1:{port}", influxd.url, db_name,
+        ingester_env(f"mqtt://ingest:{users['ingest']}@127.0.0.1:{port}", influxd.url, db_name,
                      tmp_path / "var", f"acl-{db_name}", mqtt_shared_group="heatwatch"),
         tmp_path / "ingest.log",
     ).start(ready_marker="mqtt.subscribed")
