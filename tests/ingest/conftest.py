@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from heatwatch.stack.children import ServiceProcess
+from heatwatch.stack.embedded import free_port
 
 _ids = itertools.count()
 
@@ -21,6 +22,7 @@ def ingest_env(mosquitto, influxd, db_name, tmp_path: Path) -> dict[str, str]:
         "HEATWATCH_MQTT_CLIENT_ID": f"ingest-test-{next(_ids)}-{db_name}",
         "HEATWATCH_BATCH_SIZE": "1000",
         "HEATWATCH_BATCH_INTERVAL_S": "0.2",
+        "HEATWATCH_METRICS_PORT": str(free_port()),
     }
 
 

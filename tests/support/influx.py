@@ -9,7 +9,8 @@ def stored_keys(influx_url: str, db: str) -> list[tuple[str, str, int]]:
     """(city, sensor, ts_ms) of every stored reading, duplicates impossible by construction of InfluxDB keys."""
     r = httpx.post(
         f"{influx_url}/query",
-        data={"db": db, "q": 'SELECT "temperature" FROM "raw"."reading" GROUP BY "city", "sensor"', "epoch": "ms"},
+        data={"db": db, "epoch": "ms",
+              "q": 'SELECT "temperature", "humidity" FROM "raw"."reading" GROUP BY "city", "sensor"'},
         timeout=60,
     )
     r.raise_for_status()
