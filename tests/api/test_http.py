@@ -77,3 +77,33 @@ def test_openapi_documents_every_endpoint(client):
     town = next(p for p in spec["paths"]["/v1/latest"]["get"]["parameters"] if p["name"] == "town")
     assert "vitre" in str(town)  # parameters carry examples
     assert spec["info"]["license"]["identifier"] == "etalab-2.0"
+
+
+def test_hot_path_answers_304_and_same_bytes(api_settings, seed):
+    seed(["reading,city=vitre,sensor=a temperature=20.0 1700000000000"])
+    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
+    with TestClient(app) as c:
+        first = c.get("/v1/latest", params={"town": "vitre"})
+        assert len(app.state.cache.hot) == 1  # the finished answer is kept in front of FastAPI
+        second = c.get("/v1/latest", params={"town": "vitre"})
+        assert second.content == first.content and second.headers["etag"] == first.headers["etag"]
+        assert "x-heatwatch-cache-ttl" not in second.headers  # internal header never leaks
+        assert second.headers["link"].startswith("<https://www.etalab.gouv.fr/")
+        r = c.get("/v1/latest", params={"town": "vitre"}, headers={"If-None-Match": first.headers["etag"]})
+        assert r.status_code == 304 and r.content == b""
+
+
+def test_streamed_export_complete_across_dense_windows(api_settings, seed):
+    # 2 500 rows, 500 sensors sharing each timestamp: denser than a window's LIMIT with pages of 100,
+    # so the export falls back to keyset pages inside the window and must still give every row once.
+    base = 1_721_433_600_000  # 2024-07-20T00:00:00Z
+    seed([f"reading,city=vitre,sensor=s{k:03d} temperature={k / 10} {base + m * 60_000}"
+          for m in range(5) for k in range(500)])
+    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, stream_page_rows=100))
+    with TestClient(app) as c:
+        r = c.get("/v1/readings", params={"town": "vitre", "from": "2024-07-19T23:00:00Z",
+                                          "to": "2024-07-20T01:00:00Z", "format": "csv"})
+        lines = r.content.decode().split("\r\n")[1:-1]
+        keys = [(x.split(",")[0], x.split(",")[2]) for x in lines]
+        assert len(keys) == len(set(keys)) == 2500
+        assert keys == sorted(keys, key=lambda k: k[0])

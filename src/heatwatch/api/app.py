@@ -21,7 +21,7 @@ from heatwatch.core.influx import InfluxClient
 from heatwatch.core.settings import Settings
 
 from . import errors
-from .cache import ResponseCache
+from .cache import HotCache, ResponseCache
 from .config import ApiConfig
 from .formats import LICENCE, JSONBytes
 from .live import LiveHub
@@ -121,7 +121,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.config = config
-    app.state.cache = ResponseCache(config.cache_entries)
+    cache = app.state.cache = ResponseCache(config.cache_entries)
     app.state.registry = None
 
     errors.install(app)
@@ -131,6 +131,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(HotCache, cache=cache)
     app.add_middleware(LicenceHeaders, producer=config.producer)
     app.add_middleware(RateLimit, rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst)
     app.add_middleware(

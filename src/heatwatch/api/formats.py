@@ -105,9 +105,15 @@ def json_rows(ds: Dataset, rows: Iterable[list[Any]]) -> list[dict[str, Any]]:
 
 
 async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any]]], sep: str,
-                     time_cols: Sequence[int] = (0,)) -> AsyncIterator[bytes]:
+                     time_cols: Sequence[int] = (0,), bool_cols: Sequence[int] | None = None
+                     ) -> AsyncIterator[bytes]:
     """RFC 4180: CRLF line ends, fields quoted when they hold the separator, a quote or a line break.
-    A UTF-8 byte-order mark only with ``;`` so Excel (the reason for ``;``) reads accents right."""
+    A UTF-8 byte-order mark only with ``;`` so Excel (the reason for ``;``) reads accents right.
+
+    Hot loop of every export: the csv module already writes None as an empty field and numbers with
+    str(), so only time columns and booleans (``true``/``false``, not Python's ``True``) are touched,
+    in place. ``bool_cols=None`` checks every cell for booleans (callers that know the types pass them).
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(header)
@@ -116,12 +122,29 @@ async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any
     async for batch in batches:
         buf.seek(0)
         buf.truncate()
+        times: dict[int, str] = {}  # a batch repeats each timestamp once per sensor: format it once
         for row in batch:
-            cells = [_cell(v) for v in row]
             for i in time_cols:
-                cells[i] = iso_z(row[i]) or ""
-            writer.writerow(cells)
+                t = row[i]
+                text = times.get(t)
+                if text is None:
+                    text = times[t] = iso_z(t) or ""
+                row[i] = text
+            if bool_cols is None:
+                for i, v in enumerate(row):
+                    if v is True or v is False:
+                        row[i] = _cell(v)
+            else:
+                for i in bool_cols:
+                    v = row[i]
+                    if v is not None:
+                        row[i] = "true" if v else "false"
+        writer.writerows(batch)
         yield buf.getvalue().encode("utf-8")
+
+
+def bool_columns(ds: Dataset) -> list[int]:
+    return [i for i, c in enumerate(ds.columns) if c.type == "boolean"]
 
 
 async def json_stream(meta: dict[str, Any], ds: Dataset, batches: AsyncIterator[list[list[Any]]]

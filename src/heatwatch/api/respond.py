@@ -18,6 +18,7 @@ from .formats import (
     EXTENSIONS,
     MEDIA_TYPES,
     add_dates,
+    bool_columns,
     csv_stream,
     dumps,
     envelope,
@@ -51,7 +52,7 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any
                   batches: AsyncIterator[list[list[Any]]], filename: str, last_ms: int | None,
                   max_age: int = 60) -> StreamingResponse:
     if fmt == "csv":
-        body = csv_stream(ds.names, batches, sep)
+        body = csv_stream(ds.names, batches, sep, bool_cols=bool_columns(ds))
     elif fmt == "parquet":
         body = parquet_stream(ds, batches)
     else:
@@ -144,7 +145,8 @@ async def table_response(ctx: Ctx, ds: Dataset, fmt: str, sep: str, build: Calla
     async def make() -> Cached:
         rows, last_ms, extra = await build()
         if fmt == "csv":
-            body = b"".join([chunk async for chunk in csv_stream(ds.names, _one(rows), sep)])
+            body = b"".join([chunk async for chunk in csv_stream(ds.names, _one(rows), sep,
+                                                                 bool_cols=bool_columns(ds))])
         elif fmt == "parquet":
             body = b"".join([chunk async for chunk in parquet_stream(ds, _one(rows))])
         else:

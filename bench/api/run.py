@@ -1,0 +1,277 @@
+"""API benchmark (DESIGN §8, issue 6 item 7): a year of aggregates for 200 sensors, then load.
+
+    .venv/bin/python -m bench.api                    # full run: 200 sensors x 365 days
+    .venv/bin/python -m bench.api --days 30 -d 5     # quick look
+
+Starts its own influxd (heatwatch.stack.embedded), loads one year of ``hourly`` and ``daily`` for
+200 sensors in Vitré (plus 20 in Saint-Omer), ``city_daily`` for both towns and two days of 10-minute
+readings, then runs the API under uvicorn in a separate process (rate limit off; the default
+server-side cache on: 5 s for latest, 60 s for aggregates) and measures:
+
+* ``wrk -c 100`` (Debian's wrk, 2 threads) against ``/v1/latest?town=vitre`` and
+  ``/v1/indices?town=vitre``: req/s, p50, p99;
+* the same with the server cache off: what InfluxDB round trips cost;
+* a streamed CSV export of a year of hourly data for 200 sensors (1.75 M rows): rows/s, and the API
+  process's RSS sampled every 50 ms through the export (it must stay flat: bounded memory);
+* the same export for one month, for comparison of peak RSS.
+
+Results: a table on stdout and JSON in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
+from heatwatch.stack.embedded import Influxd, free_port
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+DB = "heatwatch"
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def _hourly_lines(city: str, sensors: list[str], start_ms: int, hours: int):
+    for h in range(hours):
+        ts = start_ms + h * 3600_000
+        base = 15.0 + 8.0 * ((h % 24) / 24) + ((h // 24) % 365) / 40
+        for k, s in enumerate(sensors):
+            t = round(base + (k % 7) * 0.3, 2)
+            yield (f"hourly,city={city},sensor={s} t_mean={t},t_min={t - 0.5},t_max={t + 0.5},rh_mean=55.0,"
+                   f"dewpoint=10.5,heat_index={t},humidex={t + 1.0},uhi={(k % 7) * 0.3},n=6i,qc=0i {ts}")
+
+
+def _daily_lines(city: str, sensors: list[str], start_ms: int, days: int):
+    for d in range(days):
+        ts = start_ms + d * 86_400_000
+        for k, s in enumerate(sensors):
+            yield (f"daily,city={city},sensor={s} tn={12.0 + k % 5},tx={24.0 + k % 5},t_mean=18.0,rh_mean=55.0,"
+                   f"heat_index_max=25.0,humidex_max=27.0,uhi_mean=1.1,uhi_night_max=2.2,hours_ge_30=0i,"
+                   f"tropical_night=false,coverage=0.98,qc=0i {ts}")
+        yield (f'city_daily,city={city} ibmn=15.0,ibmx=26.0,canicule={"true" if d % 50 < 3 else "false"},'
+               f'uhi_mean=1.1,uhi_max=2.9,hottest_sensor="{sensors[0]}",sensors_ok={len(sensors)}i {ts}')
+
+
+def _readings(city: str, sensors: list[str], end_ms: int):
+    for i in range(288):  # two days every 10 minutes
+        ts = end_ms - i * 600_000
+        for s in sensors:
+            yield f"reading,city={city},sensor={s} temperature=21.5,humidity=50.0,battery_v=3.1 {ts}"
+
+
+async def _write_all(url: str, gen, rp: str, batch: int = 10000, writers: int = 2) -> int:
+    queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=writers * 2)
+    total = 0
+
+    async def writer() -> None:
+        async with InfluxClient(url, DB, timeout=120) as c:
+            while (lines := await queue.get()) is not None:
+                await c.write_lines(lines, rp=rp)
+
+    tasks = [asyncio.create_task(writer()) for _ in range(writers)]
+    chunk: list[str] = []
+    for line in gen:
+        chunk.append(line)
+        if len(chunk) == batch:
+            await queue.put(chunk)
+            total += len(chunk)
+            chunk = []
+    if chunk:
+        await queue.put(chunk)
+        total += len(chunk)
+    for _ in tasks:
+        await queue.put(None)
+    await asyncio.gather(*tasks)
+    return total
+
+
+async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
+    async with InfluxClient(url, DB) as c:
+        await c.setup()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = int((today - timedelta(days=days)).timestamp() * 1000)
+    vitre = [f"v{k:03d}" for k in range(n_sensors)]
+    so = [f"so{k:02d}" for k in range(20)]
+    counts = {}
+    t0 = time.perf_counter()
+    counts["hourly"] = await _write_all(url, _hourly_lines("vitre", vitre, start, days * 24), AGG_RP)
+    counts["hourly"] += await _write_all(url, _hourly_lines("saint-omer", so, start, days * 24), AGG_RP)
+    counts["daily+city_daily"] = await _write_all(url, _daily_lines("vitre", vitre, start - 7200_000, days), AGG_RP)
+    counts["daily+city_daily"] += await _write_all(url, _daily_lines("saint-omer", so, start - 7200_000, days),
+                                                   AGG_RP)
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    counts["reading"] = await _write_all(url, _readings("vitre", vitre, now), RAW_RP)
+    counts["load_s"] = round(time.perf_counter() - t0, 1)
+    return counts
+
+
+# --- the API process --------------------------------------------------------------------------------
+
+
+def start_api(influx_url: str, port: int, data_dir: Path, cache: bool) -> subprocess.Popen:
+    env = dict(os.environ, HEATWATCH_INFLUX_URL=influx_url, HEATWATCH_INFLUX_DB=DB,
+               HEATWATCH_DATA_DIR=str(data_dir), HEATWATCH_API_RATE_LIMIT_PER_S="0",
+               HEATWATCH_DASHBOARD_ENABLED="false", HEATWATCH_LOG_LEVEL="WARNING",
+               HEATWATCH_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")  # nothing there: the live hub just waits
+    if not cache:
+        env |= {"HEATWATCH_API_CACHE_TTL_LATEST_S": "0", "HEATWATCH_API_CACHE_TTL_AGG_S": "0"}
+    code = ("from heatwatch.core.settings import Settings; from heatwatch.api.server import serve; "
+            f"serve(Settings.load(), '127.0.0.1', {port})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the API did not become ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- measurements -----------------------------------------------------------------------------------
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def wrk(url: str, seconds: int, connections: int = 100, threads: int = 2) -> dict[str, float]:
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
+                          "10s", url], capture_output=True, text=True, check=True).stdout
+    res = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        res[f"p{pct}_ms"] = round(_ms(re.search(rf"\s{pct}(?:\.000)?%\s+(\S+)", out).group(1)), 2)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    errors = re.search(r"Socket errors:.*", out)
+    res["socket_errors"] = errors.group(0) if errors else ""
+    return res
+
+
+def export(url: str, pid: int) -> dict[str, float]:
+    samples: list[float] = []
+    stop_flag = threading.Event()
+
+    def sample() -> None:
+        while not stop_flag.is_set():
+            samples.append(rss_mb(pid))
+            time.sleep(0.05)
+
+    before = rss_mb(pid)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    rows = 0
+    size = 0
+    t0 = time.perf_counter()
+    with httpx.stream("GET", url, timeout=600, headers={"Accept-Encoding": "identity"}) as r:
+        r.raise_for_status()
+        for chunk in r.iter_bytes():
+            rows += chunk.count(b"\n")
+            size += len(chunk)
+    elapsed = time.perf_counter() - t0
+    stop_flag.set()
+    th.join()
+    rows -= 1  # header
+    n = len(samples)
+    quart = [round(samples[int(n * q)], 1) for q in (0.1, 0.5, 0.9)] if n else []
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_s": round(rows / elapsed), "mb": round(size / 1e6, 1),
+            "rss_before_mb": round(before, 1), "rss_peak_mb": round(max(samples, default=before), 1),
+            "rss_at_10_50_90pct_mb": quart}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sensors", type=int, default=200)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("-d", "--duration", type=int, default=15, help="seconds of wrk per endpoint")
+    ap.add_argument("-c", "--connections", type=int, default=100)
+    args = ap.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    influxd = Influxd(tmp / "influxd").start()
+    result: dict = {"when": datetime.now(UTC).isoformat(), "host": platform.node(), "cpus": os.cpu_count(),
+                    "sensors": args.sensors, "days": args.days, "connections": args.connections}
+    try:
+        print(f"loading {args.days} days x {args.sensors} sensors ...", flush=True)
+        result["loaded"] = asyncio.run(load(influxd.url, args.sensors, args.days))
+        print(f"  {result['loaded']}", flush=True)
+        today = datetime.now(UTC).date()
+        year_from = (today - timedelta(days=args.days)).isoformat()
+        month_from = (today - timedelta(days=30)).isoformat()
+        to = (today + timedelta(days=1)).isoformat()
+        for cache in (True, False):
+            port = free_port()
+            api = start_api(influxd.url, port, tmp / "var", cache)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                label = "cached" if cache else "uncached"
+                endpoints = {
+                    "latest": f"{base}/v1/latest?town=vitre",
+                    "indices": f"{base}/v1/indices?town=vitre",
+                    "daily_sensor": f"{base}/v1/daily?town=vitre&sensor=v007",
+                }
+                for name, url in endpoints.items():
+                    httpx.get(url, timeout=60).raise_for_status()  # warm up
+                    res = wrk(url, args.duration, args.connections)
+                    result[f"{name}_{label}"] = res
+                    print(f"  {name:13s} {label:8s} {res['req_s']:8.0f} req/s  p50 {res['p50_ms']:7.2f} ms  "
+                          f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non_2xx']}", flush=True)
+                if cache:
+                    for span, frm in (("month", month_from), ("year", year_from)):
+                        url = f"{base}/v1/hourly?town=vitre&format=csv&from={frm}&to={to}&tz=UTC"
+                        res = export(url, api.pid)
+                        result[f"csv_export_{span}"] = res
+                        print(f"  csv export {span}: {res['rows']} rows in {res['seconds']} s = {res['rows_s']} "
+                              f"rows/s ({res['mb']} MB); API RSS {res['rss_before_mb']} MB before, peak "
+                              f"{res['rss_peak_mb']} MB, at 10/50/90%: {res['rss_at_10_50_90pct_mb']}", flush=True)
+            finally:
+                stop(api)
+    finally:
+        influxd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"api-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"results: {out}")
+    return 0
