@@ -41,6 +41,9 @@ indices (UHI, IBMn/IBMx, canicule days, tropical nights), canicule episodes, ale
   `Last-Modified` headers for CSV and Parquet).
 * Times are UTC with `Z`. `tz` (default `Europe/Paris`) sets how naive `from`/`to` and local days are read.
 * Formats by `format=` or `Accept`: JSON, CSV (RFC 4180; `sep=;` for French spreadsheets), GeoJSON, Parquet.
+* Live: `GET /v1/live?town=` is a server-sent events stream (`text/event-stream`) of the latest readings
+  (at most one event per sensor every few seconds) and of alerts, with `Last-Event-ID` replay of missed
+  alerts. It never ends, so it is not listed among the operations below. The dashboard at `/` uses it.
 * Errors are `{"error": {"status", "code", "message"}}`; 429 comes with `Retry-After`, 503 when the
   database is unreachable.
 """

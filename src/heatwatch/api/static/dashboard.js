@@ -240,17 +240,20 @@
     setLive("connecting");
     // last_event_id=0: on first connection, replay the alerts the server buffered; the browser then
     // resumes with Last-Event-ID by itself and misses none.
+    state.lastAlertAtConnect = null;
     const src = new EventSource(`/v1/live?town=${encodeURIComponent(state.town.id)}&last_event_id=0`);
     state.source = src;
     src.addEventListener("hello", (ev) => {
       const d = JSON.parse(ev.data);
+      // Alerts up to this id are a replay of what the server buffered, not news.
+      if (state.lastAlertAtConnect === null) state.lastAlertAtConnect = d.last_alert_id; // first hello only: after a reconnection, replayed alerts are news
       setLive(d.mqtt_connected ? "open" : "broker-down");
     });
     src.addEventListener("status", (ev) => setLive(JSON.parse(ev.data).mqtt_connected ? "open" : "broker-down"));
     src.addEventListener("reading", (ev) => onReading(JSON.parse(ev.data)));
     src.addEventListener("alert", (ev) => {
       const a = JSON.parse(ev.data);
-      if (addAlert(a, true)) renderAlerts();
+      if (addAlert(a, a.id > (state.lastAlertAtConnect ?? Infinity))) renderAlerts();
     });
     src.addEventListener("gap", () => loadAlerts(state.loadSeq));
     src.onerror = () => { if (src.readyState !== EventSource.CLOSED) setLive("error"); else setLive("unavailable"); };
@@ -285,16 +288,31 @@
     if (!state.map) {
       state.map = L.map(box, { zoomControl: true, keyboard: true, attributionControl: true });
       L.control.scale({ metric: true, imperial: false }).addTo(state.map);
+      state.offline = !state.config.tiles_url;
       if (state.config.tiles_url) {
-        L.tileLayer(state.config.tiles_url, { maxZoom: 19, attribution: state.config.tiles_attribution }).addTo(state.map);
+        // Offline (no internet, tile server down): after a few failures with no success, drop the
+        // tiles and say so, rather than retrying every tile on every pan.
+        const tiles = L.tileLayer(state.config.tiles_url, { maxZoom: 19, attribution: state.config.tiles_attribution });
+        let ok = 0, failed = 0;
+        tiles.on("tileload", () => { ok++; state.offline = false; $("map-note").hidden = true; });
+        tiles.on("tileerror", () => {
+          if (++failed >= 4 && ok === 0 && state.map.hasLayer(tiles)) {
+            tiles.remove();
+            state.offline = true;
+            showMapNote();
+          }
+        });
+        tiles.addTo(state.map);
       }
-      $("map-note").hidden = false;
-      $("map-note").textContent = t("map_offline");
+      showMapNote();
     }
     if (state.layer) state.layer.remove();
     state.layer = L.layerGroup().addTo(state.map);
     state.markers = new Map();
     const pts = [...state.sensors.values()].filter((s) => s.lat !== null && s.lon !== null && s.lat !== undefined);
+    // The view first: Leaflet only creates marker elements once the map has one.
+    const bounds = pts.length ? L.latLngBounds(pts.map((s) => [s.lat, s.lon])) : L.latLng(state.town.latitude, state.town.longitude).toBounds(3000);
+    state.map.fitBounds(bounds.pad(0.15));
     // The town outline we have offline: the instrumented area (convex hull of the sensors) and the town centre.
     const hull = convexHull(pts.map((s) => [s.lat, s.lon]));
     if (hull.length >= 3) {
@@ -302,18 +320,22 @@
         .bindTooltip(t("area")).addTo(state.layer);
     }
     L.marker([state.town.latitude, state.town.longitude], {
-      icon: L.divIcon({ className: "town-label", html: "", iconSize: null }), interactive: false, keyboard: false,
-    }).addTo(state.layer).getElement().textContent = state.town.name;
+      icon: L.divIcon({ className: "town-label", html: el("span", { text: state.town.name }), iconSize: null }),
+      interactive: false, keyboard: false,
+    }).addTo(state.layer);
     for (const s of pts) {
-      const m = L.marker([s.lat, s.lon], { icon: markerIcon(s, null), keyboard: true, title: s.name, riseOnHover: true });
+      const m = L.marker([s.lat, s.lon], { icon: markerIcon(s, null), keyboard: true, title: s.id + " — " + s.name, riseOnHover: true });
       // Leaflet turns Enter on a focused marker into a click: keyboard users select sensors the same way.
       m.on("click", () => selectSensor(s.id, true));
       m.addTo(state.layer);
       state.markers.set(s.id, m);
     }
-    const bounds = pts.length ? L.latLngBounds(pts.map((s) => [s.lat, s.lon])) : L.latLng(state.town.latitude, state.town.longitude).toBounds(3000);
-    state.map.fitBounds(bounds.pad(0.15));
     setTimeout(() => state.map.invalidateSize(), 0);
+  }
+
+  function showMapNote() {
+    $("map-note").hidden = !state.offline;
+    $("map-note").textContent = t("map_offline");
   }
 
   function convexHull(points) {
@@ -345,7 +367,7 @@
   function markerLabel(s, ref) {
     const v = valueOf(s, ref);
     const what = state.mode === "uhi" ? t("mode_uhi") : t("mode_t");
-    return `${s.name}${s.reference ? " (" + t("reference") + ")" : ""} : ${what} ${v === null ? t("no_value") : fmt1(v) + " °C"}, ${t("status_" + statusOf(s))}`;
+    return `${s.id} ${s.name}${s.reference ? " (" + t("reference") + ")" : ""} : ${what} ${v === null ? t("no_value") : fmt1(v) + " °C"}, ${t("status_" + statusOf(s))}`;
   }
 
   function renderMarker(s, flash, ref) {
@@ -393,8 +415,10 @@
       const qc = qcText(s.qc);
       const batt = l && l.battery_v !== null && l.battery_v !== undefined ? l.battery_v : null;
       return el("tr", { class: state.selected === s.id ? "selected" : null, "data-sensor": s.id },
-        el("td", {}, el("button", { type: "button", class: "pick", "aria-label": t("select_sensor", { name: s.name }), onclick: () => selectSensor(s.id, true), text: s.name }),
-          s.reference ? el("span", { class: "note", text: " (" + t("reference") + ")" }) : null),
+        // The id is what is printed on the device; the site name, often long, is shortened by CSS.
+        el("td", { class: "sensor" }, el("button", { type: "button", class: "pick", "aria-label": t("select_sensor", { name: s.id + " " + s.name }), onclick: () => selectSensor(s.id, true), text: s.id }),
+          s.reference ? el("span", { class: "tag", text: t("reference") }) : null,
+          s.name !== s.id ? el("span", { class: "site", title: s.name, text: s.name }) : null),
         el("td", { class: "num", text: fmt1(l ? l.temperature : null) }),
         el("td", { class: "num", text: fmt1(uhiOf(s, ref)) }),
         el("td", { title: l ? localTime(l.ts) : "", text: ago(l ? l.ts : null) }),
@@ -410,7 +434,7 @@
       const s = state.sensors.get(a.sensor);
       const detail = [a.value, a.threshold].every((x) => typeof x === "number") ? ` (${fmt1(a.value)} / ${fmt1(a.threshold)})` : "";
       return el("li", { "data-alert-id": a.id ?? "", "data-kind": a.kind ?? "" },
-        el("div", {}, el("span", { class: "kind", text: a.kind || "alert" }), " — ", el("span", { text: s ? s.name : (a.sensor || "") }),
+        el("div", {}, el("span", { class: "kind", text: a.kind || "alert" }), " — ", el("span", { text: a.sensor || "" }), s && s.name !== s.id ? el("span", { class: "site", text: " " + s.name }) : null,
           a.live ? el("span", { class: "new", text: t("alert_new") }) : null),
         el("div", { text: (a.message || "") + detail }),
         el("div", { class: "when", title: localTime(a.ts), text: ago(a.ts) }));
@@ -457,7 +481,7 @@
     renderMarkers();
     renderTable();
     const s = state.sensors.get(id);
-    $("day-sensor").textContent = s ? s.name : "—";
+    $("day-sensor").textContent = s ? (s.name !== s.id ? `${s.id} (${s.name})` : s.id) : "—";
     const ref = referenceSensor();
     const seq = state.loadSeq;
     let own = [], refs = [];
@@ -480,17 +504,17 @@
     const s = state.sensors.get(d.sensor);
     const ref = d.ref ? state.sensors.get(d.ref) : null;
     $("day-desc").textContent = d.own.length === 0 ? t("day_empty")
-      : ref ? t("day_desc", { name: s.name, ref: ref.name }) : t("day_no_ref", { name: s ? s.name : d.sensor });
+      : ref ? t("day_desc", { name: d.sensor, ref: ref.id }) : t("day_no_ref", { name: d.sensor });
     if (!window.uPlot) { box.textContent = t("chart_missing"); return; }
     if (state.dayChart) { state.dayChart.destroy(); state.dayChart = null; }
     box.replaceChildren();
     const data = mergeSeries(d.own, d.refs);
     state.dayChart = new uPlot({
       width: chartWidth("chart-day"), height: 240,
-      scales: { x: { time: true } },
-      series: [{}, { label: (s ? s.name : d.sensor), stroke: "#c0392b", width: 2, spanGaps: true, value: (u, v) => (v === null ? "—" : fmt1(v) + " °C") },
-        { label: ref ? ref.name + " (" + t("s_reference") + ")" : t("s_reference"), stroke: "#1f5fa8", width: 2, spanGaps: true, value: (u, v) => (v === null ? "—" : fmt1(v) + " °C") }],
-      axes: [{}, { label: "°C" }],
+      ...timeOpts(false),
+      series: [{ label: t("s_time"), value: (u, v) => (v === null ? "—" : fmtTime(v, false)) }, { label: d.sensor, stroke: "#c0392b", width: 2, spanGaps: true, value: (u, v) => (v === null ? "—" : fmt1(v) + " °C") },
+        { label: ref ? ref.id + " (" + t("s_reference") + ")" : t("s_reference"), stroke: "#1f5fa8", width: 2, spanGaps: true, value: (u, v) => (v === null ? "—" : fmt1(v) + " °C") }],
+      axes: [{ values: (u, splits) => splits.map((v) => fmtTime(v, false)) }, { label: "°C" }],
     }, data, box);
   }
 
@@ -504,6 +528,16 @@
     const cut = Date.now() / 1000 - 24 * 3600;
     while (arr.length && arr[0][0] < cut) arr.shift();
     if (state.dayChart) state.dayChart.setData(mergeSeries(d.own, d.refs)); else drawDay();
+  }
+
+  // Chart times in the town's time zone and the page's language, 24 h clock.
+  function fmtTime(sec, dateOnly) {
+    const opts = dateOnly ? { day: "numeric", month: "short" } : { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    return new Date(sec * 1000).toLocaleString(state.lang === "fr" ? "fr-FR" : "en-GB", { timeZone: state.town.timezone, ...opts });
+  }
+
+  function timeOpts(days) {
+    return { scales: { x: { time: true }, ...(days ? { uhi: { auto: true } } : {}) }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), state.town.timezone) };
   }
 
   async function loadMonth(seq) {
@@ -539,15 +573,15 @@
     const fmtC = (u, v) => (v === null || v === undefined ? "—" : fmt1(v) + " °C");
     state.monthChart = new uPlot({
       width: chartWidth("chart-month"), height: 260,
-      scales: { x: { time: true }, uhi: { auto: true } },
-      series: [{},
+      ...timeOpts(true),
+      series: [{ label: t("s_date"), value: (u, v) => (v === null ? "—" : fmtTime(v, true)) },
         { label: t("s_ibmn"), stroke: "#1f5fa8", width: 2, value: fmtC },
         { label: t("s_ibmx"), stroke: "#c0392b", width: 2, value: fmtC },
         { label: t("s_thr_n"), stroke: "#1f5fa8", dash: [6, 4], width: 1, value: fmtC },
         { label: t("s_thr_x"), stroke: "#c0392b", dash: [6, 4], width: 1, value: fmtC },
         { label: t("s_uhi_mean"), stroke: "#b35806", width: 2, scale: "uhi", value: fmtC },
         { label: t("s_uhi_max"), stroke: "#542788", width: 1, scale: "uhi", value: fmtC }],
-      axes: [{}, { label: "Tn / Tx °C" }, { scale: "uhi", side: 1, label: t("mode_uhi") + " °C", grid: { show: false } }],
+      axes: [{ values: (u, splits) => splits.map((v) => fmtTime(v, true)) }, { label: "Tn / Tx °C" }, { scale: "uhi", side: 1, label: t("mode_uhi") + " °C", grid: { show: false } }],
     }, [xs, col("ibmn"), col("ibmx"), xs.map(() => thr.ibmn ?? null), xs.map(() => thr.ibmx ?? null), col("uhi_mean"), col("uhi_max")], box);
   }
 
@@ -567,11 +601,12 @@
       renderAll();
       drawDay();
       drawMonth();
-      if (state.map) $("map-note").textContent = t("map_offline");
+      if (state.map) showMapNote();
     }
   }
 
   function showError(e) {
+    console.error("heatwatch dashboard:", e); // eslint-disable-line no-console -- surfaced to tests and users' devtools
     $("map-note").hidden = false;
     $("map-note").textContent = t("load_error", { msg: e.message });
   }

@@ -1,0 +1,284 @@
+"""The dashboard in a real headless Chromium (Debian's, DESIGN §2) against a running ``heatwatch api``.
+
+The initial state is written straight into InfluxDB in line protocol (24 h of readings for every
+sensor of the example registries, hourly QC, 30 days of town indices, one open alert); live changes
+are published on the real mosquitto, as sensors and analytics do. The map tiles' host is blocked so
+the page is tested as it runs with no internet. Screenshots go to ``test-artifacts/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
+from heatwatch.core.model import Sensor
+from heatwatch.core.settings import Settings
+from heatwatch.stack.children import ServiceProcess
+from heatwatch.stack.embedded import free_port
+from support.mqtt import publish_all
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+TILE_HOST = "tile.openstreetmap.org"
+SILENT = "vitre-za-01"  # last heard 3 h ago: must show as silent
+FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. neighbours"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium): "
+                                                      "apt-get install -y chromium"),
+]
+
+
+# The stack: registry + seeded InfluxDB + a running api ---------------------------------------------
+
+
+def _registry(data_dir: Path) -> dict[str, list[Sensor]]:
+    from heatwatch.core.registry import Registry
+
+    towns = Settings.load().towns
+    with Registry(data_dir / "registry.sqlite", towns=towns.keys()) as reg:
+        assert reg.load_examples() > 0
+        return {t: reg.list(t) for t in towns}
+
+
+def _seed_lines(sensors: dict[str, list[Sensor]]) -> tuple[list[str], list[str]]:
+    now = int(time.time() * 1000) // 60_000 * 60_000
+    raw: list[str] = []
+    agg: list[str] = []
+    for town, items in sensors.items():
+        for i, s in enumerate(items):
+            offset = {"urban": 2.5, "suburban": 1.0, "park": 0.3, "water": -0.2}.get(str(s.site_class), 0.0)
+            last = now - (3 * 3600_000 if s.id == SILENT else 0)
+            for k in range(144):  # 24 h every 10 min
+                ts = last - k * 600_000
+                hour = (ts / 3600_000) % 24
+                t = 21.0 + offset + 6 * math.sin((hour - 9) / 24 * 2 * math.pi) + i * 0.05
+                raw.append(f"reading,city={town},sensor={s.id} temperature={t:.2f},humidity=55.0,"
+                           f"battery_v={3.05 + (i % 4) * 0.07:.2f} {ts}")
+            for h in range(1, 4):
+                hour_ts = (now // 3600_000 - h) * 3600_000
+                qc = 32 if s.id == FLAGGED else 0
+                agg.append(f"hourly,city={town},sensor={s.id} t_mean=24.0,uhi={offset:.1f},n=6i,qc={qc}i {hour_ts}")
+    day = 86_400_000
+    for d in range(30):
+        ts = (now // day - d) * day - 2 * 3600_000
+        hot = 5 <= d <= 8
+        agg.append(f"city_daily,city=vitre ibmn={19.5 if hot else 15.0 + d % 3},ibmx={34.5 if hot else 26.0 + d % 4},"
+                   f"canicule={'true' if hot else 'false'},uhi_mean={1.2 + (d % 5) * 0.3:.1f},"
+                   f'uhi_max={3.0 + (d % 4) * 0.5:.1f},hottest_sensor="vitre-centre-01",sensors_ok=13i {ts}')
+    agg.append(f'alert,city=vitre,sensor=vitre-centre-01,kind=tropical_night value=21.2,threshold=20.0,'
+               f'message="Nuit tropicale : Tn 21,2 °C" {now - 2 * 3600_000}')
+    return raw, agg
+
+
+def _write(url: str, db: str, raw: list[str], agg: list[str]) -> None:
+    async def go() -> None:
+        async with InfluxClient(url, db) as c:
+            await c.setup()
+            await c.write_lines(raw, rp=RAW_RP)
+            await c.write_lines(agg, rp=AGG_RP)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result()
+
+
+@pytest.fixture(scope="module")
+def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    db = f"dash_{int(time.time())}"
+    sensors = _registry(tmp / "var")
+    _write(influxd.url, db, *_seed_lines(sensors))
+    port = free_port()
+    env = {
+        "HEATWATCH_MQTT_URL": mosquitto.url,
+        "HEATWATCH_INFLUX_URL": influxd.url,
+        "HEATWATCH_INFLUX_DB": db,
+        "HEATWATCH_DATA_DIR": str(tmp / "var"),
+        "HEATWATCH_LIVE_COALESCE_S": "1",
+        "HEATWATCH_API_RATE_LIMIT_PER_S": "0",
+        "HEATWATCH_API_CACHE_TTL_LATEST_S": "0",
+    }
+    api = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "api.log", name="api")
+    api.start(ready_marker="live: subscribed", timeout=60)
+    api.wait_for("Application startup complete", timeout=30)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "sensors": sensors, "mqtt": mosquitto.url, "log": api}
+    finally:
+        api.stop()
+
+
+# The browser -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, stack, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page with the tile server unreachable; fails the test on any console error or uncaught
+    exception, except the tile requests that fail by design offline."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="fr-FR")
+    pg = context.new_page()
+    problems: list[str] = []
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and TILE_HOST not in (msg.location or {}).get("url", ""):
+            problems.append(f"console: {msg.text} at {msg.location}")
+
+    pg.on("console", on_console)
+    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    pg.route(f"https://{TILE_HOST}/**", lambda route: route.abort("internetdisconnected"))
+    yield pg
+    context.close()
+    assert problems == [], "\n".join(problems)
+
+
+def shot(pg: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_town(pg: Any, url: str, town: str) -> None:
+    pg.goto(f"{url}/#{town}")
+    pg.wait_for_selector(f"body[data-ready='{town}']", timeout=20_000)
+    pg.wait_for_selector("#live[data-state='open']", timeout=10_000)
+
+
+def placed(sensors: list[Sensor]) -> set[str]:
+    return {s.id for s in sensors if s.latitude is not None and s.longitude is not None and not s.retired}
+
+
+def marker_value(pg: Any, sensor: str) -> str | None:
+    return pg.get_attribute(f".hw-marker span[data-sensor='{sensor}']", "data-value")
+
+
+# Tests ---------------------------------------------------------------------------------------------------
+
+
+def test_map_list_alerts_and_charts_for_each_town(page, stack):
+    url, sensors = stack["url"], stack["sensors"]
+    open_town(page, url, "vitre")
+    shown = set(page.eval_on_selector_all(".hw-marker span[data-sensor]", "els => els.map(e => e.dataset.sensor)"))
+    assert shown == placed(sensors["vitre"])  # every sensor of the town, nothing else (the retired one neither)
+    assert all(marker_value(page, s) not in (None, "") for s in shown)
+    rows = page.eval_on_selector_all("#sensors tbody tr", "els => els.map(e => e.dataset.sensor)")
+    assert set(rows) == {s.id for s in sensors["vitre"] if not s.retired}
+
+    # Sensor list: last seen, battery, status and QC of each sensor.
+    silent = page.locator(f"#sensors tr[data-sensor='{SILENT}']")
+    assert "muet" in silent.inner_text() and "il y a 3 h" in silent.inner_text()
+    assert "trop chaud" in page.locator(f"#sensors tr[data-sensor='{FLAGGED}']").inner_text()
+    assert " V" in page.locator("#sensors tr[data-sensor='vitre-centre-01']").inner_text()
+    assert "conforme" in page.locator("#sensors tr[data-sensor='vitre-centre-01']").inner_text()
+
+    # The open alert from the database, the legend in °C, both charts drawn, the offline note.
+    assert "Nuit tropicale" in page.inner_text("#alerts")
+    assert "°C" in page.inner_text("#legend")
+    page.wait_for_selector("#chart-day canvas")
+    page.wait_for_selector("#chart-month canvas")
+    assert "18" in page.inner_text("#month-desc") and "33" in page.inner_text("#month-desc")
+    assert page.locator(".leaflet-control-scale").count() == 1
+    shot(page, "vitre-desktop")
+
+    # The UHI toggle recolours the map against the rural reference: the reference itself is at 0.
+    page.click("label[for='mode-uhi']")
+    assert marker_value(page, "vitre-rural-01") == "0"
+    assert "référence rurale" in page.inner_text("#legend")
+    shot(page, "vitre-uhi")
+
+    page.select_option("#town", "saint-omer")
+    page.wait_for_selector("body[data-ready='saint-omer']", timeout=20_000)
+    shown = set(page.eval_on_selector_all(".hw-marker span[data-sensor]", "els => els.map(e => e.dataset.sensor)"))
+    assert shown == placed(sensors["saint-omer"])
+    shot(page, "saint-omer-desktop")
+
+
+def test_new_reading_changes_its_marker_within_seconds(page, stack):
+    open_town(page, stack["url"], "vitre")
+    sensor = "vitre-centre-02"
+    before = marker_value(page, sensor)
+    payload = json.dumps({"ts": int(time.time() * 1000), "temperature": 36.6, "humidity": 31.0, "battery_v": 2.91})
+    t0 = time.monotonic()
+    assert publish_all(stack["mqtt"], [(f"heat/vitre/{sensor}", payload.encode())]) == 1
+    page.wait_for_function(
+        "s => document.querySelector(`.hw-marker span[data-sensor='${s}']`)?.dataset.value === '36.6'",
+        arg=sensor, timeout=5_000)
+    took = time.monotonic() - t0
+    assert before != "36.6" and took < 5
+    row = page.locator(f"#sensors tr[data-sensor='{sensor}']").inner_text()
+    assert "36,6" in row and "2.91 V" in row and "à l'instant" in row
+    # The list is sorted hottest first: this sensor is now on top.
+    assert page.eval_on_selector("#sensors tbody tr", "e => e.dataset.sensor") == sensor
+    shot(page, "vitre-live-reading")
+
+
+def test_alert_published_by_analytics_appears(page, stack):
+    open_town(page, stack["url"], "vitre")
+    assert page.locator("#alerts li").count() == 1
+    alert = {"sensor": "vitre-centre-03", "kind": "heat_index", "value": 41.0, "threshold": 40.0,
+             "message": "Indice de chaleur 41 °C, seuil 40 °C", "ts": int(time.time() * 1000)}
+    other = dict(alert, sensor="so-centre-01", message="ailleurs")
+    assert publish_all(stack["mqtt"], [("heat/alerts/saint-omer", json.dumps(other).encode()),
+                                       ("heat/alerts/vitre", json.dumps(alert).encode())]) == 2
+    page.wait_for_selector("#alerts li:has-text('Indice de chaleur 41')", timeout=5_000)
+    assert page.inner_text("#alerts-count") == "2"
+    assert page.locator("#alerts li:has-text('Indice de chaleur 41') .new").count() == 1  # marked as news
+    assert page.locator("#alerts li:has-text('Nuit tropicale') .new").count() == 0
+    assert "ailleurs" not in page.inner_text("#alerts")
+    shot(page, "vitre-live-alert")
+
+
+def test_english_keyboard_and_phone_width(browser, stack):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2, locale="fr-FR")
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error"
+          and TILE_HOST not in (m.location or {}).get("url", "") else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.route(f"https://{TILE_HOST}/**", lambda route: route.abort("internetdisconnected"))
+    try:
+        open_town(pg, stack["url"], "vitre")
+        # Phone width: one column, nothing wider than the screen.
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(pg, "vitre-phone-fr")
+
+        # Keyboard only: the language toggle, then a sensor of the list.
+        pg.focus("#lang")
+        pg.keyboard.press("Enter")
+        assert pg.get_attribute("html", "lang") == "en"
+        assert pg.inner_text("#sensors-title") == "Sensors"
+        assert "silent" in pg.locator(f"#sensors tr[data-sensor='{SILENT}']").inner_text()
+        pg.focus("#sensors tbody tr[data-sensor='vitre-parc-01'] button")
+        pg.keyboard.press("Enter")
+        pg.wait_for_function("() => document.querySelector('#day-sensor').textContent.includes('Parc')"
+                             " || document.querySelector('#day-sensor').textContent.includes('parc')")
+        assert pg.get_attribute("#sensors tr[data-sensor='vitre-parc-01']", "class") == "selected"
+        # Town selector by keyboard too.
+        pg.focus("#town")
+        pg.keyboard.press("ArrowDown")
+        pg.wait_for_selector("body[data-ready='saint-omer']", timeout=20_000)
+        shot(pg, "saint-omer-phone-en")
+    finally:
+        context.close()
+    assert errors == []
