@@ -18,15 +18,16 @@ Runs, all in UTC wall time:
   AVAILABILITY) until the day is over;
 * daily (06:20): the last ``analytics_daily_days`` complete days, once the Tx window of
   yesterday (to 06:00 UTC today) has closed; this is what fixes yesterday's IBMx and canicule;
-* catch-up at start: from the day before the newest stored hour to today (bounded by
-  ``analytics_catchup_max_days``), i.e. whatever the runs missed while the service was down.
+* catch-up: every hourly run (and one at start) first looks at the newest stored hour; when it
+  is older than the recompute span (service down, readings stored before any aggregate), the run
+  starts from the day before it, at most ``analytics_catchup_max_days`` back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ from heatwatch.core.model import Sensor, Town
 from .aggregate import TownAggregates, TownContext, aggregate_town
 from .qc import QcConfig
 from .reader import first_reading, last_hourly, read_readings
-from .writer import SCHEMA, frame_lines, replace_range, write_lines
+from .writer import SCHEMA, existing_points, frame_lines, leaves_stale, replace_range, write_lines
 
 log = get_logger("heatwatch.analytics")
 
@@ -155,11 +156,18 @@ class Analytics:
             keep = [d for d in days if d in present]
             if not keep:
                 return stats
-            lines = await asyncio.to_thread(_compute, readings, ctx, keep)
+            aggs, lines = await asyncio.to_thread(_compute, readings, ctx, keep)
             t2 = time.perf_counter()
             stats.seconds["compute"] = t2 - t1
             for run in runs_of(keep):
-                await replace_range(self.client, city, *day_span(run, ctx.timezone))
+                span = day_span(run, ctx.timezone)
+                stale = []
+                for measurement, new in aggs.items():
+                    existing = await existing_points(self.client, measurement, city, *span)
+                    if leaves_stale(existing, new, measurement):
+                        stale.append(measurement)
+                if stale:
+                    await replace_range(self.client, city, *span, measurements=stale)
             for measurement, ls in lines.items():
                 await write_lines(self.client, ls)
                 stats.points[measurement] = len(ls)
@@ -171,38 +179,51 @@ class Analytics:
 
     # Scheduled runs ---------------------------------------------------------------------
 
-    async def hourly_run(self, now: datetime, hours: int) -> list[RunStats]:
-        out = []
-        for city, town in self.towns.items():
-            days = local_days(pd.Timestamp(now) - pd.Timedelta(hours=hours), now, town.timezone)
-            out.append(await self.recompute(city, days))
-        return out
+    async def hourly_run(self, now: datetime, hours: int, catchup_max_days: int | None = None,
+                         chunk_days: int = 7) -> list[RunStats]:
+        """Recompute the days touched by the last ``hours`` hours.
+
+        With ``catchup_max_days``, a town whose newest stored hour is older than that (the
+        service was down, or the readings arrived before any aggregate existed) is recomputed
+        from the day before that hour, at most ``catchup_max_days`` back: this is the start-up
+        catch-up, and it repairs any hourly run that was missed.
+        """
+        now_ts = pd.Timestamp(now)
+
+        async def town_run(city: str, town: Town) -> list[RunStats]:
+            begin = now_ts - pd.Timedelta(hours=hours)
+            if catchup_max_days is not None:
+                floor = now_ts - pd.Timedelta(days=catchup_max_days)
+                last = await last_hourly(self.client, city, floor.to_pydatetime())
+                if last is None:
+                    last = await first_reading(self.client, city, floor.to_pydatetime())
+                if last is not None and last < begin:
+                    # The day before too: its Tx window was still open when the service stopped.
+                    begin = max(last - pd.Timedelta(days=1), floor)
+            days = local_days(begin, now_ts, town.timezone)
+            return await self.recompute_range(city, days[0], days[-1], chunk_days)
+
+        return await self._each_town(town_run)
+
+    async def _each_town(self, run: Callable[[str, Town], Awaitable[list[RunStats]]]) -> list[RunStats]:
+        """Towns concurrently: one town's database round trips overlap another's pandas work."""
+        per_town = await asyncio.gather(*(run(city, town) for city, town in self.towns.items()))
+        return [s for stats in per_town for s in stats]
 
     async def daily_run(self, now: datetime, days_back: int) -> list[RunStats]:
-        out = []
-        for city, town in self.towns.items():
+        async def town_run(city: str, town: Town) -> list[RunStats]:
             today = pd.Timestamp(now).tz_convert(town.timezone).date()
-            out.append(await self.recompute(city, [today - timedelta(days=k) for k in range(days_back, 0, -1)]))
-        return out
+            return [await self.recompute(city, [today - timedelta(days=k) for k in range(days_back, 0, -1)])]
 
-    async def catch_up(self, now: datetime, max_days: int, chunk_days: int = 7) -> list[RunStats]:
-        """Recompute what was missed while the service was down: from the day before the newest
-        stored hour (its Tx window was still open) to today."""
-        out: list[RunStats] = []
-        now_ts = pd.Timestamp(now)
-        floor = now_ts - pd.Timedelta(days=max_days)
-        for city, town in self.towns.items():
-            last = await last_hourly(self.client, city)
-            if last is None:
-                last = await first_reading(self.client, city, floor.to_pydatetime())
-                if last is None:
-                    continue
-            begin = max(last - pd.Timedelta(days=1), floor)
-            first_day = begin.tz_convert(town.timezone).date()
-            today = now_ts.tz_convert(town.timezone).date()
-            out.extend(await self.recompute_range(city, first_day, today, chunk_days))
-        return out
+        return await self._each_town(town_run)
+
+    async def catch_up(self, now: datetime, hours: int, max_days: int) -> list[RunStats]:
+        """What the service does at start: an hourly run that first covers what it missed."""
+        return await self.hourly_run(now, hours, catchup_max_days=max_days)
 
 
-def _compute(readings: pd.DataFrame, ctx: TownContext, days: list[date]) -> dict[str, list[str]]:
-    return build_lines(aggregate_town(readings, ctx, days=days))
+def _compute(readings: pd.DataFrame, ctx: TownContext,
+             days: list[date]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    aggs = aggregate_town(readings, ctx, days=days)
+    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "city_daily": aggs.city_daily}
+    return frames, build_lines(aggs)

@@ -13,12 +13,16 @@ Every value goes through bind parameters; times are bound as epoch nanoseconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from heatwatch.core.errors import InfluxClientError
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient, Series, ident
 
 READING_COLUMNS = ["city", "sensor", "time", "temperature", "humidity"]
@@ -59,14 +63,43 @@ def series_frame(series: Sequence[Series], columns: Sequence[str], tag: str = "s
     return pd.concat(parts, ignore_index=True)
 
 
+async def query_csv(client: InfluxClient, q: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    """One statement's rows as a frame, through InfluxDB's CSV output (``Accept: application/csv``).
+
+    For bulk reads only: on a 14-day chunk of 100 sensors InfluxDB answers about as fast in CSV
+    as in JSON, but ``pandas.read_csv`` parses it ~15 times faster than ``json`` plus building
+    the arrays, which made JSON decoding a third of a backfill. Columns: ``name``, ``tags``
+    (``k=v`` pairs), ``time`` and the selected fields; an empty body means no rows.
+    """
+    form = {"db": client.database, "q": q, "epoch": "ms", "params": json.dumps(dict(params))}
+    # InfluxClient.query speaks JSON only; the transport and its typed errors are reused as is.
+    response = await client._request("POST", "/query", data=form, headers={"Accept": "application/csv"})
+    body = response.content
+    if not body.strip():
+        return pd.DataFrame()
+    if body.startswith(b"error"):
+        raise InfluxClientError(body.decode("utf-8", "replace").split("\n", 1)[-1].strip(), status=200)
+    return pd.read_csv(io.BytesIO(body), dtype={"name": str, "tags": str})
+
+
 async def read_readings(client: InfluxClient, city: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Raw readings of one town in [start, end), columns :data:`READING_COLUMNS`."""
     q = (f"SELECT {ident('temperature')}, {ident('humidity')} FROM {client.qualified('reading', RAW_RP)} "
          f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-    series = await client.query_series(q, {"city": city, "start": to_ns(start), "end": to_ns(end)})
-    frame = series_frame(series, ["temperature", "humidity"])
-    frame.insert(0, "city", city)
-    return frame[READING_COLUMNS]
+    raw = await query_csv(client, q, {"city": city, "start": to_ns(start), "end": to_ns(end)})
+    if raw.empty:
+        return pd.DataFrame({"city": pd.Series(dtype=object), "sensor": pd.Series(dtype=object),
+                             "time": pd.Series(dtype="datetime64[ms, UTC]"),
+                             "temperature": pd.Series(dtype=np.float64), "humidity": pd.Series(dtype=np.float64)})
+    # Tags come as "sensor=<id>"; sensor ids cannot hold "," or "=" (DESIGN.md §4), so no unescaping.
+    sensor = raw["tags"].str.removeprefix("sensor=")
+    return pd.DataFrame({
+        "city": city,
+        "sensor": sensor.to_numpy(dtype=object),
+        "time": pd.to_datetime(raw["time"].to_numpy(dtype=np.int64), unit="ms", utc=True),
+        "temperature": raw["temperature"].to_numpy(dtype=np.float64) if "temperature" in raw else np.nan,
+        "humidity": raw["humidity"].to_numpy(dtype=np.float64) if "humidity" in raw else np.nan,
+    })
 
 
 async def last_time(client: InfluxClient, measurement: str, rp: str, field: str, city: str,
@@ -84,8 +117,8 @@ async def last_time(client: InfluxClient, measurement: str, rp: str, field: str,
     return pd.Timestamp(int(rows[0]["time"]), unit="ms", tz="UTC")
 
 
-async def last_hourly(client: InfluxClient, city: str) -> pd.Timestamp | None:
-    return await last_time(client, "hourly", AGG_RP, "n", city)
+async def last_hourly(client: InfluxClient, city: str, since: datetime) -> pd.Timestamp | None:
+    return await last_time(client, "hourly", AGG_RP, "n", city, since)
 
 
 async def first_reading(client: InfluxClient, city: str, since: datetime) -> pd.Timestamp | None:
