@@ -75,7 +75,18 @@ def _delegate(module: str, needs_settings: bool = False) -> Callable[[argparse.N
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands living in their own modules: (name, module, help, needs settings). A module is
+# imported only when its command runs, so `heatwatch ingest` does not load pandas for nothing.
+DELEGATED = [
+    ("simulate", "heatwatch.simulate.cli", "publish simulated readings for both towns", False),
+    ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", True),
+    ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", True),
+    ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", True),
+]
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s own module (if delegated) is imported to add its arguments."""
     parser = argparse.ArgumentParser(prog="heatwatch", description="Urban heat island measurement for French towns")
     parser.add_argument("--version", action="version", version=f"heatwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,13 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_api)
 
-    for name, module, helptext, needs in [
-        ("simulate", "heatwatch.simulate.cli", "publish simulated readings for both towns", False),
-        ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", True),
-        ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", True),
-        ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", True),
-    ]:
+    for name, module, helptext, needs in DELEGATED:
         p = sub.add_parser(name, help=helptext)
+        if name != command:
+            continue
         try:
             importlib.import_module(module).add_arguments(p)
         except ImportError:
@@ -116,7 +124,9 @@ def _missing(name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
