@@ -102,6 +102,6 @@ def test_latest_validation(client):
     r = client.get("/v1/latest", params={"town": "vitre' OR 1=1"})
     assert r.status_code == 422 and "town" in r.json()["error"]["message"]
     r = client.get("/v1/latest", params={"town": "vitre", "format": "xml"})
-    assert r.status_code == 400 and "json" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "format" in r.json()["error"]["message"]
     r = client.get("/v1/latest", params={"town": "vitre"})
     assert r.status_code == 200 and r.json()["data"] == [] and r.json()["meta"]["last_update"] is None

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,6 +92,55 @@ class LicenceHeaders:
         await self.app(scope, receive, send_with)
 
 
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["status", "code", "message"], "properties": {
+        "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}},
+}
+# Answers any endpoint may give (errors.py): documented everywhere so clients and schema checks expect them.
+COMMON_ERRORS = {
+    "400": "invalid parameter combination, range or page size above a cap, unsupported format",
+    "404": "unknown town or resource",
+    "422": "a parameter does not match its documented type or pattern",
+    "429": "rate limit exceeded; see Retry-After",
+    "503": "InfluxDB unavailable; see Retry-After",
+}
+
+
+def _document_errors(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI with the error envelope of errors.py in place of FastAPI's default 422 body, and the
+    common error statuses on every operation."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         license_info=app.license_info, contact=app.contact)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, item in schema.get("paths", {}).items():
+        for op in item.values():
+            responses = op.setdefault("responses", {})
+            # Routes return pre-rendered bytes (orjson), so FastAPI cannot infer their body: say JSON object.
+            for code in ("200", "201", "202"):
+                for media, content in responses.get(code, {}).get("content", {}).items():
+                    if media in ("application/json", "application/geo+json", "application/ld+json") \
+                            and content.get("schema", {}).get("type") in (None, "string"):
+                        content["schema"] = {"type": "object"}
+            extra = dict(COMMON_ERRORS)
+            if path.startswith("/v1/admin"):
+                extra |= {"401": "no bearer token", "403": "wrong token or admin disabled", "409": "conflict"}
+            if path in ("/healthz", "/readyz"):
+                extra.pop("429")  # probes are never rate limited
+            for code, text in extra.items():
+                entry = responses.setdefault(code, {"description": text})
+                entry["content"] = {"application/json": {"schema": ref}}
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig()
 
@@ -128,6 +178,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     app.state.registry = None
 
     errors.install(app)
+    app.openapi = lambda: _document_errors(app)  # type: ignore[method-assign]
     for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
         app.include_router(module.router)
     dashboard.install(app)  # the page at / and its static mounts

@@ -64,6 +64,12 @@ CacheDep = Annotated[ResponseCache, Depends(get_cache)]
 TOWN_PATTERN = f"^{TOWN_ID_RE.pattern}$"
 SENSOR_PATTERN = f"^{SENSOR_ID_RE.pattern}$"
 
+# ISO 8601 date or date-time as parse_instant reads it; documenting the shape in the schema keeps
+# generated clients (and fuzzers) from sending free text.
+ISO_PATTERN = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+               r"([Zz]|[+-]\d{2}:\d{2})?)?$")
+TZ_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*){0,2}$"
+
 # Shared query parameters. Patterns reject anything that is not a possible id before any query
 # is built; values then travel as bind parameters anyway.
 TownParam = Annotated[str, Query(description="town id", pattern=TOWN_PATTERN, max_length=64,
@@ -74,15 +80,16 @@ SensorParam = Annotated[str, Query(description="sensor id", pattern=SENSOR_PATTE
                                    examples=["vitre-centre-01"])]
 OptSensorParam = Annotated[str | None, Query(alias="sensor", description="sensor id; all sensors when absent",
                                              pattern=SENSOR_PATTERN, max_length=64)]
-FromParam = Annotated[str | None, Query(alias="from", max_length=40,
+FromParam = Annotated[str | None, Query(alias="from", max_length=40, pattern=ISO_PATTERN,
                                         description="start, ISO 8601 date or date-time (naive values in tz)",
                                         examples=["2024-07-01", "2024-07-01T00:00:00Z"])]
-ToParam = Annotated[str | None, Query(alias="to", max_length=40, description="end (exclusive), ISO 8601",
+ToParam = Annotated[str | None, Query(alias="to", max_length=40, pattern=ISO_PATTERN,
+                                      description="end (exclusive), ISO 8601",
                                       examples=["2024-07-08"])]
-TzParam = Annotated[str, Query(alias="tz", max_length=64,
+TzParam = Annotated[str, Query(alias="tz", max_length=64, pattern=TZ_PATTERN,
                                description="IANA zone for naive times and local days; output times stay UTC",
                                examples=["Europe/Paris", "UTC"])]
-FormatParam = Annotated[str | None, Query(alias="format", max_length=16,
+FormatParam = Annotated[str | None, Query(alias="format", pattern=r"^(json|csv|geojson|parquet)$",
                                           description="json, csv, geojson or parquet; else from Accept")]
 SepParam = Annotated[str, Query(alias="sep", pattern=r"^[,;]$",
                                 description="CSV separator: ',' (RFC 4180) or ';' for French spreadsheets")]

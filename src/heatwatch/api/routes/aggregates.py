@@ -13,6 +13,7 @@ from heatwatch.core.influx import ident
 
 from ..datasets import ALERT, CITY_DAILY, DAILY, HOURLY, Column, Dataset
 from ..deps import (
+    ISO_PATTERN,
     CtxDep,
     FormatParam,
     FromParam,
@@ -168,8 +169,8 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
                  kind: Annotated[str | None, Query(pattern=KIND_PATTERN, max_length=64)] = None,
                  sensor: OptSensorParam = None, from_: FromParam = None, to: ToParam = None,
                  format: FormatParam = None, sep: SepParam = ",",
-                 limit: Annotated[int | None, Query(ge=1)] = None,
-                 cursor: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+                 limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+                 cursor: Annotated[str | None, Query(pattern=r"^\d{1,16}$")] = None) -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
     if status == "past":
         start, end = time_range(from_, to, tz, default_days=30, max_days=ctx.config.max_daily_days, what="alerts")
@@ -212,7 +213,8 @@ UHI_COLUMNS = ["sensor", "name", "site_class", "latitude", "longitude", "uhi", "
                         "`uhi_night_max`, 18:00 that day to 06:00 the next). Neither: the newest hour computed. "
                         "Positions come from the registry.")
 async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
-              at: Annotated[str | None, Query(max_length=40, description="an instant; its hour is shown",
+              at: Annotated[str | None, Query(max_length=40, pattern=ISO_PATTERN,
+                                              description="an instant; its hour is shown",
                                               examples=["2024-07-20T02:00:00Z"])] = None,
               night: Annotated[date | None, Query(description="local date whose evening starts the night",
                                                   examples=["2024-07-20"])] = None,

@@ -25,8 +25,8 @@ from ..timeutil import time_range, zone
 
 router = APIRouter(prefix="/v1", tags=["readings and aggregates"])
 
-LimitParam = Annotated[int | None, Query(ge=1, description="JSON page size (capped; default 1000)")]
-CursorParam = Annotated[str | None, Query(max_length=40, description="opaque: from the previous page's 'next'")]
+LimitParam = Annotated[int | None, Query(ge=1, le=100_000, description="JSON page size (capped; default 1000)")]
+CursorParam = Annotated[str | None, Query(pattern=r"^\d{1,16}$", description="opaque: from the previous page's 'next'")]
 CountParam = Annotated[bool, Query(description="also count all matching rows (one more query)")]
 
 EXPORT_RESPONSES: dict[int | str, dict] = {
