@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             sec = time.perf_counter() - t0
             result["load"] = {"readings": n, "seconds": round(sec, 1), "readings_per_s": round(n / sec)}
             marker.write_text(json.dumps(params))
+        # A full backfill starts from no aggregates (a rerun over existing ones skips the deletes).
+        for m in ("hourly", "daily", "city_daily", "alert"):
+            httpx.post(f"{db.url}/query", data={"db": DB, "q": f'DROP MEASUREMENT "{m}"'}, timeout=600)
         print("backfill ...", flush=True)
         result["backfill"] = run_child("backfill", db.url, data, args.days, args.chunk_days)
         print("hourly run ...", flush=True)
