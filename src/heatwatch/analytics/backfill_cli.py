@@ -18,10 +18,12 @@ from .jobs import Analytics, RunStats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="from_", required=True, type=date.fromisoformat,
+    parser.add_argument("--from", dest="from_", metavar="D", required=True, type=date.fromisoformat,
                         help="first local day, YYYY-MM-DD")
-    parser.add_argument("--to", required=True, type=date.fromisoformat, help="last local day, YYYY-MM-DD (included)")
-    parser.add_argument("--town", action="append", help="town id (repeatable); default: every configured town")
+    parser.add_argument("--to", metavar="D", required=True, type=date.fromisoformat,
+                        help="last local day, YYYY-MM-DD (included)")
+    parser.add_argument("--town", metavar="T", action="append",
+                        help="town id (repeatable); default: every configured town")
     parser.add_argument("--chunk-days", type=int, default=DEFAULT_CHUNK_DAYS,
                         help=f"days recomputed per step, bounds memory (default {DEFAULT_CHUNK_DAYS})")
 
