@@ -4,7 +4,8 @@ alert evaluation of :mod:`.alerts` on one event loop.
 Missed runs: APScheduler only knows about runs it missed while running (the loop was busy, e.g.
 during the start-up catch-up); ``coalesce`` folds a backlog of them into one run and
 ``misfire_grace_time`` lets a late run still happen. Runs missed while the process was down are
-the start-up catch-up's business (:meth:`Analytics.catch_up`, from the newest stored hour).
+the catch-up's business: every hourly run, and one at start, begins from the newest stored
+hour when that is older than its usual span (:meth:`Analytics.hourly_run`).
 Every job is idempotent, so running one late or twice costs time, never correctness.
 """
 
@@ -72,8 +73,9 @@ class AnalyticsService:
                 self._running.discard(task)
 
     async def hourly(self) -> None:
-        await self._guard("hourly", lambda: self.analytics.hourly_run(self.clock(),
-                                                                       self.settings.analytics_recompute_hours))
+        st = self.settings
+        await self._guard("hourly", lambda: self.analytics.hourly_run(
+            self.clock(), st.analytics_recompute_hours, st.analytics_catchup_max_days))
 
     async def daily(self) -> None:
         await self._guard("daily", lambda: self.analytics.daily_run(self.clock(), self.settings.analytics_daily_days))
@@ -82,8 +84,9 @@ class AnalyticsService:
         await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
 
     async def catch_up(self) -> None:
-        await self._guard("catchup", lambda: self.analytics.catch_up(self.clock(),
-                                                                      self.settings.analytics_catchup_max_days))
+        st = self.settings
+        await self._guard("catchup", lambda: self.analytics.catch_up(
+            self.clock(), st.analytics_recompute_hours, st.analytics_catchup_max_days))
 
     async def once(self) -> None:
         """Catch up, then evaluate alerts: what one start of the service does before scheduling."""
