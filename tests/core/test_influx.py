@@ -108,3 +108,14 @@ async def test_errors_are_typed_with_server_message(influxd, db_name):
     async with InfluxClient(f"http://127.0.0.1:{free_port()}", "x", timeout=2) as c:
         with pytest.raises(InfluxUnavailable):
             await c.ping()
+
+
+async def test_query_csv_returns_rows_and_raises_statement_errors(influxd, db_name):
+    async with InfluxClient(influxd.url, db_name) as c:
+        await c.setup()
+        assert await c.query_csv("SELECT * FROM reading") == b""
+        await c.write_lines(["reading,city=vitre,sensor=a temperature=20.5 1700000000000"])
+        body = await c.query_csv("SELECT temperature FROM reading WHERE sensor = $s", {"s": "a"})
+        assert body.splitlines() == [b"name,tags,time,temperature", b"reading,,1700000000000,20.5"]
+        with pytest.raises(InfluxClientError):
+            await c.query_csv("SELECT * FROM reading GROUP BY time(1h)")

@@ -14,7 +14,6 @@ Every value goes through bind parameters; times are bound as epoch nanoseconds.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heatwatch.core.errors import InfluxClientError
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient, Series, ident
 
 READING_COLUMNS = ["city", "sensor", "time", "temperature", "humidity"]
@@ -71,14 +69,9 @@ async def query_csv(client: InfluxClient, q: str, params: Mapping[str, Any]) -> 
     the arrays, which made JSON decoding a third of a backfill. Columns: ``name``, ``tags``
     (``k=v`` pairs), ``time`` and the selected fields; an empty body means no rows.
     """
-    form = {"db": client.database, "q": q, "epoch": "ms", "params": json.dumps(dict(params))}
-    # InfluxClient.query speaks JSON only; the transport and its typed errors are reused as is.
-    response = await client._request("POST", "/query", data=form, headers={"Accept": "application/csv"})
-    body = response.content
-    if not body.strip():
+    body = await client.query_csv(q, params)
+    if not body:
         return pd.DataFrame()
-    if body.startswith(b"error"):
-        raise InfluxClientError(body.decode("utf-8", "replace").split("\n", 1)[-1].strip(), status=200)
     return pd.read_csv(io.BytesIO(body), dtype={"name": str, "tags": str})
 
 

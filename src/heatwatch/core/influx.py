@@ -192,6 +192,21 @@ class InfluxClient:
     async def query_records(self, q: str, params: Mapping[str, Any] | None = None, **kw: Any) -> list[dict]:
         return [r for s in await self.query_series(q, params, **kw) for r in s.records()]
 
+    async def query_csv(self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str = "ms") -> bytes:
+        """One statement's rows as InfluxDB's CSV output (columns name, tags, time, fields); b"" for none.
+
+        For bulk reads: InfluxDB answers CSV as fast as JSON, and a CSV parser is many times
+        faster than building rows from JSON.
+        """
+        form = {"db": self.database, "q": q, "epoch": epoch}
+        if params:
+            form["params"] = json.dumps(dict(params))
+        response = await self._request("POST", "/query", data=form, headers={"Accept": "application/csv"})
+        body = response.content
+        if body.startswith(b"error"):
+            raise InfluxClientError(body.decode("utf-8", "replace").split("\n", 1)[-1].strip(), status=200)
+        return body if body.strip() else b""
+
     async def command(self, q: str) -> None:
         await self.query(q, epoch=None)
 
