@@ -6,6 +6,7 @@ process and stores them on ``app.state``; routes get them through :mod:`.deps`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from .formats import LICENCE, JSONBytes
 from .live import LiveHub
 from .ratelimit import RateLimit
 from .routes import admin, aggregates, catalogue, dashboard, health, latest, live, readings, sensors, towns
+from .routes import interventions, maps, rankings
 from .store import Store
 
 log = logging.getLogger("heatwatch.api")
@@ -151,6 +153,9 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         app.state.influx = client
         app.state.store = Store(client)
         app.state.registry = open_registry(settings)
+        # Everything allocated so far lives as long as the process: keep it out of GC passes, which
+        # otherwise walk it again and again (visible as p99 spikes under load).
+        gc.freeze()
         # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
         app.state.live = LiveHub(settings)
         await app.state.live.start()
@@ -180,6 +185,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
     errors.install(app)
     app.openapi = lambda: _document_errors(app)  # type: ignore[method-assign]
     for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
+        app.include_router(module.router)
+    for module in (maps, rankings, interventions):  # decision support: maps, rankings, intervention effects
         app.include_router(module.router)
     dashboard.install(app)  # the page at / and its static mounts
 

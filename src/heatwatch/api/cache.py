@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("heatwatch.api")
 
 TTL_HEADER = "x-heatwatch-cache-ttl"
 _TTL_RAW = TTL_HEADER.encode()
@@ -51,19 +54,42 @@ class ResponseCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, Cached] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Cached]] = {}
+        self._tasks: set[asyncio.Task[Cached]] = set()  # background refreshes (strong refs)
         # Finished responses kept by HotCache; here so that clear() empties both layers.
         self.hot: OrderedDict[tuple[str, bytes, bytes, bool], _Hot] = OrderedDict()
 
     async def get_or_build(self, key: str, ttl: float, build: Callable[[], Awaitable[Cached]]) -> Cached:
+        """Fresh entry, or build it once for all concurrent callers (single flight).
+
+        Stale-while-revalidate: an entry expired less than ``ttl`` ago is still served while one
+        background task rebuilds it, so no request waits for InfluxDB when an entry expires under load
+        (that wait was the p99). Staleness stays under two TTLs.
+        """
         if ttl <= 0 or self.max_entries == 0:
             return await build()
         hit = self._entries.get(key)
-        if hit is not None and time.monotonic() - hit.born < ttl:
+        now = time.monotonic()
+        if hit is not None and now - hit.born < ttl:
             self._entries.move_to_end(key)
             return hit
         pending = self._inflight.get(key)
+        if hit is not None and now - hit.born < 2 * ttl:
+            if pending is None:
+                task = asyncio.get_running_loop().create_task(self._build(key, ttl, build))
+                self._tasks.add(task)
+                task.add_done_callback(self._refreshed)
+            return hit
         if pending is not None:
             return await asyncio.shield(pending)
+        return await self._build(key, ttl, build)
+
+    def _refreshed(self, task: asyncio.Task[Cached]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The stale entry keeps being served until it is two TTLs old; then callers see the error.
+            log.warning("background cache refresh failed: %s", task.exception())
+
+    async def _build(self, key: str, ttl: float, build: Callable[[], Awaitable[Cached]]) -> Cached:
         future: asyncio.Future[Cached] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
