@@ -1,0 +1,149 @@
+"""Reads of the analytics aggregates (DESIGN.md §3, retention policy ``agg``) for maps, rankings,
+intervention effects and the seasonal report.
+
+Conventions of the analytics writer this relies on: a ``daily`` point of local day D is stamped
+at local midnight of D (in UTC), and its ``uhi_night_max`` is the night that *ends* on the
+morning of D (18:00 D−1 to 06:00 D local). Quality flags are those of DESIGN.md §5; they are
+restated here because the api does not import the analytics package.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+
+# analytics.qc.QcFlag values (DESIGN.md §5 quality control):
+QC_AVAILABILITY = 64  # too few hours that local day
+QC_UNPLACED = 128  # no position / site class in the registry
+#: a sensor-day carrying one of these is left out of every statistic, as analytics does for indices
+DAILY_BLOCKING = QC_AVAILABILITY | QC_UNPLACED
+#: hourly flags that do not make an hour's value unusable (availability is about the day)
+HOURLY_HARMLESS = QC_AVAILABILITY
+
+DAILY_FIELDS = ("tn", "tx", "t_mean", "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc")
+CITY_FIELDS = ("ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
+
+
+def ns(ms: int) -> int:
+    return ms * 1_000_000
+
+
+def local_midnight_ms(day: date, tz: ZoneInfo) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+
+
+def local_day(ms: int, tz: ZoneInfo) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz).date()
+
+
+def day_range_ms(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
+    """[local midnight of ``first``, local midnight after ``last``): the daily points of those days."""
+    return local_midnight_ms(first, tz), local_midnight_ms(last + timedelta(days=1), tz)
+
+
+@dataclass(slots=True)
+class DailyRow:
+    sensor: str
+    day: date
+    values: dict[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+def usable_daily(qc: Any) -> bool:
+    return qc is None or (int(qc) & DAILY_BLOCKING) == 0
+
+
+async def daily_rows(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo,
+                     fields: Sequence[str] = DAILY_FIELDS, sensors: Iterable[str] | None = None,
+                     keep_flagged: bool = False) -> list[DailyRow]:
+    """Per-sensor daily aggregates of local days ``first``..``last`` (inclusive), QC-blocked
+    sensor-days left out unless ``keep_flagged``."""
+    start, end = day_range_ms(first, last, tz)
+    wanted = list(dict.fromkeys([*fields, "qc"]))
+    cols = ", ".join(ident(f) for f in wanted)
+    q = (f"SELECT {cols} FROM {client.qualified('daily', AGG_RP)} WHERE {ident('city')} = $city "
+         f"AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    records = await client.query_records(q, {"city": city, "start": ns(start), "end": ns(end)})
+    only = set(sensors) if sensors is not None else None
+    out = []
+    for r in records:
+        sensor = r.get("sensor") or ""
+        if only is not None and sensor not in only:
+            continue
+        if not keep_flagged and not usable_daily(r.get("qc")):
+            continue
+        out.append(DailyRow(sensor, local_day(int(r["time"]), tz), {f: r.get(f) for f in wanted}))
+    out.sort(key=lambda row: (row.day, row.sensor))
+    return out
+
+
+async def newest_daily_day(client: InfluxClient, city: str, tz: ZoneInfo) -> date | None:
+    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.qualified('daily', AGG_RP)} WHERE {ident('city')} = $city"
+    records = await client.query_records(q, {"city": city})
+    return local_day(int(records[0]["time"]), tz) if records else None
+
+
+async def hourly_uhi(client: InfluxClient, city: str, hour_ms: int) -> dict[str, float]:
+    """Hourly UHI per sensor for the UTC hour starting at ``hour_ms``, flagged hours left out."""
+    q = (f"SELECT {ident('uhi')}, {ident('qc')} FROM {client.qualified('hourly', AGG_RP)} "
+         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    records = await client.query_records(q, {"city": city, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
+    out: dict[str, float] = {}
+    for r in records:
+        qc = int(r.get("qc") or 0)
+        if r.get("uhi") is not None and (qc & ~HOURLY_HARMLESS) == 0:
+            out[r["sensor"]] = float(r["uhi"])
+    return out
+
+
+async def newest_hour(client: InfluxClient, city: str) -> int | None:
+    q = f"SELECT LAST({ident('uhi')}) FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('city')} = $city"
+    records = await client.query_records(q, {"city": city})
+    return int(records[0]["time"]) if records else None
+
+
+async def hours_at_or_above(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo,
+                            thresholds: Sequence[float]) -> dict[str, dict[float, int]]:
+    """Per sensor, the number of usable hours whose mean temperature reached each threshold.
+
+    Counted in InfluxDB (one COUNT per threshold) rather than fetched: a season is ~2500 hours
+    per sensor. Usable hours carry no value flag; only the day-level AVAILABILITY flag may be set.
+    """
+    start, end = day_range_ms(first, last, tz)
+    out: dict[str, dict[float, int]] = defaultdict(dict)
+    qual = client.qualified("hourly", AGG_RP)
+    for thr in thresholds:
+        q = (f"SELECT COUNT({ident('t_mean')}) FROM {qual} WHERE {ident('city')} = $city AND time >= $start "
+             f"AND time < $end AND {ident('t_mean')} >= $thr AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) "
+             f"GROUP BY {ident('sensor')}")
+        params = {"city": city, "start": ns(start), "end": ns(end), "thr": float(thr), "harmless": HOURLY_HARMLESS}
+        for r in await client.query_records(q, params):
+            out[r["sensor"]][thr] = int(r.get("count") or 0)
+    return dict(out)
+
+
+async def city_daily_rows(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo
+                          ) -> list[dict[str, Any]]:
+    start, end = day_range_ms(first, last, tz)
+    cols = ", ".join(ident(f) for f in CITY_FIELDS)
+    q = (f"SELECT {cols} FROM {client.qualified('city_daily', AGG_RP)} WHERE {ident('city')} = $city "
+         "AND time >= $start AND time < $end")
+    records = await client.query_records(q, {"city": city, "start": ns(start), "end": ns(end)})
+    rows = [{"date": local_day(int(r["time"]), tz), **{f: r.get(f) for f in CITY_FIELDS}} for r in records]
+    rows.sort(key=lambda r: r["date"])
+    return rows
+
+
+async def last_update_ms(client: InfluxClient, city: str, measurement: str = "daily") -> int | None:
+    field = "uhi_mean"
+    q = f"SELECT LAST({ident(field)}) FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('city')} = $city"
+    records = await client.query_records(q, {"city": city})
+    return int(records[0]["time"]) if records else None

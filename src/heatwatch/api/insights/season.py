@@ -1,0 +1,38 @@
+"""A town's season assembled from the stored aggregates: rankings and summary (used by the rankings
+endpoint and the seasonal report)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.model import Town
+
+from . import queries
+from .rankings import rank_sites, season_days, season_summary
+
+
+def sensor_index(registry: Any, city: str) -> dict[str, Any]:
+    if registry is None:
+        return {}
+    return {s.id: s for s in registry.list(town=city, include_retired=True)}
+
+
+async def season_ranking(client: InfluxClient, town: Town, registry: Any, season: int, thresholds: list[float]
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and summary of one season; shared with the seasonal report."""
+    tz = ZoneInfo(town.timezone)
+    today = date.today()
+    days = season_days(season, until=today)
+    if not days:
+        return [], {"days": 0}
+    first, last = days[0], days[-1]
+    rows = await queries.daily_rows(client, town.id, first, last, tz)
+    hours = await queries.hours_at_or_above(client, town.id, first, last, tz, thresholds)
+    city = await queries.city_daily_rows(client, town.id, first, last, tz)
+    ranking = rank_sites(rows, sensor_index(registry, town.id), len(days), hours, thresholds)
+    summary = season_summary(city, rows)
+    return ranking, {"from": first.isoformat(), "to": last.isoformat(), "days": len(days), **{
+        k: (v.isoformat() if isinstance(v, date) else v) for k, v in summary.items()}}

@@ -1,0 +1,214 @@
+"""Interpolated heat-island maps of a town: GeoJSON grid or PNG with legend and scale bar."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.model import Sensor, Town
+
+from ..cache import Cached, build_entry, conditional
+from ..deps import TOWN_PATTERN, CtxDep, known_town
+from ..errors import ApiError, bad_request
+from ..formats import GeoJSONBytes, choose_format, dumps, feature_collection
+from ..insights import queries
+from ..insights.idw import Grid, SensorValue, grid_features, grid_meta, idw_grid
+from ..insights.rankings import period_means
+from ..insights.render import render_png
+from ..respond import http_date
+from ..sensorinfo import list_sensors
+from ..timeutil import iso_z, parse_instant
+
+router = APIRouter(prefix="/v1", tags=["heat-island maps"])
+
+MAX_PERIOD_DAYS = 184
+Kind = Literal["night", "day", "hour"]
+TownPath = Annotated[str, Path(pattern=TOWN_PATTERN, max_length=64, examples=["vitre"])]
+MapFormatParam = Annotated[Literal["geojson", "json", "png"] | None,
+                           Query(alias="format", description="geojson (default), json or png; else from Accept")]
+
+KIND_TEXT = {
+    "night": ("uhi_night_max", "ICU nocturne maximal / nightly maximum UHI"),
+    "day": ("uhi_mean", "ICU moyen journalier / daily mean UHI"),
+    "hour": ("uhi", "ICU horaire / hourly UHI"),
+}
+
+
+class MapRequest:
+    """What one map shows, resolved from the query (dates, kind) against what is stored."""
+
+    def __init__(self, kind: Kind, first: date | None, last: date | None, hour_ms: int | None) -> None:
+        self.kind = kind
+        self.first, self.last, self.hour_ms = first, last, hour_ms
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1 if self.first and self.last else 1
+
+    def describe(self) -> dict[str, Any]:
+        if self.kind == "hour":
+            return {"kind": "hour", "hour": iso_z(self.hour_ms)}
+        assert self.first is not None and self.last is not None
+        out: dict[str, Any] = {"kind": self.kind, "from": self.first.isoformat(), "to": self.last.isoformat(),
+                               "days": self.days}
+        if self.kind == "night":
+            out["nights"] = (f"evening of {self.first.isoformat()} to morning of "
+                             f"{(self.last + timedelta(days=1)).isoformat()}")
+        return out
+
+    def title(self) -> str:
+        if self.kind == "hour":
+            return f"heure {iso_z(self.hour_ms)}"
+        assert self.first is not None and self.last is not None
+        if self.kind == "night":
+            if self.first == self.last:
+                return f"nuit du {self.first.isoformat()} au {(self.first + timedelta(days=1)).isoformat()}"
+            return f"nuits du {self.first.isoformat()} au {(self.last + timedelta(days=1)).isoformat()} (moyenne)"
+        if self.first == self.last:
+            return f"journée du {self.first.isoformat()}"
+        return f"journées du {self.first.isoformat()} au {self.last.isoformat()} (moyenne)"
+
+
+async def map_values(client: InfluxClient, town: Town, req: MapRequest) -> dict[str, float]:
+    """Per-sensor UHI for the request: one night/day, the mean over a period, or one hour."""
+    tz = ZoneInfo(town.timezone)
+    if req.kind == "hour":
+        assert req.hour_ms is not None
+        return await queries.hourly_uhi(client, town.id, req.hour_ms)
+    assert req.first is not None and req.last is not None
+    field = KIND_TEXT[req.kind][0]
+    # A night is filed under the daily row of the morning it ends: night of D → row D+1.
+    shift = timedelta(days=1) if req.kind == "night" else timedelta(0)
+    rows = await queries.daily_rows(client, town.id, req.first + shift, req.last + shift, tz, fields=(field,))
+    return period_means(rows, field, req.days)
+
+
+def positioned(values: dict[str, float], sensors: list[Sensor], town: Town) -> list[SensorValue]:
+    """Sensors with a position and a value. Rural references are left out: UHI is measured against
+    them (0 by definition), and they stand outside the town, which would stretch the grid into fields."""
+    refs = set(town.reference_sensors)
+    out = []
+    for s in sensors:
+        if s.id in values and s.latitude is not None and s.longitude is not None and not s.is_reference \
+                and s.id not in refs:
+            out.append(SensorValue(s.id, s.latitude, s.longitude, values[s.id]))
+    return out
+
+
+def build_grid(points: list[SensorValue], cell_m: float, power: float, max_distance_m: float) -> Grid:
+    if not points:
+        raise ApiError(404, "no_data", "no sensor has both a position in the registry and a UHI value for this "
+                                       "period: nothing to map")
+    try:
+        return idw_grid(points, cell_m=cell_m, power=power, max_distance_m=max_distance_m)
+    except ValueError as exc:
+        raise bad_request(str(exc), "grid_too_large") from exc
+
+
+async def resolve_request(client: InfluxClient, town: Town, kind: Kind, day: date | None, first: date | None,
+                          last: date | None, at: str | None) -> MapRequest:
+    tz = ZoneInfo(town.timezone)
+    if kind == "hour":
+        if day is not None or first is not None or last is not None:
+            raise bad_request("kind=hour takes `at` (an instant), not date/from/to", "invalid_parameter")
+        if at is None:
+            newest = await queries.newest_hour(client, town.id)
+            if newest is None:
+                raise ApiError(404, "no_data", f"no hourly aggregate stored yet for {town.id}")
+            return MapRequest(kind, None, None, newest)
+        return MapRequest(kind, None, None, parse_instant(at, tz, "at") // 3600_000 * 3600_000)
+    if at is not None:
+        raise bad_request("`at` goes with kind=hour; night and day maps take date, or from and to",
+                          "invalid_parameter")
+    if day is not None and (first is not None or last is not None):
+        raise bad_request("give either date (one night or day) or from and to (a period), not both",
+                          "invalid_parameter")
+    if (first is None) != (last is None):
+        raise bad_request("a period needs both from and to (local dates, inclusive)", "invalid_parameter")
+    if day is not None:
+        first = last = day
+    if first is None or last is None:
+        newest = await queries.newest_daily_day(client, town.id, tz)
+        if newest is None:
+            raise ApiError(404, "no_data", f"no daily aggregate stored yet for {town.id}")
+        # The newest daily row's night began the evening before.
+        first = last = newest - timedelta(days=1) if kind == "night" else newest
+    if last < first:
+        raise bad_request("to must not be before from", "invalid_range")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise bad_request(f"period too long: at most {MAX_PERIOD_DAYS} days per map", "range_too_long")
+    if not (date(2000, 1, 1) <= first and last <= date(2100, 1, 1)):
+        raise bad_request("dates must be between 2000 and 2100", "invalid_time")
+    return MapRequest(kind, first, last, None)
+
+
+@router.get(
+    "/towns/{town}/uhi-map",
+    summary="Interpolated heat-island map of a town (GeoJSON grid or PNG)",
+    responses={200: {"content": {"application/geo+json": {}, "image/png": {}}},
+               400: {"description": "bad dates, period above the cap, grid above the cell cap"},
+               404: {"description": "unknown town, or no positioned sensor with data for the period"}},
+    description=(
+        "Sensor UHI values interpolated by **inverse distance weighting** on a square grid (cell `cell_m` metres, "
+        "weights 1/d^`power`, only sensors within `max_distance_m`). Cells farther than `max_distance_m` from "
+        "every sensor are left empty (omitted from GeoJSON, grey on the PNG). Rural reference sensors are not "
+        "mapped (UHI is measured against them).\n\n"
+        "* `kind=night` (default): daily `uhi_night_max`; `date=D` is the night from the evening of D to the "
+        "morning of D+1.\n"
+        "* `kind=day`: daily `uhi_mean` of local day D.\n"
+        "* `from`/`to` (local dates, inclusive, at most 184 days) instead of `date`: the mean over the period of "
+        "each sensor's values, for sensors with a value on at least half of the days.\n"
+        "* `kind=hour`: hourly `uhi` of the hour containing `at`.\n\n"
+        "Without dates: the newest night/day/hour stored. **Limits**: IDW blends sensor values by distance only; "
+        "it knows no land cover and never exceeds the sensors' range, so unsampled hot spots stay invisible. "
+        "GeoJSON: one Polygon per filled cell with property `uhi` (°C); the licence and grid parameters in `meta`."
+    ),
+)
+async def uhi_map(
+    ctx: CtxDep,
+    town: TownPath,
+    kind: Annotated[Kind, Query(description="night, day or hour")] = "night",
+    date_: Annotated[date | None, Query(alias="date", description="one local date (night: its evening)")] = None,
+    from_: Annotated[date | None, Query(alias="from", description="first local date of a period")] = None,
+    to: Annotated[date | None, Query(description="last local date of a period (inclusive)")] = None,
+    at: Annotated[str | None, Query(max_length=40, description="kind=hour: an instant (ISO 8601)")] = None,
+    format: MapFormatParam = None,
+    cell_m: Annotated[float, Query(ge=25, le=1000, description="cell size, metres")] = 100.0,
+    power: Annotated[float, Query(ge=0.5, le=5, description="IDW power")] = 2.0,
+    max_distance_m: Annotated[float, Query(ge=100, le=5000, description="cells farther from every sensor "
+                                                                          "are left empty")] = 600.0,
+) -> Response:
+    t = known_town(ctx.settings, town)
+    fmt = choose_format(ctx.request, format, ["geojson", "json", "png"])
+    accept = ctx.request.headers.get("accept", "")
+    if format is None and "image/png" in accept and "json" not in accept:  # an <img> tag asks for images
+        fmt = "png"
+    client = ctx.store.client
+
+    async def make() -> Cached:
+        req = await resolve_request(client, t, kind, date_, from_, to, at)
+        values = await map_values(client, t, req)
+        points = positioned(values, list_sensors(ctx.registry, t.id), t)
+        grid = build_grid(points, cell_m, power, max_distance_m)
+        last = await queries.last_update_ms(client, t.id, "hourly" if kind == "hour" else "daily")
+        headers = {"Last-Modified": lm} if (lm := http_date(last)) else {}
+        if fmt == "png":
+            credit = f"{ctx.config.producer} · Etalab-2.0"
+            png = await asyncio.to_thread(render_png, grid, f"{t.name} — {req.title()}", KIND_TEXT[req.kind][1],
+                                          credit)
+            headers["Content-Disposition"] = f'inline; filename="heatwatch-uhi-map-{t.id}.png"'
+            return build_entry(png, "image/png", headers)
+        meta = ctx.meta(last, period=req.describe(), value=KIND_TEXT[req.kind][0], unit="°C", grid=grid_meta(grid),
+                        sensors=[{"sensor": p.sensor, "latitude": p.latitude, "longitude": p.longitude,
+                                  "uhi": round(p.value, 3)} for p in grid.sensors])
+        body = feature_collection(grid_features(grid), meta)
+        return build_entry(dumps(body), GeoJSONBytes.media_type if fmt == "geojson" else "application/json", headers)
+
+    entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_agg_s, make)
+    return conditional(ctx.request, entry, 300)

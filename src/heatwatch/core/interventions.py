@@ -1,0 +1,141 @@
+"""Interventions on the urban fabric (tree planting, de-sealing, shading, water features) whose
+effect on the heat island the api evaluates against control sensors.
+
+Stored in their own SQLite file, ``<data_dir>/interventions.sqlite``, next to the sensor
+registry but not inside it: the registry's schema belongs to the registry module and is read on
+ingest's hot path, while interventions are a few rows written by hand. WAL mode, one short
+connection per call: several api workers may share the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from .model import SENSOR_ID_RE, TOWN_ID_RE, valid_sensor_id
+
+FILENAME = "interventions.sqlite"
+
+
+class InterventionKind(StrEnum):
+    tree_planting = "tree_planting"
+    de_sealing = "de_sealing"  # désimperméabilisation
+    shading = "shading"
+    water_feature = "water_feature"
+    other = "other"
+
+
+class InterventionIn(BaseModel):
+    """What a technician records."""
+
+    town: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$", max_length=64, examples=["saint-omer"])
+    site: str = Field(min_length=1, max_length=200, description="site name, e.g. 'Cour de l'école Jean Macé'")
+    sensors: list[str] = Field(min_length=1, max_length=50,
+                               description="sensors at the site, whose readings the intervention should change")
+    controls: list[str] | None = Field(
+        default=None, max_length=200,
+        description="control sensors; default: every other placed, non-reference sensor of the town not concerned "
+                    "by another intervention in the window")
+    date: dt.date = Field(description="local day the works ended; its own data is left out of the comparison")
+    kind: InterventionKind
+    note: str = Field(default="", max_length=2000)
+
+    @field_validator("sensors", "controls")
+    @classmethod
+    def _ids(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        for s in v:
+            if not valid_sensor_id(s):
+                raise ValueError(f"invalid sensor id {s!r} ({SENSOR_ID_RE.pattern})")
+        if len(set(v)) != len(v):
+            raise ValueError("sensor ids repeated")
+        return v
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> InterventionIn:
+        if self.controls is not None and set(self.controls) & set(self.sensors):
+            raise ValueError("a sensor cannot be both treated and control: "
+                             + ", ".join(sorted(set(self.controls) & set(self.sensors))))
+        if not 2000 <= self.date.year <= 2100:
+            raise ValueError("date must be between 2000 and 2100")
+        return self
+
+
+class Intervention(InterventionIn):
+    id: int
+    created: str = Field(description="UTC time of recording, ISO 8601 with Z")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intervention (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    town TEXT NOT NULL,
+    date TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intervention_town ON intervention(town, date);
+"""
+
+
+class InterventionStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> InterventionStore:
+        return cls(Path(data_dir) / FILENAME)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def add(self, item: InterventionIn) -> Intervention:
+        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = item.model_dump(mode="json")
+        with self._lock, self._connect() as db:
+            cur = db.execute("INSERT INTO intervention(town, date, body, created) VALUES (?, ?, ?, ?)",
+                             (item.town, item.date.isoformat(), json.dumps(body), created))
+            rid = int(cur.lastrowid or 0)
+        return Intervention(id=rid, created=created, **body)
+
+    def get(self, rid: int) -> Intervention | None:
+        with self._connect() as db:
+            row = db.execute("SELECT id, body, created FROM intervention WHERE id = ?", (rid,)).fetchone()
+        return _row(row) if row else None
+
+    def list(self, town: str | None = None) -> list[Intervention]:
+        with self._connect() as db:
+            if town is None:
+                rows = db.execute("SELECT id, body, created FROM intervention ORDER BY date, id").fetchall()
+            else:
+                rows = db.execute("SELECT id, body, created FROM intervention WHERE town = ? ORDER BY date, id",
+                                  (town,)).fetchall()
+        return [_row(r) for r in rows]
+
+    def delete(self, rid: int) -> bool:
+        with self._lock, self._connect() as db:
+            return db.execute("DELETE FROM intervention WHERE id = ?", (rid,)).rowcount > 0
+
+
+def _row(row: tuple[Any, ...]) -> Intervention:
+    return Intervention(id=row[0], created=row[2], **json.loads(row[1]))

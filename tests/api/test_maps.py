@@ -1,0 +1,140 @@
+"""Heat-island maps end to end: aggregates in the real influxd, positions from the registry, IDW grid
+served as GeoJSON and PNG."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import date, timedelta
+from statistics import fmean
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from support.insights_data import FLAGGED, LAST, SPARSE, season, season_app
+
+
+@pytest.fixture(scope="module")
+def summer():
+    return season()
+
+
+@pytest.fixture(scope="module")
+def mapclient(influxd, tmp_path_factory) -> Iterator[TestClient]:
+    _, client = season_app(influxd, tmp_path_factory, "maps")
+    with client as c:
+        yield c
+
+
+def _cell_at(features: list[dict], lon: float, lat: float) -> dict:
+    for f in features:
+        ring = f["geometry"]["coordinates"][0]
+        (w, s), (e, n) = ring[0], ring[2]
+        if w <= lon < e and s <= lat < n:
+            return f
+    raise AssertionError(f"no cell at {lon},{lat}")
+
+
+def test_night_map_geojson(mapclient, summer):
+    night = date(2025, 7, 20)  # evening of the 20th → daily row of the 21st
+    r = mapclient.get("/v1/towns/vitre/uhi-map", params={"date": night.isoformat(), "cell_m": 50})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/geo+json")
+    body = r.json()
+    assert body["type"] == "FeatureCollection"
+    meta = body["meta"]
+    assert meta["licence"]["id"] == "Etalab-2.0"
+    assert meta["period"]["kind"] == "night" and meta["period"]["from"] == "2025-07-20"
+    assert meta["grid"]["method"] == "inverse distance weighting" and meta["grid"]["max_distance_m"] == 600
+    mapped = {s["sensor"]: s for s in meta["sensors"]}
+    assert "vitre-rural-01" not in mapped  # the reference defines UHI = 0 and stands outside the town
+    row_day = night + timedelta(days=1)
+    expected = {s: v for (s, d), v in summer.night.items() if d == row_day and s != "vitre-rural-01"}
+    assert set(mapped) == set(expected)
+    for s, v in expected.items():
+        assert mapped[s]["uhi"] == pytest.approx(v, abs=1e-3)
+    feats = body["features"]
+    assert feats and all(f["geometry"]["type"] == "Polygon" for f in feats)
+    values = [f["properties"]["uhi"] for f in feats]
+    # IDW never leaves the sensors' range; empty cells (too far from any sensor) are left out.
+    assert min(expected.values()) - 0.01 <= min(values) and max(values) <= max(expected.values()) + 0.01
+    assert meta["grid"]["filled_cells"] == len(feats) < meta["grid"]["cells"]
+    # The cell holding a sensor carries (close to) that sensor's value.
+    centre = mapped["vitre-centre-02"]
+    cell = _cell_at(feats, centre["longitude"], centre["latitude"])
+    assert abs(cell["properties"]["uhi"] - centre["uhi"]) < 0.6
+
+
+def test_flagged_sensor_day_is_not_mapped(mapclient):
+    sensor, row_day = FLAGGED
+    night = row_day - timedelta(days=1)
+    body = mapclient.get("/v1/towns/vitre/uhi-map", params={"date": night.isoformat()}).json()
+    assert sensor not in {s["sensor"] for s in body["meta"]["sensors"]}
+    assert max(f["properties"]["uhi"] for f in body["features"]) < 10
+
+
+def test_period_map_is_the_mean_of_each_sensors_nights(mapclient, summer):
+    first, last = date(2025, 6, 1), date(2025, 6, 30)
+    body = mapclient.get("/v1/towns/vitre/uhi-map", params={"from": first.isoformat(), "to": last.isoformat()}).json()
+    mapped = {s["sensor"]: s["uhi"] for s in body["meta"]["sensors"]}
+    assert body["meta"]["period"]["days"] == 30
+    assert SPARSE not in mapped  # no data in June: under half of the period
+    for sensor in ("vitre-centre-02", "vitre-parc-01"):
+        nights = [summer.night[(sensor, first + timedelta(days=i + 1))] for i in range(30)]
+        assert mapped[sensor] == pytest.approx(fmean(nights), abs=1e-3)
+
+
+def test_day_and_default_maps(mapclient):
+    day = mapclient.get("/v1/towns/vitre/uhi-map", params={"kind": "day", "date": "2025-07-02"}).json()
+    assert day["meta"]["value"] == "uhi_mean" and day["meta"]["period"]["from"] == "2025-07-02"
+    newest = mapclient.get("/v1/towns/vitre/uhi-map").json()
+    # The newest daily row is the last day; its night started the evening before.
+    assert newest["meta"]["period"]["from"] == (LAST - timedelta(days=1)).isoformat()
+
+
+def test_hour_map_leaves_out_flagged_hours(mapclient):
+    r = mapclient.get("/v1/towns/vitre/uhi-map", params={"kind": "hour", "at": "2025-07-03T14:20:00+02:00"})
+    assert r.status_code == 200, r.text
+    meta = r.json()["meta"]
+    assert meta["period"]["hour"] == "2025-07-03T12:00:00Z"
+    mapped = {s["sensor"] for s in meta["sensors"]}
+    assert "vitre-gare-01" not in mapped and "vitre-sub-01" in mapped  # SPATIAL_HIGH out; AVAILABILITY harmless
+
+
+def test_png_map_with_legend(mapclient):
+    r = mapclient.get("/v1/towns/vitre/uhi-map", params={"date": "2025-07-02", "format": "png"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["x-data-licence"] == "Etalab-2.0"
+    img = Image.open(io.BytesIO(r.content))
+    assert img.format == "PNG" and img.size[0] >= 600 and img.size[1] >= 500
+    # Content negotiation: an <img> asks for image/*; ETag revalidation answers 304.
+    r2 = mapclient.get("/v1/towns/vitre/uhi-map", params={"date": "2025-07-02"}, headers={"Accept": "image/png"})
+    assert r2.headers["content-type"] == "image/png"
+    assert mapclient.get("/v1/towns/vitre/uhi-map", params={"date": "2025-07-02", "format": "png"},
+                         headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+@pytest.mark.parametrize("params, status, code", [
+    ({"date": "2025-07-02", "from": "2025-07-01", "to": "2025-07-03"}, 400, "invalid_parameter"),
+    ({"from": "2025-07-01"}, 400, "invalid_parameter"),
+    ({"from": "2025-01-01", "to": "2025-08-01"}, 400, "range_too_long"),
+    ({"from": "2025-07-05", "to": "2025-07-01"}, 400, "invalid_range"),
+    ({"kind": "hour", "date": "2025-07-02"}, 400, "invalid_parameter"),
+    ({"at": "2025-07-02T00:00:00Z"}, 400, "invalid_parameter"),
+    ({"date": "2024-07-02"}, 404, "no_data"),
+    ({"date": "2025-07-02", "cell_m": 25, "max_distance_m": 5000}, 400, "grid_too_large"),
+    ({"date": "2025-07-02", "format": "parquet"}, 422, "invalid_parameter"),
+    ({"kind": "week"}, 422, "invalid_parameter"),
+])
+def test_map_errors(mapclient, params, status, code):
+    r = mapclient.get("/v1/towns/vitre/uhi-map", params=params)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_unknown_town_and_empty_database(client):
+    assert client.get("/v1/towns/paris/uhi-map").status_code == 404
+    r = client.get("/v1/towns/vitre/uhi-map")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_data"
