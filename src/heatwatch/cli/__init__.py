@@ -82,6 +82,7 @@ DELEGATED = [
     ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", True),
     ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", True),
     ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", True),
+    ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", True),
 ]
 
 

@@ -1,0 +1,252 @@
+"""Seasonal report of a town: the summer's indices, canicule episodes, heat-island maps, site
+rankings and intervention results, with the licence and the data sources.
+
+HTML is one self-contained file (maps embedded as ``data:`` PNG URIs, CSS inline), rendered from
+the Jinja2 template packaged next to this module, so it can be mailed or put on a town website as
+is. The optional PDF is built from matplotlib figures (``PdfPages``): pip-only, no browser or
+system library, at the cost of a plainer layout than the HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.interventions import InterventionStore
+from heatwatch.core.model import Town
+from heatwatch.core.settings import Settings
+
+from ..config import ApiConfig
+from ..errors import ApiError
+from ..formats import LICENCE
+from ..insights import queries
+from ..insights.effect import EffectWindow, default_controls, evaluate
+from ..insights.idw import Grid
+from ..insights.rankings import DEFAULT_THRESHOLDS, canicule_episodes, ranking_columns, season_window, threshold_column
+from ..insights.render import render_png
+from ..insights.season import season_ranking
+from ..routes.maps import MapRequest, build_grid, map_values, positioned
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SOURCES = [
+    "Capteurs de température et d'humidité du réseau heatwatch de la commune (positions et types de site : "
+    "registre des capteurs).",
+    "Agrégats horaires et journaliers calculés par heatwatch analytics (contrôle qualité inspiré de CrowdQC+, "
+    "ICU = température du capteur − référence rurale, définition du Rennes Urban Network).",
+    "Seuils de canicule : Météo-France / Santé publique France (SACS), IBMn et IBMx sur 3 jours.",
+]
+
+
+@dataclass
+class MapImage:
+    title: str
+    caption: str
+    png: bytes
+    grid: Grid
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+@dataclass
+class ReportData:
+    town: Town
+    season: int
+    window: tuple[dt.date, dt.date]
+    generated: str
+    producer: str
+    summary: dict[str, Any]
+    episodes: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]
+    ranking_columns: list[str]
+    thresholds: list[float]
+    maps: list[MapImage] = field(default_factory=list)
+    interventions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    licence: dict[str, str] = field(default_factory=lambda: dict(LICENCE))
+    sources: list[str] = field(default_factory=lambda: list(SOURCES))
+
+
+async def _map(client: InfluxClient, town: Town, sensors: list[Any], req: MapRequest, title: str, caption: str,
+               producer: str) -> MapImage | None:
+    values = await map_values(client, town, req)
+    try:
+        grid = build_grid(positioned(values, sensors, town), 100.0, 2.0, 600.0)
+    except ApiError:
+        return None  # no positioned sensor with data: the report says so instead of a map
+    png = render_png(grid, f"{town.name} — {title}", caption, f"{producer} · Etalab-2.0", label_sensors=True)
+    return MapImage(title, caption, png, grid)
+
+
+async def gather(client: InfluxClient, settings: Settings, town: Town, season: int, registry: Any,
+                 store: InterventionStore | None, producer: str,
+                 thresholds: list[float] | None = None) -> ReportData:
+    thr = list(thresholds or DEFAULT_THRESHOLDS)
+    tz = ZoneInfo(town.timezone)
+    first, last = season_window(season)
+    ranking, summary = await season_ranking(client, town, registry, season, thr)
+    city = await queries.city_daily_rows(client, town.id, first, last, tz)
+    episodes = canicule_episodes(city)
+    sensors = list(registry.list(town=town.id, include_retired=True)) if registry is not None else []
+    data = ReportData(town=town, season=season, window=(first, last),
+                      generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), producer=producer,
+                      summary=summary, episodes=episodes, ranking=ranking, ranking_columns=ranking_columns(thr),
+                      thresholds=thr)
+    if not summary.get("days"):
+        data.notes.append(f"La saison {season} n'a pas commencé : aucune donnée.")
+        return data
+    end = min(last, dt.date.fromisoformat(summary["to"]))
+    # Nights are filed under the morning they end: the season's last night starts the evening before `end`.
+    requests = [
+        (MapRequest("night", first, end - dt.timedelta(days=1), None), "ICU nocturne moyen de la saison",
+         "moyenne des maxima nocturnes (uhi_night_max) de chaque capteur"),
+        (MapRequest("day", first, end, None), "ICU moyen journalier de la saison",
+         "moyenne des ICU journaliers (uhi_mean) de chaque capteur"),
+    ]
+    hottest = summary.get("town_uhi_max_date")
+    if hottest:
+        night = dt.date.fromisoformat(hottest) - dt.timedelta(days=1)
+        requests.append((MapRequest("night", night, night, None),
+                         f"nuit du {night.isoformat()} (ICU de la ville le plus fort de la saison)",
+                         "maximum nocturne de l'ICU (uhi_night_max) de chaque capteur"))
+    for req, title, caption in requests:
+        image = await _map(client, town, sensors, req, title, caption, producer)
+        if image is None:
+            data.notes.append(f"Carte « {title} » : aucun capteur positionné n'a de données.")
+        else:
+            data.maps.append(image)
+    if store is not None:
+        items = [i for i in store.list(town.id) if i.date.year == season]
+        for item in items:
+            window = EffectWindow()
+            if item.controls is not None:
+                controls, source = list(item.controls), "recorded with the intervention"
+            else:
+                b0, _, _, a1 = window.spans(item.date)
+                controls = default_controls(town, sensors, item.sensors, [o for o in items if o.id != item.id],
+                                            b0, a1)
+                source = "default: other placed, non-reference sensors of the town"
+            data.interventions.append(await evaluate(client, town, item, controls, window, controls_source=source))
+    return data
+
+
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    return env
+
+
+def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, int):
+        return str(value)
+    try:
+        return f"{float(value):{'+' if sign else ''}.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+COLUMN_LABELS = {
+    "rank": "rang", "sensor": "capteur", "name": "site", "site_class": "type", "days": "jours",
+    "uhi_night_mean": "ICU nuit moy. (°C)", "uhi_night_max": "ICU nuit max (°C)", "uhi_day_mean": "ICU jour moy. (°C)",
+    "tropical_nights": "nuits tropicales", "tn_mean": "Tn moy. (°C)", "tx_max": "Tx max (°C)",
+}
+
+
+def render_html(data: ReportData) -> str:
+    shown = ["rank", "sensor", "name", "site_class", "days", "uhi_night_mean", "uhi_night_max", "uhi_day_mean",
+             "tropical_nights", *(threshold_column(t) for t in data.thresholds), "tn_mean", "tx_max"]
+    labels = COLUMN_LABELS | {threshold_column(t): f"heures ≥ {t:g} °C" for t in data.thresholds}
+    return environment().get_template("report.html.j2").render(d=data, columns=shown, labels=labels)
+
+
+def render_pdf(data: ReportData, path: Path) -> None:
+    """A figure-based PDF: summary page, one page per map, ranking table, intervention results."""
+    import io
+
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    a4 = (8.27, 11.69)
+    with PdfPages(path, metadata={"Title": f"heatwatch — {data.town.name}, été {data.season}",
+                                  "Subject": "Îlots de chaleur urbains", "Keywords": "Etalab-2.0"}) as pdf:
+        fig = Figure(figsize=a4)
+        lines = [f"heatwatch — {data.town.name} ({data.town.departement}), été {data.season}",
+                 f"Saison {data.window[0]} – {data.window[1]} · généré le {data.generated}", ""]
+        s = data.summary
+        lines += [f"Jours de canicule : {s.get('canicule_days', 0)}   IBMn max : {_num(s.get('ibmn_max'))} °C   "
+                  f"IBMx max : {_num(s.get('ibmx_max'))} °C",
+                  f"ICU moyen de la ville : {_num(s.get('town_uhi_mean'))} °C   ICU max : "
+                  f"{_num(s.get('town_uhi_max'))} °C ({s.get('town_uhi_max_date') or '—'})",
+                  f"Nuits tropicales (capteur × nuit) : {s.get('sensor_tropical_nights', 0)}", "",
+                  "Épisodes de canicule :"]
+        lines += [f"  {e['start']} → {e['end']} ({e['days']} j), IBMn max {_num(e['ibmn_max'])}, IBMx max "
+                  f"{_num(e['ibmx_max'])}" for e in data.episodes] or ["  aucun"]
+        lines += ["", "Interventions :"]
+        for it in data.interventions:
+            i = it["intervention"]
+            lines.append(f"  {i['date']} {i['kind']} — {i['site']}")
+            for o in it["outcomes"].values():
+                lines.append("    " + o["conclusion"][:150])
+        if not data.interventions:
+            lines.append("  aucune intervention enregistrée cette année")
+        lines += ["", *data.notes, "", f"Licence : {data.licence['title']} ({data.licence['url']})",
+                  f"Producteur : {data.producer}", "Sources :", *(f"  • {x}" for x in data.sources)]
+        fig.text(0.06, 0.96, "\n".join(lines), va="top", fontsize=7.5, family="DejaVu Sans", wrap=True)
+        pdf.savefig(fig)
+        for m in data.maps:
+            fig = Figure(figsize=a4)
+            ax = fig.add_axes((0.03, 0.1, 0.94, 0.8))
+            ax.imshow(imread(io.BytesIO(m.png), format="png"))
+            ax.set_axis_off()
+            fig.text(0.05, 0.95, m.title, fontsize=11)
+            pdf.savefig(fig)
+        fig = Figure(figsize=(11.69, 8.27))
+        ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
+        ax.set_axis_off()
+        cols = ["rank", "sensor", "days", "uhi_night_mean", "uhi_day_mean", "tropical_nights",
+                *(threshold_column(t) for t in data.thresholds)]
+        cells = [[_num(r.get(c), 2) if isinstance(r.get(c), float) else ("—" if r.get(c) is None else str(r.get(c)))
+                  for c in cols] for r in data.ranking[:40]]
+        if cells:
+            table = ax.table(cellText=cells, colLabels=cols, loc="upper center")
+            table.auto_set_font_size(False)
+            table.set_fontsize(7)
+        fig.text(0.02, 0.96, f"Classement des sites, été {data.season} (ICU nocturne moyen)", fontsize=11)
+        pdf.savefig(fig)
+
+
+async def collect(settings: Settings, town: Town, season: int, registry: Any = None) -> ReportData:
+    store = InterventionStore.for_data_dir(settings.data_dir)
+    async with InfluxClient.from_settings(settings) as client:
+        return await gather(client, settings, town, season, registry, store, ApiConfig().producer)
+
+
+def write_report(settings: Settings, town_id: str, season: int, out_dir: Path, pdf: bool = False,
+                 registry: Any = None) -> list[Path]:
+    """Gather, render and write ``heatwatch-<town>-<season>.html`` (and ``.pdf``); the written paths."""
+    town = settings.towns[town_id]
+    data = asyncio.run(collect(settings, town, season, registry))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = out_dir / f"heatwatch-{town.id}-{season}.html"
+    html.write_text(render_html(data), encoding="utf-8")
+    written = [html]
+    if pdf:
+        path = out_dir / f"heatwatch-{town.id}-{season}.pdf"
+        render_pdf(data, path)
+        written.append(path)
+    return written
