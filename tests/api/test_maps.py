@@ -138,3 +138,45 @@ def test_unknown_town_and_empty_database(client):
     assert client.get("/v1/towns/paris/uhi-map").status_code == 404
     r = client.get("/v1/towns/vitre/uhi-map")
     assert r.status_code == 404 and r.json()["error"]["code"] == "no_data"
+
+
+def test_map_from_the_analytics_aggregates_of_simulated_readings(api_settings, api_config, seed):
+    """The schema contract with analytics: simulated readings → the analytics' own aggregates → the map."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from heatwatch.analytics.aggregate import TownContext, aggregate_town
+    from heatwatch.analytics.jobs import build_lines
+    from heatwatch.api.app import create_app
+    from heatwatch.core.influx import AGG_RP
+    from heatwatch.simulate import SimOptions, load_example_sensors, prepare
+    from support.insights_data import load_registry
+
+    start = datetime(2025, 7, 6, 18, tzinfo=UTC)
+    sim = prepare(SimOptions(start=start, end=start + timedelta(days=3, hours=12), towns=["vitre"], faults=False,
+                             heatwave=None, step=timedelta(minutes=15)))
+    rs = list(sim.readings())
+    frame = pd.DataFrame({"city": [r.city for r in rs], "sensor": [r.sensor for r in rs],
+                          "time": pd.to_datetime([r.ts_ms for r in rs], unit="ms", utc=True),
+                          "temperature": [r.temperature for r in rs], "humidity": [r.humidity for r in rs]})
+    town = api_settings.towns["vitre"]
+    aggs = aggregate_town(frame, TownContext.from_registry(town, load_example_sensors()),
+                          days=[date(2025, 7, 7), date(2025, 7, 8), date(2025, 7, 9)])
+    seed([line for lines in build_lines(aggs).values() for line in lines], AGG_RP)
+    load_registry(api_settings.registry_path)
+    daily = aggs.daily
+    row = daily[(daily["time"].dt.tz_convert("Europe/Paris").dt.date == date(2025, 7, 8))
+                & ((daily["qc"] & 192) == 0) & (daily["sensor"] != "vitre-rural-01")]
+    expected = dict(zip(row["sensor"], row["uhi_night_max"], strict=True))
+    with TestClient(create_app(api_settings, api_config)) as c:
+        body = c.get("/v1/towns/vitre/uhi-map", params={"date": "2025-07-07"}).json()
+        assert c.get("/v1/towns/vitre/uhi-map", params={"kind": "hour", "at": "2025-07-08T01:30:00Z",
+                                                        "format": "png"}).status_code == 200
+    mapped = {s["sensor"]: s["uhi"] for s in body["meta"]["sensors"]}
+    assert mapped.keys() == expected.keys() and len(mapped) >= 10
+    for s, v in expected.items():
+        assert mapped[s] == pytest.approx(v, abs=1e-3)
+    urban = [v for s, v in mapped.items() if "centre" in s]
+    parks = [v for s, v in mapped.items() if "parc" in s]
+    assert min(urban) > max(parks)  # the simulated heat island shows

@@ -24,7 +24,7 @@ from ..sensorinfo import list_sensors
 
 router = APIRouter(prefix="/v1", tags=["interventions"])
 _NO_STORE = {"Cache-Control": "no-store"}
-IdPath = Annotated[int, Path(ge=1, le=2**53, description="intervention id")]
+IdPath = Annotated[int, Path(alias="id", ge=1, le=2**53, description="intervention id")]
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"description": "no bearer token"},
                                                     403: {"description": "wrong token, or admin disabled"}}
 
@@ -84,13 +84,13 @@ async def _get(request: Request, rid: int) -> Intervention:
     return item
 
 
-@router.get("/interventions/{rid}", summary="One intervention", responses={404: {"description": "unknown id"}})
+@router.get("/interventions/{id}", summary="One intervention", responses={404: {"description": "unknown id"}})
 async def get_intervention(ctx: CtxDep, request: Request, rid: IdPath) -> JSONBytes:
     item = await _get(request, rid)
     return JSONBytes(envelope(ctx.meta(None), item.model_dump(mode="json")), headers={"Cache-Control": "no-cache"})
 
 
-@router.delete("/interventions/{rid}", dependencies=[AdminDep], summary="Delete an intervention (admin)",
+@router.delete("/interventions/{id}", dependencies=[AdminDep], summary="Delete an intervention (admin)",
                responses=ADMIN_RESPONSES | {404: {"description": "unknown id"}})
 async def delete_intervention(ctx: CtxDep, request: Request, rid: IdPath) -> JSONBytes:
     item = await _get(request, rid)
@@ -100,7 +100,7 @@ async def delete_intervention(ctx: CtxDep, request: Request, rid: IdPath) -> JSO
 
 
 @router.get(
-    "/interventions/{rid}/effect",
+    "/interventions/{id}/effect",
     summary="Measured effect of an intervention (difference-in-differences)",
     responses={404: {"description": "unknown id"}, 503: {"description": "database unavailable"}},
     description=(
