@@ -77,7 +77,8 @@ def _seed_lines(sensors: dict[str, list[Sensor]]) -> tuple[list[str], list[str]]
                    f"canicule={'true' if hot else 'false'},uhi_mean={1.2 + (d % 5) * 0.3:.1f},"
                    f'uhi_max={3.0 + (d % 4) * 0.5:.1f},hottest_sensor="vitre-centre-01",sensors_ok=13i {ts}')
     agg.append(f'alert,city=vitre,sensor=vitre-centre-01,kind=tropical_night value=21.2,threshold=20.0,'
-               f'message="Nuit tropicale : Tn 21,2 °C" {now - 2 * 3600_000}')
+               f'message="Nuit tropicale : Tn 21,2 °C",state="open",started={now - 2 * 3600_000}i '
+               f'{now - 2 * 3600_000}')
     return raw, agg
 
 

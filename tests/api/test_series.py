@@ -167,12 +167,16 @@ def test_alerts(client, dataset, seed):
     import time
 
     now = int(time.time() * 1000)
-    seed(['alert,city=vitre,sensor=v-parc,kind=offline value=7200.0,threshold=3600.0,message="silent 2 h" '
-          f"{now - 60_000}",
-          'alert,city=vitre,sensor=v-parc,kind=offline value=3700.0,threshold=3600.0,message="silent 1 h" '
-          f"{now - 3600_000}"], "agg")
+    # As analytics stores them: one point per lasting condition, stamped when it opened.
+    seed(['alert,city=vitre,sensor=v-parc,kind=offline value=7200.0,threshold=3600.0,message="silent 2 h",'
+          f'state="open",started={now - 60_000}i {now - 60_000}',
+          'alert,city=vitre,sensor=v-parc,kind=offline value=3700.0,threshold=3600.0,message="silent 1 h",'
+          f'state="closed",started={now - 9 * 3600_000}i,ended={now - 8 * 3600_000}i {now - 9 * 3600_000}',
+          'alert,city=vitre,sensor=v-centre,kind=temperature value=36.0,threshold=35.0,message="hot for days",'
+          f'state="open",started={now - 30 * 3600_000}i {now - 30 * 3600_000}'], "agg")
     open_ = client.get("/v1/alerts", params={"town": "vitre", "status": "open"}).json()
-    assert [(a["kind"], a["message"]) for a in open_["data"]] == [("offline", "silent 2 h")]
+    assert sorted((a["kind"], a["message"], a["state"]) for a in open_["data"]) == [
+        ("offline", "silent 2 h", "open"), ("temperature", "hot for days", "open")]
     r = client.get("/v1/alerts", params={"town": "vitre", "status": "open", "from": "2024-01-01"})
     assert r.status_code == 400
 

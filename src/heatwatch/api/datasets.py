@@ -86,8 +86,10 @@ DAILY = Dataset(
     "UHI mean and nocturnal maximum, hours at or above 30 °C, tropical night, coverage.", "DAILY",
     (
         _TIME, _DATE, _CITY, _SENSOR,
-        Column("tn", "number", "daily minimum temperature (18:00–18:00 UTC climatological day)", "°C"),
-        Column("tx", "number", "daily maximum temperature (06:00–06:00 UTC climatological day)", "°C"),
+        Column("tn", "number", "daily minimum over the local calendar day "
+                                 "(the town IBMn uses Météo-France's 18:00–18:00 UTC window)", "°C"),
+        Column("tx", "number", "daily maximum over the local calendar day "
+                                 "(the town IBMx uses Météo-France's 06:00–06:00 UTC window)", "°C"),
         Column("t_mean", "number", "daily mean temperature", "°C"),
         Column("rh_mean", "number", "daily mean relative humidity", "%"),
         Column("heat_index_max", "number", "maximum hourly heat index", "°C"),
@@ -115,7 +117,7 @@ CITY_DAILY = Dataset(
         Column("canicule", "boolean", "canicule day: IBMn and IBMx at or above the département thresholds"),
         Column("uhi_mean", "number", "mean UHI intensity over urban sensors", "°C"),
         Column("uhi_max", "number", "maximum UHI intensity over urban sensors", "°C"),
-        Column("hottest_sensor", "string", "sensor with the highest Tx"),
+        Column("hottest_sensor", "string", "sensor with the highest daily mean temperature"),
         Column("sensors_ok", "integer", "sensors that passed quality control"),
         Column("tropical_nights", "integer", "sensors of the town with a tropical night (Tn ≥ 20 °C)",
                derived=True),
@@ -133,6 +135,9 @@ ALERT = Dataset(
         Column("value", "number", "observed value"),
         Column("threshold", "number", "threshold that was crossed"),
         Column("message", "string", "human-readable message"),
+        Column("state", "string", "open while the condition lasts, then closed"),
+        Column("started", "integer", "when the condition began, epoch ms UTC"),
+        Column("ended", "integer", "when it ended, epoch ms UTC (empty while open)"),
     ),
     tag_keys=("city", "sensor", "kind"),
 )

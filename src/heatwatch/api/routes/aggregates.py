@@ -157,12 +157,14 @@ async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromPa
 # Alerts ----------------------------------------------------------------------------------------
 
 KIND_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-OPEN_WINDOW_H = 26  # analytics re-raises a standing alert every run; daily ones once a day (+2 h margin)
+# Analytics keeps one point per lasting condition with state open/closed; the bound only keeps
+# the query off years of shards (an alert open for over a year is a forgotten sensor, not news).
+OPEN_WINDOW_H = 24 * 400
 
 
 @router.get("/alerts", summary="Alerts, open or past", responses=TABLE_RESPONSES,
-            description=f"`status=open`: the newest alert of each sensor and kind raised in the last "
-                        f"{OPEN_WINDOW_H} h (a standing condition is raised again at every analytics run). "
+            description="`status=open`: the conditions standing now (one alert per lasting condition, "
+                        "with `started`; it closes with `ended`). "
                         "`status=past` (default): every alert in the range, paged in JSON.")
 async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
                  status: Annotated[Literal["open", "past"], Query(description="open or past")] = "past",
@@ -185,6 +187,8 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
         end = now_ms() + 5 * 60_000
         flt = Filter(end - OPEN_WINDOW_H * 3600_000 - 5 * 60_000, end, city=town.id, sensor=sensor, kind=kind)
         where, params = flt.where()
+        where += f" AND {ident('state')} = $state"
+        params["state"] = "open"
         qual = ctx.store.client.qualified(ALERT.measurement, ALERT.rp)
         cols = ", ".join(ident(f) for f in ALERT.fields)
         q = (f"SELECT {cols} FROM {qual} WHERE {where} GROUP BY {ident('sensor')}, {ident('kind')} "
@@ -194,7 +198,7 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
                 for r in records]
         rows.sort(key=lambda r: (-r[0], r[2] or "", r[3] or ""))
         rows = rows[: ctx.config.max_page_size]
-        return rows, await ctx.store.last_update(ALERT, town.id), {"status": "open", "window_h": OPEN_WINDOW_H}
+        return rows, await ctx.store.last_update(ALERT, town.id), {"status": "open"}
 
     return await table_response(ctx, ALERT, fmt, sep, build, ttl=ctx.config.cache_ttl_latest_s, max_age=30,
                                 filename=f"heatwatch-open-alerts-{town.id}")
