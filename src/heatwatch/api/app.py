@@ -28,8 +28,21 @@ from .config import ApiConfig
 from .formats import LICENCE, JSONBytes
 from .live import LiveHub
 from .ratelimit import RateLimit
-from .routes import admin, aggregates, catalogue, dashboard, health, latest, live, readings, sensors, towns
-from .routes import interventions, maps, rankings
+from .routes import (
+    admin,
+    aggregates,
+    catalogue,
+    dashboard,
+    health,
+    interventions,
+    latest,
+    live,
+    maps,
+    rankings,
+    readings,
+    sensors,
+    towns,
+)
 from .store import Store
 
 log = logging.getLogger("heatwatch.api")
