@@ -93,3 +93,37 @@ def test_sigterm_mid_stream_loses_nothing(ingester, influxd, mosquitto, db_name)
 
 def test_sigkill_mid_stream_loses_nothing(ingester, influxd, mosquitto, db_name):
     _restart_mid_stream(ingester, influxd, mosquitto, db_name, kill=True)
+
+
+def test_acknowledged_messages_are_not_redelivered(ingester, influxd, mosquitto, db_name, ingest_env):
+    """Acks really reach the broker: after a clean stop, the session holds nothing to redeliver.
+
+    Without this, lost acks would go unnoticed elsewhere: redelivered readings overwrite themselves.
+    """
+    import threading as _threading
+
+    from heatwatch.core.mqtt import connect_properties, make_client
+    from heatwatch.core.settings import MqttUrl
+
+    stream = native_stream(n_sensors=50, per_sensor=40)
+    assert publish_all(mosquitto.url, [(t, p) for t, p, _ in stream]) == len(stream)
+    assert wait_count(influxd.url, db_name, len(stream)) == len(stream)
+    assert ingester.stop() == 0
+
+    redelivered: list[str] = []
+    connected = _threading.Event()
+    url = MqttUrl.parse(mosquitto.url)
+    client = make_client(url, ingest_env["HEATWATCH_MQTT_CLIENT_ID"], manual_ack=True)
+    client.on_connect = lambda c, _u, flags, _rc, _p: (redelivered.append(f"present={flags.session_present}"),
+                                                      connected.set())
+    client.on_message = lambda _c, _u, m: redelivered.append(m.topic)
+    client.connect(url.host, url.port, clean_start=False, properties=connect_properties(session_expiry_s=60,
+                                                                                        receive_maximum=5000))
+    client.loop_start()
+    try:
+        assert connected.wait(10)
+        time.sleep(2)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert redelivered == ["present=True"]

@@ -12,8 +12,9 @@ from paho.mqtt.properties import Properties
 from .settings import MqttUrl
 
 
-def make_client(url: MqttUrl, client_id: str = "", *, manual_ack: bool = False) -> mqtt.Client:
-    client = mqtt.Client(
+def make_client(url: MqttUrl, client_id: str = "", *, manual_ack: bool = False,
+                client_class: type[mqtt.Client] = mqtt.Client) -> mqtt.Client:
+    client = client_class(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
     )
     if url.username:
