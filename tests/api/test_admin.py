@@ -1,10 +1,13 @@
-"""Admin endpoints: bearer token, registry create/update/retire, recompute requests, dead letters."""
+"""Admin endpoints: bearer token, registry create/update/retire, recompute requests (published on
+MQTT), dead letters."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
@@ -12,14 +15,58 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from heatwatch.api.app import create_app
 from heatwatch.ingest.deadletter import DeadLetter, DeadLetterStore  # the writer of the file the api reads
+from heatwatch.stack.embedded import free_port
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RECOMPUTE_TOPIC = "heatwatch/recompute"  # the contract with analytics, spelled out on purpose
 SENSOR = {"id": "v-halles", "town": "vitre", "name": "Place des Halles", "latitude": 48.1241,
           "longitude": -1.2093, "site_class": "urban", "lcz": "LCZ 2", "height_m": 3.0}
 
 
-def test_without_token_nothing_changes(client, api_settings, api_config):
+@contextmanager
+def subscribed(port: int, topic: str) -> Iterator[list[mqtt.MQTTMessage]]:
+    """What arrives on ``topic`` (QoS 1) while the block runs."""
+    got: list[mqtt.MQTTMessage] = []
+    ready = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    sub.on_subscribe = lambda *a: ready.set()
+    sub.on_message = lambda c, u, m: got.append(m)
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    try:
+        assert ready.wait(5), "test subscriber not subscribed"
+        yield got
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def wait_for(got: list, n: int, timeout: float = 5.0) -> list:
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return got
+
+
+def test_without_token_nothing_changes(client, api_settings, api_config, mosquitto):
+    client.app.state.settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
+    with subscribed(mosquitto.port, RECOMPUTE_TOPIC) as published:
+        _refused_everywhere(client)
+        # A request with the token, published after the refused ones: once it has arrived, anything
+        # the refused ones had published would have arrived before it.
+        ok = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02"}, headers=AUTH)
+        assert ok.status_code == 202, ok.text
+        assert [json.loads(m.payload)["id"] for m in wait_for(published, 1)] == [ok.json()["id"]]
+    # No token configured: admin is off altogether, whatever is sent.
+    off = api_settings.model_copy(update={"admin_token": None})
+    with TestClient(create_app(off, api_config)) as c:
+        r = c.post("/v1/admin/sensors", json=SENSOR, headers=AUTH)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+
+
+def _refused_everywhere(client: TestClient) -> None:
     for headers, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 403),
                             ({"Authorization": f"Basic {TOKEN}"}, 401)):
         r = client.post("/v1/admin/sensors", json=SENSOR, headers=headers)
@@ -31,12 +78,6 @@ def test_without_token_nothing_changes(client, api_settings, api_config):
                            headers=headers).status_code == status
     assert client.get("/v1/admin/sensors", headers={}).headers.get("www-authenticate", "").startswith("Bearer")
     assert client.get("/v1/sensors", params={"town": "vitre"}).json()["data"] == []
-    assert not (api_settings.data_dir / "recompute").exists()
-    # No token configured: admin is off altogether, whatever is sent.
-    off = api_settings.model_copy(update={"admin_token": None})
-    with TestClient(create_app(off, api_config)) as c:
-        r = c.post("/v1/admin/sensors", json=SENSOR, headers=AUTH)
-        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
 
 
 def test_registry_create_update_retire(client, seed):
@@ -77,18 +118,43 @@ def test_registry_create_update_retire(client, seed):
     assert [s["id"] for s in everything] == ["v-halles"]
 
 
-def test_recompute_request_is_queued(client, api_settings):
-    r = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-31", "town": "vitre"},
-                    headers=AUTH)
-    assert r.status_code == 202
-    files = list((api_settings.data_dir / "recompute").glob("*.json"))
-    assert len(files) == 1
-    queued = json.loads(files[0].read_text())
-    assert (queued["from"], queued["to"], queued["town"]) == ("2024-07-01", "2024-07-31", "vitre")
-    assert client.post("/v1/admin/recompute", json={"from": "2024-07-31", "to": "2024-07-01"},
-                       headers=AUTH).status_code == 400
-    assert client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02", "town": "lille"},
-                       headers=AUTH).status_code == 404
+def test_recompute_request_is_published_on_mqtt(client, api_settings, mosquitto):
+    client.app.state.settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
+    with subscribed(mosquitto.port, RECOMPUTE_TOPIC) as published:
+        r = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-31", "town": "vitre"},
+                        headers=AUTH)
+        assert r.status_code == 202, r.text
+        answer = r.json()
+        assert answer["status"] == "queued" and answer["topic"] == RECOMPUTE_TOPIC and answer["id"]
+        everywhere = client.post("/v1/admin/recompute", json={"from": "2024-07-05", "to": "2024-07-05"},
+                                 headers=AUTH)
+        assert everywhere.status_code == 202 and everywhere.json()["id"] != answer["id"]
+        # Refused before anything is published.
+        assert client.post("/v1/admin/recompute", json={"from": "2024-07-31", "to": "2024-07-01"},
+                           headers=AUTH).status_code == 400
+        assert client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02", "town": "lille"},
+                           headers=AUTH).status_code == 404
+        assert client.post("/v1/admin/recompute", json={"from": "2000-01-01", "to": "2024-07-02"},
+                           headers=AUTH).status_code == 400
+        time.sleep(0.3)  # room for anything published by mistake to arrive
+        messages = wait_for(published, 2)
+    assert len(messages) == 2 and all(m.qos == 1 for m in messages)
+    first, second = (json.loads(m.payload) for m in messages)
+    assert first == {"id": answer["id"], "town": "vitre", "from": "2024-07-01", "to": "2024-07-31",
+                     "requested_at": answer["requested_at"]}
+    assert answer["requested_at"].endswith("Z")
+    assert (second["id"], second["town"], second["from"], second["to"]) == (everywhere.json()["id"], None,
+                                                                            "2024-07-05", "2024-07-05")
+    assert not (api_settings.data_dir / "recompute").exists()  # the old file drop is gone
+
+
+def test_recompute_with_broker_unreachable_is_503(client, api_settings):
+    client.app.state.settings = api_settings.model_copy(update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}"})
+    r = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-02"}, headers=AUTH)
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert error["code"] == "broker_unavailable" and "MQTT broker" in error["message"]
+    assert r.headers["retry-after"]
 
 
 def test_deadletters_list_and_replay(client, api_settings, mosquitto):

@@ -19,7 +19,9 @@ log = get_logger("heatwatch.analytics")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="catch up and evaluate alerts once, then exit (cron-style use, diagnostics)")
-    parser.add_argument("--no-mqtt", action="store_true", help="store alerts without publishing them on MQTT")
+    parser.add_argument("--no-mqtt", action="store_true",
+                        help="no MQTT at all: store alerts without publishing them, and take no recompute "
+                             "requests (heatwatch/recompute)")
 
 
 def open_registry(settings: Settings) -> object | None:
@@ -45,7 +47,7 @@ async def serve(settings: Settings, *, once: bool = False, mqtt: bool = True) ->
         if once:
             await service.once()
         else:
-            await service.run(stop)
+            await service.run(stop, requests=mqtt)
     finally:
         await client.aclose()
         if publisher is not None:

@@ -7,6 +7,10 @@ during the start-up catch-up); ``coalesce`` folds a backlog of them into one run
 the catch-up's business: every hourly run, and one at start, begins from the newest stored
 hour when that is older than its usual span (:meth:`Analytics.hourly_run`).
 Every job is idempotent, so running one late or twice costs time, never correctness.
+
+Recompute requests from the api arrive on MQTT (:mod:`.requests`) and run the backfill code path on
+the same loop, alongside the jobs; the per-town locks of :class:`Analytics` keep a request and a
+scheduled run of the same town from interleaving.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from heatwatch.core.logging import get_logger
 from heatwatch.core.settings import Settings
 
 from .alerts import AlertEngine, Publisher
+from .backfill import backfill
 from .jobs import Analytics, RunStats
+from .requests import RecomputeRequest, RecomputeRequests
 from .rules import AlertThresholds
 
 log = get_logger("heatwatch.analytics")
@@ -88,6 +94,10 @@ class AnalyticsService:
         await self._guard("catchup", lambda: self.analytics.catch_up(
             self.clock(), st.analytics_recompute_hours, st.analytics_catchup_max_days))
 
+    async def recompute_request(self, req: RecomputeRequest) -> list[RunStats]:
+        """One request from the api: exactly what ``heatwatch backfill --from --to [--town]`` does."""
+        return await backfill(self.analytics, req.first, req.last, [req.town] if req.town else None)
+
     async def once(self) -> None:
         """Catch up, then evaluate alerts: what one start of the service does before scheduling."""
         await self.catch_up()
@@ -108,11 +118,27 @@ class AnalyticsService:
         # a long catch-up is handled the same way as during any job.
         self.scheduler.add_job(self.once, id="startup", misfire_grace_time=None, **common)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def listen(self, stop: asyncio.Event) -> RecomputeRequests:
+        """Start taking recompute requests from MQTT until ``stop``."""
+        listener = RecomputeRequests(self.settings, self.analytics.towns, self.recompute_request)
+        task = asyncio.create_task(listener.run(stop), name="recompute-requests")
+        # Among the running work, so a stop gives the request in hand the same grace as a job.
+        self._running.add(task)
+        task.add_done_callback(self._listener_ended)
+        return listener
+
+    def _listener_ended(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("analytics.requests.failed", error=repr(task.exception()))
+
+    async def run(self, stop: asyncio.Event, requests: bool = False) -> None:
         self.schedule()
         self.scheduler.start()
+        if requests:
+            self.listen(stop)
         log.info("analytics.started", towns=sorted(self.analytics.towns),
-                 jobs=[j.id for j in self.scheduler.get_jobs()])
+                 jobs=[j.id for j in self.scheduler.get_jobs()], recompute_requests=requests)
         try:
             await stop.wait()
         finally:

@@ -1,10 +1,11 @@
 """Admin endpoints behind ``Authorization: Bearer <HEATWATCH_ADMIN_TOKEN>``: sensor registry,
-recompute requests, dead letters. Without a valid token: 401/403 and nothing changes."""
+recompute requests (published on MQTT for analytics), dead letters. Without a valid token: 401/403 and
+nothing changes."""
 
 from __future__ import annotations
 
 import json
-import time
+import threading
 import uuid
 from datetime import date
 from typing import Annotated, Any
@@ -14,11 +15,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from heatwatch.core.model import Sensor
+from heatwatch.core.mqtt import make_client
+from heatwatch.core.settings import Settings
 
 from .. import deadletters
 from ..deps import SENSOR_PATTERN, TOWN_PATTERN, AdminDep, RegistryDep, SettingsDep, known_town
 from ..errors import ApiError, bad_request, not_found
 from ..responses import JSONBytes
+from ..timeutil import iso_z, now_ms
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep],
                    responses={401: {"description": "no bearer token"}, 403: {"description": "wrong token, or admin "
@@ -81,25 +85,89 @@ class RecomputeRequest(BaseModel):
     model_config = {"populate_by_name": True}
 
 
+# The contract with the analytics service (heatwatch.analytics.requests), which this service must not
+# import: the two meet only on the broker. Outside heat/ so the ingester's heat/+/+ never sees it.
+RECOMPUTE_TOPIC = "heatwatch/recompute"
+RECOMPUTE_DONE_TOPIC = "heatwatch/recompute/done"
+MAX_RECOMPUTE_DAYS = 3660
+BROKER_TIMEOUT_S = 5.0
+
+
+def _broker_error(message: str) -> ApiError:
+    return ApiError(503, "broker_unavailable", message, {"Retry-After": "30"})
+
+
+def publish_recompute(settings: Settings, payload: bytes, timeout_s: float = BROKER_TIMEOUT_S) -> None:
+    """Publish one request at QoS 1 and return only once the broker has acknowledged it (PUBACK).
+
+    A client per request rather than one held by the app: requests are rare, and a fresh connection
+    makes "202" mean the broker has the request now, not that a background client may send it later.
+    Every failure (unreachable, CONNACK refused, PUBACK refused by an ACL, no answer) is a 503.
+    """
+    url = settings.mqtt
+    client = make_client(url, client_id="")
+    client.connect_timeout = timeout_s
+    connected, acked = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def on_connect(_c: object, _u: object, _f: object, rc: Any, _p: object) -> None:
+        outcome["connack"] = rc
+        connected.set()
+
+    def on_publish(_c: object, _u: object, _mid: int, rc: Any, _p: object) -> None:
+        outcome["puback"] = rc
+        acked.set()
+
+    client.on_connect = on_connect
+    client.on_publish = on_publish
+    where = f"{url.host}:{url.port}"
+    try:
+        client.connect(url.host, url.port, keepalive=30)
+    except OSError as exc:  # refused, unresolvable, timed out, TLS failure
+        raise _broker_error(f"cannot reach the MQTT broker at {where} to queue the recompute request: "
+                            f"{exc}") from None
+    client.loop_start()
+    try:
+        if not connected.wait(timeout_s):
+            raise _broker_error(f"the MQTT broker at {where} did not answer the connection in {timeout_s:g} s")
+        if getattr(outcome["connack"], "is_failure", False):
+            raise _broker_error(f"the MQTT broker at {where} refused the connection: {outcome['connack']}")
+        client.publish(RECOMPUTE_TOPIC, payload, qos=1)
+        if not acked.wait(timeout_s):
+            raise _broker_error(f"the MQTT broker at {where} did not acknowledge the recompute request "
+                                f"in {timeout_s:g} s")
+        if getattr(outcome["puback"], "is_failure", False):
+            # MQTT 5 brokers answer an ACL denial with PUBACK 0x87 instead of dropping silently.
+            raise _broker_error(f"the MQTT broker refused the request on {RECOMPUTE_TOPIC}: {outcome['puback']} "
+                                "(the api's MQTT user needs write access to that topic)")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 @router.post("/recompute", status_code=202, summary="Ask analytics to recompute a range of days",
-             description="Writes a request file under `<data_dir>/recompute/` for the analytics service to pick up "
-                         "(the same work as `heatwatch backfill --from --to --town`).")
+             responses={503: {"description": "MQTT broker unreachable, or it refused the request"}},
+             description=f"Publishes the request (QoS 1, JSON `{{id, town, from, to, requested_at}}`) on the MQTT "
+                         f"topic `{RECOMPUTE_TOPIC}` and answers 202 with its `id` once the broker has "
+                         "acknowledged it. The analytics service holds a persistent session on that topic, so a "
+                         "request made while it is down runs when it starts; it does the same work as "
+                         "`heatwatch backfill --from --to --town` and announces the outcome (`status` done, "
+                         f"failed or rejected, with the same `id`) on `{RECOMPUTE_DONE_TOPIC}`. "
+                         "503 when the broker cannot be reached or refuses the publish.")
 async def recompute(req: RecomputeRequest, settings: SettingsDep) -> JSONBytes:
     if req.end < req.start:
         raise bad_request("to must not be before from", "invalid_range")
-    if (req.end - req.start).days > 3660:
+    if (req.end - req.start).days > MAX_RECOMPUTE_DAYS:
         raise bad_request("at most 10 years per recompute request", "range_too_long")
     if req.town is not None:
         known_town(settings, req.town)
-    folder = settings.data_dir / "recompute"
-    folder.mkdir(parents=True, exist_ok=True)
-    rid = f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}"
-    body = {"id": rid, "from": req.start.isoformat(), "to": req.end.isoformat(), "town": req.town,
-            "requested_ms": int(time.time() * 1000)}
-    tmp = folder / f".{rid}.json.tmp"
-    tmp.write_text(json.dumps(body))
-    tmp.rename(folder / f"{rid}.json")  # atomic: the analytics side never sees a half-written file
-    return JSONBytes({"status": "queued", **body}, status_code=202, headers=_NO_STORE)
+    now = now_ms()
+    # Time first: ids sort in request order in logs; the random part keeps concurrent ones apart.
+    rid = f"{now}-{uuid.uuid4().hex[:12]}"
+    body = {"id": rid, "town": req.town, "from": req.start.isoformat(), "to": req.end.isoformat(),
+            "requested_at": iso_z(now)}
+    await run_in_threadpool(publish_recompute, settings, json.dumps(body).encode())
+    return JSONBytes({"status": "queued", "topic": RECOMPUTE_TOPIC, **body}, status_code=202, headers=_NO_STORE)
 
 
 @router.get("/deadletters", summary="Dead letters: rejected messages with their reason and raw bytes")
