@@ -132,7 +132,7 @@ def dataset(seed) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def live_server(api_settings, seed):
+def live_server(api_settings, seed, mosquitto):
     """The app under a real uvicorn on a free port, with data of the last days (the CSV defaults)."""
     now = int(time.time() * 1000) // 3600_000 * 3600_000
     raw, agg = [], []
@@ -154,7 +154,9 @@ def live_server(api_settings, seed):
     seed(raw, "raw")
     seed(agg, "agg")
     port = free_port()
-    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_agg_s=0, cache_ttl_latest_s=0))
+    # A broker too: admin recompute publishes its request on MQTT, and answers 503 without one.
+    settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
+    app = create_app(settings, ApiConfig(rate_limit_per_s=0, cache_ttl_agg_s=0, cache_ttl_latest_s=0))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
