@@ -5,11 +5,14 @@
 # Idempotent: a second run installs nothing new.
 #   scripts/install.sh            # runtime
 #   scripts/install.sh --test     # runtime + chromium for the browser tests
+#   scripts/install.sh --bench    # runtime + wrk and py-spy for the benchmarks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
+want_bench=0
 [[ "${1:-}" == "--test" ]] && want_browser=1
+[[ "${1:-}" == "--bench" ]] && want_bench=1
 
 pkgs=()
 command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || pkgs+=(mosquitto mosquitto-clients)
@@ -18,6 +21,9 @@ command -v npm >/dev/null || pkgs+=(nodejs npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if (( want_browser )); then
   [[ -x /usr/bin/chromium ]] || pkgs+=(chromium)
+fi
+if (( want_bench )); then
+  command -v wrk >/dev/null || pkgs+=(wrk)
 fi
 if (( ${#pkgs[@]} )); then
   echo "heatwatch install: apt packages ${pkgs[*]}"
@@ -37,6 +43,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+if (( want_bench )); then
+  .venv/bin/python -m pip install -q py-spy
+fi
 
 if [[ -f frontend/package-lock.json ]]; then
   npm ci --prefix frontend --no-audit --no-fund --loglevel=error
