@@ -163,3 +163,18 @@ async def test_full_spool_blocks_store_until_replay_makes_room(influxd, db_name,
     stored = await _stored(sink.influx)
     assert len(stored) == 40
     await sink.influx.aclose()
+
+
+@pytest.mark.anyio
+async def test_full_spool_gives_up_on_stop_without_claiming_durability(db_name, tmp_path):
+    """SIGTERM while acks are held must end the wait: the messages stay unacknowledged."""
+    sink, _ = _sink(_down_url(), db_name, tmp_path / "spool", max_bytes=2048)
+    assert await sink.store(_lines(20)) is True
+    stop = asyncio.Event()
+    held = asyncio.create_task(sink.store(_lines(20, start=20), stop))
+    await asyncio.sleep(1.0)
+    assert not held.done()
+    stop.set()
+    assert await asyncio.wait_for(held, 5) is False
+    assert sink.spool.depth == 1  # the held batch was not spooled
+    await sink.influx.aclose()

@@ -81,7 +81,7 @@ class IngestService:
         log.info("ingest.started", subscriptions=[s.filter for s in self.settings.subscriptions],
                  batch_size=self.settings.batch_size, spool_depth=self.spool.depth)
         replay = asyncio.create_task(self.sink.replay_forever(), name="spool-replay")
-        store = asyncio.create_task(self._store_loop(queue), name="store")
+        store = asyncio.create_task(self._store_loop(queue, stop), name="store")
         try:
             await self._collect_loop(queue, stop)
             await queue.put(None)
@@ -116,10 +116,16 @@ class IngestService:
                 return
             await asyncio.sleep(0.005 if n else 0.02)
 
-    async def _store_loop(self, queue: asyncio.Queue[_Batch | None]) -> None:
+    async def _store_loop(self, queue: asyncio.Queue[_Batch | None], stop: asyncio.Event) -> None:
+        holding = False
         while (batch := await queue.get()) is not None:
+            if holding:
+                continue  # stopping with a full spool: left unacknowledged for redelivery
             p = batch.processed
-            await self.sink.store(p.lines)
+            if not await self.sink.store(p.lines, stop):
+                holding = True
+                log.warning("ingest.stopping_with_full_spool", unacked=len(batch.messages))
+                continue
             if p.dead:
                 await asyncio.to_thread(self.deadletters.add_many, p.dead)
                 for reason, k in p.rejected.items():

@@ -42,14 +42,18 @@ class Sink:
         self._wake = asyncio.Event()
         self._update_gauges()
 
-    async def store(self, lines: list[str]) -> None:
-        """Return only once ``lines`` are in InfluxDB or in the spool."""
+    async def store(self, lines: list[str], stop: asyncio.Event | None = None) -> bool:
+        """True once ``lines`` are in InfluxDB or in the spool.
+
+        False only when ``stop`` is set while the spool is full: the caller must then not
+        acknowledge, and the broker redelivers those messages to the next ingester.
+        """
         if not lines:
-            return
+            return True
         if not self.spool:
             try:
                 await self._write(lines)
-                return
+                return True
             except InfluxError as exc:
                 log.warning("influx.write_failed_spooling", error=str(exc), lines=len(lines))
         size = sum(len(x) + 1 for x in lines)
@@ -57,13 +61,16 @@ class Sink:
             # Not acknowledging is the back-pressure: the broker keeps the rest for us.
             self.metrics.spool_full.set(1)
             log.error("spool.full_holding_acks", spool_bytes=self.spool.bytes, max_bytes=self.spool.max_bytes)
-            while not self.spool.has_room(size):  # noqa: ASYNC110 - room is made by the replay task
+            while not self.spool.has_room(size):  # room is made by the replay task
+                if stop is not None and stop.is_set():
+                    return False
                 await asyncio.sleep(0.5)
             self.metrics.spool_full.set(0)
             log.info("spool.room_again", spool_bytes=self.spool.bytes)
         await asyncio.to_thread(self.spool.append, lines)
         self._update_gauges()
         self._wake.set()
+        return True
 
     async def replay_forever(self) -> None:
         """Drain the spool into InfluxDB, oldest first, backing off while it is unhealthy."""
