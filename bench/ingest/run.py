@@ -12,9 +12,12 @@ each scenario a fresh broker (so no persistent session of an earlier scenario qu
 * ``mosquitto_sub -q 1 -C N`` counting: the broker ceiling;
 * direct line-protocol writes in batches of 5000 with httpx, 1 and 2 writers: the database ceiling.
 
-Every scenario publishes the same N readings (both towns, ``heat/<town>/<sensor>`` native JSON) at full
-speed, QoS 1, from several publisher processes (paho publishes only a few thousand messages/s per
-process); the consumer runs while they publish. Results: a table on stdout and JSON in bench/results/.
+Every scenario publishes the same N readings (both towns) at full speed, QoS 1, from several publisher
+processes (paho publishes only a few thousand messages/s per process); the consumer runs while they
+publish. ``--payloads`` picks the messages: ``native`` (default) one small native JSON object per reading
+on ``heat/<town>/<sensor>``; ``simulator`` the simulator's messages for the same number of sensors, each in
+its device profile's format (native JSON, SenML, The Things Stack uplinks), generated before any timing.
+Results: a table on stdout and JSON in bench/results/.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -39,6 +43,13 @@ from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import Influxd, Mosquitto
 
 TOWNS = ("vitre", "saint-omer")
+# What each payload mode publishes: the ingesters' subscriptions and the count-only consumers' filters.
+SUBSCRIPTIONS = {
+    "native": '[{"filter":"heat/+/+","format":"json"}]',
+    "simulator": '[{"filter":"heat/+/+","format":"json"},{"filter":"senml/+/+","format":"senml"},'
+                 '{"filter":"v3/+/devices/+/up","format":"tts"}]',
+}
+COUNT_FILTERS = {"native": ("heat/#",), "simulator": ("heat/#", "senml/#", "v3/#")}
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -59,15 +70,108 @@ def reading(i: int, n_sensors: int, base_ms: int) -> tuple[str, bytes, str]:
     return f"heat/{town}/{sensor}", payload, line
 
 
+@dataclass
+class Payloads:
+    """The messages of one run, built before any timing, and what they carry.
+
+    ``parts`` (simulator mode) holds each publisher's messages, split by sensor so a sensor's messages
+    keep their order; native mode leaves it empty and every publisher builds its share with ``reading``."""
+
+    mode: str
+    messages: int
+    readings: int
+    formats: dict[str, dict] = field(default_factory=dict)  # format: messages, readings, bytes, bytes/message
+    generation_s: float = 0.0
+    parts: list[list[tuple[str, bytes]]] = field(default_factory=list, repr=False)
+    lines: list[str] = field(default_factory=list, repr=False)  # line protocol of every reading (DB ceiling)
+    sensors: list = field(default_factory=list, repr=False)  # the simulated registry, for the ingesters
+    sensor_ids: set[str] = field(default_factory=set, repr=False)  # sensor tags the ingesters should store
+
+    def summary(self) -> dict:
+        return {"mode": self.mode, "messages": self.messages, "readings": self.readings,
+                "generation_s": self.generation_s, "formats": self.formats}
+
+
+def native_payloads(n: int, n_sensors: int, base_ms: int) -> Payloads:
+    """Native mode: one reading per message; publishers build their own, this only measures the sizes."""
+    size = sum(len(reading(i, n_sensors, base_ms)[1]) for i in range(n))
+    return Payloads("native", n, n, {"json": {"messages": n, "readings": n, "bytes": size,
+                                              "bytes_per_message": round(size / max(n, 1), 1)}})
+
+
+def simulator_payloads(n: int, n_sensors: int, parts: int, registry: bool, seed: int = 42) -> Payloads:
+    """The first ``n`` readings the simulator's ``n_sensors`` send (both towns, 5-min step, faults on),
+    as messages in their device profiles' formats.
+
+    The run is sized so its planned faults (an offline native/SenML sensor per town flushing a backlog
+    array, LoRaWAN outages that just lose readings) fall inside it, and ends at least an hour ago so no
+    timestamp is in the future. A backlog message that would overshoot ``n`` is skipped: the count is
+    exact. ``registry``: the ingesters will know every sensor (TTS device ids resolve to the sensor ids);
+    otherwise a TTS device becomes a sensor named by its device id (the application → town fallback)."""
+    from heatwatch.simulate import SimOptions, prepare
+
+    t0 = time.perf_counter()
+    step = timedelta(minutes=5)
+    duration = step * (-(-n * 21 // (n_sensors * 20)) + 2)  # 5 % margin: LoRaWAN outages drop readings
+    if duration > timedelta(days=25):
+        raise SystemExit(f"--payloads simulator: {n} readings of {n_sensors} sensors at a 5-min step span "
+                         f"{duration}; ingest rejects readings older than 30 days. Use fewer readings.")
+    now = datetime.now(UTC)
+    start = min(now - timedelta(days=3), now - duration - timedelta(hours=1))
+    sim = prepare(SimOptions(seed=seed, step=step, start=start, duration=duration, sensors=n_sensors))
+    shard = {s.id: i % parts for i, s in enumerate(sim.sensors)}
+    out = Payloads("simulator", 0, 0, parts=[[] for _ in range(parts)], sensors=list(sim.sensors) if registry else [])
+    formats = out.formats
+    for m in sim.messages():
+        k = len(m.readings)
+        if out.readings + k > n:
+            continue  # a backlog array past the target: the single readings that follow fill up to n
+        out.parts[shard[m.sensor]].append((m.topic, m.payload))
+        out.messages += 1
+        out.readings += k
+        f = formats.setdefault(m.format, {"messages": 0, "readings": 0, "bytes": 0})
+        f["messages"] += 1
+        f["readings"] += k
+        f["bytes"] += len(m.payload)
+        # Without the registry a TTS uplink is stored under its device id (the topic's 4th level).
+        stored_as = m.topic.split("/")[3] if m.format == "tts" and not registry else m.sensor
+        out.sensor_ids.add(stored_as)
+        for r in m.readings:
+            if r.temperature is None:  # count_stored counts temperatures: every reading must carry one
+                raise RuntimeError(f"simulated reading without temperature: {r}")
+            out.lines.append(replace(r, sensor=stored_as, source=m.format).to_line())
+        if out.readings == n:
+            break
+    if out.readings < n:
+        raise RuntimeError(f"the simulator sent only {out.readings} of {n} readings")
+    for f in formats.values():
+        f["bytes_per_message"] = round(f["bytes"] / f["messages"], 1)
+    out.generation_s = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def print_payloads(p: Payloads) -> None:
+    print(f"payloads: {p.mode}, {p.messages:,} messages carrying {p.readings:,} readings"
+          + (f" (generated in {p.generation_s:.1f} s, before any timing)" if p.generation_s else ""))
+    for fmt, f in p.formats.items():
+        print(f"  {fmt:<6} {f['messages']:>8,} messages {f['readings']:>8,} readings "
+              f"{f['bytes_per_message']:>7,.0f} bytes/message  ({100 * f['messages'] / p.messages:.0f} % of messages)")
+    total = sum(f["bytes"] for f in p.formats.values())
+    print(f"  all    {p.messages:>8,} messages {p.readings:>8,} readings {total / p.messages:>7,.0f} bytes/message",
+          flush=True)
+
+
 # --- processes that publish, count and write -------------------------------------------------------
 
 
 def _publisher(url: str, n: int, n_sensors: int, base_ms: int, part: int, parts: int,
-               go: mp.Event, out: mp.Queue) -> None:  # type: ignore[valid-type]
+               go: mp.Event, out: mp.Queue,  # type: ignore[valid-type]
+               prebuilt: list[tuple[str, bytes]] | None = None) -> None:
     from heatwatch.core.mqtt import make_client
     from heatwatch.core.settings import MqttUrl
 
-    msgs = [reading(i, n_sensors, base_ms)[:2] for i in range(part, n, parts)]
+    # Simulator messages come pre-built (inherited through fork); native ones are built here.
+    msgs = prebuilt if prebuilt is not None else [reading(i, n_sensors, base_ms)[:2] for i in range(part, n, parts)]
     target = MqttUrl.parse(url)
     client = make_client(target, "")
     # paho keeps at most this many unacknowledged and queues the rest itself: no per-message wait.
@@ -96,10 +200,11 @@ def _publisher(url: str, n: int, n_sensors: int, base_ms: int, part: int, parts:
 
 
 def _paho_counter(url: str, n: int, client_id: str, ready: mp.Event, out: mp.Queue,  # type: ignore[valid-type]
-                  register_only: bool = False) -> None:
+                  register_only: bool = False, filters: tuple[str, ...] = ("heat/#",)) -> None:
     """The Python receive ceiling: QoS 1, persistent session, automatic acks, count and nothing else.
 
-    ``register_only`` subscribes and leaves, so the broker queues the burst for the session."""
+    ``n`` is a number of messages. ``register_only`` subscribes and leaves, so the broker queues the burst
+    for the session."""
     from paho.mqtt.subscribeoptions import SubscribeOptions
 
     from heatwatch.core.mqtt import connect_properties, make_client
@@ -122,7 +227,7 @@ def _paho_counter(url: str, n: int, client_id: str, ready: mp.Event, out: mp.Que
 
     def on_connect(c: object, *_a: object) -> None:
         connected[0] = time.time()
-        c.subscribe([("heat/#", SubscribeOptions(qos=1))])  # type: ignore[attr-defined]
+        c.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])  # type: ignore[attr-defined]
 
     client.on_message = on_message
     client.on_subscribe = lambda *_a: ready.set()
@@ -175,6 +280,22 @@ def count_stored(url: str, db: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
+def stored_sensors(url: str, db: str) -> set[str]:
+    r = httpx.post(f"{url}/query", data={"db": db, "q": 'SHOW TAG VALUES FROM "raw"."reading" WITH KEY = "sensor"'},
+                   timeout=60)
+    series = r.json()["results"][0].get("series") if r.status_code == 200 else None
+    return {v[1] for v in series[0]["values"]} if series else set()
+
+
+def preload_registry(data_dir: Path, sensors: list) -> None:
+    """The ingester's registry as production has it: every sensor, TTS devices by their device ids."""
+    from heatwatch.core.registry import Registry
+    from heatwatch.core.settings import Settings
+
+    with Registry(Settings.load(data_dir=data_dir).registry_path, towns=TOWNS) as registry:
+        registry.upsert_many(sensors)
+
+
 def create_db(url: str, db: str) -> None:
     for q in (f'CREATE DATABASE "{db}"', f'CREATE RETENTION POLICY "raw" ON "{db}" DURATION INF REPLICATION 1 DEFAULT'):
         httpx.post(f"{url}/query", data={"q": q}, timeout=30).raise_for_status()
@@ -199,11 +320,23 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.n = args.n
+        self.base_ms = int(time.time() * 1000) - 3 * 24 * 3600 * 1000
+        if args.payloads == "simulator":
+            self.payloads = simulator_payloads(self.n, args.sensors, args.publishers, not args.no_registry)
+        else:
+            self.payloads = native_payloads(self.n, args.sensors, self.base_ms)
+        self.messages = self.payloads.messages  # == n in native mode; fewer when backlog arrays carry several
+        self.filters = COUNT_FILTERS[args.payloads]
+        print_payloads(self.payloads)
         self.work = Path(tempfile.mkdtemp(prefix="heatwatch-bench-"))
         self.influx = Influxd(self.work / "influxd")
-        self.base_ms = int(time.time() * 1000) - 3 * 24 * 3600 * 1000
         self.results: list[Result] = []
         self.ctx = mp.get_context("fork")
+
+    def _readings_in(self, count: int) -> int:
+        """Readings carried by ``count`` messages counted by a consumer that does not decode them: exact when
+        every message arrived; otherwise a lower bound (the missing ones may be the backlog arrays)."""
+        return self.payloads.readings if count >= self.messages else count
 
     # One scenario: a fresh broker, the consumers started, then the publishers at full speed.
     def _broker(self, name: str) -> Mosquitto:
@@ -215,8 +348,10 @@ class Bench:
     def _publish(self, url: str) -> tuple[float, float, int]:
         go = self.ctx.Event()
         out = self.ctx.Queue()
+        parts = self.payloads.parts
         procs = [self.ctx.Process(target=_publisher, args=(url, self.n, self.args.sensors, self.base_ms, p,
-                                                           self.args.publishers, go, out))
+                                                           self.args.publishers, go, out,
+                                                           parts[p] if parts else None))
                  for p in range(self.args.publishers)]
         for p in procs:
             p.start()
@@ -228,8 +363,8 @@ class Bench:
         t0 = min(r["t0"] for r in parts)
         t1 = max(r["t1"] for r in parts)
         acked = sum(r["acked"] for r in parts)
-        if acked != self.n:
-            print(f"  publishers: only {acked}/{self.n} PUBACKed", file=sys.stderr)
+        if acked != self.messages:
+            print(f"  publishers: only {acked}/{self.messages} messages PUBACKed", file=sys.stderr)
         return t0, t1, acked
 
     def heatwatch(self, k: int, mode: str) -> Result:
@@ -247,11 +382,13 @@ class Bench:
                 "HEATWATCH_MQTT_CLIENT_ID": f"bench-ingest-{k}-{i}",
                 "HEATWATCH_BATCH_SIZE": str(self.args.batch_size),
                 "HEATWATCH_BATCH_INTERVAL_S": str(self.args.batch_interval),
-                "HEATWATCH_SUBSCRIPTIONS": '[{"filter":"heat/+/+","format":"json"}]',
+                "HEATWATCH_SUBSCRIPTIONS": SUBSCRIPTIONS[self.args.payloads],
                 "HEATWATCH_LOG_LEVEL": "INFO",  # the ready marker is an INFO line; there are few of them
             }
             if k > 1:
                 env["HEATWATCH_MQTT_SHARED_GROUP"] = "heatwatch"
+            if self.payloads.sensors:
+                preload_registry(Path(env["HEATWATCH_DATA_DIR"]), self.payloads.sensors)
             p = ServiceProcess(["ingest"], env, self.work / f"ingest-{k}-{mode}-{i}.log", name=f"ingest-{i}")
             procs.append(p.start(ready_marker="mqtt.subscribed", timeout=60))
         try:
@@ -270,6 +407,13 @@ class Bench:
                 t_pub0, t_pub1, acked = self._publish(broker.url)
                 t0 = t_pub0
             t_last, stored = self._wait_stored(db)
+            note = f"batch {self.args.batch_size}"
+            if self.payloads.sensor_ids:
+                ids = stored_sensors(self.influx.url, db)
+                wrong = len(ids - self.payloads.sensor_ids) + len(self.payloads.sensor_ids - ids)
+                note += (f", {len(ids)} sensor ids as expected" if not wrong
+                         else f", sensor ids: {wrong} differ from the simulator's")
+                note += "" if self.payloads.sensors else " (TTS: device ids, no registry)"
             usage = []
             for i, p in enumerate(procs):
                 assert p.pid is not None
@@ -282,7 +426,7 @@ class Bench:
             broker.stop()
         secs = t_last - t0
         return Result(name, "heatwatch", mode, self.n, stored, round(secs, 2), round(stored / secs), self.n - stored,
-                      round(acked / (t_pub1 - t_pub0)), usage, f"batch {self.args.batch_size}")
+                      round(acked / (t_pub1 - t_pub0)), usage, note)
 
     def _wait_stored(self, db: str) -> tuple[float, int]:
         deadline = time.monotonic() + self.args.timeout
@@ -306,12 +450,14 @@ class Bench:
         ready, out = self.ctx.Event(), self.ctx.Queue()
         try:
             if mode == "drain":
-                reg = self.ctx.Process(target=_paho_counter, args=(broker.url, self.n, "bench-paho", ready, out, True))
+                reg = self.ctx.Process(target=_paho_counter,
+                                       args=(broker.url, self.messages, "bench-paho", ready, out, True, self.filters))
                 reg.start()
                 reg.join(30)
                 ready.clear()
                 t_pub0, t_pub1, acked = self._publish(broker.url)
-            proc = self.ctx.Process(target=_paho_counter, args=(broker.url, self.n, "bench-paho", ready, out))
+            proc = self.ctx.Process(target=_paho_counter,
+                                    args=(broker.url, self.messages, "bench-paho", ready, out, False, self.filters))
             proc.start()
             assert ready.wait(30)
             if mode == "live":
@@ -322,22 +468,25 @@ class Bench:
             broker.stop()
         t0 = r["t_connected"] if mode == "drain" else t_pub0
         secs = r["t_last"] - t0
-        return Result(name, "paho", mode, self.n, r["count"], round(secs, 2), round(r["count"] / secs),
-                      self.n - r["count"], round(acked / (t_pub1 - t_pub0)), [], "Python receive ceiling, 1 process")
+        got = self._readings_in(r["count"])
+        return Result(name, "paho", mode, self.n, got, round(secs, 2), round(got / secs),
+                      self.n - got, round(acked / (t_pub1 - t_pub0)), [], "Python receive ceiling, 1 process")
 
     def mosquitto_sub(self, mode: str) -> Result:
         name = f"mosquitto_sub {mode}"
         print(f"- {name}", flush=True)
         broker = self._broker(f"sub{mode}")
         binary = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
-        argv = [binary, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", "heat/#", "-c",
+        topics = [a for f in self.filters for a in ("-t", f)]
+        argv = [binary, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", *topics, "-c",
                 "-i", "bench-sub", "-V", "mqttv5", "-x", "3600"]
         try:
             if mode == "drain":
                 subprocess.run([*argv, "-E"], check=True, timeout=30)  # -E: subscribe, then leave
                 t_pub0, t_pub1, acked = self._publish(broker.url)
             t0 = time.time()
-            sub = subprocess.Popen([*argv, "-C", str(self.n)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            sub = subprocess.Popen([*argv, "-C", str(self.messages)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
             assert sub.stdout is not None
             counted = [0]
 
@@ -359,15 +508,16 @@ class Bench:
                 sub.kill()
             broker.stop()
         secs = t_last - t0
-        return Result(name, "broker", mode, self.n, counted[0], round(secs, 2), round(counted[0] / secs),
-                      self.n - counted[0], round(acked / (t_pub1 - t_pub0)), [], "broker ceiling")
+        got = self._readings_in(counted[0])
+        return Result(name, "broker", mode, self.n, got, round(secs, 2), round(got / secs),
+                      self.n - got, round(acked / (t_pub1 - t_pub0)), [], "broker ceiling")
 
     def direct_writes(self, writers: int) -> Result:
         name = f"line protocol x{writers}"
         print(f"- {name}", flush=True)
         db = f"bench_lp{writers}"
         create_db(self.influx.url, db)
-        lines = [reading(i, self.args.sensors, self.base_ms)[2] for i in range(self.n)]
+        lines = self.payloads.lines or [reading(i, self.args.sensors, self.base_ms)[2] for i in range(self.n)]
         batches = ["\n".join(lines[i:i + 5000]) for i in range(0, len(lines), 5000)]
         go, out = self.ctx.Event(), self.ctx.Queue()
         procs = [self.ctx.Process(target=_writer, args=(self.influx.url, db, batches[w::writers], go, out))
@@ -424,7 +574,7 @@ def _row(r: Result) -> str:
     return (f"{r.name:<24} {r.rate:>10,} {r.loss:>6} {r.seconds:>8.2f} {pub}   {cpu:<17} {rss:<12} {r.note}")
 
 
-def report(results: list[Result], args: argparse.Namespace) -> dict:
+def report(results: list[Result], args: argparse.Namespace, payloads: Payloads | None = None) -> dict:
     header = f"{'what':<24} {'readings/s':>10} {'loss':>6} {'seconds':>8} {'pub/s':>8}   {'CPU s':<17} " \
              f"{'peak RSS MB':<12} note"
     print()
@@ -439,6 +589,12 @@ def report(results: list[Result], args: argparse.Namespace) -> dict:
         if r.kind == "heatwatch" and paho and paho.rate:
             ratios[r.name] = round(r.rate / paho.rate, 2)
             print(f"{r.name} / paho count-only {r.mode} = {ratios[r.name]:.2f}")
+    cpu_us = {}
+    for r in results:
+        cpu = sum(p.get("cpu_s", 0.0) for p in r.processes)
+        if r.kind == "heatwatch" and r.received:
+            cpu_us[r.name] = round(cpu * 1e6 / r.received, 1)
+            print(f"{r.name}: {cpu_us[r.name]:.1f} CPU µs/reading ({args.payloads} payloads)")
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
@@ -446,6 +602,8 @@ def report(results: list[Result], args: argparse.Namespace) -> dict:
         "params": {k: v for k, v in vars(args).items() if k != "keep"},
         "results": [asdict(r) for r in results],
         "ratios_vs_paho": ratios,
+        "cpu_us_per_reading": cpu_us,
+        "payloads": payloads.summary() if payloads else None,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"ingest-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -468,10 +626,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker-autosave", type=int, default=5, help="mosquitto autosave_interval, s (default 5)")
     p.add_argument("--timeout", type=float, default=600, help="seconds a scenario may take")
     p.add_argument("--only", nargs="+", help="scenarios: lp1 lp2 sub paho hw1 hw2 hw3 (default all)")
+    p.add_argument("--payloads", choices=["native", "simulator"], default="native",
+                   help="native: one small native JSON reading per message (default); simulator: the "
+                        "simulator's messages in the sensors' device-profile formats (JSON, SenML, TTS), "
+                        "pre-generated; loss and readings/s count readings")
+    p.add_argument("--no-registry", action="store_true",
+                   help="simulator: do not preload the ingesters' registry; TTS devices are then stored under "
+                        "their device ids (application -> town fallback)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
     args = p.parse_args(argv)
-    results = Bench(args).run()
-    report(results, args)
+    bench = Bench(args)
+    results = bench.run()
+    print()
+    print_payloads(bench.payloads)
+    report(results, args, bench.payloads)
     return 0 if all(r.loss == 0 for r in results) else 1
 
 
