@@ -198,3 +198,89 @@ def test_uhi_snapshot(client, dataset):
                                          "night": "2024-07-19"}).status_code == 400
     empty = client.get("/v1/uhi", params={"town": "saint-omer"}).json()
     assert empty["features"] == [] and empty["meta"]["hour"] is None
+
+
+def _local_day(ms: int, tz: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).date().isoformat()
+
+
+def _awkward_instants(days: list[str], tz: str) -> list[int]:
+    """Instants around each local midnight of ``days``: on it, just before and after, and a quarter-hour off."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    out = []
+    for day in days:
+        midnight = int(datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(tz)).timestamp() * 1000)
+        out += [midnight, midnight - 1, midnight + 1, midnight + 14 * 60_000, midnight - 16 * 60_000,
+                midnight + int(timedelta(hours=12).total_seconds() * 1000)]
+    return out
+
+
+def test_tropical_nights_match_a_point_by_point_count(client, dataset, seed):
+    """The town's tropical_nights (counted by InfluxDB per 15-minute bucket) equal a plain count of the
+    sensors' daily points by local day, on DST days and for points a millisecond either side of midnight."""
+    from heatwatch.core.influx import AGG_RP
+
+    days = ["2024-03-30", "2024-03-31", "2024-04-01", "2024-10-26", "2024-10-27", "2024-10-28", "2024-07-15"]
+    lines = []
+    for day in days:
+        t0 = _awkward_instants([day], "Europe/Paris")[0]
+        lines.append(f"city_daily,city=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
+                     f'hottest_sensor="so-1",sensors_ok=3i {t0}')
+    for k, ts in enumerate(_awkward_instants(days, "Europe/Paris")):
+        for s in range(k % 4):  # 0 to 3 sensors with a tropical night at that instant, some without
+            lines.append(f"daily,city=saint-omer,sensor=so-{s} tn=21.0,tropical_night=true {ts}")
+        lines.append(f"daily,city=saint-omer,sensor=so-9 tn=15.0,tropical_night=false {ts}")
+    seed(lines, AGG_RP)
+    params = {"town": "saint-omer", "from": "2024-03-01", "to": "2024-11-30"}
+    daily = _csv(client.get("/v1/daily", params=params | {"format": "csv"}))
+    expected: dict[str, int] = {}
+    for row in daily:
+        if row["tropical_night"] == "true":
+            from datetime import datetime
+
+            ms = int(datetime.fromisoformat(row["time"].replace("Z", "+00:00")).timestamp() * 1000)
+            day = _local_day(ms, "Europe/Paris")
+            expected[day] = expected.get(day, 0) + 1
+    assert sum(expected.values()) > 50
+    rows = client.get("/v1/indices", params=params).json()["data"]
+    got = {r["date"]: r["tropical_nights"] for r in rows}
+    assert set(days) <= set(got)  # with the fixture's July days
+    assert got == {d: expected.get(d, 0) for d in got}
+    assert all(got[d] for d in days)
+    # Episodes do not count tropical nights at all, and still find none here.
+    assert client.get("/v1/canicule-episodes", params=params).json()["data"] == []
+
+
+@pytest.mark.parametrize("tz", ["Europe/Paris", "UTC", "Asia/Kathmandu", "America/St_Johns", "Africa/Monrovia"])
+def test_true_per_day_in_zones_with_odd_offsets(influxd, db_name, seed, tz):
+    """Store.true_per_day against a point-by-point count, in zones whose offsets are not whole hours
+    (+05:45, -03:30) or not even quarter hours (Monrovia, -00:44:30 until 1972): buckets spanning a
+    local midnight are counted point by point."""
+    import asyncio
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    from heatwatch.api.datasets import DAILY
+    from heatwatch.api.store import Filter, Store
+    from heatwatch.core.influx import AGG_RP, InfluxClient
+
+    days = ["1971-06-01", "1971-06-02", "2024-03-31", "2024-11-03", "2024-07-15"]
+    instants = _awkward_instants(days, tz)
+    lines = [f"daily,city=vitre,sensor=s{k % 3} tropical_night={'true' if k % 5 else 'false'} {ts}"
+             for k, ts in enumerate(instants)]
+    seed(lines, AGG_RP)
+    expected = Counter(_local_day(ts, tz) for k, ts in enumerate(instants) if k % 5)
+
+    async def go() -> Counter[str]:
+        async with InfluxClient(influxd.url, db_name) as c:
+            return await Store(c).true_per_day(DAILY, "tropical_night", Filter(0, 2 * 10**12, city="vitre"),
+                                               ZoneInfo(tz))
+
+    # Points sharing a series and a time overwrite one another: compare with what InfluxDB holds.
+    assert len(set((k % 3, ts) for k, ts in enumerate(instants))) == len(instants)
+    assert asyncio.run(go()) == expected

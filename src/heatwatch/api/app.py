@@ -164,7 +164,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         # Enough pooled connections for concurrent requests and a few streaming exports at once.
         client = InfluxClient.from_settings(settings, max_connections=64)
         app.state.influx = client
-        app.state.store = Store(client)
+        app.state.store = Store(client, scan_slots=config.max_concurrent_scans)
         app.state.registry = open_registry(settings)
         # Everything allocated so far lives as long as the process: keep it out of GC passes, which
         # otherwise walk it again and again (visible as p99 spikes under load).

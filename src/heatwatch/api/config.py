@@ -36,5 +36,8 @@ class ApiConfig(BaseSettings):
     max_page_size: int = Field(default=10000, ge=1)
     # Rows fetched from InfluxDB per round trip while streaming an export: bounds memory.
     stream_page_rows: int = Field(default=5000, ge=100)
+    # Statements scanning every sensor-day of a range (tropical nights of /v1/indices) sent to InfluxDB
+    # at once; more wait their turn. 0: no bound.
+    max_concurrent_scans: int = Field(default=2, ge=0)
 
     stale_after_s: int = Field(default=3600, ge=60, description="a sensor silent longer is 'offline'")

@@ -15,17 +15,22 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from heatwatch.core.influx import RAW_RP, InfluxClient, ident
 
 from .datasets import READING, Dataset
 from .errors import bad_request
-from .timeutil import ms_to_ns
+from .timeutil import local_date, ms_to_ns
 
 _CURSOR = re.compile(r"^\d{1,16}$")
+# Buckets of the per-day counts: every UTC offset in use since 1972 is a multiple of 15 minutes, so
+# a bucket never holds two local days (checked anyway, see Store.true_per_day).
+_BUCKET_MS = 15 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +72,14 @@ class Filter:
 
 
 class Store:
-    def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0) -> None:
+    def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2) -> None:
         self.client = client
         self._last_update: dict[tuple[str, str | None], tuple[float, int | None]] = {}
         self._ttl = last_update_ttl_s
+        # Statements that read every sensor-day of a range (true_per_day) cost InfluxDB tens of ms of CPU
+        # each; a hundred at once make it thrash (a year x 200 sensors, 2 cores: 10 indices/s with 100 at
+        # once, 17/s two at a time). Queue them instead.
+        self._scans = asyncio.Semaphore(scan_slots) if scan_slots > 0 else None
 
     def _select(self, ds: Dataset) -> str:
         cols = [ident(k) for k in ds.tag_keys] + [ident(f) for f in ds.fields]
@@ -158,6 +167,51 @@ class Store:
         finally:
             if pending is not None:
                 pending.cancel()  # the client went away mid-export
+
+    async def all_rows(self, ds: Dataset, flt: Filter, page_rows: int, cap: int = 20_000) -> list[list[Any]]:
+        """Every row of a small, range-capped query (town-level data: one row per day) in one round trip;
+        past ``cap`` rows (not expected) it pages with :meth:`iter_pages` instead."""
+        where, params = flt.where()
+        rows = await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
+        if len(rows) <= cap:
+            return rows
+        rows = []
+        async for page in self.iter_pages(ds, flt, page_rows):
+            rows.extend(page)
+        return rows
+
+    async def true_per_day(self, ds: Dataset, field: str, flt: Filter, tz: ZoneInfo) -> Counter[str]:
+        """How many points have boolean ``field`` true, per local calendar day (ISO date) in ``tz``.
+
+        InfluxDB counts (``COUNT ... GROUP BY time(15m)``): the answer is one row per non-empty bucket,
+        not one per matching point, so nothing is decoded per sensor-day. A bucket whose UTC quarter-hour
+        spans a local midnight (a zone offset that is not a multiple of 15 min) is counted point by point.
+        """
+        qual = self.client.qualified(ds.measurement, ds.rp)
+        f = ident(field)
+        where, params = flt.where()
+        q = (f"SELECT COUNT({f}) FROM {qual} WHERE {where} AND {f} = true "
+             f"GROUP BY time({_BUCKET_MS // 60_000}m) fill(none)")
+        counts: Counter[str] = Counter()
+        if self._scans is None:
+            answer = await self.client.query_series(q, params)
+        else:
+            async with self._scans:
+                answer = await self.client.query_series(q, params)
+        for series in answer:
+            for t, n in series.values:
+                if not n:
+                    continue
+                t = int(t)
+                day = local_date(t, tz)
+                if day == local_date(t + _BUCKET_MS - 1, tz):
+                    counts[day] += int(n)
+                    continue
+                sub = replace(flt, start_ms=max(t, flt.start_ms), end_ms=min(t + _BUCKET_MS, flt.end_ms))
+                w, p = sub.where()
+                for r in await self.client.query_records(f"SELECT {f} FROM {qual} WHERE {w} AND {f} = true", p):
+                    counts[local_date(int(r["time"]), tz)] += 1
+        return counts
 
     async def count(self, ds: Dataset, flt: Filter) -> int:
         where, params = flt.where()

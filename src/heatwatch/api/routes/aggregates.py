@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -39,28 +40,30 @@ TABLE_RESPONSES: dict[int | str, dict] = {
 }
 
 
-async def _all_rows(ctx, ds: Dataset, flt: Filter) -> list[list[Any]]:
-    """Every row of a small, range-capped query (town-level data: one row per day)."""
-    rows: list[list[Any]] = []
-    async for page in ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows):
-        rows.extend(page)
-    return rows
+async def _no_counts() -> Counter[str]:
+    return Counter()
 
 
-async def _indices_rows(ctx, town, start: int, end: int) -> list[list[Any]]:
+async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
+                        ) -> tuple[list[list[Any]], int | None]:
+    """The town's daily rows in [start, end), each with its local date and its count of tropical nights
+    (None when ``nights`` is false), and the dataset's last update. The reads run concurrently.
+
+    Tropical nights are per sensor (``daily.tropical_night``): the town row carries how many sensors had
+    one that day, counted by InfluxDB per local day. That count reads every sensor-day of the range, by
+    far the costliest read here, so callers that do not show it skip it.
+    """
     tz = zone(town.timezone)  # the day a row describes is the town's calendar day
-    rows = await _all_rows(ctx, CITY_DAILY, Filter(start, end, city=town.id))
-    # Tropical nights are per sensor (daily.tropical_night); the town row carries how many sensors had one.
-    q = (f"SELECT {ident('tropical_night')} FROM {ctx.store.client.qualified(DAILY.measurement, DAILY.rp)} "
-         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end AND {ident('tropical_night')} = true")
-    nights = await ctx.store.client.query_records(q, {"city": town.id, "start": ms_to_ns(start),
-                                                      "end": ms_to_ns(end)})
-    per_day = Counter(local_date(int(r["time"]), tz) for r in nights)
+    flt = Filter(start, end, city=town.id)
+    rows, per_day, last = await asyncio.gather(
+        ctx.store.all_rows(CITY_DAILY, flt, ctx.config.stream_page_rows),
+        ctx.store.true_per_day(DAILY, "tropical_night", flt, tz) if nights else _no_counts(),
+        ctx.store.last_update(CITY_DAILY, town.id))
     for row in rows:
         day = local_date(row[0], tz)
         row.insert(1, day)
-        row.append(per_day.get(day, 0))
-    return rows
+        row.append(per_day.get(day, 0) if nights else None)
+    return rows, last
 
 
 @router.get("/indices", summary="A town's daily indices", responses=TABLE_RESPONSES,
@@ -73,8 +76,7 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
-        rows = await _indices_rows(ctx, town, start, end)
-        last = await ctx.store.last_update(CITY_DAILY, town.id)
+        rows, last = await _indices_rows(ctx, town, start, end)
         return rows, last, {"canicule_thresholds": town.canicule.model_dump()}
 
     return await table_response(ctx, CITY_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
@@ -146,8 +148,7 @@ async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromPa
                             what="canicule episodes")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
-        rows = await _indices_rows(ctx, town, start, end)
-        last = await ctx.store.last_update(CITY_DAILY, town.id)
+        rows, last = await _indices_rows(ctx, town, start, end, nights=False)  # episodes do not show them
         return episodes_from(rows, town.id), last, {"canicule_thresholds": town.canicule.model_dump()}
 
     return await table_response(ctx, EPISODES, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
