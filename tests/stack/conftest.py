@@ -3,14 +3,12 @@ teardown, even when a test failed half-way (``stack/upstack.py`` has the helpers
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from stack.upstack import Up, stack_processes
+from stack.upstack import Up, stop_stacks
 
 
 @pytest.fixture
@@ -25,11 +23,4 @@ def heatwatch_up(tmp_path: Path) -> Iterator[object]:
         return up
 
     yield start
-    for up in reversed(started):
-        up.cleanup()
-    for data_dir in {u.data_dir for u in started}:
-        for pid in stack_processes(data_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    stop_stacks(started)

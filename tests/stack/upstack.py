@@ -164,3 +164,15 @@ class Up:
             except ProcessLookupError:
                 pass
             self.proc.wait()
+
+
+def stop_stacks(ups: list[Up]) -> None:
+    """Teardown of several ``up``: each is stopped, then any process still holding a data folder is killed."""
+    for up in reversed(ups):
+        up.cleanup()
+    for data_dir in {u.data_dir for u in ups}:
+        for pid in stack_processes(data_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,281 @@
+"""The dashboard in Debian's headless Chromium against the whole running stack (issue 7, item 3).
+
+Nothing is seeded: ``heatwatch up`` runs mosquitto, influxd, ingest, analytics and the api; the
+simulator streams readings of every example site (one every 10 s per sensor, each in its device
+profile's format: native JSON, SenML or The Things Stack uplinks) through the broker; analytics
+evaluates its rules every 10 s with a temperature threshold every reading passes, so it raises real
+alerts and publishes them on ``heat/alerts/<town>``; its first evaluation, before any reading, finds
+every registered sensor silent ("offline" alerts, closed as soon as they report). The page is opened
+before the first reading, so everything it shows after that arrived live. Map tiles are blocked (the
+page as it runs offline). Screenshots go to ``test-artifacts/stack/``.
+
+The tests share one stack and one page and run in file order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from heatwatch.core.model import Sensor
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import Settings
+from heatwatch.simulate.formats import format_for
+from heatwatch.stack.children import ServiceProcess
+from heatwatch.stack.embedded import free_port
+from stack.upstack import Up, children_of, stack_processes, stop_stacks
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "stack"
+TILE_HOST = "tile.openstreetmap.org"
+TOWN = "vitre"
+PROBE = "vitre-centre-01"  # publishes native JSON
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium): "
+                                                      "apt-get install -y chromium"),
+]
+
+
+def example_registry(data_dir: Path) -> dict[str, list[Sensor]]:
+    """The example sites, registered as an operator would before starting the stack."""
+    towns = Settings.load().towns
+    with Registry(data_dir / "registry.sqlite", towns=towns.keys()) as reg:
+        assert reg.load_examples() > 0
+        return {t: reg.list(t) for t in towns}
+
+
+def placed(sensors: list[Sensor]) -> set[str]:
+    return {s.id for s in sensors if s.latitude is not None and s.longitude is not None and not s.retired}
+
+
+def api(url: str, path: str, **params: Any) -> Any:
+    r = httpx.get(f"{url}{path}", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url}/readyz never answered 200")
+
+
+def stored_temperatures(url: str, sensor: str, wanted: set[float], timeout: float = 20) -> set[float]:
+    """Temperatures stored for ``sensor`` over the last ten minutes, once they include ``wanted``."""
+    since = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = api(url, "/v1/readings", town=TOWN, sensor=sensor, **{"from": since})["data"]
+        stored = {float(r["temperature"]) for r in rows}
+        if wanted <= stored or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.5)
+
+
+def shot(pg: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def markers(pg: Any) -> dict[str, str]:
+    """Sensor → data-value of every marker on the map ("" while it has no reading)."""
+    return pg.eval_on_selector_all(
+        ".hw-marker span[data-sensor]", "els => Object.fromEntries(els.map(e => [e.dataset.sensor, e.dataset.value]))")
+
+
+def wait_markers_filled(pg: Any, sensors: set[str], timeout_ms: int) -> None:
+    try:
+        pg.wait_for_function(
+            "ids => ids.every(s => !!document.querySelector(`.hw-marker span[data-sensor='${s}']`)?.dataset.value)",
+            arg=sorted(sensors), timeout=timeout_ms)
+    except PlaywrightTimeout:
+        empty = sorted(s for s, v in markers(pg).items() if s in sensors and not v)
+        pytest.fail(f"markers still without a value after {timeout_ms} ms: {empty}")
+
+
+# The stack, the simulator and one page, for the whole module -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("stack-browser")
+    data = (tmp / "var").resolve()
+    sensors = example_registry(data)
+    up = Up(data, [], {
+        "HEATWATCH_API_PORT": str(free_port()),
+        "HEATWATCH_ALERT_INTERVAL_S": "10",
+        "HEATWATCH_ALERT_TEMPERATURE_C": "-30",  # every reading is above: a real alert per reporting sensor
+        # (and, before the first reading, analytics holds every registered sensor "offline")
+        "HEATWATCH_LIVE_COALESCE_S": "1",
+    }, tmp / "up-output")
+    simulator = ServiceProcess(["simulate", "--live", "--step", "10s"], {"HEATWATCH_DATA_DIR": str(data)},
+                               tmp / "simulate.log", name="simulate")
+    problems: list[str] = []
+    try:
+        up.start()
+        url, mqtt = up.wait_up()
+        wait_ready(url)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run"])
+            context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="fr-FR")
+            pg = context.new_page()
+
+            def on_console(msg: Any) -> None:
+                if msg.type == "error" and TILE_HOST not in (msg.location or {}).get("url", ""):
+                    problems.append(f"console: {msg.text} at {msg.location}")
+
+            pg.on("console", on_console)
+            pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            pg.route(f"https://{TILE_HOST}/**", lambda route: route.abort("internetdisconnected"))
+
+            latest_before = api(url, "/v1/latest", town=TOWN)["data"]
+            pg.goto(f"{url}/#{TOWN}")
+            pg.wait_for_selector(f"body[data-ready='{TOWN}']", timeout=20_000)
+            pg.wait_for_selector("#live[data-state='open']", timeout=10_000)
+            before = {"latest": latest_before, "markers": markers(pg)}
+            shot(pg, "vitre-before-readings")
+
+            simulator.env["HEATWATCH_MQTT_URL"] = mqtt
+            simulator.start()
+            try:
+                yield {"url": url, "data": data, "up": up, "page": pg, "sensors": sensors, "before": before,
+                       "problems": problems, "simulator": simulator}
+            finally:
+                context.close()
+                browser.close()
+    finally:
+        simulator.stop()
+        stop_stacks([up])
+
+
+# Tests, in order -----------------------------------------------------------------------------------
+
+
+def test_map_shows_every_placed_sensor_of_the_town(live):
+    expected = placed(live["sensors"][TOWN])
+    assert PROBE in expected and len(expected) >= 10
+    # Before any reading: a marker for every placed site of the registry, nothing else (the retired
+    # site neither), none with a value.
+    assert live["before"]["latest"] == []
+    assert live["before"]["markers"] == dict.fromkeys(expected, "")
+    # Once the simulator runs, still exactly those.
+    pg = live["page"]
+    wait_markers_filled(pg, {PROBE}, 30_000)
+    assert set(markers(pg)) == expected
+
+
+def test_a_marker_changes_within_seconds_as_new_readings_arrive(live):
+    pg, url = live["page"], live["url"]
+    # Sensors publishing native JSON (the probe among them): their markers all take a value.
+    native = {s.id for s in live["sensors"][TOWN] if s.id in placed(live["sensors"][TOWN]) and format_for(s) == "json"}
+    assert PROBE in native and len(native) >= 3
+    wait_markers_filled(pg, native, 40_000)
+    before = {s: v for s, v in markers(pg).items() if s in native}
+    # The simulator sends a reading of every sensor every 10 s; two in a row may round to the same
+    # value, so the first of these markers to show a new value is the one looked at.
+    try:
+        changed = pg.wait_for_function(
+            "old => { for (const [s, v] of Object.entries(old)) {"
+            " const e = document.querySelector(`.hw-marker span[data-sensor='${s}']`);"
+            " if (e && e.dataset.value && e.dataset.value !== v) return [s, e.dataset.value]; } return null; }",
+            arg=before, timeout=40_000).json_value()
+    except PlaywrightTimeout:
+        since = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = api(url, "/v1/readings", town=TOWN, sensor=PROBE, **{"from": since})["data"]
+        pytest.fail(f"no marker changed in 40 s from {before}; {PROBE} stored meanwhile: "
+                    f"{[(r['time'], r['temperature']) for r in rows]}; live: {pg.inner_text('#live')!r}")
+    sensor, second = changed
+    first = before[sensor]
+    assert float(first) != float(second)
+    # Both are readings of that sensor the ingester stored (the page may see one on MQTT a moment
+    # before it is written).
+    values = {float(first), float(second)}
+    assert values <= stored_temperatures(url, sensor, values)
+    assert set(markers(pg)) == placed(live["sensors"][TOWN])
+    shot(pg, "vitre-live-readings")
+
+
+def test_an_alert_raised_by_analytics_appears_in_the_open_alerts(live):
+    pg, url = live["page"], live["url"]
+    item = f"#alerts li[data-kind='temperature']:has-text('{PROBE}')"
+    pg.wait_for_selector(item, timeout=45_000)
+    assert pg.locator(f"{item} .new").count() == 1  # arrived live, marked as news
+    assert "-30" in pg.inner_text(item)  # the threshold analytics applied
+    stored = api(url, "/v1/alerts", town=TOWN, status="open")["data"]
+    assert any(a["sensor"] == PROBE and a["kind"] == "temperature" for a in stored), stored
+    assert f"sensor={PROBE}" in (live["data"] / "logs" / "analytics.log").read_text()
+    # Only the town's alerts: Saint-Omer's sensors report and raise theirs too.
+    listed = pg.eval_on_selector_all("#alerts li", "els => els.map(e => e.textContent)")
+    assert listed and not [t for t in listed if "so-" in t]
+    shot(pg, "vitre-live-alerts")
+
+
+CLOSE_EVENTS_LISTED = ("the dashboard adds every event of heat/alerts/<town> to the open alerts, the 'close' "
+                       "events analytics publishes too (addAlert ignores `event`): a closed alert shows up as a "
+                       "new open one")
+
+
+@pytest.mark.xfail(strict=True, raises=PlaywrightTimeout, reason=CLOSE_EVENTS_LISTED)
+def test_an_alert_analytics_closed_leaves_the_open_alerts(live):
+    pg, url = live["page"], live["url"]
+    # The probe was "offline" until its first reading; analytics closed that alert when it raised the
+    # temperature one.
+    pg.wait_for_selector(f"#alerts li[data-kind='temperature']:has-text('{PROBE}')", timeout=45_000)
+    stored = api(url, "/v1/alerts", town=TOWN, status="open")["data"]
+    assert not [a for a in stored if a["sensor"] == PROBE and a["kind"] == "offline"]
+    assert "alert.close" in (live["data"] / "logs" / "analytics.log").read_text()
+    pg.wait_for_function(
+        "s => ![...document.querySelectorAll(\"#alerts li[data-kind='offline']\")]"
+        ".some(e => e.textContent.includes(s))", arg=PROBE, timeout=5_000)
+
+
+NATIVE_ONLY_LIVE = ("/v1/live subscribes to heat/+/+ only (api/live.py): readings of SenML (senml/+/+) and The "
+                    "Things Stack (v3/+/devices/+/up) sensors never reach the page, which does not refetch "
+                    "/v1/sensors either, so their markers stay as loaded (and turn 'silent' after an hour)")
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=NATIVE_ONLY_LIVE)
+def test_every_marker_follows_live_readings_whatever_the_payload_format(live):
+    pg = live["page"]
+    expected = placed(live["sensors"][TOWN])
+    others = {s.id for s in live["sensors"][TOWN] if s.id in expected and format_for(s) != "json"}
+    assert others, "the example sites include SenML and LoRaWAN sensors"
+    # The stack stores their readings (10 s apart), yet their markers stay empty.
+    deadline = time.monotonic() + 30
+    while not others <= {r["sensor"] for r in api(live["url"], "/v1/latest", town=TOWN)["data"]}:
+        assert time.monotonic() < deadline, "the SenML and LoRaWAN sensors' readings are not stored"
+        time.sleep(1)
+    time.sleep(1)  # as long again as the native sensors' markers take after being stored
+    wait_markers_filled(pg, others, 5_000)
+
+
+def test_the_page_logged_no_error(live):
+    assert live["problems"] == [], "\n".join(live["problems"])
+
+
+def test_ctrl_c_stops_the_stack(live):
+    live["simulator"].stop()
+    up = live["up"]
+    children = children_of(up.pid)
+    assert up.interrupt() == 0, up.output()
+    assert {pid for pid in children if pid in stack_processes(live["data"])} == set()
+    assert stack_processes(live["data"]) == {}
