@@ -127,3 +127,44 @@ def test_acknowledged_messages_are_not_redelivered(ingester, influxd, mosquitto,
         client.disconnect()
         client.loop_stop()
     assert redelivered == ["present=True"]
+
+
+def test_stored_readings_feed_the_live_topic_in_one_shape(ingester, influxd, mosquitto, db_name):
+    """heatwatch/live/<town>: the newest stored reading per sensor, whatever the payload format."""
+    import threading as _threading
+
+    from heatwatch.core.mqtt import make_client
+    from heatwatch.core.settings import MqttUrl
+
+    got: list[dict] = []
+    ready = _threading.Event()
+    url = MqttUrl.parse(mosquitto.url)
+    sub = make_client(url, "")
+    sub.on_connect = lambda c, *_a: c.subscribe("heatwatch/live/#")
+    sub.on_subscribe = lambda *_a: ready.set()
+    sub.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
+    sub.connect(url.host, url.port)
+    sub.loop_start()
+    try:
+        assert ready.wait(10)
+        now = int(time.time() * 1000)
+        senml = [{"bn": "urn:dev:heatwatch:sm-1:", "bt": now / 1000 - 60, "n": "temperature", "u": "Cel",
+                  "v": 24.5}, {"n": "humidity", "u": "%RH", "v": 51.0}]
+        native = [{"ts": now - 120_000, "temperature": 20.0}, {"ts": now - 60_000, "temperature": 21.0}]
+        publish_all(mosquitto.url, [("senml/vitre/sm-1", json.dumps(senml).encode()),
+                                    ("heat/vitre/js-1", json.dumps(native).encode()),
+                                    ("heat/vitre/bad", b"not json")])
+        deadline = time.monotonic() + 20
+        seen: dict[str, dict] = {}
+        while time.monotonic() < deadline and {"sm-1", "js-1"} - seen.keys():
+            for msg in list(got):
+                assert msg["town"] == "vitre"
+                seen |= {r["sensor"]: r for r in msg["readings"]}
+            time.sleep(0.1)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    assert seen["sm-1"]["temperature"] == 24.5 and seen["sm-1"]["humidity"] == 51.0
+    assert seen["sm-1"]["source"] == "senml"
+    assert seen["js-1"]["temperature"] == 21.0 and seen["js-1"]["ts"] == now - 60_000  # newest of the array
+    assert "bad" not in seen

@@ -177,6 +177,10 @@ class MqttConsumer:
         self._client.ack_many(mids)  # type: ignore[attr-defined]
         return len(mids)
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Fire-and-forget (QoS 0) on the ingester's own connection: for the live feed only."""
+        self._client.publish(topic, payload, qos=0)
+
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from paho.mqtt.client import topic_matches_sub
 
 from ..core.errors import ConfigError, DecodeError
+from ..core.model import Reading
 from ..core.settings import Subscription
 from .consumer import Message
 from .deadletter import DeadLetter
@@ -24,6 +25,8 @@ class Processed:
     readings: int = 0
     ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # Newest reading of each sensor in the batch, for the live feed.
+    latest: dict[tuple[str, str], Reading] = field(default_factory=dict)
 
 
 def _IGNORE(payload: bytes, ctx: Context) -> Decoded:
@@ -96,6 +99,10 @@ class Pipeline:
                 continue
             out.lines.append(r.to_line())
             out.readings += 1
+            key = (r.city, r.sensor)
+            newest = out.latest.get(key)
+            if newest is None or r.ts_ms >= newest.ts_ms:
+                out.latest[key] = r
             if self._on_sensor is not None and (r.city, r.sensor) not in self._seen:
                 self._seen.add((r.city, r.sensor))
                 self._on_sensor(r.city, r.sensor)

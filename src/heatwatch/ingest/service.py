@@ -14,6 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import orjson
 from prometheus_client import start_http_server
 
 from ..core.influx import InfluxClient
@@ -29,6 +30,8 @@ from .spool import Spool
 from .validate import Validator
 
 log = get_logger("heatwatch.ingest")
+
+LIVE_TOPIC = "heatwatch/live"
 
 
 @dataclass(slots=True)
@@ -134,3 +137,20 @@ class IngestService:
             self.metrics.stored.inc(p.readings)
             self.metrics.batch_size.observe(p.readings)
             self.metrics.acked.inc(self.consumer.ack(batch.messages))
+            self._publish_live(p)
+
+    def _publish_live(self, p: Processed) -> None:
+        """Newest stored reading per sensor on ``heatwatch/live/<town>`` (QoS 0).
+
+        Sent once the batch is durable, so the live view never shows what was not stored, and in
+        one normalised shape whatever the sensor's payload format: the api's live stream reads this
+        rather than decoding SenML or TTS itself.
+        """
+        by_town: dict[str, list[dict[str, object]]] = {}
+        for (town, sensor), r in p.latest.items():
+            by_town.setdefault(town, []).append({
+                "sensor": sensor, "ts": r.ts_ms, "temperature": r.temperature, "humidity": r.humidity,
+                "battery_v": r.battery_v, "rssi": r.rssi, "source": r.source,
+            })
+        for town, readings in by_town.items():
+            self.consumer.publish(f"{LIVE_TOPIC}/{town}", orjson.dumps({"town": town, "readings": readings}))
