@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.settings import Settings
 
-from . import errors
+from . import errors, examples
 from .cache import HotCache, ResponseCache
 from .config import ApiConfig
 from .formats import LICENCE, JSONBytes
@@ -152,6 +152,7 @@ def _document_errors(app: FastAPI) -> dict[str, Any]:
             for code, text in extra.items():
                 entry = responses.setdefault(code, {"description": text})
                 entry["content"] = {"application/json": {"schema": ref}}
+    examples.document(schema)  # what the 200 answers of the public endpoints look like, in each format
     app.openapi_schema = schema
     return schema
 

@@ -25,3 +25,5 @@ class GeoJSONBytes(JSONBytes):
     media_type = "application/geo+json"
 
 
+class JSONLDBytes(JSONBytes):
+    media_type = "application/ld+json"

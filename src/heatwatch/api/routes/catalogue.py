@@ -13,6 +13,7 @@ from heatwatch.core.influx import ident
 from ..catalogue import PUBLISHED, datapackage, dcat_catalogue
 from ..deps import Ctx, CtxDep
 from ..respond import cached_json
+from ..responses import JSONLDBytes
 from ..timeutil import iso_z
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
@@ -50,7 +51,7 @@ async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | N
 @router.get("/catalog", summary="DCAT-AP catalogue (JSON-LD)",
             description="A dcat:Catalog with one dcat:Dataset per town and kind of data and one dcat:Distribution "
                         "per format, for data.gouv.fr's DCAT harvester.",
-            responses={200: {"content": {"application/ld+json": {}}}})
+            response_class=JSONLDBytes)
 async def catalog(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
         body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx))
