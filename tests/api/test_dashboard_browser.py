@@ -2,7 +2,8 @@
 
 The initial state is written straight into InfluxDB in line protocol (24 h of readings for every
 sensor of the example registries, hourly QC, 30 days of town indices, one open alert); live changes
-are published on the real mosquitto, as sensors and analytics do. The map tiles' host is blocked so
+are published on the real mosquitto, as ingest (``heatwatch/live/<town>``: what it stored) and analytics
+(``heat/alerts/<town>``) do. The map tiles' host is blocked so
 the page is tested as it runs with no internet. Screenshots go to ``test-artifacts/dashboard/``.
 """
 
@@ -14,6 +15,7 @@ import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,9 +220,12 @@ def test_new_reading_changes_its_marker_within_seconds(page, stack):
     open_town(page, stack["url"], "vitre")
     sensor = "vitre-centre-02"
     before = marker_value(page, sensor)
-    payload = json.dumps({"ts": int(time.time() * 1000), "temperature": 36.6, "humidity": 31.0, "battery_v": 2.91})
+    # As the ingester publishes a reading it stored (here one of a SenML sensor).
+    payload = json.dumps({"town": "vitre", "readings": [
+        {"sensor": sensor, "ts": int(time.time() * 1000), "temperature": 36.6, "humidity": 31.0, "battery_v": 2.91,
+         "rssi": None, "source": "senml"}]})
     t0 = time.monotonic()
-    assert publish_all(stack["mqtt"], [(f"heat/vitre/{sensor}", payload.encode())]) == 1
+    assert publish_all(stack["mqtt"], [("heatwatch/live/vitre", payload.encode())]) == 1
     page.wait_for_function(
         "s => document.querySelector(`.hw-marker span[data-sensor='${s}']`)?.dataset.value === '36.6'",
         arg=sensor, timeout=5_000)
@@ -247,6 +252,41 @@ def test_alert_published_by_analytics_appears(page, stack):
     assert page.locator("#alerts li:has-text('Nuit tropicale') .new").count() == 0
     assert "ailleurs" not in page.inner_text("#alerts")
     shot(page, "vitre-live-alert")
+
+
+def test_a_close_event_removes_the_alert_from_the_list(page, stack):
+    open_town(page, stack["url"], "vitre")
+    page.wait_for_selector("#alerts li:has-text('Nuit tropicale')")
+    now = int(time.time() * 1000)
+
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    opened = {"event": "open", "city": "vitre", "sensor": "vitre-centre-04", "kind": "temperature", "value": 35.2,
+              "threshold": 35.0, "message": "Température 35,2 °C", "state": "open", "started": iso(now),
+              "ended": None, "ts": now}
+    assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(opened).encode())]) == 1
+    page.wait_for_selector("#alerts li:has-text('Température 35,2')", timeout=5_000)
+    before = int(page.inner_text("#alerts-count"))
+    # Analytics closes it, and the tropical night loaded over REST (same sensor and kind, whatever the ts).
+    closed = opened | {"event": "close", "state": "closed", "ended": iso(now + 10_000), "ts": now + 10_000}
+    night = {"event": "close", "city": "vitre", "sensor": "vitre-centre-01", "kind": "tropical_night",
+             "value": 21.2, "threshold": 20.0, "message": "Nuit tropicale : Tn 21,2 °C", "state": "closed",
+             "started": iso(now - 2 * 3600_000), "ended": iso(now + 10_000), "ts": now + 10_000}
+    assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(closed).encode()),
+                                       ("heat/alerts/vitre", json.dumps(night).encode())]) == 2
+    page.wait_for_function("() => !document.querySelector('#alerts').textContent.includes('Température 35,2')"
+                           " && !document.querySelector('#alerts').textContent.includes('Nuit tropicale')",
+                           timeout=5_000)
+    assert int(page.inner_text("#alerts-count")) == before - 2  # removed, no "closed" entry added
+    shot(page, "vitre-alert-closed")
+
+    # A new page: the REST API (seeded, never updated here) still lists the tropical night as open, the
+    # replayed close event keeps it out whichever of the two arrives first; the replayed open/close pair too.
+    open_town(page, stack["url"], "vitre")
+    page.wait_for_timeout(1000)
+    text = page.inner_text("#alerts")
+    assert "Nuit tropicale" not in text and "Température 35,2" not in text
 
 
 def test_english_keyboard_and_phone_width(browser, stack):

@@ -1,5 +1,8 @@
 """``/v1/live``: coalescing of readings and Last-Event-ID replay of alerts, against the real mosquitto
-and a real ``heatwatch api`` process; plus the hub's pure parts without any network."""
+and a real ``heatwatch api`` process; plus the hub's pure parts without any network.
+
+Readings are published here as the ingester publishes what it stored, on ``heatwatch/live/<town>``
+(tests/ingest/test_end_to_end.py checks the producer side); alerts as analytics does."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from heatwatch.api.live import LiveConfig, LiveHub, parse_reading, parse_ts
+from heatwatch.api.live import LiveConfig, LiveHub, parse_live, parse_ts
 from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
@@ -118,8 +121,18 @@ class SSE:
         raise AssertionError(f"no matching event in {timeout}s; got {seen}")
 
 
+def stored(sensor: str, t: float | None, **extra: Any) -> dict[str, Any]:
+    """One reading as ingest describes it on the live topic."""
+    return {"sensor": sensor, "ts": int(time.time() * 1000), "temperature": t, "humidity": None,
+            "battery_v": None, "rssi": None, "source": "json"} | extra
+
+
+def live_message(town: str, *readings: dict[str, Any]) -> tuple[str, bytes]:
+    return f"heatwatch/live/{town}", json.dumps({"town": town, "readings": list(readings)}).encode()
+
+
 def reading(town: str, sensor: str, t: float, **extra: Any) -> tuple[str, bytes]:
-    return f"heat/{town}/{sensor}", json.dumps({"ts": int(time.time() * 1000), "temperature": t, **extra}).encode()
+    return live_message(town, stored(sensor, t, **extra))
 
 
 def alert(town: str, n: int, **extra: Any) -> tuple[str, bytes]:
@@ -147,12 +160,14 @@ def test_readings_are_coalesced_per_sensor_and_filtered_by_town(live_api, mosqui
     try:
         s.wait_for(lambda e: e[0] == "hello")
         # A burst of 20 readings from one sensor within well under one coalescing period, one from
-        # a second sensor, one from the other town, one implausible, one malformed.
+        # a second sensor, one from the other town, one implausible, one malformed, and a raw native
+        # payload: only what ingest stored and published on heatwatch/live/<town> is shown.
         burst = [reading("vitre", "live-a", 20.0 + i / 10) for i in range(20)]
         others = [reading("vitre", "live-b", 25.0), reading("saint-omer", "so-x", 18.0),
-                  reading("vitre", "live-c", 99.0), ("heat/vitre/live-d", b"{not json")]
+                  reading("vitre", "live-c", 99.0), ("heatwatch/live/vitre", b"{not json"),
+                  ("heat/vitre/live-d", json.dumps({"temperature": 22.0}).encode())]
         t0 = time.monotonic()
-        assert publish_all(mosquitto.url, burst + others) == 24
+        assert publish_all(mosquitto.url, burst + others) == 25
         events = s.collect(COALESCE_S * 3)
         readings = [(d, time.monotonic()) for k, _, d in events if k == "reading"]
         a = [d for d, _ in readings if d["sensor"] == "live-a"]
@@ -193,6 +208,29 @@ def test_readings_are_coalesced_per_sensor_and_filtered_by_town(live_api, mosqui
         assert snap["live-a"]["temperature"] == pytest.approx(last)
     finally:
         s2.close()
+
+
+def test_readings_of_every_format_arrive_and_never_move_back_in_time(live_api, mosquitto):
+    s = SSE(f"{live_api}/v1/live?town=vitre")
+    try:
+        s.wait_for(lambda e: e[0] == "hello")
+        now = int(time.time() * 1000)
+        # One ingest batch: a SenML and a TTS sensor, then a late message with an older reading of one.
+        batch = live_message("vitre", stored("fmt-senml", 24.5, humidity=51.0, ts=now - 60_000, source="senml"),
+                             stored("fmt-tts", 26.0, battery_v=3.3, rssi=-97.0, ts=now - 30_000, source="tts"))
+        late = live_message("vitre", stored("fmt-senml", 19.0, ts=now - 600_000, source="senml"))
+        assert publish_all(mosquitto.url, [batch, late]) == 2
+        seen = s.wait_for(lambda e: e[0] == "reading" and e[2]["sensor"] == "fmt-tts")
+        seen += s.collect(COALESCE_S * 2)
+        got = {d["sensor"]: d for k, _, d in seen if k == "reading"}
+        assert set(got) == {"fmt-senml", "fmt-tts"}
+        assert got["fmt-senml"]["temperature"] == 24.5 and got["fmt-senml"]["humidity"] == 51.0
+        assert got["fmt-senml"]["ts"] == now - 60_000 and got["fmt-senml"]["source"] == "senml"
+        assert got["fmt-tts"] | {"_rx": 0} == {
+            "town": "vitre", "sensor": "fmt-tts", "ts": now - 30_000, "time": got["fmt-tts"]["time"],
+            "temperature": 26.0, "humidity": None, "battery_v": 3.3, "rssi": -97.0, "source": "tts", "_rx": 0}
+    finally:
+        s.close()
 
 
 def test_alerts_are_never_coalesced_and_replayed_after_last_event_id(live_api, mosquitto):
@@ -254,24 +292,53 @@ def test_alerts_are_never_coalesced_and_replayed_after_last_event_id(live_api, m
         client.close()
 
 
+def test_a_close_event_is_delivered_with_its_event_field(live_api, mosquitto):
+    s = SSE(f"{live_api}/v1/live?town=vitre")
+    try:
+        s.wait_for(lambda e: e[0] == "hello")
+        started = "2024-07-20T12:00:00.000Z"
+        opened = alert("vitre", 1, sensor="vitre-close-1", event="open", state="open", started=started, ended=None)
+        closed = alert("vitre", 1, sensor="vitre-close-1", event="close", state="closed", started=started,
+                       ended="2024-07-20T14:00:00.000Z")
+        assert publish_all(mosquitto.url, [opened, closed]) == 2
+        seen = s.wait_for(lambda e: e[0] == "alert" and e[2].get("event") == "close")
+        events = [d for k, _, d in seen if k == "alert"]
+        assert [d["event"] for d in events] == ["open", "close"]
+        assert events[1]["sensor"] == "vitre-close-1" and events[1]["kind"] == "uhi_high"
+        assert events[1]["ended"] == "2024-07-20T14:00:00.000Z" and events[1]["started"] == started
+        assert events[1]["id"] > events[0]["id"]
+    finally:
+        s.close()
+
+
 # The hub without a network ------------------------------------------------------------------------
 
 
-def test_parse_reading_and_ts():
+def test_parse_live_and_ts():
     now = 1_750_000_000_000
     assert parse_ts(None, now) == now
     assert parse_ts(1_700_000_000, now) == 1_700_000_000_000
     assert parse_ts(1_700_000_000_123, now) == 1_700_000_000_123
     assert parse_ts("2024-07-20T12:00:00Z", now) == 1_721_476_800_000
     assert parse_ts("garbage", now) is None and parse_ts(True, now) is None
-    r = parse_reading(b'{"temperature": 23.4, "humidity": 55, "battery_v": 3.1}', now)
-    assert r == {"ts": now, "temperature": 23.4, "humidity": 55.0, "battery_v": 3.1}
-    backlog = json.dumps([{"ts": (now - 120_000) / 1000, "temperature": 20}, {"ts": now - 60_000, "temperature": 21},
-                          {"ts": now - 180_000, "temperature": 19}]).encode()
-    assert parse_reading(backlog, now)["temperature"] == 21  # a backlog flush: its newest reading
-    assert parse_reading(b'{"temperature": 75}', now) is None  # implausible, as ingest would reject it
-    assert parse_reading(json.dumps({"ts": now + 3_600_000, "temperature": 20}).encode(), now) is None
-    assert parse_reading(b"[1, 2]", now) is None and parse_reading(b"\xff", now) is None
+
+    def msg(*readings: dict[str, Any], town: str = "vitre") -> bytes:
+        return json.dumps({"town": town, "readings": list(readings)}).encode()
+
+    one = {"sensor": "s-1", "ts": now - 1000, "temperature": 23.4, "humidity": 55, "battery_v": 3.1,
+           "rssi": -90, "source": "tts"}
+    assert parse_live(msg(one), "vitre", now) == [("s-1", {"ts": now - 1000, "temperature": 23.4, "humidity": 55.0,
+                                                           "battery_v": 3.1, "rssi": -90.0, "source": "tts"})]
+    # Two readings of one sensor (not what ingest sends, but harmless): the newest.
+    older = one | {"ts": now - 5000, "temperature": 20.0}
+    assert [r["temperature"] for _, r in parse_live(msg(older, one, older), "vitre", now)] == [23.4]
+    # Junk readings are skipped, the others kept.
+    junk = [one | {"sensor": "bad/id"}, one | {"ts": "yesterday"}, one | {"ts": now + 3_600_000},
+            one | {"temperature": 75, "humidity": None}, one | {"temperature": None, "humidity": None}, "x"]
+    assert [s for s, _ in parse_live(msg(*junk, one | {"sensor": "s-2"}), "vitre", now)] == ["s-2"]
+    # Not a live message at all, or another town's in this town's topic.
+    for bad in (b"{not json", b"[1, 2]", b"\xff", b'{"town": "vitre"}', msg(one, town="saint-omer")):
+        assert parse_live(bad, "vitre", now) is None
 
 
 @pytest.mark.anyio

@@ -1,9 +1,17 @@
 """The MQTT → server-sent events hub behind ``/v1/live`` and the dashboard's live updates.
 
-One paho client per api process subscribes to the native reading topics (``heat/+/+``), which
-also match the alert topics ``heat/alerts/<town>`` (a second, overlapping subscription would make
-mosquitto deliver alerts twice). It is a plain, non-persistent subscriber: the live view only
-cares about what happens from now on; what is durable lives in InfluxDB and the REST endpoints.
+One paho client per api process subscribes to two topics:
+
+* ``heatwatch/live/<town>``: what the ingester stored, published once each batch is durable, one
+  normalised shape whatever the sensor's payload format (native JSON, SenML, The Things Stack):
+  ``{"town", "readings": [{"sensor", "ts" (epoch ms), "temperature", "humidity", "battery_v",
+  "rssi", "source"}]}``, the newest reading per sensor of the batch. The hub never decodes sensor
+  payloads itself: the live view shows validated, stored readings only, and every format alike.
+* ``heat/alerts/<town>``: alert events published by analytics (``event`` ``open`` or ``close``),
+  passed through as they are.
+
+It is a plain, non-persistent subscriber: the live view only cares about what happens from now on;
+what is durable lives in InfluxDB and the REST endpoints.
 
 Two kinds of events, two policies:
 
@@ -47,10 +55,8 @@ from heatwatch.core.settings import Settings
 
 log = logging.getLogger("heatwatch.api.live")
 
-ALERT_LEVEL = "alerts"
-"""Second topic level of ``heat/alerts/<town>``: never a town id, so it cannot hide a sensor."""
-
-_MAX_PAYLOAD = 256 * 1024
+_MAX_PAYLOAD = 4 * 1024 * 1024  # one live message carries a whole ingest batch (one reading per sensor)
+_MAX_ALERT_PAYLOAD = 256 * 1024
 _FUTURE_MS = 5 * 60_000  # DESIGN §4: a reading may be at most 5 min ahead of us
 _ALERT_FIELDS = 32  # keys of an alert payload passed through; bounds what a publisher makes us store
 _ALERT_TEXT = 1000
@@ -62,7 +68,10 @@ class LiveConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEATWATCH_LIVE_", extra="ignore")
 
     enabled: bool = Field(default=True, description="subscribe to MQTT for /v1/live")
-    topic: str = Field(default="heat/+/+", description="native reading topics; heat/alerts/<town> must match it")
+    topic: str = Field(default="heatwatch/live/+",
+                       description="stored readings published by ingest; the last level is the town")
+    alerts_topic: str = Field(default="heat/alerts/+",
+                              description="alert events of analytics; the last level is the town")
     qos: int = Field(default=1, ge=0, le=1)
     coalesce_s: float = Field(default=2.0, ge=0, description="at most one reading event per sensor this often")
     alert_buffer: int = Field(default=1000, ge=1, description="alerts kept for Last-Event-ID replay")
@@ -105,37 +114,51 @@ def _number(value: Any, lo: float, hi: float) -> float | None:
     return v if math.isfinite(v) and lo <= v <= hi else None
 
 
-def parse_reading(payload: bytes, received_ms: int) -> dict[str, Any] | None:
-    """The newest valid reading of a native JSON payload (an object, or an array when a sensor
-    flushes its backlog), or None. Implausible values are dropped as ingest would reject them."""
+def _text(value: Any, limit: int = 32) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def parse_live(payload: bytes, town: str, received_ms: int) -> list[tuple[str, dict[str, Any]]] | None:
+    """``(sensor, reading)`` pairs of a ``heatwatch/live/<town>`` message, newest per sensor, or None
+    when the message is not one. Ingest validated and stored these; the checks here only keep a
+    stray publisher from putting junk (or a far-future time, which would pin a marker) on the map."""
     if len(payload) > _MAX_PAYLOAD:
         return None
     try:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         return None
-    items = doc if isinstance(doc, list) else [doc]
-    best: dict[str, Any] | None = None
-    for item in items:
+    if not isinstance(doc, dict) or doc.get("town", town) != town or not isinstance(doc.get("readings"), list):
+        return None
+    best: dict[str, dict[str, Any]] = {}
+    for item in doc["readings"]:
         if not isinstance(item, dict):
             continue
-        ts = parse_ts(item.get("ts"), received_ms)
-        if ts is None or ts > received_ms + _FUTURE_MS:
+        sensor = item.get("sensor")
+        ts = item.get("ts")
+        if not isinstance(sensor, str) or not valid_sensor_id(sensor):
+            continue
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) or ts <= 0:
+            continue
+        ts = int(ts)
+        if ts > received_ms + _FUTURE_MS:
             continue
         t = _number(item.get("temperature"), T_MIN, T_MAX)
         rh = _number(item.get("humidity"), RH_MIN, RH_MAX)
         if t is None and rh is None:
-            continue
-        if best is None or ts > best["ts"]:
-            best = {"ts": ts, "temperature": t, "humidity": rh,
-                    "battery_v": _number(item.get("battery_v"), 0.0, 100.0)}
-    return best
+            continue  # a battery-only reading: nothing to show on the map, and it must not blank a marker
+        if sensor not in best or ts > best[sensor]["ts"]:
+            best[sensor] = {"ts": ts, "temperature": t, "humidity": rh,
+                            "battery_v": _number(item.get("battery_v"), 0.0, 100.0),
+                            "rssi": _number(item.get("rssi"), -300.0, 100.0), "source": _text(item.get("source"))}
+    return list(best.items())
 
 
 def parse_alert(payload: bytes, received_ms: int) -> list[dict[str, Any]]:
     """Alert objects from an alert payload (one object or an array). Only scalar members are kept,
-    strings shortened: the buffer must stay bounded whatever a publisher sends."""
-    if len(payload) > _MAX_PAYLOAD:
+    strings shortened: the buffer must stay bounded whatever a publisher sends. ``event``
+    (``open``/``close``) passes through like every other scalar member."""
+    if len(payload) > _MAX_ALERT_PAYLOAD:
         return []
     try:
         doc = json.loads(payload)
@@ -286,8 +309,9 @@ class LiveHub:
         if reason_code.is_failure:
             log.warning("live: MQTT connection refused: %s", reason_code)
             return
-        client.subscribe(self.config.topic, qos=self.config.qos)
-        log.info("live: subscribed to %s on %s:%s", self.config.topic, self._url.host, self._url.port)
+        client.subscribe([(self.config.topic, self.config.qos), (self.config.alerts_topic, self.config.qos)])
+        log.info("live: subscribed to %s and %s on %s:%s", self.config.topic, self.config.alerts_topic,
+                 self._url.host, self._url.port)
         self._call(self._set_connected, True)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
@@ -297,21 +321,18 @@ class LiveHub:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         received = time.time_ns() // 1_000_000
-        parts = msg.topic.split("/")
-        if len(parts) != 3:
-            return
-        if parts[1] == ALERT_LEVEL:
-            town = parts[2]
+        topic = msg.topic
+        town = topic.rsplit("/", 1)[-1]
+        if mqtt.topic_matches_sub(self.config.alerts_topic, topic):
             if town in self._towns:
-                alerts = parse_alert(msg.payload, received)
-                self._call(self._on_alerts, town, alerts)
-            return
-        town, sensor = parts[1], parts[2]
-        if town not in self._towns or not valid_sensor_id(sensor):
-            self._call(self._count_rejected)
-            return
-        reading = parse_reading(msg.payload, received)
-        self._call(self._on_reading, town, sensor, reading)
+                self._call(self._on_alerts, town, parse_alert(msg.payload, received))
+            else:
+                self._call(self._count_rejected)
+        elif mqtt.topic_matches_sub(self.config.topic, topic):
+            if town in self._towns:
+                self._call(self._on_readings, town, parse_live(msg.payload, town, received))
+            else:
+                self._call(self._count_rejected)
 
     # Event loop --------------------------------------------------------------------------------
 
@@ -323,11 +344,15 @@ class LiveHub:
         self.connected = connected
         self._broadcast(Event("status", None, {"mqtt_connected": connected}))
 
-    def _on_reading(self, town: str, sensor: str, reading: dict[str, Any] | None) -> None:
+    def _on_readings(self, town: str, readings: list[tuple[str, dict[str, Any]]] | None) -> None:
         self.stats.messages += 1
-        if reading is None:
+        if readings is None:
             self.stats.rejected += 1
             return
+        for sensor, reading in readings:
+            self._on_reading(town, sensor, reading)
+
+    def _on_reading(self, town: str, sensor: str, reading: dict[str, Any]) -> None:
         key = (town, sensor)
         previous = self._latest.get(key)
         if previous is None and len(self._latest) >= self.config.max_sensors:
@@ -358,7 +383,7 @@ class LiveHub:
         r = self._latest[key]
         return Event("reading", town, {"town": town, "sensor": sensor, "time": iso_ms(r["ts"]), "ts": r["ts"],
                                        "temperature": r["temperature"], "humidity": r["humidity"],
-                                       "battery_v": r["battery_v"]})
+                                       "battery_v": r["battery_v"], "rssi": r["rssi"], "source": r["source"]})
 
     def _emit_reading(self, key: tuple[str, str]) -> None:
         assert self._loop is not None

@@ -1,4 +1,4 @@
-"""``/v1/live``: server-sent events of latest readings and alerts, fed from MQTT by :mod:`..live`."""
+"""``/v1/live``: server-sent events of stored readings and alerts, fed from MQTT by :mod:`..live`."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ _DESCRIPTION = """
 A `text/event-stream` (server-sent events) that stays open. Events:
 
 * `hello`: sent first: `mqtt_connected`, `coalesce_s`, `last_alert_id`, `server_time`.
-* `reading`: `{town, sensor, time, ts, temperature, humidity, battery_v}`, at most one per sensor every
-  `coalesce_s` seconds, always the newest value. On connection, the newest reading of every sensor heard
-  since the server started. Readings carry no event id.
-* `alert`: an alert published on `heat/alerts/<town>`, never coalesced, with an increasing `id`. A client
-  reconnecting with the `Last-Event-ID` header (browsers' `EventSource` do it by themselves) first receives
-  every alert it missed that the server still holds.
+* `reading`: `{town, sensor, time, ts, temperature, humidity, battery_v, rssi, source}`, a reading the
+  ingester stored (whatever the sensor's payload format: `source` is `json`, `senml` or `tts`), at most one
+  per sensor every `coalesce_s` seconds, always the newest value, never older than one already sent. On
+  connection, the newest reading of every sensor heard since the server started. Readings carry no event id.
+* `alert`: an alert event published on `heat/alerts/<town>` as it was published (`event` is `open` or
+  `close`: a `close` ends the open alert of the same `sensor` and `kind`), never coalesced, with an
+  increasing `id`. A client reconnecting with the `Last-Event-ID` header (browsers' `EventSource` do it by
+  themselves) first receives every alert it missed that the server still holds.
 * `gap`: alerts after the given id may be lost (server restarted or buffer overflowed): refetch open alerts.
 * `status`: the server's MQTT connection went up or down (`mqtt_connected`).
 

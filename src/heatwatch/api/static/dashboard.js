@@ -19,6 +19,7 @@
     town: null, // the town object of /v1/towns
     sensors: new Map(), // id -> {id, name, lat, lon, reference, status, latest:{ts, temperature, humidity, battery_v}, qc, uhiHourly}
     alerts: [], // newest first
+    closedAlerts: new Map(), // "sensor|kind" -> when its last alert closed (ms): late copies of it stay out
     selected: null,
     source: null,
     map: null,
@@ -155,6 +156,7 @@
     state.selected = null;
     state.sensors = new Map();
     state.alerts = [];
+    state.closedAlerts = new Map();
     const q = encodeURIComponent(state.town.id);
     try {
       const body = await getJSON(`/v1/sensors?town=${q}`);
@@ -215,10 +217,27 @@
     } catch (_) { /* analytics not running yet: QC shows "not computed" */ }
   }
 
+  const alertCondition = (a) => [a.sensor || "", a.kind || ""].join("|"); // a town-level alert has no sensor
+  const msOf = (v) => (typeof v === "number" ? v : typeof v === "string" ? Date.parse(v) : NaN);
+
+  // An alert event of the stream or an open alert of the REST API; true when the list changed.
+  // Analytics publishes event "open" and, when the condition ends, "close" for the same sensor and kind.
   function addAlert(a, live) {
-    const key = [a.sensor, a.kind, a.ts].join("|");
+    const cond = alertCondition(a);
+    if (a.event === "close") {
+      const ended = msOf(a.ended);
+      const at = Number.isNaN(ended) ? a.ts : ended;
+      state.closedAlerts.set(cond, Math.max(state.closedAlerts.get(cond) ?? -Infinity, at));
+      const before = state.alerts.length;
+      state.alerts = state.alerts.filter((x) => x.cond !== cond);
+      return state.alerts.length !== before;
+    }
+    // An open alert the page already saw closed (a REST answer overtaken by the close event) stays out.
+    const started = msOf(a.started);
+    if ((Number.isNaN(started) ? a.ts : started) <= (state.closedAlerts.get(cond) ?? -Infinity)) return false;
+    const key = [cond, a.ts].join("|");
     if (state.alerts.some((x) => x.key === key)) return false;
-    state.alerts.unshift({ ...a, key, live });
+    state.alerts.unshift({ ...a, key, cond, live });
     state.alerts.sort((x, y) => y.ts - x.ts);
     if (state.alerts.length > 200) state.alerts.length = 200;
     return true;
