@@ -23,34 +23,21 @@ import pytest
 
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.model import Sensor
-from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
+from support.browser import MARKS, TILE_HOST, example_registry, launch
 from support.mqtt import publish_all
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-TILE_HOST = "tile.openstreetmap.org"
 SILENT = "vitre-za-01"  # last heard 3 h ago: must show as silent
 FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. neighbours"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium): "
-                                                      "apt-get install -y chromium"),
-]
+pytestmark = MARKS
 
 
 # The stack: registry + seeded InfluxDB + a running api ---------------------------------------------
 
 
-def _registry(data_dir: Path) -> dict[str, list[Sensor]]:
-    from heatwatch.core.registry import Registry
-
-    towns = Settings.load().towns
-    with Registry(data_dir / "registry.sqlite", towns=towns.keys()) as reg:
-        assert reg.load_examples() > 0
-        return {t: reg.list(t) for t in towns}
 
 
 def _seed_lines(sensors: dict[str, list[Sensor]]) -> tuple[list[str], list[str]]:
@@ -100,7 +87,7 @@ def _write(url: str, db: str, raw: list[str], agg: list[str]) -> None:
 def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("dashboard")
     db = f"dash_{int(time.time())}"
-    sensors = _registry(tmp / "var")
+    sensors = example_registry(tmp / "var")
     _write(influxd.url, db, *_seed_lines(sensors))
     port = free_port()
     env = {
@@ -129,9 +116,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
+        b = launch(p)
         yield b
         b.close()
 

@@ -25,32 +25,19 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from heatwatch.core.model import Sensor
-from heatwatch.core.registry import Registry
-from heatwatch.core.settings import Settings
 from heatwatch.simulate.formats import format_for
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
 from stack.upstack import Up, children_of, stack_processes, stop_stacks
+from support.browser import MARKS, TILE_HOST, example_registry, launch
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "stack"
-TILE_HOST = "tile.openstreetmap.org"
 TOWN = "vitre"
 PROBE = "vitre-centre-01"  # publishes native JSON
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (/usr/bin/chromium): "
-                                                      "apt-get install -y chromium"),
-]
+pytestmark = MARKS
 
 
-def example_registry(data_dir: Path) -> dict[str, list[Sensor]]:
-    """The example sites, registered as an operator would before starting the stack."""
-    towns = Settings.load().towns
-    with Registry(data_dir / "registry.sqlite", towns=towns.keys()) as reg:
-        assert reg.load_examples() > 0
-        return {t: reg.list(t) for t in towns}
 
 
 def placed(sensors: list[Sensor]) -> set[str]:
@@ -133,9 +120,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         url, mqtt = up.wait_up()
         wait_ready(url)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run"])
+            browser = launch(p)
             context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="fr-FR")
             pg = context.new_page()
 
