@@ -32,3 +32,31 @@ async def test_single_flight_and_stale_while_revalidate():
 
     await asyncio.sleep(0.45)  # older than two TTLs: too stale to serve, the caller waits for a build
     assert (await cache.get_or_build("k", 0.2, build)).body == b"3"
+
+
+async def test_hot_cache_lets_one_request_refresh_an_expired_answer():
+    """When a hot answer expires under load, one request goes through to the app; the rest keep the
+    old answer meanwhile instead of all queueing behind FastAPI."""
+    import httpx
+
+    from heatwatch.api.cache import TTL_HEADER, HotCache
+
+    calls = 0
+
+    async def app(scope, receive, send):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.1)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (TTL_HEADER.encode(), b"0.2")]})
+        await send({"type": "http.response.body", "body": str(calls).encode()})
+
+    hot = HotCache(app, ResponseCache(16))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hot), base_url="http://t") as client:
+        assert (await client.get("/v1/x")).text == "1"
+        assert (await client.get("/v1/x")).text == "1" and calls == 1  # served hot
+        await asyncio.sleep(0.25)  # expired
+        bodies = [r.text for r in await asyncio.gather(*(client.get("/v1/x") for _ in range(30)))]
+        assert calls == 2  # one refresh for thirty requests
+        assert bodies.count("2") == 1 and bodies.count("1") == 29
+        assert (await client.get("/v1/x")).text == "2"

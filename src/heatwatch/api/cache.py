@@ -131,6 +131,9 @@ def build_entry(body: bytes, media_type: str, headers: dict[str, str] | None = N
     return Cached(body, media_type, etag_of(body), headers or {}, time.monotonic())
 
 
+STALE_GRACE_S = 5.0
+
+
 @dataclass(slots=True)
 class _Hot:
     status: int
@@ -154,6 +157,8 @@ class HotCache:
         self.app = app
         self.max_entries = cache.max_entries
         self._entries = cache.hot
+        # Keys whose expired entry one request is refreshing through the app right now.
+        self._refreshing: set[tuple[str, bytes, bytes, bool]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith("/v1/") \
@@ -173,7 +178,17 @@ class HotCache:
         key = (scope["path"], scope.get("query_string", b""), accept, gz)
         hit = self._entries.get(key)
         if hit is not None:
-            if hit.expires > time.monotonic():
+            now = time.monotonic()
+            # Expired: one request refreshes it through the app, the others keep getting the old
+            # answer meanwhile (for at most one refresh, bounded by STALE_GRACE_S). Letting them all
+            # through at once was the p99 of the hottest endpoints under load.
+            fresh = hit.expires > now
+            if not fresh:
+                if key in self._refreshing and now - hit.expires < STALE_GRACE_S:
+                    fresh = True
+                else:
+                    self._refreshing.add(key)
+            if fresh:
                 if inm is not None and _matches(inm.decode("latin-1"), hit.etag.decode("latin-1")):
                     keep = [(k, v) for k, v in hit.headers if k not in (b"content-length", b"content-type",
                                                                           b"content-encoding")]
@@ -183,7 +198,7 @@ class HotCache:
                     await send({"type": "http.response.start", "status": hit.status, "headers": hit.headers})
                     await send({"type": "http.response.body", "body": hit.body})
                 return
-            del self._entries[key]
+            # This request refreshes; the stale entry stays for the others until _store replaces it.
 
         start: Message | None = None
         ttl = 0.0
@@ -206,7 +221,10 @@ class HotCache:
                     self._store(key, start, b"".join(chunks), ttl)
             await send(message)
 
-        await self.app(scope, receive, capture)
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            self._refreshing.discard(key)
 
     def _store(self, key: tuple[str, bytes, bytes, bool], start: Message, body: bytes, ttl: float) -> None:
         headers = list(start["headers"])
