@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
-from paho.mqtt.enums import CallbackAPIVersion
 
 from analytics.weektools import example_registry, write_readings
 from heatwatch.analytics.requests import DONE_TOPIC, RECOMPUTE_TOPIC, InvalidRequest, parse_request
@@ -31,7 +26,7 @@ from heatwatch.core.settings import Settings
 from heatwatch.simulate.options import SimOptions
 from heatwatch.simulate.schedule import prepare
 from heatwatch.stack.children import ServiceProcess
-from support.mqtt import publish_all
+from support.mqtt import publish_all, subscribed
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -69,23 +64,9 @@ def test_parse_request_rejects(payload: bytes, rid: str | None, why: str) -> Non
 
 # End to end ---------------------------------------------------------------------------------------
 
-@contextmanager
-def done_messages(port: int) -> Iterator[list[dict]]:
+def done_messages(url: str):
     """Outcome notices published by analytics while the block runs."""
-    got: list[dict] = []
-    ready = threading.Event()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    sub.on_connect = lambda c, *a: c.subscribe(DONE_TOPIC, qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
-    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    try:
-        assert ready.wait(5), "test subscriber not subscribed"
-        yield got
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
+    return subscribed(url, DONE_TOPIC, decode=json.loads)
 
 
 def wait_done(got: list[dict], rid: str, timeout: float = 60.0) -> dict:
@@ -142,7 +123,7 @@ def test_request_through_the_api_is_run_by_the_analytics_service(stack, influxd,
     proc = ServiceProcess(["analytics"], stack["env"], stack["log"])
     proc.start(ready_marker="recompute.subscribed", timeout=60)
     try:
-        with done_messages(mosquitto.port) as done, api(stack["settings"]) as client:
+        with done_messages(mosquitto.url) as done, api(stack["settings"]) as client:
             # Bad requests first: each is logged and dropped, and the queue behind them still moves.
             bad = [b"{oops", json.dumps({"id": "bad-town", "town": "lille", "from": "2025-07-08",
                                          "to": "2025-07-09"}).encode(),
@@ -174,7 +155,7 @@ def test_request_made_while_analytics_is_down_runs_when_it_starts(stack, influxd
     # A first start creates the persistent session the broker queues requests in.
     proc.start(ready_marker="recompute.subscribed", timeout=60)
     assert proc.stop(timeout=30) == 0
-    with done_messages(mosquitto.port) as done:
+    with done_messages(mosquitto.url) as done:
         with api(stack["settings"]) as client:
             r = client.post("/v1/admin/recompute", json={"from": DAYS[0].isoformat(), "to": DAYS[-1].isoformat()},
                             headers=AUTH)

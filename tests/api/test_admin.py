@@ -4,43 +4,20 @@ MQTT), dead letters."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
-from paho.mqtt.enums import CallbackAPIVersion
 
 from heatwatch.api.app import create_app
 from heatwatch.ingest.deadletter import DeadLetter, DeadLetterStore  # the writer of the file the api reads
 from heatwatch.stack.embedded import free_port
+from support.mqtt import subscribed
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RECOMPUTE_TOPIC = "heatwatch/recompute"  # the contract with analytics, spelled out on purpose
 SENSOR = {"id": "v-halles", "town": "vitre", "name": "Place des Halles", "latitude": 48.1241,
           "longitude": -1.2093, "site_class": "urban", "lcz": "LCZ 2", "height_m": 3.0}
-
-
-@contextmanager
-def subscribed(port: int, topic: str) -> Iterator[list[mqtt.MQTTMessage]]:
-    """What arrives on ``topic`` (QoS 1) while the block runs."""
-    got: list[mqtt.MQTTMessage] = []
-    ready = threading.Event()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
-    sub.on_message = lambda c, u, m: got.append(m)
-    sub.connect("127.0.0.1", port)
-    sub.loop_start()
-    try:
-        assert ready.wait(5), "test subscriber not subscribed"
-        yield got
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
 
 
 def wait_for(got: list, n: int, timeout: float = 5.0) -> list:
@@ -52,7 +29,7 @@ def wait_for(got: list, n: int, timeout: float = 5.0) -> list:
 
 def test_without_token_nothing_changes(client, api_settings, api_config, mosquitto):
     client.app.state.settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
-    with subscribed(mosquitto.port, RECOMPUTE_TOPIC) as published:
+    with subscribed(mosquitto.url, RECOMPUTE_TOPIC) as published:
         _refused_everywhere(client)
         # A request with the token, published after the refused ones: once it has arrived, anything
         # the refused ones had published would have arrived before it.
@@ -120,7 +97,7 @@ def test_registry_create_update_retire(client, seed):
 
 def test_recompute_request_is_published_on_mqtt(client, api_settings, mosquitto):
     client.app.state.settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
-    with subscribed(mosquitto.port, RECOMPUTE_TOPIC) as published:
+    with subscribed(mosquitto.url, RECOMPUTE_TOPIC) as published:
         r = client.post("/v1/admin/recompute", json={"from": "2024-07-01", "to": "2024-07-31", "town": "vitre"},
                         headers=AUTH)
         assert r.status_code == 202, r.text
@@ -173,27 +150,15 @@ def test_deadletters_list_and_replay(client, api_settings, mosquitto):
                      params={"after_id": body["next_after_id"]}).json()["data"]
     assert [x["topic"] for x in nxt] == ["heat/vitre/v3"]
 
-    got: list[tuple[str, bytes]] = []
-    ready = threading.Event()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    sub.on_connect = lambda c, *a: c.subscribe("heat/vitre/+", qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
-    sub.on_message = lambda c, u, m: got.append((m.topic, m.payload))
-    sub.connect("127.0.0.1", mosquitto.port)
-    sub.loop_start()
-    try:
-        assert ready.wait(5)
+    with subscribed(mosquitto.url, "heat/vitre/+") as replayed:
         settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
         client.app.state.settings = settings  # the broker of this test session
         r = client.post("/v1/admin/deadletters/replay", json={"ids": [nxt[0]["id"], 999]}, headers=AUTH)
         assert r.status_code == 200, r.text
         assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": []}
         deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
+        while not replayed and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert got == [("heat/vitre/v3", b'{"temperature": 21.5}')]
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
+        assert [(m.topic, m.payload) for m in replayed] == [("heat/vitre/v3", b'{"temperature": 21.5}')]
     left = client.get("/v1/admin/deadletters", headers=AUTH).json()
     assert [x["reason"] for x in left["data"]] == ["out_of_range", "bad_json"]

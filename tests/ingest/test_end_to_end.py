@@ -131,22 +131,9 @@ def test_acknowledged_messages_are_not_redelivered(ingester, influxd, mosquitto,
 
 def test_stored_readings_feed_the_live_topic_in_one_shape(ingester, influxd, mosquitto, db_name):
     """heatwatch/live/<town>: the newest stored reading per sensor, whatever the payload format."""
-    import threading as _threading
+    from support.mqtt import subscribed
 
-    from heatwatch.core.mqtt import make_client
-    from heatwatch.core.settings import MqttUrl
-
-    got: list[dict] = []
-    ready = _threading.Event()
-    url = MqttUrl.parse(mosquitto.url)
-    sub = make_client(url, "")
-    sub.on_connect = lambda c, *_a: c.subscribe("heatwatch/live/#")
-    sub.on_subscribe = lambda *_a: ready.set()
-    sub.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
-    sub.connect(url.host, url.port)
-    sub.loop_start()
-    try:
-        assert ready.wait(10)
+    with subscribed(mosquitto.url, "heatwatch/live/#", decode=json.loads) as got:
         now = int(time.time() * 1000)
         senml = [{"bn": "urn:dev:heatwatch:sm-1:", "bt": now / 1000 - 60, "n": "temperature", "u": "Cel",
                   "v": 24.5}, {"n": "humidity", "u": "%RH", "v": 51.0}]
@@ -161,9 +148,6 @@ def test_stored_readings_feed_the_live_topic_in_one_shape(ingester, influxd, mos
                 assert msg["town"] == "vitre"
                 seen |= {r["sensor"]: r for r in msg["readings"]}
             time.sleep(0.1)
-    finally:
-        sub.disconnect()
-        sub.loop_stop()
     assert seen["sm-1"]["temperature"] == 24.5 and seen["sm-1"]["humidity"] == 51.0
     assert seen["sm-1"]["source"] == "senml"
     assert seen["js-1"]["temperature"] == 21.0 and seen["js-1"]["ts"] == now - 60_000  # newest of the array

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import MqttUrl
@@ -40,3 +42,27 @@ def publish_all(url: str, messages: Iterable[tuple[str, bytes]], *, qos: int = 1
         client.disconnect()
         client.loop_stop()
     return acked[0]
+
+
+@contextmanager
+def subscribed(url: str, topic: str, *, qos: int = 1,
+               decode: Callable[[bytes], Any] | None = None) -> Iterator[list[Any]]:
+    """What arrives on ``topic`` while the block runs: the messages, or ``decode(payload)`` of each.
+
+    The block starts only once the subscription is acknowledged, so nothing published in it is missed.
+    """
+    target = MqttUrl.parse(url)
+    got: list[Any] = []
+    ready = threading.Event()
+    client = make_client(target, "")
+    client.on_connect = lambda c, *_a: c.subscribe(topic, qos=qos)
+    client.on_subscribe = lambda *_a: ready.set()
+    client.on_message = lambda _c, _u, m: got.append(decode(m.payload) if decode else m)
+    client.connect(target.host, target.port)
+    client.loop_start()
+    try:
+        assert ready.wait(10), f"test subscriber not subscribed to {topic}"
+        yield got
+    finally:
+        client.loop_stop()
+        client.disconnect()
