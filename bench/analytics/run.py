@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             result["load"] = {"readings": n, "seconds": round(sec, 1), "readings_per_s": round(n / sec)}
             marker.write_text(json.dumps(params))
         # A full backfill starts from no aggregates (a rerun over existing ones skips the deletes).
-        for m in ("hourly", "daily", "city_daily", "alert"):
+        for m in ("hourly", "daily", "town_daily", "alert"):
             httpx.post(f"{db.url}/query", data={"db": DB, "q": f'DROP MEASUREMENT "{m}"'}, timeout=600)
         print("backfill ...", flush=True)
         result["backfill"] = run_child("backfill", db.url, data, args.days, args.chunk_days)

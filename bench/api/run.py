@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.api --days 30 -d 5     # quick look
 
 Starts its own influxd (heatwatch.stack.embedded), loads one year of ``hourly`` and ``daily`` for
-200 sensors in Vitré (plus 20 in Saint-Omer), ``city_daily`` for both towns and two days of 10-minute
+200 sensors in Vitré (plus 20 in Saint-Omer), ``town_daily`` for both towns and two days of 10-minute
 readings, then runs the API under uvicorn in a separate process (rate limit off; the default
 server-side cache on: 5 s for latest, 60 s for aggregates) and measures:
 
@@ -47,32 +47,32 @@ DB = "heatwatch"
 # --- data --------------------------------------------------------------------------------------------
 
 
-def _hourly_lines(city: str, sensors: list[str], start_ms: int, hours: int):
+def _hourly_lines(town: str, sensors: list[str], start_ms: int, hours: int):
     for h in range(hours):
         ts = start_ms + h * 3600_000
         base = 15.0 + 8.0 * ((h % 24) / 24) + ((h // 24) % 365) / 40
         for k, s in enumerate(sensors):
             t = round(base + (k % 7) * 0.3, 2)
-            yield (f"hourly,city={city},sensor={s} t_mean={t},t_min={t - 0.5},t_max={t + 0.5},rh_mean=55.0,"
+            yield (f"hourly,town={town},sensor={s} t_mean={t},t_min={t - 0.5},t_max={t + 0.5},rh_mean=55.0,"
                    f"dewpoint=10.5,heat_index={t},humidex={t + 1.0},uhi={(k % 7) * 0.3},n=6i,qc=0i {ts}")
 
 
-def _daily_lines(city: str, sensors: list[str], start_ms: int, days: int):
+def _daily_lines(town: str, sensors: list[str], start_ms: int, days: int):
     for d in range(days):
         ts = start_ms + d * 86_400_000
         for k, s in enumerate(sensors):
-            yield (f"daily,city={city},sensor={s} tn={12.0 + k % 5},tx={24.0 + k % 5},t_mean=18.0,rh_mean=55.0,"
+            yield (f"daily,town={town},sensor={s} tn={12.0 + k % 5},tx={24.0 + k % 5},t_mean=18.0,rh_mean=55.0,"
                    f"heat_index_max=25.0,humidex_max=27.0,uhi_mean=1.1,uhi_night_max=2.2,hours_ge_30=0i,"
                    f"tropical_night=false,coverage=0.98,qc=0i {ts}")
-        yield (f'city_daily,city={city} ibmn=15.0,ibmx=26.0,canicule={"true" if d % 50 < 3 else "false"},'
+        yield (f'town_daily,town={town} ibmn=15.0,ibmx=26.0,canicule={"true" if d % 50 < 3 else "false"},'
                f'uhi_mean=1.1,uhi_max=2.9,hottest_sensor="{sensors[0]}",sensors_ok={len(sensors)}i {ts}')
 
 
-def _readings(city: str, sensors: list[str], end_ms: int):
+def _readings(town: str, sensors: list[str], end_ms: int):
     for i in range(288):  # two days every 10 minutes
         ts = end_ms - i * 600_000
         for s in sensors:
-            yield f"reading,city={city},sensor={s} temperature=21.5,humidity=50.0,battery_v=3.1 {ts}"
+            yield f"reading,town={town},sensor={s} temperature=21.5,humidity=50.0,battery_v=3.1 {ts}"
 
 
 async def _write_all(url: str, gen, rp: str, batch: int = 10000, writers: int = 2) -> int:
@@ -112,8 +112,8 @@ async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
     t0 = time.perf_counter()
     counts["hourly"] = await _write_all(url, _hourly_lines("vitre", vitre, start, days * 24), AGG_RP)
     counts["hourly"] += await _write_all(url, _hourly_lines("saint-omer", so, start, days * 24), AGG_RP)
-    counts["daily+city_daily"] = await _write_all(url, _daily_lines("vitre", vitre, start - 7200_000, days), AGG_RP)
-    counts["daily+city_daily"] += await _write_all(url, _daily_lines("saint-omer", so, start - 7200_000, days),
+    counts["daily+town_daily"] = await _write_all(url, _daily_lines("vitre", vitre, start - 7200_000, days), AGG_RP)
+    counts["daily+town_daily"] += await _write_all(url, _daily_lines("saint-omer", so, start - 7200_000, days),
                                                    AGG_RP)
     now = int(time.time() * 1000) // 60_000 * 60_000
     counts["reading"] = await _write_all(url, _readings("vitre", vitre, now), RAW_RP)

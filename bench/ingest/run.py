@@ -66,7 +66,7 @@ def reading(i: int, n_sensors: int, base_ms: int) -> tuple[str, bytes, str]:
     t = round(15 + (k % 10) + (step % 100) * 0.05, 2)
     rh = float(40 + step % 50)
     payload = b'{"ts":%d,"temperature":%r,"humidity":%r}' % (ts, t, rh)
-    line = f"reading,city={town},sensor={sensor} temperature={t!r},humidity={rh!r},source=\"bench\" {ts}"
+    line = f"reading,town={town},sensor={sensor} temperature={t!r},humidity={rh!r},source=\"bench\" {ts}"
     return f"heat/{town}/{sensor}", payload, line
 
 

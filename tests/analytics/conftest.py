@@ -29,7 +29,7 @@ class SyntheticTown:
 
 def build_town(
     *,
-    city: str = "vitre",
+    town: str = "vitre",
     start: str = "2025-07-01",
     days: int = 10,
     step_min: int = 10,
@@ -53,7 +53,7 @@ def build_town(
     night = 0.5 * (1 + np.cos(2 * np.pi * (local_h - 3.0) / 24))  # 1 at 03:00, 0 at 15:00
 
     classes = ["rural"] * 2 + ["urban"] * 12 + ["park"] * 4 + ["suburban"] * 2
-    sensors = [f"{city[:2]}-{c[:3]}-{i:02d}" for i, c in enumerate(classes)]
+    sensors = [f"{town[:2]}-{c[:3]}-{i:02d}" for i, c in enumerate(classes)]
     frames = []
     for sensor, cls in zip(sensors, classes, strict=True):
         night_uhi, day_uhi = {
@@ -71,7 +71,7 @@ def build_town(
         t = base + night * night_uhi + (1 - night) * day_uhi + rng.normal(0, 0.1) + noise
         rh = np.clip(60 - 2.5 * (t - 21) + rng.normal(0, 2, len(t)), 15, 100)
         frames.append(
-            pd.DataFrame({"city": city, "sensor": sensor, "time": times, "temperature": t.round(2),
+            pd.DataFrame({"town": town, "sensor": sensor, "time": times, "temperature": t.round(2),
                           "humidity": rh.round(1)})
         )
     df = pd.concat(frames, ignore_index=True)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from heatwatch.analytics.aggregate import (
-    CITY_DAILY_COLUMNS,
     DAILY_COLUMNS,
     HOURLY_COLUMNS,
+    TOWN_DAILY_COLUMNS,
     TownContext,
     aggregate_town,
     daily_usable,
@@ -63,11 +63,11 @@ def _hand_town(drop: Callable[[str, pd.Timestamp], bool] | None = None) -> pd.Da
                 continue
             for minute, dv in ((15, -0.1), (45, 0.1)):
                 rows.append(("vitre", sensor, hour + pd.Timedelta(minutes=minute), v + dv, 50.0))
-    return pd.DataFrame(rows, columns=["city", "sensor", "time", "temperature", "humidity"])
+    return pd.DataFrame(rows, columns=["town", "sensor", "time", "temperature", "humidity"])
 
 
 def _context(**kw: Any) -> TownContext:
-    base: dict[str, Any] = {"city": "vitre", "references": frozenset({"ref"}),
+    base: dict[str, Any] = {"id": "vitre", "references": frozenset({"ref"}),
                             "urban": frozenset({"u1", "u2"}), "thresholds": THRESHOLDS,
                             "qc": NO_POINT_CHECKS}
     base.update(kw)
@@ -91,8 +91,8 @@ def _row(frame: pd.DataFrame, day: date, sensor: str | None = None) -> pd.Series
 def test_columns_are_the_schema(hand: Any) -> None:
     assert list(hand.hourly.columns) == HOURLY_COLUMNS
     assert list(hand.daily.columns) == DAILY_COLUMNS
-    assert list(hand.city_daily.columns) == CITY_DAILY_COLUMNS
-    for frame in (hand.hourly, hand.daily, hand.city_daily):
+    assert list(hand.town_daily.columns) == TOWN_DAILY_COLUMNS
+    for frame in (hand.hourly, hand.daily, hand.town_daily):
         assert str(frame["time"].dt.tz) == "UTC"
 
 
@@ -138,7 +138,7 @@ def test_daily_on_the_local_day(hand: Any) -> None:
 
 
 def test_town_ibm_and_canicule(hand: Any) -> None:
-    c = hand.city_daily.assign(date=hand.city_daily["time"].dt.tz_convert("Europe/Paris").dt.date)
+    c = hand.town_daily.assign(date=hand.town_daily["time"].dt.tz_convert("Europe/Paris").dt.date)
     c = c.set_index("date")
     assert list(c.index) == DAYS
     # Climatological Tn = A − 0.1, Tx = B + 0.1 from the reference; 3-day trailing means.
@@ -153,7 +153,7 @@ def test_town_ibm_and_canicule(hand: Any) -> None:
 
 
 def test_town_uhi_hottest_and_count(hand: Any) -> None:
-    c = _row(hand.city_daily, date(2025, 7, 2))
+    c = _row(hand.town_daily, date(2025, 7, 2))
     u1 = (11 * 3 + 4 + 11 * 1 + 2) / 24
     u2 = (12 * 2 + 12 * 0.5) / 24
     assert c["uhi_mean"] == pytest.approx((u1 + u2) / 2)
@@ -168,7 +168,7 @@ def test_missing_reference_falls_back_to_the_median_and_leaves_uhi_empty() -> No
     res = aggregate_town(_hand_town(lambda s, h: s == "ref" and gap[0] <= h < gap[1]), _context(), days=DAYS)
     h = res.hourly.set_index(["sensor", "time"])
     assert np.isnan(h.loc[("u1", pd.Timestamp("2025-07-03T01:00Z")), "uhi"])
-    c = res.city_daily.set_index(res.city_daily["time"].dt.tz_convert("Europe/Paris").dt.date)
+    c = res.town_daily.set_index(res.town_daily["time"].dt.tz_convert("Europe/Paris").dt.date)
     # Tn of 3 July from the median of u1 (19+3) and u2 (19+2) minus 0.1: 21.4.
     assert c.loc[date(2025, 7, 3), "ibmn"] == pytest.approx((14.9 + 16.9 + 21.4) / 3)
     ref3 = _row(res.daily, date(2025, 7, 3), "ref")
@@ -186,13 +186,13 @@ def test_deterministic_whatever_the_input_order() -> None:
     readings = _hand_town()
     a = aggregate_town(readings, _context(), days=DAYS)
     b = aggregate_town(readings.sample(frac=1.0, random_state=7).reset_index(drop=True), _context(), days=DAYS)
-    for x, y in ((a.hourly, b.hourly), (a.daily, b.daily), (a.city_daily, b.city_daily)):
+    for x, y in ((a.hourly, b.hourly), (a.daily, b.daily), (a.town_daily, b.town_daily)):
         pd.testing.assert_frame_equal(x, y)
 
 
 def test_dst_day_has_25_hours() -> None:
     times = pd.date_range("2025-10-25T22:00Z", "2025-10-26T23:00Z", freq="h", inclusive="left")
-    df = pd.DataFrame({"city": "vitre", "sensor": "ref", "time": times,
+    df = pd.DataFrame({"town": "vitre", "sensor": "ref", "time": times,
                        "temperature": 12.0 + np.arange(len(times)) % 3, "humidity": 80.0})
     res = aggregate_town(df, _context())
     day = _row(res.daily, date(2025, 10, 26), "ref")
@@ -201,7 +201,7 @@ def test_dst_day_has_25_hours() -> None:
 
 def test_other_towns_are_refused() -> None:
     df = _hand_town()
-    df.loc[0, "city"] = "saint-omer"
+    df.loc[0, "town"] = "saint-omer"
     with pytest.raises(ValueError, match="towns"):
         aggregate_town(df, _context())
 
@@ -228,7 +228,7 @@ def test_context_from_registry() -> None:
 
 def test_synthetic_town_end_to_end(make_town: Callable[..., Any]) -> None:
     town = make_town(days=8)
-    ctx = TownContext(city="vitre", references=frozenset(town.references), urban=frozenset(town.urban),
+    ctx = TownContext(id="vitre", references=frozenset(town.references), urban=frozenset(town.urban),
                       cool_sites=frozenset(town.parks), thresholds=THRESHOLDS)
     res = aggregate_town(town.readings, ctx)
     h = res.hourly
@@ -241,6 +241,6 @@ def test_synthetic_town_end_to_end(make_town: Callable[..., Any]) -> None:
     assert 1.2 < night["uhi"].median() < 3.3
     d = res.daily
     assert (d.loc[d["sensor"] == stuck, "coverage"].iloc[4:] == 0).all()
-    assert res.city_daily["sensors_ok"].between(14, 20).all()
+    assert res.town_daily["sensors_ok"].between(14, 20).all()
     drifting = next(s for s, k in town.faults.items() if k == "drift")
-    assert drifting not in set(res.city_daily["hottest_sensor"].iloc[-3:])
+    assert drifting not in set(res.town_daily["hottest_sensor"].iloc[-3:])

@@ -35,10 +35,10 @@ def live(**sensors: dict) -> pd.DataFrame:
 
 
 def snap(now: pd.Timestamp = NIGHT, live_frame: pd.DataFrame | None = None, hourly: pd.DataFrame | None = None,
-         city_daily: pd.DataFrame | None = None, expected: frozenset[str] = frozenset()) -> Snapshot:
+         town_daily: pd.DataFrame | None = None, expected: frozenset[str] = frozenset()) -> Snapshot:
     return Snapshot(TOWN_CTX, now, live_frame if live_frame is not None else live(),
                     hourly if hourly is not None else pd.DataFrame(columns=["sensor", "time", "qc", "n"]),
-                    city_daily if city_daily is not None
+                    town_daily if town_daily is not None
                     else pd.DataFrame(columns=["time", "ibmn", "ibmx", "canicule"]),
                     expected, AlertThresholds())
 
@@ -122,7 +122,7 @@ def test_qc_rule_needs_consecutive_flagged_hours_and_ignores_day_and_registry_fl
 def test_canicule_follows_the_newest_known_day(flags: list, raised: bool) -> None:
     times = [pd.Timestamp("2025-07-18T22:00Z") + pd.Timedelta(days=i) for i in range(len(flags))]
     cd = pd.DataFrame({"time": times, "ibmn": 20.0, "ibmx": 34.0, "canicule": pd.array(flags, dtype="boolean")})
-    checks = canicule_rule(snap(city_daily=cd))
+    checks = canicule_rule(snap(town_daily=cd))
     assert [(c.sensor, c.kind) for c in checks] == ([(TOWN, "canicule")] if raised else [])
 
 

@@ -96,10 +96,10 @@ def test_alerts_open_once_close_once_survive_restart_and_go_out_on_mqtt(influxd,
     batch += readings(T0 - timedelta(hours=3), T0 - timedelta(hours=2), {"u4": hot["u4"]})
     # u3 failed QC (sun on the shield) for the last four stored hours; the town is in canicule.
     hour0 = T0.replace(minute=0)
-    agg = [f"hourly,city=vitre,sensor=u3 t_mean=22.0,n=12i,qc={int(QcFlag.SPATIAL_HIGH)}i "
+    agg = [f"hourly,town=vitre,sensor=u3 t_mean=22.0,n=12i,qc={int(QcFlag.SPATIAL_HIGH)}i "
            f"{ms(hour0 - timedelta(hours=k))}" for k in range(1, 5)]
     local_midnight = datetime(2025, 7, 19, 22, tzinfo=UTC)
-    agg.append(f"city_daily,city=vitre ibmn=20.5,ibmx=34.2,canicule=true {ms(local_midnight)}")
+    agg.append(f"town_daily,town=vitre ibmn=20.5,ibmx=34.2,canicule=true {ms(local_midnight)}")
 
     collector = Collector(mosquitto.url)
     publisher = MqttPublisher(MqttUrl.parse(mosquitto.url), "test-analytics-alerts").start()

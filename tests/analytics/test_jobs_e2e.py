@@ -54,8 +54,8 @@ def week(influxd, module_db: str, tmp_path_factory: pytest.TempPathFactory) -> d
     write_readings(influxd.url, module_db, readings)
     reg_path = tmp_path_factory.mktemp("reg") / "registry.sqlite"
     run_backfill(influxd.url, module_db, reg_path, WEEK_DAYS[0], WEEK_DAYS[-1])
-    raw = pd.DataFrame([(r.city, r.sensor, r.ts_ms, r.temperature, r.humidity) for r in readings],
-                       columns=["city", "sensor", "ms", "temperature", "humidity"])
+    raw = pd.DataFrame([(r.town, r.sensor, r.ts_ms, r.temperature, r.humidity) for r in readings],
+                       columns=["town", "sensor", "ms", "temperature", "humidity"])
     raw["time"] = pd.to_datetime(raw["ms"], unit="ms", utc=True)
     stored = dump(influxd.url, module_db)
     reg = example_registry(reg_path)
@@ -67,12 +67,12 @@ def week(influxd, module_db: str, tmp_path_factory: pytest.TempPathFactory) -> d
 # The independent computation -------------------------------------------------------------------
 
 
-def independent(raw: pd.DataFrame, qc: pd.DataFrame, city: str,
+def independent(raw: pd.DataFrame, qc: pd.DataFrame, town_id: str,
                 urban: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Hourly, daily and town-daily values of one town from raw readings and the per-hour QC verdict."""
-    town = TOWNS[city]
+    town = TOWNS[town_id]
     tz = town.timezone
-    r = raw[raw["city"] == city].copy()
+    r = raw[raw["town"] == town_id].copy()
     r["hour"] = r["time"].dt.floor("h")
     h = r.groupby(["sensor", "hour"]).agg(t_mean=("temperature", "mean"), t_min=("temperature", "min"),
                                           t_max=("temperature", "max"), rh_mean=("humidity", "mean"),
@@ -135,14 +135,14 @@ def independent(raw: pd.DataFrame, qc: pd.DataFrame, city: str,
     return h, d, c.reset_index()
 
 
-def stored_frames(week: dict, city: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    tz = TOWNS[city].timezone
-    hourly = frame([r for r in week["stored"]["hourly"] if r["city"] == city])
-    daily = frame([r for r in week["stored"]["daily"] if r["city"] == city])
+def stored_frames(week: dict, town: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    tz = TOWNS[town].timezone
+    hourly = frame([r for r in week["stored"]["hourly"] if r["town"] == town])
+    daily = frame([r for r in week["stored"]["daily"] if r["town"] == town])
     daily["day"] = daily["time"].dt.tz_convert(tz).dt.date
-    city_daily = frame([r for r in week["stored"]["city_daily"] if r["city"] == city])
-    city_daily["day"] = city_daily["time"].dt.tz_convert(tz).dt.date
-    return hourly, daily, city_daily
+    town_daily = frame([r for r in week["stored"]["town_daily"] if r["town"] == town])
+    town_daily["day"] = town_daily["time"].dt.tz_convert(tz).dt.date
+    return hourly, daily, town_daily
 
 
 def close(a: pd.Series, b: pd.Series) -> bool:
@@ -154,10 +154,10 @@ def close(a: pd.Series, b: pd.Series) -> bool:
 # Tests ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("city", sorted(TOWNS))
-def test_hourly_and_daily_match_independent_computation(week: dict, city: str) -> None:
-    hourly, daily, _ = stored_frames(week, city)
-    h, d, _ = independent(week["raw"], hourly, city, week["urban"])
+@pytest.mark.parametrize("town", sorted(TOWNS))
+def test_hourly_and_daily_match_independent_computation(week: dict, town: str) -> None:
+    hourly, daily, _ = stored_frames(week, town)
+    h, d, _ = independent(week["raw"], hourly, town, week["urban"])
     h = h[h["day"].isin(WEEK_DAYS)]
     d = d[d["day"].isin(WEEK_DAYS)]
     hm = h.merge(hourly, left_on=["sensor", "hour"], right_on=["sensor", "time"], suffixes=("", "_db"))
@@ -175,17 +175,17 @@ def test_hourly_and_daily_match_independent_computation(week: dict, city: str) -
         assert close(m[col], m[f"{col}_db"]), col
     assert (m["tropical_night"] == m["tropical_night_db"].astype(bool)).all()
     # Daily points are stamped at local midnight, expressed in UTC (the api reads them so).
-    assert (daily["time"].dt.tz_convert(TOWNS[city].timezone).dt.hour == 0).all()
+    assert (daily["time"].dt.tz_convert(TOWNS[town].timezone).dt.hour == 0).all()
     assert sorted(daily["day"].unique()) == WEEK_DAYS
 
 
-@pytest.mark.parametrize("city", sorted(TOWNS))
-def test_town_values_match_independent_computation(week: dict, city: str) -> None:
-    hourly, _, city_daily = stored_frames(week, city)
-    _, _, c = independent(week["raw"], hourly, city, week["urban"])
+@pytest.mark.parametrize("town", sorted(TOWNS))
+def test_town_values_match_independent_computation(week: dict, town: str) -> None:
+    hourly, _, town_daily = stored_frames(week, town)
+    _, _, c = independent(week["raw"], hourly, town, week["urban"])
     c = c[c["day"].isin(WEEK_DAYS)]
-    m = c.merge(city_daily, on="day", suffixes=("", "_db"))
-    assert len(m) == len(c) == len(city_daily) == len(WEEK_DAYS)
+    m = c.merge(town_daily, on="day", suffixes=("", "_db"))
+    assert len(m) == len(c) == len(town_daily) == len(WEEK_DAYS)
     for col in ("ibmn", "ibmx", "uhi_mean", "uhi_max", "sensors_ok"):
         assert close(m[col], m[f"{col}_db"]), col
     assert list(m["hottest_sensor"]) == list(m["hottest_sensor_db"])
@@ -195,14 +195,14 @@ def test_town_values_match_independent_computation(week: dict, city: str) -> Non
     assert m.loc[~known, "canicule_db"].isna().all()  # unknown, not "no canicule"
 
 
-@pytest.mark.parametrize("city", sorted(TOWNS))
-def test_canicule_days_are_exactly_the_episode_days(week: dict, city: str) -> None:
-    _, _, city_daily = stored_frames(week, city)
+@pytest.mark.parametrize("town", sorted(TOWNS))
+def test_canicule_days_are_exactly_the_episode_days(week: dict, town: str) -> None:
+    _, _, town_daily = stored_frames(week, town)
     wave = week["sim"].heatwave
-    found = sorted(city_daily.loc[city_daily["canicule"].astype("boolean").fillna(False), "day"])
+    found = sorted(town_daily.loc[town_daily["canicule"].astype("boolean").fillna(False), "day"])
     # Both départements (35 Vitré, 62 Saint-Omer) at their configured thresholds; trailing 3-day means.
     assert found == wave.canicule_days("trailing")
-    assert TOWNS[city].canicule.ibmn == 18.0 and TOWNS[city].canicule.ibmx == 33.0
+    assert TOWNS[town].canicule.ibmn == 18.0 and TOWNS[town].canicule.ibmx == 33.0
 
 
 def test_rerun_is_idempotent(week: dict, influxd) -> None:
@@ -224,16 +224,16 @@ def test_rerun_is_idempotent(week: dict, influxd) -> None:
 
 def test_stale_fields_do_not_survive_a_recompute(week: dict, influxd) -> None:
     """A field once known, now unknown, must not keep its old value next to fresh ones."""
-    city = "vitre"
-    target = next(r for r in week["stored"]["daily"] if r["city"] == city)
-    line = f"daily,city={city},sensor={target['sensor']} stale_probe=1.5 {target['time']}"
+    town = "vitre"
+    target = next(r for r in week["stored"]["daily"] if r["town"] == town)
+    line = f"daily,town={town},sensor={target['sensor']} stale_probe=1.5 {target['time']}"
 
     async def go() -> list[dict]:
         async with InfluxClient(influxd.url, week["db"]) as c:
             await c.write_lines([line], rp=AGG_RP)
             reg = example_registry(week["registry"])
             day = pd.Timestamp(target["time"], unit="ms", tz="UTC").tz_convert("Europe/Paris").date()
-            await Analytics(c, TOWNS, reg).recompute(city, [day])
+            await Analytics(c, TOWNS, reg).recompute(town, [day])
             reg.close()
             return await c.query_records(f'SELECT "stale_probe" FROM "{AGG_RP}"."daily" WHERE time = $t',
                                          {"t": target["time"] * 1_000_000})

@@ -117,7 +117,7 @@ def test_runs_on_hourly_means(make_town: TownFactory) -> None:
     r = town.readings
     hourly = (
         r.assign(time=r["time"].dt.floor("h"))
-        .groupby(["city", "sensor", "time"], as_index=False)
+        .groupby(["town", "sensor", "time"], as_index=False)
         .agg(t_mean=("temperature", "median"), rh_mean=("humidity", "mean"))
     )
     q = run_qc(hourly, cool_sites=town.cool_sites, temperature="t_mean", humidity="rh_mean")
@@ -132,7 +132,7 @@ def _tiny(values: dict[str, list[float]], start: str = "2025-07-01T00:00Z", freq
     rows = []
     for sensor, temps in values.items():
         times = pd.date_range(start, periods=len(temps), freq=freq)
-        rows.append(pd.DataFrame({"city": "vitre", "sensor": sensor, "time": times, "temperature": temps,
+        rows.append(pd.DataFrame({"town": "vitre", "sensor": sensor, "time": times, "temperature": temps,
                                   "humidity": 50.0}))
     return pd.concat(rows, ignore_index=True)
 
@@ -171,7 +171,7 @@ def test_persistence_needs_hours_and_allows_tiny_wobble() -> None:
 
 def _town_hour(values: list[float], sensors: list[str] | None = None) -> pd.DataFrame:
     sensors = sensors or [f"s{i:02d}" for i in range(len(values))]
-    return pd.DataFrame({"city": "vitre", "sensor": sensors,
+    return pd.DataFrame({"town": "vitre", "sensor": sensors,
                          "time": pd.Timestamp("2025-07-01T12:00Z"), "t_mean": values, "rh_mean": 50.0})
 
 

@@ -84,9 +84,9 @@ def daily_days(url: str, db: str) -> set[tuple[str, date]]:
 
     async def go() -> set[tuple[str, date]]:
         async with InfluxClient(url, db) as c:
-            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "city"')
+            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "town"')
         # Daily points are stamped at local midnight, 22:00 UTC the day before in July.
-        return {(r["city"], (datetime.fromtimestamp(r["time"] / 1000, UTC) + timedelta(hours=2)).date())
+        return {(r["town"], (datetime.fromtimestamp(r["time"] / 1000, UTC) + timedelta(hours=2)).date())
                 for r in rows}
 
     return asyncio.run(go())
@@ -95,7 +95,7 @@ def daily_days(url: str, db: str) -> set[tuple[str, date]]:
 def count_daily(url: str, db: str, town: str) -> int:
     async def go() -> int:
         async with InfluxClient(url, db) as c:
-            rows = await c.query_records(f'SELECT COUNT("tn") FROM "{AGG_RP}"."daily" WHERE "city" = $c', {"c": town})
+            rows = await c.query_records(f'SELECT COUNT("tn") FROM "{AGG_RP}"."daily" WHERE "town" = $c', {"c": town})
         return int(rows[0]["count"]) if rows else 0
 
     return asyncio.run(go())

@@ -86,8 +86,8 @@ def test_backfill_command_recomputes_one_town_over_a_range(influxd, cli_env: str
 
     async def days() -> set[tuple[str, date]]:
         async with InfluxClient(influxd.url, cli_env) as c:
-            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "city"')
-        return {(r["city"], datetime.fromtimestamp(r["time"] / 1000 + 7200, UTC).date()) for r in rows}
+            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "town"')
+        return {(r["town"], datetime.fromtimestamp(r["time"] / 1000 + 7200, UTC).date()) for r in rows}
 
     assert {d for _, d in asyncio.run(days())} == {date(2025, 7, 10), date(2025, 7, 11), date(2025, 7, 12)}
     assert {c for c, _ in asyncio.run(days())} == {"vitre"}

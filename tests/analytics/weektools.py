@@ -43,7 +43,7 @@ def example_registry(path: Path) -> Registry:
     return reg
 
 
-def dump(url: str, db: str, measurements: tuple[str, ...] = ("hourly", "daily", "city_daily")) -> dict:
+def dump(url: str, db: str, measurements: tuple[str, ...] = ("hourly", "daily", "town_daily")) -> dict:
     """Every stored aggregate point, keyed by measurement: what idempotency compares."""
 
     async def go() -> dict:
@@ -51,7 +51,7 @@ def dump(url: str, db: str, measurements: tuple[str, ...] = ("hourly", "daily", 
             out = {}
             for m in measurements:
                 rows = await c.query_records(f'SELECT * FROM "{db}"."{AGG_RP}"."{m}"')
-                out[m] = sorted(rows, key=lambda r: (r["time"], r.get("city"), r.get("sensor") or ""))
+                out[m] = sorted(rows, key=lambda r: (r["time"], r.get("town"), r.get("sensor") or ""))
             return out
 
     return asyncio.run(go())

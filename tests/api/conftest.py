@@ -93,31 +93,31 @@ def dataset_lines() -> dict[str, list[str]]:
         for sensor, off in VITRE_SENSORS.items():
             tn = 16.0 + off + (3 if canicule else 0)
             tropical = "true" if tn >= 20 else "false"
-            agg.append(f"daily,city=vitre,sensor={sensor} tn={tn},tx={30.0 + off},t_mean={24.0 + off},"
+            agg.append(f"daily,town=vitre,sensor={sensor} tn={tn},tx={30.0 + off},t_mean={24.0 + off},"
                        f"rh_mean=55.0,heat_index_max=31.5,humidex_max=33.2,uhi_mean={off},uhi_night_max={off * 1.5},"
                        f"hours_ge_30=2i,tropical_night={tropical},coverage=0.96,qc=0i {t0}")
-        agg.append(f"city_daily,city=vitre ibmn={19.0 if canicule else 16.0},ibmx={34.0 if canicule else 29.0},"
+        agg.append(f"town_daily,town=vitre ibmn={19.0 if canicule else 16.0},ibmx={34.0 if canicule else 29.0},"
                    f"canicule={'true' if canicule else 'false'},uhi_mean=1.2,uhi_max=3.1,"
                    f'hottest_sensor="v-centre",sensors_ok=3i {t0}')
-        agg.append(f"city_daily,city=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
+        agg.append(f"town_daily,town=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
                    f'hottest_sensor="so-1",sensors_ok=1i {t0}')
     h0 = _ms("2024-07-19T00:00:00Z")
     for h in range(72):
         ts = h0 + h * 3600_000
         for sensor, off in VITRE_SENSORS.items():
-            agg.append(f"hourly,city=vitre,sensor={sensor} t_mean={22.0 + off + (h % 24) / 4},t_min=20.0,"
+            agg.append(f"hourly,town=vitre,sensor={sensor} t_mean={22.0 + off + (h % 24) / 4},t_min=20.0,"
                        f"t_max=30.0,rh_mean=50.0,dewpoint=12.0,heat_index=25.0,humidex=27.0,uhi={off + h / 100},"
                        f"n=6i,qc=0i {ts}")
     r0 = _ms("2024-07-20T00:00:00Z")
     for i in range(144):  # one day of 10-minute readings
         ts = r0 + i * 600_000
         for sensor, off in VITRE_SENSORS.items():
-            raw.append(f"reading,city=vitre,sensor={sensor} temperature={20.0 + off + i / 100},humidity=55.0 {ts}")
-        raw.append(f"reading,city=saint-omer,sensor=so-1 temperature=18.0,humidity=70.0 {ts}")
+            raw.append(f"reading,town=vitre,sensor={sensor} temperature={20.0 + off + i / 100},humidity=55.0 {ts}")
+        raw.append(f"reading,town=saint-omer,sensor=so-1 temperature=18.0,humidity=70.0 {ts}")
     agg += [
-        f'alert,city=vitre,sensor=v-centre,kind=canicule value=34.0,threshold=33.0,message="IBMx 34.0 ≥ 33" '
+        f'alert,town=vitre,sensor=v-centre,kind=canicule value=34.0,threshold=33.0,message="IBMx 34.0 ≥ 33" '
         f'{_ms("2024-07-18T06:00:00Z")}',
-        f'alert,city=vitre,sensor=v-parc,kind=stuck value=21.0,threshold=6.0,message="value stuck, 6 h" '
+        f'alert,town=vitre,sensor=v-parc,kind=stuck value=21.0,threshold=6.0,message="value stuck, 6 h" '
         f'{_ms("2024-07-19T06:00:00Z")}',
     ]
     return {"raw": raw, "agg": agg}
@@ -139,18 +139,18 @@ def live_server(api_settings, seed, mosquitto):
     for h in range(1, 30):
         ts = now - h * 3600_000
         for s, off in (("v-a", 1.5), ("vitre-rural-01", 0.0)):
-            raw.append(f'reading,city=vitre,sensor={s} temperature={20 + off},humidity=60.5,source="json" {ts}')
-            agg.append(f"hourly,city=vitre,sensor={s} t_mean={20 + off},t_min=19.0,t_max=22.0,rh_mean=60.0,"
+            raw.append(f'reading,town=vitre,sensor={s} temperature={20 + off},humidity=60.5,source="json" {ts}')
+            agg.append(f"hourly,town=vitre,sensor={s} t_mean={20 + off},t_min=19.0,t_max=22.0,rh_mean=60.0,"
                        f"dewpoint=12.1,heat_index=20.0,humidex=22.0,uhi={off},n=6i,qc=0i {ts}")
-        raw.append(f"reading,city=saint-omer,sensor=so-1 temperature=17.25,humidity=80.0,battery_v=3.3 {ts}")
+        raw.append(f"reading,town=saint-omer,sensor=so-1 temperature=17.25,humidity=80.0,battery_v=3.3 {ts}")
     for d in range(1, 4):
         ts = now - d * 86_400_000
-        agg.append(f"daily,city=vitre,sensor=v-a tn=15.0,tx=25.0,t_mean=20.0,rh_mean=60.0,heat_index_max=25.0,"
+        agg.append(f"daily,town=vitre,sensor=v-a tn=15.0,tx=25.0,t_mean=20.0,rh_mean=60.0,heat_index_max=25.0,"
                    f"humidex_max=27.0,uhi_mean=1.5,uhi_night_max=2.5,hours_ge_30=0i,tropical_night=false,"
                    f"coverage=1.0,qc=0i {ts}")
-        agg.append(f'city_daily,city=vitre ibmn=15.0,ibmx=25.0,canicule=false,uhi_mean=1.5,uhi_max=1.5,'
+        agg.append(f'town_daily,town=vitre ibmn=15.0,ibmx=25.0,canicule=false,uhi_mean=1.5,uhi_max=1.5,'
                    f'hottest_sensor="v-a, centre",sensors_ok=2i {ts}')
-    agg.append(f'alert,city=vitre,sensor=v-a,kind=hot value=31.0,threshold=30.0,message="hot, \\"very\\"" {now}')
+    agg.append(f'alert,town=vitre,sensor=v-a,kind=hot value=31.0,threshold=30.0,message="hot, \\"very\\"" {now}')
     seed(raw, "raw")
     seed(agg, "agg")
     port = free_port()

@@ -70,8 +70,8 @@ def test_registry_create_update_retire(client, seed):
     assert client.put("/v1/admin/sensors/other", json=SENSOR, headers=AUTH).status_code == 400
 
     now = int(time.time() * 1000)
-    seed([f"reading,city=vitre,sensor=v-halles temperature=27.5,humidity=41.0 {now}",
-          f"reading,city=vitre,sensor=v-ghost temperature=26.0,humidity=45.0 {now}"])
+    seed([f"reading,town=vitre,sensor=v-halles temperature=27.5,humidity=41.0 {now}",
+          f"reading,town=vitre,sensor=v-ghost temperature=26.0,humidity=45.0 {now}"])
     listing = client.get("/v1/sensors", params={"town": "vitre"}).json()
     by_id = {s["id"]: s for s in listing["data"]}
     assert by_id["v-halles"]["status"] == "ok" and by_id["v-halles"]["latest"]["temperature"] == 27.5

@@ -52,20 +52,20 @@ def _seed_lines(sensors: dict[str, list[Sensor]]) -> tuple[list[str], list[str]]
                 ts = last - k * 600_000
                 hour = (ts / 3600_000) % 24
                 t = 21.0 + offset + 6 * math.sin((hour - 9) / 24 * 2 * math.pi) + i * 0.05
-                raw.append(f"reading,city={town},sensor={s.id} temperature={t:.2f},humidity=55.0,"
+                raw.append(f"reading,town={town},sensor={s.id} temperature={t:.2f},humidity=55.0,"
                            f"battery_v={3.05 + (i % 4) * 0.07:.2f} {ts}")
             for h in range(1, 4):
                 hour_ts = (now // 3600_000 - h) * 3600_000
                 qc = 32 if s.id == FLAGGED else 0
-                agg.append(f"hourly,city={town},sensor={s.id} t_mean=24.0,uhi={offset:.1f},n=6i,qc={qc}i {hour_ts}")
+                agg.append(f"hourly,town={town},sensor={s.id} t_mean=24.0,uhi={offset:.1f},n=6i,qc={qc}i {hour_ts}")
     day = 86_400_000
     for d in range(30):
         ts = (now // day - d) * day - 2 * 3600_000
         hot = 5 <= d <= 8
-        agg.append(f"city_daily,city=vitre ibmn={19.5 if hot else 15.0 + d % 3},ibmx={34.5 if hot else 26.0 + d % 4},"
+        agg.append(f"town_daily,town=vitre ibmn={19.5 if hot else 15.0 + d % 3},ibmx={34.5 if hot else 26.0 + d % 4},"
                    f"canicule={'true' if hot else 'false'},uhi_mean={1.2 + (d % 5) * 0.3:.1f},"
                    f'uhi_max={3.0 + (d % 4) * 0.5:.1f},hottest_sensor="vitre-centre-01",sensors_ok=13i {ts}')
-    agg.append(f'alert,city=vitre,sensor=vitre-centre-01,kind=tropical_night value=21.2,threshold=20.0,'
+    agg.append(f'alert,town=vitre,sensor=vitre-centre-01,kind=tropical_night value=21.2,threshold=20.0,'
                f'message="Nuit tropicale : Tn 21,2 °C",state="open",started={now - 2 * 3600_000}i '
                f'{now - 2 * 3600_000}')
     return raw, agg
@@ -247,7 +247,7 @@ def test_a_close_event_removes_the_alert_from_the_list(page, stack):
     def iso(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    opened = {"event": "open", "city": "vitre", "sensor": "vitre-centre-04", "kind": "temperature", "value": 35.2,
+    opened = {"event": "open", "town": "vitre", "sensor": "vitre-centre-04", "kind": "temperature", "value": 35.2,
               "threshold": 35.0, "message": "Température 35,2 °C", "state": "open", "started": iso(now),
               "ended": None, "ts": now}
     assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(opened).encode())]) == 1
@@ -255,7 +255,7 @@ def test_a_close_event_removes_the_alert_from_the_list(page, stack):
     before = int(page.inner_text("#alerts-count"))
     # Analytics closes it, and the tropical night loaded over REST (same sensor and kind, whatever the ts).
     closed = opened | {"event": "close", "state": "closed", "ended": iso(now + 10_000), "ts": now + 10_000}
-    night = {"event": "close", "city": "vitre", "sensor": "vitre-centre-01", "kind": "tropical_night",
+    night = {"event": "close", "town": "vitre", "sensor": "vitre-centre-01", "kind": "tropical_night",
              "value": 21.2, "threshold": 20.0, "message": "Nuit tropicale : Tn 21,2 °C", "state": "closed",
              "started": iso(now - 2 * 3600_000), "ended": iso(now + 10_000), "ts": now + 10_000}
     assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(closed).encode()),

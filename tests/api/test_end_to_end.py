@@ -64,7 +64,7 @@ class Chain:
         for m in messages:
             for r in m.readings:
                 self.by_sensor[r.sensor].append((r, m.format))
-                self.town_of[r.sensor] = r.city
+                self.town_of[r.sensor] = r.town
         for readings in self.by_sensor.values():
             readings.sort(key=lambda x: x[0].ts_ms)
 
@@ -124,7 +124,7 @@ def chain(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Chain
     finally:
         code = ingester.stop()
     assert stored_n == result.readings and code == 0, ingester.log_text()[-3000:]
-    expected = sorted((r.city, r.sensor, r.ts_ms) for v in result.by_sensor.values() for r, _ in v)
+    expected = sorted((r.town, r.sensor, r.ts_ms) for v in result.by_sensor.values() for r, _ in v)
     assert sorted(stored_keys(influxd.url, db)) == expected
 
     # Analytics as an operator runs it over past days: the backfill command, same environment.
@@ -148,7 +148,7 @@ def stored(chain: Chain, measurement: str, town: str) -> dict[tuple[str | None, 
 
     async def go() -> list[dict[str, Any]]:
         async with InfluxClient(chain.settings.influx_base_url, chain.db) as c:
-            return await c.query_records(f'SELECT * FROM "{AGG_RP}"."{measurement}" WHERE "city" = $c', {"c": town})
+            return await c.query_records(f'SELECT * FROM "{AGG_RP}"."{measurement}" WHERE "town" = $c', {"c": town})
 
     return {(r.get("sensor"), int(r["time"])): r for r in asyncio.run(go())}
 
@@ -236,7 +236,7 @@ def test_indices_are_what_analytics_stored(api: TestClient, chain: Chain, town: 
     r = api.get("/v1/indices", params={"town": town, **chain.query_range})
     assert r.status_code == 200, r.text
     rows = r.json()["data"]
-    points = stored(chain, "city_daily", town)
+    points = stored(chain, "town_daily", town)
     assert [row["date"] for row in rows] == [d.isoformat() for d in chain.days]
     daily = stored(chain, "daily", town)
     for row in rows:

@@ -58,11 +58,11 @@ def test_rate_limit_429_with_retry_after(api_settings, seed):
 
 
 def test_server_cache_bounded_staleness(api_settings, seed):
-    seed(["reading,city=vitre,sensor=a temperature=20.0 1700000000000"])
+    seed(["reading,town=vitre,sensor=a temperature=20.0 1700000000000"])
     app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
     with TestClient(app) as c:
         first = c.get("/v1/latest", params={"town": "vitre"})
-        seed(["reading,city=vitre,sensor=a temperature=21.0 1700000060000"])
+        seed(["reading,town=vitre,sensor=a temperature=21.0 1700000060000"])
         assert c.get("/v1/latest", params={"town": "vitre"}).json() == first.json()  # served from cache
         app.state.cache.clear()
         assert c.get("/v1/latest", params={"town": "vitre"}).json()["data"][0]["temperature"] == 21.0
@@ -80,7 +80,7 @@ def test_openapi_documents_every_endpoint(client):
 
 
 def test_hot_path_answers_304_and_same_bytes(api_settings, seed):
-    seed(["reading,city=vitre,sensor=a temperature=20.0 1700000000000"])
+    seed(["reading,town=vitre,sensor=a temperature=20.0 1700000000000"])
     app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
     with TestClient(app) as c:
         first = c.get("/v1/latest", params={"town": "vitre"})
@@ -97,7 +97,7 @@ def test_streamed_export_complete_across_dense_windows(api_settings, seed):
     # 2 500 rows, 500 sensors sharing each timestamp: denser than a window's LIMIT with pages of 100,
     # so the export falls back to keyset pages inside the window and must still give every row once.
     base = 1_721_433_600_000  # 2024-07-20T00:00:00Z
-    seed([f"reading,city=vitre,sensor=s{k:03d} temperature={k / 10} {base + m * 60_000}"
+    seed([f"reading,town=vitre,sensor=s{k:03d} temperature={k / 10} {base + m * 60_000}"
           for m in range(5) for k in range(500)])
     app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, stream_page_rows=100))
     with TestClient(app) as c:

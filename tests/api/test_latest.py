@@ -60,11 +60,11 @@ def test_latest_per_sensor(client, seed):
     for i in range(5):  # five readings a minute apart per sensor; the newest must win
         ts = now - (4 - i) * 60_000
         lines += [
-            f"reading,city=vitre,sensor=v1 temperature={20 + i}.5,humidity=50.0,battery_v=3.1 {ts}",
-            f"reading,city=vitre,sensor=v2 temperature={25 + i}.0,humidity=40.0 {ts - 7}",
-            f"reading,city=saint-omer,sensor=s1 temperature={15 + i}.25,humidity=70.0,source=\"senml\" {ts}",
+            f"reading,town=vitre,sensor=v1 temperature={20 + i}.5,humidity=50.0,battery_v=3.1 {ts}",
+            f"reading,town=vitre,sensor=v2 temperature={25 + i}.0,humidity=40.0 {ts - 7}",
+            f"reading,town=saint-omer,sensor=s1 temperature={15 + i}.25,humidity=70.0,source=\"senml\" {ts}",
         ]
-    lines.append(f"reading,city=vitre,sensor=v3 temperature=18.0,humidity=60.0 {now - 3 * 3600_000}")
+    lines.append(f"reading,town=vitre,sensor=v3 temperature=18.0,humidity=60.0 {now - 3 * 3600_000}")
     seed(lines)
 
     r = client.get("/v1/latest", params={"town": "vitre"})
@@ -81,12 +81,12 @@ def test_latest_per_sensor(client, seed):
     assert by_sensor["v2"]["time"].endswith(".993Z")  # ms precision kept
     assert by_sensor["v3"]["status"] == "offline"  # silent for 3 h
     assert by_sensor["v1"]["status"] in {"ok", "unregistered"}
-    assert all(row["city"] == "vitre" for row in body["data"])
+    assert all(row["town"] == "vitre" for row in body["data"])
     assert meta["last_update"] == by_sensor["v1"]["time"]
     assert r.headers["link"].startswith(f"<{LICENCE_URL}>")
 
     everything = client.get("/v1/latest").json()["data"]
-    assert {(x["city"], x["sensor"]) for x in everything} == {
+    assert {(x["town"], x["sensor"]) for x in everything} == {
         ("saint-omer", "s1"), ("vitre", "v1"), ("vitre", "v2"), ("vitre", "v3")}
     s1 = next(x for x in everything if x["sensor"] == "s1")
     assert s1["source"] == "senml" and s1["temperature"] == 19.25

@@ -157,7 +157,7 @@ def test_map_from_the_analytics_aggregates_of_simulated_readings(api_settings, a
     sim = prepare(SimOptions(start=start, end=start + timedelta(days=3, hours=12), towns=["vitre"], faults=False,
                              heatwave=None, step=timedelta(minutes=15)))
     rs = list(sim.readings())
-    frame = pd.DataFrame({"city": [r.city for r in rs], "sensor": [r.sensor for r in rs],
+    frame = pd.DataFrame({"town": [r.town for r in rs], "sensor": [r.sensor for r in rs],
                           "time": pd.to_datetime([r.ts_ms for r in rs], unit="ms", utc=True),
                           "temperature": [r.temperature for r in rs], "humidity": [r.humidity for r in rs]})
     town = api_settings.towns["vitre"]

@@ -169,5 +169,5 @@ def test_openapi_served_with_examples(client):
     served = client.get("/openapi.json").json()
     ok = served["paths"]["/v1/indices"]["get"]["responses"]["200"]["content"]
     assert ok[JSON]["example"]["meta"]["licence"]["id"] == "Etalab-2.0"
-    assert ok[CSV]["example"].startswith("time,date,city,ibmn,ibmx,canicule,")
+    assert ok[CSV]["example"].startswith("time,date,town,ibmn,ibmx,canicule,")
     assert "Meta" in served["components"]["schemas"]

@@ -33,7 +33,7 @@ def test_readings_paging_covers_every_row_once(client, dataset):
     assert len(seen) == len(set(seen)) == 144 * 3
     assert seen == sorted(seen, key=lambda x: x[0])
     first = body["data"][0]
-    assert first["time"] == "2024-07-20T00:00:00Z" and first["city"] == "vitre"
+    assert first["time"] == "2024-07-20T00:00:00Z" and first["town"] == "vitre"
 
 
 def test_readings_csv_parquet_and_sensor_filter(client, dataset):
@@ -42,12 +42,12 @@ def test_readings_csv_parquet_and_sensor_filter(client, dataset):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
-    assert r.content.startswith(b"time,city,sensor,temperature,humidity,battery_v,rssi,source\r\n")
+    assert r.content.startswith(b"time,town,sensor,temperature,humidity,battery_v,rssi,source\r\n")
     rows = _csv(r)
     assert len(rows) == 144 and {x["sensor"] for x in rows} == {"v-parc"}
     assert rows[1]["time"] == "2024-07-20T00:10:00Z" and float(rows[1]["temperature"]) == 20.51
     semi = client.get("/v1/readings", params=params | {"format": "csv", "sep": ";"})
-    assert semi.content.startswith("\ufefftime;city;sensor".encode())
+    assert semi.content.startswith("\ufefftime;town;sensor".encode())
     pr = client.get("/v1/readings", params=params, headers={"Accept": "application/vnd.apache.parquet"})
     assert pr.headers["content-type"] == "application/vnd.apache.parquet"
     table = pq.read_table(io.BytesIO(pr.content))
@@ -77,7 +77,7 @@ def test_caps_answer_clear_4xx(client, dataset):
 
 
 HOSTILE = ["v-parc' OR sensor =~ /.*/ --", 'v"; DROP DATABASE x', "v-parc\nSELECT", "/.*/", "*", "v-parc OR 1=1",
-           "v-parc' ; DROP MEASUREMENT reading", "$city", "v-parc\\", "\u00e9t\u00e9"]
+           "v-parc' ; DROP MEASUREMENT reading", "$town", "v-parc\\", "\u00e9t\u00e9"]
 
 
 def test_hostile_parameters_never_reach_influxql(client, dataset):
@@ -105,7 +105,7 @@ def test_hourly_and_daily(client, dataset):
     assert r.status_code == 200
     data = r.json()["data"]
     assert len(data) == 24 and data[0]["time"] == "2024-07-19T00:00:00Z" and data[0]["n"] == 6
-    assert set(data[0]) == {"time", "city", "sensor", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint",
+    assert set(data[0]) == {"time", "town", "sensor", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint",
                             "heat_index", "humidex", "uhi", "n", "qc"}
     assert r.headers["etag"] and "max-age" in r.headers["cache-control"]
 
@@ -168,11 +168,11 @@ def test_alerts(client, dataset, seed):
 
     now = int(time.time() * 1000)
     # As analytics stores them: one point per lasting condition, stamped when it opened.
-    seed(['alert,city=vitre,sensor=v-parc,kind=offline value=7200.0,threshold=3600.0,message="silent 2 h",'
+    seed(['alert,town=vitre,sensor=v-parc,kind=offline value=7200.0,threshold=3600.0,message="silent 2 h",'
           f'state="open",started={now - 60_000}i {now - 60_000}',
-          'alert,city=vitre,sensor=v-parc,kind=offline value=3700.0,threshold=3600.0,message="silent 1 h",'
+          'alert,town=vitre,sensor=v-parc,kind=offline value=3700.0,threshold=3600.0,message="silent 1 h",'
           f'state="closed",started={now - 9 * 3600_000}i,ended={now - 8 * 3600_000}i {now - 9 * 3600_000}',
-          'alert,city=vitre,sensor=v-centre,kind=temperature value=36.0,threshold=35.0,message="hot for days",'
+          'alert,town=vitre,sensor=v-centre,kind=temperature value=36.0,threshold=35.0,message="hot for days",'
           f'state="open",started={now - 30 * 3600_000}i {now - 30 * 3600_000}'], "agg")
     open_ = client.get("/v1/alerts", params={"town": "vitre", "status": "open"}).json()
     assert sorted((a["kind"], a["message"], a["state"]) for a in open_["data"]) == [
@@ -229,12 +229,12 @@ def test_tropical_nights_match_a_point_by_point_count(client, dataset, seed):
     lines = []
     for day in days:
         t0 = _awkward_instants([day], "Europe/Paris")[0]
-        lines.append(f"city_daily,city=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
+        lines.append(f"town_daily,town=saint-omer ibmn=14.0,ibmx=24.0,canicule=false,uhi_mean=0.8,uhi_max=1.9,"
                      f'hottest_sensor="so-1",sensors_ok=3i {t0}')
     for k, ts in enumerate(_awkward_instants(days, "Europe/Paris")):
         for s in range(k % 4):  # 0 to 3 sensors with a tropical night at that instant, some without
-            lines.append(f"daily,city=saint-omer,sensor=so-{s} tn=21.0,tropical_night=true {ts}")
-        lines.append(f"daily,city=saint-omer,sensor=so-9 tn=15.0,tropical_night=false {ts}")
+            lines.append(f"daily,town=saint-omer,sensor=so-{s} tn=21.0,tropical_night=true {ts}")
+        lines.append(f"daily,town=saint-omer,sensor=so-9 tn=15.0,tropical_night=false {ts}")
     seed(lines, AGG_RP)
     params = {"town": "saint-omer", "from": "2024-03-01", "to": "2024-11-30"}
     daily = _csv(client.get("/v1/daily", params=params | {"format": "csv"}))
@@ -271,14 +271,14 @@ def test_true_per_day_in_zones_with_odd_offsets(influxd, db_name, seed, tz):
 
     days = ["1971-06-01", "1971-06-02", "2024-03-31", "2024-11-03", "2024-07-15"]
     instants = _awkward_instants(days, tz)
-    lines = [f"daily,city=vitre,sensor=s{k % 3} tropical_night={'true' if k % 5 else 'false'} {ts}"
+    lines = [f"daily,town=vitre,sensor=s{k % 3} tropical_night={'true' if k % 5 else 'false'} {ts}"
              for k, ts in enumerate(instants)]
     seed(lines, AGG_RP)
     expected = Counter(_local_day(ts, tz) for k, ts in enumerate(instants) if k % 5)
 
     async def go() -> Counter[str]:
         async with InfluxClient(influxd.url, db_name) as c:
-            return await Store(c).true_per_day(DAILY, "tropical_night", Filter(0, 2 * 10**12, city="vitre"),
+            return await Store(c).true_per_day(DAILY, "tropical_night", Filter(0, 2 * 10**12, town="vitre"),
                                                ZoneInfo(tz))
 
     # Points sharing a series and a time overwrite one another: compare with what InfluxDB holds.

@@ -50,7 +50,7 @@ async def test_awkward_values_round_trip(influxd, tag, text, value):
         # Within one week, so every example lands in the same shard.
         ts = 1_700_000_000_000 + hash((tag, text, value)) % 600_000_000
         await c.write_points(
-            [Point("odd measurement,x", {"kind": tag, "city": "vitre"}, {"label": text, "v": value}, ts)],
+            [Point("odd measurement,x", {"kind": tag, "town": "vitre"}, {"label": text, "v": value}, ts)],
             rp=AGG_RP,
         )
         rows = await c.query_records(
@@ -84,7 +84,7 @@ def test_identifiers_are_strict():
 async def test_bind_parameters_neutralise_injection(influxd, db_name):
     async with InfluxClient(influxd.url, db_name) as c:
         await c.setup()
-        await c.write_lines(["reading,city=vitre,sensor=a temperature=20.0 1700000000000"])
+        await c.write_lines(["reading,town=vitre,sensor=a temperature=20.0 1700000000000"])
         hostile = "a' OR sensor =~ /.*/ --"
         rows = await c.query_records("SELECT * FROM reading WHERE sensor = $s", {"s": hostile})
         assert rows == []
@@ -114,7 +114,7 @@ async def test_query_csv_returns_rows_and_raises_statement_errors(influxd, db_na
     async with InfluxClient(influxd.url, db_name) as c:
         await c.setup()
         assert await c.query_csv("SELECT * FROM reading") == b""
-        await c.write_lines(["reading,city=vitre,sensor=a temperature=20.5 1700000000000"])
+        await c.write_lines(["reading,town=vitre,sensor=a temperature=20.5 1700000000000"])
         body = await c.query_csv("SELECT temperature FROM reading WHERE sensor = $s", {"s": "a"})
         assert body.splitlines() == [b"name,tags,time,temperature", b"reading,,1700000000000,20.5"]
         with pytest.raises(InfluxClientError):  # a parse error is a 400, in CSV as in JSON

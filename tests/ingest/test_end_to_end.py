@@ -42,7 +42,7 @@ def test_full_speed_stream_stored_exactly_once(ingester, influxd, mosquitto, db_
         "params": json.dumps({"s": sensor, "t": ts * 1_000_000}),
     }).json()
     row = dict(zip(r["results"][0]["series"][0]["columns"], r["results"][0]["series"][0]["values"][0], strict=True))
-    assert row == {"time": ts, "city": town, "sensor": sensor, "temperature": body["temperature"],
+    assert row == {"time": ts, "town": town, "sensor": sensor, "temperature": body["temperature"],
                    "humidity": body["humidity"], "source": "json"}
 
 

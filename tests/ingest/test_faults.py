@@ -207,7 +207,7 @@ def test_partial_400_good_lines_land_bad_line_dead_lettered(mosquitto, influxd, 
         # InfluxDB then refuses that one line of a batch with a 400 "partial write: field type conflict".
         async with InfluxClient(influxd.url, db_name) as c:
             await c.setup()
-            await c.write_lines([f'reading,city=vitre,sensor=legacy battery_v="low" {poison_ts}'])
+            await c.write_lines([f'reading,town=vitre,sensor=legacy battery_v="low" {poison_ts}'])
 
     asyncio.run(poison())
     bad_ts = poison_ts + 1  # same shard as the poison point

@@ -34,7 +34,7 @@ def test_mixed_array_stores_valid_records_and_dead_letters_the_rest():
         msg("heat/vitre/a1", [{"ts": NOW, "temperature": 20.5}, {"ts": NOW - 1000, "temperature": 75},
                              {"ts": NOW - 2000, "humidity": "wet"}, {"ts": NOW + 3_600_000, "humidity": 50}]),
     ])
-    assert out.lines == [f'reading,city=vitre,sensor=a1 temperature=20.5,source="json" {NOW}']
+    assert out.lines == [f'reading,sensor=a1,town=vitre temperature=20.5,source="json" {NOW}']
     assert sorted(out.rejected) == ["future_timestamp", "non_numeric", "temperature_range"]
     assert all(d.payload.startswith(b"[") and d.topic == "heat/vitre/a1" for d in out.dead)
     assert seen == [("vitre", "a1")]

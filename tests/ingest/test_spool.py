@@ -19,7 +19,7 @@ NOW = int(time.time() * 1000) - 3600_000
 
 
 def _lines(n: int, start: int = 0, value: float = 20.0, sensor: str = "s") -> list[str]:
-    return [f"reading,city=vitre,sensor={sensor}{i} temperature={value} {NOW + i}" for i in range(start, start + n)]
+    return [f"reading,town=vitre,sensor={sensor}{i} temperature={value} {NOW + i}" for i in range(start, start + n)]
 
 
 # --- Spool ------------------------------------------------------------------------------------------
@@ -92,8 +92,8 @@ def _down_url() -> str:
 async def test_partial_400_is_split_good_lines_land_bad_ones_dead_lettered(influxd, db_name, tmp_path):
     sink, dead = _sink(influxd.url, db_name, tmp_path / "spool")
     lines = _lines(40)
-    lines[7] = f"reading,city=vitre,sensor=s7 temperature= {NOW + 7}"  # unparseable
-    lines[30] = f'reading,city=vitre,sensor=s30 temperature="hot" {NOW + 30}'  # type conflict in this batch
+    lines[7] = f"reading,town=vitre,sensor=s7 temperature= {NOW + 7}"  # unparseable
+    lines[30] = f'reading,town=vitre,sensor=s30 temperature="hot" {NOW + 30}'  # type conflict in this batch
     await sink.store(lines)
     async with InfluxClient(influxd.url, db_name) as c:
         stored = await _stored(c)

@@ -171,7 +171,7 @@ def test_ingest_decoders_recover_exactly_the_published_readings() -> None:
             return identities.get(identity)
 
     def key(r: Reading) -> tuple[object, ...]:
-        return (r.city, r.sensor, r.ts_ms)
+        return (r.town, r.sensor, r.ts_ms)
 
     for m in sim.messages():
         got = decoders.DECODERS[m.format](m.payload, decoders.Context(m.topic, m.emit_ms, Lookup()))

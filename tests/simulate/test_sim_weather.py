@@ -19,7 +19,7 @@ CLEAN = SimOptions(start=START, duration=timedelta(days=7), heatwave=None, fault
 @pytest.fixture(scope="module")
 def week() -> tuple[pd.DataFrame, dict[str, SiteClass]]:
     sim = prepare(CLEAN)
-    df = pd.DataFrame([(r.city, r.sensor, r.ts_ms, r.temperature, r.humidity, r.battery_v) for r in sim.readings()],
+    df = pd.DataFrame([(r.town, r.sensor, r.ts_ms, r.temperature, r.humidity, r.battery_v) for r in sim.readings()],
                       columns=["town", "sensor", "ts_ms", "t", "rh", "bat"])
     df["local"] = pd.to_datetime(df.ts_ms, unit="ms", utc=True).dt.tz_convert("Europe/Paris")
     df["hour"] = df.local.dt.hour

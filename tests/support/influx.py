@@ -6,19 +6,19 @@ import httpx
 
 
 def stored_keys(influx_url: str, db: str) -> list[tuple[str, str, int]]:
-    """(city, sensor, ts_ms) of every stored reading, duplicates impossible by construction of InfluxDB keys."""
+    """(town, sensor, ts_ms) of every stored reading, duplicates impossible by construction of InfluxDB keys."""
     r = httpx.post(
         f"{influx_url}/query",
         data={"db": db, "epoch": "ms",
-              "q": 'SELECT "temperature", "humidity" FROM "raw"."reading" GROUP BY "city", "sensor"'},
+              "q": 'SELECT "temperature", "humidity" FROM "raw"."reading" GROUP BY "town", "sensor"'},
         timeout=60,
     )
     r.raise_for_status()
     out: list[tuple[str, str, int]] = []
     for result in r.json().get("results", []):
         for s in result.get("series", []) or []:
-            city, sensor = s["tags"]["city"], s["tags"]["sensor"]
-            out.extend((city, sensor, row[0]) for row in s["values"])
+            town, sensor = s["tags"]["town"], s["tags"]["sensor"]
+            out.extend((town, sensor, row[0]) for row in s["values"])
     return out
 
 

@@ -22,7 +22,7 @@ LAST = date(2025, 8, 31)
 TREATED = "vitre-centre-03"
 INTERVENTION_DAY = date(2025, 7, 15)
 EFFECT = -1.0
-HEATWAVE = [date(2025, 7, 1) + timedelta(days=i) for i in range(5)]  # canicule days (city_daily flag)
+HEATWAVE = [date(2025, 7, 1) + timedelta(days=i) for i in range(5)]  # canicule days (town_daily flag)
 FLAGGED = ("vitre-centre-01", date(2025, 7, 20))  # qc AVAILABILITY, absurd values: must never show
 SPARSE = "vitre-za-01"  # data on the last 20 days only: listed, not ranked
 BASE = {"urban": 2.6, "suburban": 1.1, "park": -0.3, "water": -0.6, "rural_reference": 0.0}
@@ -79,13 +79,13 @@ def season(seed: int = 8) -> Season:
                 out.night[(s.id, day)] = round(uhi_n, 6)
             tropical = "true" if tn >= 20 else "false"
             out.lines.append(
-                f"daily,city=vitre,sensor={s.id} tn={tn:.6f},tx={tx:.6f},t_mean={(tn + tx) / 2:.6f},rh_mean=60.0,"
+                f"daily,town=vitre,sensor={s.id} tn={tn:.6f},tx={tx:.6f},t_mean={(tn + tx) / 2:.6f},rh_mean=60.0,"
                 f"heat_index_max={tx:.6f},humidex_max={tx + 2:.6f},uhi_mean={uhi_m:.6f},"
                 f"uhi_night_max={round(uhi_n, 6)},hours_ge_30={hours}i,tropical_night={tropical},"
                 f"coverage={0.5 if qc else 1.0},qc={qc}i {ts}")
         canicule = "true" if hot else "false"
         out.lines.append(
-            f"city_daily,city=vitre ibmn={18.5 if hot else 15.0},ibmx={34.0 if hot else 26.0},canicule={canicule},"
+            f"town_daily,town=vitre ibmn={18.5 if hot else 15.0},ibmx={34.0 if hot else 26.0},canicule={canicule},"
             f'uhi_mean={1.2 + 0.3 * weather[i]:.6f},uhi_max={3.0 + weather[i]:.6f},hottest_sensor="vitre-centre-02",'
             f"sensors_ok={len(sensors)}i {ts}")
     # One hot afternoon hour: urban sensors at 35.5 °C, the others at 31 °C; the gare sensor's
@@ -95,7 +95,7 @@ def season(seed: int = 8) -> Season:
         t = 35.5 if str(s.site_class) == "urban" else 31.0
         qc = 32 if s.id == "vitre-gare-01" else (64 if s.id == "vitre-sub-01" else 0)
         uhi = BASE[str(s.site_class)]
-        out.lines.append(f"hourly,city=vitre,sensor={s.id} t_mean={t},t_min={t - 1},t_max={t + 1},rh_mean=40.0,"
+        out.lines.append(f"hourly,town=vitre,sensor={s.id} t_mean={t},t_min={t - 1},t_max={t + 1},rh_mean=40.0,"
                          f"dewpoint=15.0,heat_index={t},humidex={t + 3},uhi={uhi},n=6i,qc={qc}i {h}")
     return out
 

@@ -1,8 +1,8 @@
 """Hourly, daily and town-daily aggregates of one town's readings, as pure pandas.
 
-Input: raw readings of one town (columns city, sensor, time tz-aware, temperature, humidity),
+Input: raw readings of one town (columns town, sensor, time tz-aware, temperature, humidity),
 as a job reads them from the ``reading`` measurement. Output: frames whose columns are exactly
-the tags, fields and ``time`` of the ``hourly``, ``daily`` and ``city_daily`` measurements of
+the tags, fields and ``time`` of the ``hourly``, ``daily`` and ``town_daily`` measurements of
 DESIGN.md §3, ready to be written back. Same input, same output, row for row: results are sorted
 and nothing depends on input order, wall-clock time or randomness, so a rerun overwrites the
 same points with the same values.
@@ -39,15 +39,15 @@ from .indices import dew_point, heat_index, humidex
 from .qc import POINT_FLAGS, VALUE_FLAGS, QcConfig, QcFlag, run_qc
 
 HOURLY_COLUMNS = [
-    "city", "sensor", "time", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint", "heat_index",
+    "town", "sensor", "time", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint", "heat_index",
     "humidex", "uhi", "n", "qc",
 ]
 DAILY_COLUMNS = [
-    "city", "sensor", "time", "tn", "tx", "t_mean", "rh_mean", "heat_index_max", "humidex_max",
+    "town", "sensor", "time", "tn", "tx", "t_mean", "rh_mean", "heat_index_max", "humidex_max",
     "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc",
 ]
-CITY_DAILY_COLUMNS = [
-    "city", "time", "ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok",
+TOWN_DAILY_COLUMNS = [
+    "town", "time", "ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok",
 ]
 #: Flags that disqualify a sensor-day; the value flags of single hours only reduce its coverage.
 DAILY_BLOCKING = QcFlag.AVAILABILITY | QcFlag.UNPLACED
@@ -59,7 +59,7 @@ HOT_HOUR_C = 30.0
 class TownContext:
     """What the aggregates need to know about a town and its sensors, beyond the readings."""
 
-    city: str
+    id: str
     timezone: str = "Europe/Paris"
     references: frozenset[str] = frozenset()
     #: Sensors whose UHI makes the town's uhi_mean/uhi_max; None means every sensor that is not
@@ -77,7 +77,7 @@ class TownContext:
         mine = [s for s in sensors if s.town == town.id and not s.retired]
         refs = set(town.reference_sensors) | {s.id for s in mine if s.is_reference}
         return cls(
-            city=town.id,
+            id=town.id,
             timezone=town.timezone,
             references=frozenset(refs),
             urban=frozenset(s.id for s in mine if s.site_class is SiteClass.urban),
@@ -97,7 +97,7 @@ class TownContext:
 class TownAggregates:
     hourly: pd.DataFrame
     daily: pd.DataFrame
-    city_daily: pd.DataFrame
+    town_daily: pd.DataFrame
 
 
 def aggregate_town(
@@ -111,11 +111,11 @@ def aggregate_town(
     """
     hourly = hourly_aggregates(readings, town)
     daily = daily_aggregates(hourly, town, days)
-    city = city_daily_aggregates(hourly, daily, town, days)
+    per_town = town_daily_aggregates(hourly, daily, town, days)
     # Edge hours outside ``days`` are only context: their local day is cut, so their
     # availability flag would be wrong, and writing them would overwrite good points.
     kept = _keep_days(hourly, days, town.timezone).reset_index(drop=True)
-    return TownAggregates(kept, daily, city)
+    return TownAggregates(kept, daily, per_town)
 
 
 def _or_reduce(qc: pd.Series, keys: list[pd.Series]) -> pd.Series:
@@ -129,9 +129,9 @@ def _or_reduce(qc: pd.Series, keys: list[pd.Series]) -> pd.Series:
 
 
 def _single_town(frame: pd.DataFrame, town: TownContext) -> None:
-    cities = set(frame["city"].unique())
-    if cities - {town.city}:
-        raise ValueError(f"frame holds towns {sorted(cities)}, expected only {town.city!r}")
+    towns = set(frame["town"].unique())
+    if towns - {town.id}:
+        raise ValueError(f"frame holds towns {sorted(towns)}, expected only {town.id!r}")
 
 
 def hourly_aggregates(readings: pd.DataFrame, town: TownContext) -> pd.DataFrame:
@@ -165,7 +165,7 @@ def hourly_aggregates(readings: pd.DataFrame, town: TownContext) -> pd.DataFrame
     # an hour left empty keeps them all as its reason.
     out["qc"] = np.where(out["n"] > 0, clean_flags, all_flags).astype("int64")
     out = out.reset_index()
-    out.insert(0, "city", town.city)
+    out.insert(0, "town", town.id)
     out["dewpoint"] = dew_point(out["t_mean"], out["rh_mean"])
     out["heat_index"] = heat_index(out["t_mean"], out["rh_mean"])
     out["humidex"] = humidex(out["t_mean"], out["dewpoint"])
@@ -242,7 +242,7 @@ def daily_aggregates(
 
     short = out["coverage"] < town.qc.availability_min
     out["qc"] = (out["qc"] | np.where(short, int(QcFlag.AVAILABILITY), 0)).astype("int64")
-    out["city"] = town.city
+    out["town"] = town.id
     out["time"] = out["day"].dt.tz_convert("UTC")
     out = _keep_days(out, days, tz)
     return out[DAILY_COLUMNS].sort_values(["sensor", "time"], ignore_index=True)
@@ -277,14 +277,14 @@ def _window_extremes(hourly: pd.DataFrame, town: TownContext) -> pd.DataFrame:
     return frame.reindex(full)
 
 
-def city_daily_aggregates(
+def town_daily_aggregates(
     hourly: pd.DataFrame, daily: pd.DataFrame, town: TownContext, days: Collection[date] | None = None
 ) -> pd.DataFrame:
-    """``city_daily`` rows per local day: IBMn/IBMx, canicule, town UHI, hottest sensor, sensors_ok."""
+    """``town_daily`` rows per local day: IBMn/IBMx, canicule, town UHI, hottest sensor, sensors_ok."""
     _single_town(hourly, town)
     tz = town.timezone
     if daily.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in CITY_DAILY_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in TOWN_DAILY_COLUMNS})
     d = daily.copy()
     d["date"] = d["time"].dt.tz_convert(tz).dt.date
     good = daily_usable(d)
@@ -319,7 +319,7 @@ def city_daily_aggregates(
     out = by_day.reset_index()
     midnight = pd.to_datetime(out["date"]).dt.tz_localize(tz)
     out["time"] = midnight.dt.tz_convert("UTC")
-    out["city"] = town.city
+    out["town"] = town.id
     if days is not None:
         out = out[out["date"].isin(set(days))]
-    return out[CITY_DAILY_COLUMNS].sort_values("time", ignore_index=True)
+    return out[TOWN_DAILY_COLUMNS].sort_values("time", ignore_index=True)

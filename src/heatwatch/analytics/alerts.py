@@ -2,7 +2,7 @@
 
 Convention (measurement ``alert``, retention policy ``agg``):
 
-* tags ``city``, ``sensor`` (absent for a town-level alert such as ``canicule``), ``kind``;
+* tags ``town``, ``sensor`` (absent for a town-level alert such as ``canicule``), ``kind``;
 * the point's timestamp is the instant the alert **opened**, so every later write for the same
   condition (a worse peak, the close) overwrites that one point: a condition lasting three days
   is one row, never one per evaluation;
@@ -32,7 +32,7 @@ from heatwatch.core.logging import get_logger
 
 from .jobs import Analytics
 from .qc import QcConfig
-from .reader import read_city_daily, read_hourly_qc, read_live
+from .reader import read_hourly_qc, read_live, read_town_daily
 from .rules import DIRECTION, TOWN, AlertThresholds, Check, Snapshot, evaluate
 
 log = get_logger("heatwatch.analytics.alerts")
@@ -53,7 +53,7 @@ def iso_ms(ms: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    city: str
+    town: str
     sensor: str
     kind: str
     value: float
@@ -72,11 +72,11 @@ class Alert:
                                   "message": self.message, "state": self.state, "started": int(self.started)}
         if self.ended is not None:
             fields["ended"] = int(self.ended)
-        tags = {"city": self.city, "sensor": self.sensor, "kind": self.kind}
+        tags = {"town": self.town, "sensor": self.sensor, "kind": self.kind}
         return Point("alert", tags, fields, self.started)
 
     def payload(self, event: str, ts: int) -> dict[str, Any]:
-        return {"event": event, "city": self.city, "sensor": self.sensor or None, "kind": self.kind,
+        return {"event": event, "town": self.town, "sensor": self.sensor or None, "kind": self.kind,
                 "value": self.value, "threshold": self.threshold, "message": self.message, "state": self.state,
                 "started": iso_ms(self.started), "ended": iso_ms(self.ended), "ts": ts}
 
@@ -91,7 +91,7 @@ def _worse(kind: str, new: float, old: float) -> bool:
     return new < old if DIRECTION.get(kind, "above") == "below" else new > old
 
 
-def transition(city: str, open_alerts: Mapping[tuple[str, str], Alert], checks: Sequence[Check],
+def transition(town: str, open_alerts: Mapping[tuple[str, str], Alert], checks: Sequence[Check],
                now_ms: int) -> list[Change]:
     """What changes, given the open alerts and the conditions that hold now. Pure."""
     holding = {(c.sensor, c.kind): c for c in checks}
@@ -104,19 +104,19 @@ def transition(city: str, open_alerts: Mapping[tuple[str, str], Alert], checks: 
             changes.append(Change("update", replace(alert, value=check.value, message=check.message)))
     for key, check in sorted(holding.items()):
         if key not in open_alerts and check.raised:
-            changes.append(Change("open", Alert(city, check.sensor, check.kind, check.value, check.threshold,
+            changes.append(Change("open", Alert(town, check.sensor, check.kind, check.value, check.threshold,
                                                 check.message, now_ms)))
     return changes
 
 
-async def load_open(client: InfluxClient, city: str) -> dict[tuple[str, str], Alert]:
+async def load_open(client: InfluxClient, town: str) -> dict[tuple[str, str], Alert]:
     q = (f"SELECT {ident('value')}, {ident('threshold')}, {ident('message')}, {ident('started')} "
-         f"FROM {client.qualified('alert', AGG_RP)} WHERE {ident('city')} = $city AND {ident('state')} = $open "
+         f"FROM {client.qualified('alert', AGG_RP)} WHERE {ident('town')} = $town AND {ident('state')} = $open "
          f"GROUP BY {ident('sensor')}, {ident('kind')}")
     out: dict[tuple[str, str], Alert] = {}
-    for r in await client.query_records(q, {"city": city, "open": OPEN}):
+    for r in await client.query_records(q, {"town": town, "open": OPEN}):
         started = int(r.get("started") or r["time"])
-        alert = Alert(city, r.get("sensor") or TOWN, r["kind"], float(r["value"]), float(r["threshold"]),
+        alert = Alert(town, r.get("sensor") or TOWN, r["kind"], float(r["value"]), float(r["threshold"]),
                       str(r.get("message") or ""), started)
         # Two open points for one condition cannot arise from one runner; if two runners raced,
         # keep the older and let the next close/update settle the other.
@@ -125,11 +125,11 @@ async def load_open(client: InfluxClient, city: str) -> dict[tuple[str, str], Al
     return out
 
 
-async def alert_history(client: InfluxClient, city: str) -> list[dict[str, Any]]:
+async def alert_history(client: InfluxClient, town: str) -> list[dict[str, Any]]:
     """Every stored alert of a town, oldest first (tests and diagnostics)."""
-    q = (f"SELECT * FROM {client.qualified('alert', AGG_RP)} WHERE {ident('city')} = $city "
+    q = (f"SELECT * FROM {client.qualified('alert', AGG_RP)} WHERE {ident('town')} = $town "
          f"GROUP BY {ident('sensor')}, {ident('kind')}")
-    rows = await client.query_records(q, {"city": city})
+    rows = await client.query_records(q, {"town": town})
     return sorted(rows, key=lambda r: (r["time"], r.get("sensor") or "", r["kind"]))
 
 
@@ -144,34 +144,34 @@ class AlertEngine:
         self.publisher = publisher
         self.qc = qc or QcConfig()
 
-    async def snapshot(self, city: str, now: pd.Timestamp) -> Snapshot:
+    async def snapshot(self, town: str, now: pd.Timestamp) -> Snapshot:
         th = self.thresholds
-        sensors = self.analytics.sensors(city)
-        ctx = self.analytics.context(city)
+        sensors = self.analytics.sensors(town)
+        ctx = self.analytics.context(town)
         live = await read_live(
-            self.client, city, now - pd.Timedelta(seconds=th.live_window_s), now,
+            self.client, town, now - pd.Timedelta(seconds=th.live_window_s), now,
             now - pd.Timedelta(seconds=th.seen_lookback_s), (self.qc.t_min, self.qc.t_max))
-        hourly = await read_hourly_qc(self.client, city, now - pd.Timedelta(hours=th.qc_hours + 1), now)
-        city_daily = await read_city_daily(self.client, city, now - pd.Timedelta(days=4), now)
+        hourly = await read_hourly_qc(self.client, town, now - pd.Timedelta(hours=th.qc_hours + 1), now)
+        town_daily = await read_town_daily(self.client, town, now - pd.Timedelta(days=4), now)
         expected = frozenset(s.id for s in sensors if not s.retired)
-        return Snapshot(ctx, now, live, hourly, city_daily, expected, th)
+        return Snapshot(ctx, now, live, hourly, town_daily, expected, th)
 
     async def evaluate(self, now: datetime) -> list[Change]:
         now_ts = pd.Timestamp(now)
         now_ms = int(now_ts.value // 1_000_000)
         changes: list[Change] = []
-        for city in self.analytics.towns:
-            snap = await self.snapshot(city, now_ts)
-            town_changes = transition(city, await load_open(self.client, city), evaluate(snap), now_ms)
+        for town in self.analytics.towns:
+            snap = await self.snapshot(town, now_ts)
+            town_changes = transition(town, await load_open(self.client, town), evaluate(snap), now_ms)
             if town_changes:
                 await self.client.write_points([c.alert.point() for c in town_changes], rp=AGG_RP)
             for c in town_changes:
                 if c.event == "update":
                     continue
-                log.info("alert." + c.event, city=city, sensor=c.alert.sensor, kind=c.alert.kind,
+                log.info("alert." + c.event, town=town, sensor=c.alert.sensor, kind=c.alert.kind,
                          value=round(c.alert.value, 3), threshold=c.alert.threshold)
                 if self.publisher is not None:
                     payload = json.dumps(c.alert.payload(c.event, now_ms), ensure_ascii=False).encode()
-                    self.publisher.publish(ALERT_TOPIC.format(town=city), payload)
+                    self.publisher.publish(ALERT_TOPIC.format(town=town), payload)
             changes.extend(town_changes)
         return changes

@@ -22,19 +22,19 @@ async def backfill(analytics: Analytics, first: date, last: date, towns: Sequenc
     """Recompute local days ``first``…``last`` (inclusive) of ``towns`` (default: all)."""
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
-    cities = list(towns) if towns else list(analytics.towns)
-    unknown = [c for c in cities if c not in analytics.towns]
+    towns = list(towns) if towns else list(analytics.towns)
+    unknown = [c for c in towns if c not in analytics.towns]
     if unknown:
         raise ValueError(f"unknown town(s) {unknown}; configured: {', '.join(sorted(analytics.towns))}")
 
-    async def one_town(city: str) -> list[RunStats]:
+    async def one_town(town: str) -> list[RunStats]:
         out = []
         for chunk in chunks(first, last, chunk_days):
-            stats = await analytics.recompute(city, chunk)
+            stats = await analytics.recompute(town, chunk)
             if progress is not None:
                 progress(stats)
             out.append(stats)
         return out
 
-    per_town = await asyncio.gather(*(one_town(c) for c in cities))
+    per_town = await asyncio.gather(*(one_town(c) for c in towns))
     return [s for town in per_town for s in town]

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_backfill(settings: Settings, first: date, last: date, towns: list[str] | None,
                        chunk_days: int, show: bool = True) -> list[RunStats]:
     registry = open_registry(settings)
-    cities = towns or list(settings.towns)
-    total = ((last - first).days + 1) * len(cities)
+    towns = towns or list(settings.towns)
+    total = ((last - first).days + 1) * len(towns)
     try:
         async with InfluxClient.from_settings(settings, max_connections=4) as client:
             await client.setup(settings.raw_retention)
@@ -40,9 +40,9 @@ async def run_backfill(settings: Settings, first: date, last: date, towns: list[
             with tqdm(total=total, unit="day", desc="backfill", disable=not show) as bar:
                 def step(stats: RunStats) -> None:
                     bar.update(len(stats.days))
-                    bar.set_postfix(town=stats.city, readings=stats.readings)
+                    bar.set_postfix(town=stats.town, readings=stats.readings)
 
-                return await backfill(analytics, first, last, cities, chunk_days, step)
+                return await backfill(analytics, first, last, towns, chunk_days, step)
     finally:
         if registry is not None:
             registry.close()  # type: ignore[attr-defined]

@@ -89,14 +89,14 @@ def chunks(first: date, last: date, size: int) -> list[list[date]]:
 
 @dataclass
 class RunStats:
-    city: str
+    town: str
     days: list[date]
     readings: int = 0
     points: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_log(self) -> dict[str, Any]:
-        return {"city": self.city, "days": f"{self.days[0]}..{self.days[-1]}" if self.days else "-",
+        return {"town": self.town, "days": f"{self.days[0]}..{self.days[-1]}" if self.days else "-",
                 "readings": self.readings, **{f"n_{k}": v for k, v in self.points.items()},
                 **{f"s_{k}": round(v, 3) for k, v in self.seconds.items()}}
 
@@ -104,13 +104,13 @@ class RunStats:
 def town_context(town: Town, sensors: Sequence[Sensor], qc: QcConfig | None = None) -> TownContext:
     """The town as the aggregates see it; without any registered sensor, every non-reference is urban."""
     if not [s for s in sensors if s.town == town.id]:
-        return TownContext(city=town.id, timezone=town.timezone, references=frozenset(town.reference_sensors),
+        return TownContext(id=town.id, timezone=town.timezone, references=frozenset(town.reference_sensors),
                            thresholds=town.canicule, qc=qc or QcConfig())
     return TownContext.from_registry(town, sensors, qc)
 
 
 def build_lines(aggs: TownAggregates) -> dict[str, list[str]]:
-    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "city_daily": aggs.city_daily}
+    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "town_daily": aggs.town_daily}
     return {m: frame_lines(frames[m], m, *SCHEMA[m]) for m in SCHEMA}
 
 
@@ -124,29 +124,29 @@ class Analytics:
         self.registry = registry
         self.qc = qc
         # Two runs of the same town would only redo each other's work: let them queue.
-        self._locks = {city: asyncio.Lock() for city in self.towns}
+        self._locks = {town: asyncio.Lock() for town in self.towns}
 
-    def sensors(self, city: str) -> list[Sensor]:
-        return list(self.registry.list(town=city)) if self.registry is not None else []
+    def sensors(self, town: str) -> list[Sensor]:
+        return list(self.registry.list(town=town)) if self.registry is not None else []
 
-    def context(self, city: str) -> TownContext:
-        return town_context(self.towns[city], self.sensors(city), self.qc)
+    def context(self, town: str) -> TownContext:
+        return town_context(self.towns[town], self.sensors(town), self.qc)
 
-    async def recompute(self, city: str, days: Sequence[date]) -> RunStats:
+    async def recompute(self, town: str, days: Sequence[date]) -> RunStats:
         """Recompute and replace the aggregates of ``days`` (local dates) of one town.
 
         Days without a single raw reading are left alone: raw data may have expired under its
         retention policy while the aggregates are kept forever, and must not be wiped.
         """
         days = sorted(set(days))
-        stats = RunStats(city, days)
+        stats = RunStats(town, days)
         if not days:
             return stats
-        async with self._locks[city]:
-            ctx = self.context(city)
+        async with self._locks[town]:
+            ctx = self.context(town)
             t0 = time.perf_counter()
             start, end = read_window(days)
-            readings = await read_readings(self.client, city, start, end)
+            readings = await read_readings(self.client, town, start, end)
             t1 = time.perf_counter()
             stats.readings = len(readings)
             stats.seconds["read"] = t1 - t0
@@ -163,19 +163,19 @@ class Analytics:
                 span = day_span(run, ctx.timezone)
                 stale = []
                 for measurement, new in aggs.items():
-                    existing = await existing_points(self.client, measurement, city, *span)
+                    existing = await existing_points(self.client, measurement, town, *span)
                     if leaves_stale(existing, new, measurement):
                         stale.append(measurement)
                 if stale:
-                    await replace_range(self.client, city, *span, measurements=stale)
+                    await replace_range(self.client, town, *span, measurements=stale)
             for measurement, ls in lines.items():
                 await write_lines(self.client, ls)
                 stats.points[measurement] = len(ls)
             stats.seconds["write"] = time.perf_counter() - t2
         return stats
 
-    async def recompute_range(self, city: str, first: date, last: date, chunk_days: int = 14) -> list[RunStats]:
-        return [await self.recompute(city, c) for c in chunks(first, last, chunk_days)]
+    async def recompute_range(self, town: str, first: date, last: date, chunk_days: int = 14) -> list[RunStats]:
+        return [await self.recompute(town, c) for c in chunks(first, last, chunk_days)]
 
     # Scheduled runs ---------------------------------------------------------------------
 
@@ -190,30 +190,30 @@ class Analytics:
         """
         now_ts = pd.Timestamp(now)
 
-        async def town_run(city: str, town: Town) -> list[RunStats]:
+        async def town_run(town_id: str, town: Town) -> list[RunStats]:
             begin = now_ts - pd.Timedelta(hours=hours)
             if catchup_max_days is not None:
                 floor = now_ts - pd.Timedelta(days=catchup_max_days)
-                last = await last_hourly(self.client, city, floor.to_pydatetime())
+                last = await last_hourly(self.client, town_id, floor.to_pydatetime())
                 if last is None:
-                    last = await first_reading(self.client, city, floor.to_pydatetime())
+                    last = await first_reading(self.client, town_id, floor.to_pydatetime())
                 if last is not None and last < begin:
                     # The day before too: its Tx window was still open when the service stopped.
                     begin = max(last - pd.Timedelta(days=1), floor)
             days = local_days(begin, now_ts, town.timezone)
-            return await self.recompute_range(city, days[0], days[-1], chunk_days)
+            return await self.recompute_range(town_id, days[0], days[-1], chunk_days)
 
         return await self._each_town(town_run)
 
     async def _each_town(self, run: Callable[[str, Town], Awaitable[list[RunStats]]]) -> list[RunStats]:
         """Towns concurrently: one town's database round trips overlap another's pandas work."""
-        per_town = await asyncio.gather(*(run(city, town) for city, town in self.towns.items()))
+        per_town = await asyncio.gather(*(run(town_id, town) for town_id, town in self.towns.items()))
         return [s for stats in per_town for s in stats]
 
     async def daily_run(self, now: datetime, days_back: int) -> list[RunStats]:
-        async def town_run(city: str, town: Town) -> list[RunStats]:
+        async def town_run(town_id: str, town: Town) -> list[RunStats]:
             today = pd.Timestamp(now).tz_convert(town.timezone).date()
-            return [await self.recompute(city, [today - timedelta(days=k) for k in range(days_back, 0, -1)])]
+            return [await self.recompute(town_id, [today - timedelta(days=k) for k in range(days_back, 0, -1)])]
 
         return await self._each_town(town_run)
 
@@ -225,5 +225,5 @@ class Analytics:
 def _compute(readings: pd.DataFrame, ctx: TownContext,
              days: list[date]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
     aggs = aggregate_town(readings, ctx, days=days)
-    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "city_daily": aggs.city_daily}
+    frames = {"hourly": aggs.hourly, "daily": aggs.daily, "town_daily": aggs.town_daily}
     return frames, build_lines(aggs)

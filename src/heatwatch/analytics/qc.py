@@ -117,7 +117,7 @@ def run_qc(
 ) -> pd.DataFrame:
     """Flag readings (or hourly means: pass ``temperature="t_mean", humidity="rh_mean"``).
 
-    ``frame`` has columns city, sensor, time (tz-aware) and the two value columns. The result
+    ``frame`` has columns town, sensor, time (tz-aware) and the two value columns. The result
     is a copy with the same index and row order plus an int64 ``qc`` column.
 
     ``cool_sites`` are sensors expected at the town's cold end — rural references, parks, water —
@@ -138,8 +138,8 @@ def run_qc(
     time = frame["time"]
     if getattr(time.dt, "tz", None) is None:
         raise ValueError("time must be timezone-aware (UTC)")
-    # Work in (city, sensor, time) order; a stable sort keeps duplicate timestamps deterministic.
-    order = np.lexsort((hours_since_epoch(time), frame["sensor"].to_numpy(), frame["city"].to_numpy()))
+    # Work in (town, sensor, time) order; a stable sort keeps duplicate timestamps deterministic.
+    order = np.lexsort((hours_since_epoch(time), frame["sensor"].to_numpy(), frame["town"].to_numpy()))
     df = frame.iloc[order]
     t = df[temperature].to_numpy(dtype=np.float64, na_value=np.nan)
     rh = (
@@ -148,7 +148,7 @@ def run_qc(
         else np.full(len(df), np.nan)
     )
     hours = hours_since_epoch(df["time"].dt.tz_convert("UTC"))
-    group = df.groupby(["city", "sensor"], sort=False, observed=True).ngroup().to_numpy()
+    group = df.groupby(["town", "sensor"], sort=False, observed=True).ngroup().to_numpy()
     flags = np.zeros(len(df), dtype=np.int64)
 
     with np.errstate(invalid="ignore"):
@@ -256,14 +256,14 @@ def _spatial(
 ) -> npt.NDArray[np.int64]:
     """Robust z-score of each sensor's hourly mean against the town's, per hour."""
     hour = df["time"].dt.tz_convert("UTC").dt.floor("h").reset_index(drop=True)
-    keys = pd.DataFrame({"city": df["city"].to_numpy(), "hour": hour, "sensor": df["sensor"].to_numpy()})
+    keys = pd.DataFrame({"town": df["town"].to_numpy(), "hour": hour, "sensor": df["sensor"].to_numpy()})
     values = pd.Series(np.where(clean, t, np.nan))
     # Hourly means of clean values per sensor: the spatial test compares like with like
     # whether the input is raw readings at any spacing or already hourly.
-    means = values.groupby([keys["city"], keys["hour"], keys["sensor"]], sort=True).mean()
+    means = values.groupby([keys["town"], keys["hour"], keys["sensor"]], sort=True).mean()
     excluded = set(df["sensor"].to_numpy()[is_unplaced])
     found: list[pd.Series] = []
-    for city, block in means.groupby(level=0, sort=True):
+    for town, block in means.groupby(level=0, sort=True):
         m = block.droplevel(0).unstack("sensor")
         sensors = m.columns.to_numpy()
         a = m.to_numpy(dtype=np.float64)
@@ -286,11 +286,11 @@ def _spatial(
         codes = np.where(low, int(QcFlag.SPATIAL_LOW), 0) | np.where(high, int(QcFlag.SPATIAL_HIGH), 0)
         stacked = pd.DataFrame(codes, index=m.index[enough], columns=m.columns).stack()
         stacked = stacked[stacked != 0]
-        found.append(pd.concat({city: stacked}, names=["city"]))
+        found.append(pd.concat({town: stacked}, names=["town"]))
     if not found:
         return np.zeros(len(t), dtype=np.int64)
     flagged = pd.concat(found)
-    flagged.index = flagged.index.set_names(["city", "hour", "sensor"])
+    flagged.index = flagged.index.set_names(["town", "hour", "sensor"])
     looked_up = flagged.reindex(pd.MultiIndex.from_frame(keys))
     return looked_up.fillna(0).to_numpy(dtype=np.int64)
 

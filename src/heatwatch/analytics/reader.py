@@ -23,7 +23,7 @@ import pandas as pd
 
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient, Series, ident
 
-READING_COLUMNS = ["city", "sensor", "time", "temperature", "humidity"]
+READING_COLUMNS = ["town", "sensor", "time", "temperature", "humidity"]
 EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -75,19 +75,19 @@ async def query_csv(client: InfluxClient, q: str, params: Mapping[str, Any]) -> 
     return pd.read_csv(io.BytesIO(body), dtype={"name": str, "tags": str})
 
 
-async def read_readings(client: InfluxClient, city: str, start: datetime, end: datetime) -> pd.DataFrame:
+async def read_readings(client: InfluxClient, town: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Raw readings of one town in [start, end), columns :data:`READING_COLUMNS`."""
     q = (f"SELECT {ident('temperature')}, {ident('humidity')} FROM {client.qualified('reading', RAW_RP)} "
-         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-    raw = await query_csv(client, q, {"city": city, "start": to_ns(start), "end": to_ns(end)})
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    raw = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if raw.empty:
-        return pd.DataFrame({"city": pd.Series(dtype=object), "sensor": pd.Series(dtype=object),
+        return pd.DataFrame({"town": pd.Series(dtype=object), "sensor": pd.Series(dtype=object),
                              "time": pd.Series(dtype="datetime64[ms, UTC]"),
                              "temperature": pd.Series(dtype=np.float64), "humidity": pd.Series(dtype=np.float64)})
     # Tags come as "sensor=<id>"; sensor ids cannot hold "," or "=" (DESIGN.md §4), so no unescaping.
     sensor = raw["tags"].str.removeprefix("sensor=")
     return pd.DataFrame({
-        "city": city,
+        "town": town,
         "sensor": sensor.to_numpy(dtype=object),
         "time": pd.to_datetime(raw["time"].to_numpy(dtype=np.int64), unit="ms", utc=True),
         "temperature": raw["temperature"].to_numpy(dtype=np.float64) if "temperature" in raw else np.nan,
@@ -95,12 +95,12 @@ async def read_readings(client: InfluxClient, city: str, start: datetime, end: d
     })
 
 
-async def last_time(client: InfluxClient, measurement: str, rp: str, field: str, city: str,
+async def last_time(client: InfluxClient, measurement: str, rp: str, field: str, town: str,
                     since: datetime | None = None, *, first: bool = False) -> pd.Timestamp | None:
     """Time of the newest (or oldest) point of a town in a measurement, or None."""
     fn = "FIRST" if first else "LAST"
-    q = f"SELECT {fn}({ident(field)}) FROM {client.qualified(measurement, rp)} WHERE {ident('city')} = $city"
-    params: dict[str, object] = {"city": city}
+    q = f"SELECT {fn}({ident(field)}) FROM {client.qualified(measurement, rp)} WHERE {ident('town')} = $town"
+    params: dict[str, object] = {"town": town}
     if since is not None:
         q += " AND time >= $since"
         params["since"] = to_ns(since)
@@ -110,15 +110,15 @@ async def last_time(client: InfluxClient, measurement: str, rp: str, field: str,
     return pd.Timestamp(int(rows[0]["time"]), unit="ms", tz="UTC")
 
 
-async def last_hourly(client: InfluxClient, city: str, since: datetime) -> pd.Timestamp | None:
-    return await last_time(client, "hourly", AGG_RP, "n", city, since)
+async def last_hourly(client: InfluxClient, town: str, since: datetime) -> pd.Timestamp | None:
+    return await last_time(client, "hourly", AGG_RP, "n", town, since)
 
 
-async def first_reading(client: InfluxClient, city: str, since: datetime) -> pd.Timestamp | None:
-    return await last_time(client, "reading", RAW_RP, "temperature", city, since, first=True)
+async def first_reading(client: InfluxClient, town: str, since: datetime) -> pd.Timestamp | None:
+    return await last_time(client, "reading", RAW_RP, "temperature", town, since, first=True)
 
 
-async def read_live(client: InfluxClient, city: str, since: datetime, now: datetime, seen_since: datetime,
+async def read_live(client: InfluxClient, town: str, since: datetime, now: datetime, seen_since: datetime,
                     t_range: tuple[float, float]) -> pd.DataFrame:
     """Per sensor: median temperature and humidity since ``since``, last reading and battery.
 
@@ -126,17 +126,17 @@ async def read_live(client: InfluxClient, city: str, since: datetime, now: datet
     database. One request, three statements, one row per sensor each.
     """
     raw = client.qualified("reading", RAW_RP)
-    city_is = f"{ident('city')} = $city"
+    town_is = f"{ident('town')} = $town"
     stmts = [
         f"SELECT MEDIAN({ident('temperature')}) AS t, MEDIAN({ident('humidity')}) AS rh, "
-        f"COUNT({ident('temperature')}) AS n FROM {raw} WHERE {city_is} AND time >= $since AND time <= $now "
+        f"COUNT({ident('temperature')}) AS n FROM {raw} WHERE {town_is} AND time >= $since AND time <= $now "
         f"AND {ident('temperature')} >= $tmin AND {ident('temperature')} <= $tmax GROUP BY {ident('sensor')}",
-        f"SELECT LAST({ident('temperature')}) AS last_t FROM {raw} WHERE {city_is} AND time >= $seen "
+        f"SELECT LAST({ident('temperature')}) AS last_t FROM {raw} WHERE {town_is} AND time >= $seen "
         f"AND time <= $now GROUP BY {ident('sensor')}",
-        f"SELECT LAST({ident('battery_v')}) AS battery_v FROM {raw} WHERE {city_is} AND time >= $seen "
+        f"SELECT LAST({ident('battery_v')}) AS battery_v FROM {raw} WHERE {town_is} AND time >= $seen "
         f"AND time <= $now GROUP BY {ident('sensor')}",
     ]
-    params = {"city": city, "since": to_ns(since), "now": to_ns(now), "seen": to_ns(seen_since),
+    params = {"town": town, "since": to_ns(since), "now": to_ns(now), "seen": to_ns(seen_since),
               "tmin": t_range[0], "tmax": t_range[1]}
     med, last, batt = await client.query(";".join(stmts), params)
     m = series_frame(med, ["t", "rh", "n"]).set_index("sensor")
@@ -148,19 +148,19 @@ async def read_live(client: InfluxClient, city: str, since: datetime, now: datet
     return out
 
 
-async def read_hourly_qc(client: InfluxClient, city: str, since: datetime, now: datetime) -> pd.DataFrame:
+async def read_hourly_qc(client: InfluxClient, town: str, since: datetime, now: datetime) -> pd.DataFrame:
     """Stored hourly ``qc`` and ``n`` of a town since ``since``: what the QC alert rule looks at."""
     q = (f"SELECT {ident('qc')}, {ident('n')} FROM {client.qualified('hourly', AGG_RP)} "
-         f"WHERE {ident('city')} = $city AND time >= $since AND time <= $now GROUP BY {ident('sensor')}")
-    series = await client.query_series(q, {"city": city, "since": to_ns(since), "now": to_ns(now)})
+         f"WHERE {ident('town')} = $town AND time >= $since AND time <= $now GROUP BY {ident('sensor')}")
+    series = await client.query_series(q, {"town": town, "since": to_ns(since), "now": to_ns(now)})
     return series_frame(series, ["qc", "n"])
 
 
-async def read_city_daily(client: InfluxClient, city: str, since: datetime, now: datetime) -> pd.DataFrame:
+async def read_town_daily(client: InfluxClient, town: str, since: datetime, now: datetime) -> pd.DataFrame:
     q = (f"SELECT {ident('ibmn')}, {ident('ibmx')}, {ident('canicule')} "
-         f"FROM {client.qualified('city_daily', AGG_RP)} "
-         f"WHERE {ident('city')} = $city AND time >= $since AND time <= $now")
-    rows = await client.query_records(q, {"city": city, "since": to_ns(since), "now": to_ns(now)})
+         f"FROM {client.qualified('town_daily', AGG_RP)} "
+         f"WHERE {ident('town')} = $town AND time >= $since AND time <= $now")
+    rows = await client.query_records(q, {"town": town, "since": to_ns(since), "now": to_ns(now)})
     frame = pd.DataFrame(rows, columns=["time", "ibmn", "ibmx", "canicule"])
     frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="ms", utc=True)
     return frame

@@ -10,7 +10,7 @@ Kinds (the ``kind`` tag): ``temperature`` and ``heat_index`` (median of the last
 failing QC left out: a sun-struck or drifting sensor is reported as ``qc``, not as a heat wave),
 ``uhi_night`` (sensor minus the coolest rural reference, 18:00–06:00 local, urban sensors),
 ``canicule`` (town-level: the newest day whose IBMn/IBMx are known reached both département
-thresholds, from the stored ``city_daily``), ``offline`` (no reading for ``offline_s``),
+thresholds, from the stored ``town_daily``), ``offline`` (no reading for ``offline_s``),
 ``battery`` (last voltage under the threshold) and ``qc`` (the last ``qc_hours`` stored hours
 all flagged).
 """
@@ -89,8 +89,8 @@ class Snapshot:
     live: pd.DataFrame
     #: stored hourly rows of the last hours: sensor, time, qc, n
     hourly: pd.DataFrame
-    #: stored city_daily rows of the last days: time, ibmn, ibmx, canicule
-    city_daily: pd.DataFrame
+    #: stored town_daily rows of the last days: time, ibmn, ibmx, canicule
+    town_daily: pd.DataFrame
     #: sensors expected to report (the registry's active sensors of the town)
     expected: frozenset[str] = frozenset()
     thresholds: AlertThresholds = field(default_factory=AlertThresholds)
@@ -159,9 +159,9 @@ def uhi_night_rule(s: Snapshot) -> list[Check]:
 
 def canicule_rule(s: Snapshot) -> list[Check]:
     thr = s.context.thresholds
-    if thr is None or s.city_daily.empty:
+    if thr is None or s.town_daily.empty:
         return []
-    known = s.city_daily[s.city_daily["canicule"].notna()].sort_values("time")
+    known = s.town_daily[s.town_daily["canicule"].notna()].sort_values("time")
     if known.empty:
         return []
     last = known.iloc[-1]

@@ -37,15 +37,15 @@ DAILY_FIELDS: dict[str, Kind] = {
     "humidex_max": "float", "uhi_mean": "float", "uhi_night_max": "float", "hours_ge_30": "int",
     "tropical_night": "bool", "coverage": "float", "qc": "int",
 }
-CITY_DAILY_FIELDS: dict[str, Kind] = {
+TOWN_DAILY_FIELDS: dict[str, Kind] = {
     "ibmn": "float", "ibmx": "float", "canicule": "bool", "uhi_mean": "float", "uhi_max": "float",
     "hottest_sensor": "str", "sensors_ok": "int",
 }
 #: measurement -> (tag columns, field types)
 SCHEMA: dict[str, tuple[tuple[str, ...], Mapping[str, Kind]]] = {
-    "hourly": (("city", "sensor"), HOURLY_FIELDS),
-    "daily": (("city", "sensor"), DAILY_FIELDS),
-    "city_daily": (("city",), CITY_DAILY_FIELDS),
+    "hourly": (("town", "sensor"), HOURLY_FIELDS),
+    "daily": (("town", "sensor"), DAILY_FIELDS),
+    "town_daily": (("town",), TOWN_DAILY_FIELDS),
 }
 BATCH_LINES = 5000
 #: Floats are stored rounded (readings carry 0.01 °C): pandas' running sums (rolling IBM, group
@@ -105,19 +105,19 @@ async def write_lines(client: InfluxClient, lines: Sequence[str]) -> None:
         await client.write_lines(lines[i:i + BATCH_LINES], rp=AGG_RP)
 
 
-async def existing_points(client: InfluxClient, measurement: str, city: str, start: pd.Timestamp,
+async def existing_points(client: InfluxClient, measurement: str, town: str, start: pd.Timestamp,
                           end: pd.Timestamp) -> pd.DataFrame:
-    """Stored points of a town in [start, end): columns ``time`` (ms), the tags but ``city``, fields."""
+    """Stored points of a town in [start, end): columns ``time`` (ms), the tags but ``town``, fields."""
     tags, _ = SCHEMA[measurement]
-    group = [t for t in tags if t != "city"]
-    q = (f"SELECT * FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('city')} = $city "
+    group = [t for t in tags if t != "town"]
+    q = (f"SELECT * FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('town')} = $town "
          f"AND time >= $start AND time < $end" + (f" GROUP BY {', '.join(ident(g) for g in group)}" if group else ""))
-    found = await query_csv(client, q, {"city": city, "start": to_ns(start), "end": to_ns(end)})
+    found = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if found.empty:
         return found
     for g in group:  # "sensor=<id>": ids cannot hold "," or "=" (DESIGN.md §4)
         found[g] = found["tags"].astype(str).str.removeprefix(f"{g}=")
-    return found.drop(columns=[c for c in ("name", "tags", "city") if c in found.columns])
+    return found.drop(columns=[c for c in ("name", "tags", "town") if c in found.columns])
 
 
 def leaves_stale(existing: pd.DataFrame, new: pd.DataFrame, measurement: str) -> bool:
@@ -126,7 +126,7 @@ def leaves_stale(existing: pd.DataFrame, new: pd.DataFrame, measurement: str) ->
     if existing.empty:
         return False
     tags, fields = SCHEMA[measurement]
-    keys = ["time", *(t for t in tags if t != "city")]
+    keys = ["time", *(t for t in tags if t != "town")]
     fresh = new.assign(time=to_ms(new["time"])) if not new.empty else pd.DataFrame(columns=[*keys, *fields])
     stored = existing.set_index(keys)
     aligned = fresh.set_index(keys).reindex(stored.index)
@@ -141,14 +141,14 @@ def leaves_stale(existing: pd.DataFrame, new: pd.DataFrame, measurement: str) ->
     return False
 
 
-async def replace_range(client: InfluxClient, city: str, start: pd.Timestamp, end: pd.Timestamp,
-                        measurements: Iterable[str] = ("hourly", "daily", "city_daily")) -> None:
+async def replace_range(client: InfluxClient, town: str, start: pd.Timestamp, end: pd.Timestamp,
+                        measurements: Iterable[str] = ("hourly", "daily", "town_daily")) -> None:
     """Delete a town's aggregates in [start, end) before they are written again.
 
     Points with the same key overwrite each other, but a field that is now unknown (left out
     as NaN) would otherwise keep its old value next to fresh ones: a recompute owns its range.
     """
-    params = {"city": city, "start": to_ns(start), "end": to_ns(end)}
-    stmts = [f"DELETE FROM {ident(m)} WHERE {ident('city')} = $city AND time >= $start AND time < $end"
+    params = {"town": town, "start": to_ns(start), "end": to_ns(end)}
+    stmts = [f"DELETE FROM {ident(m)} WHERE {ident('town')} = $town AND time >= $start AND time < $end"
              for m in measurements]
     await client.query(";".join(stmts), params, epoch=None)

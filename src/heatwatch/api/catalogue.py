@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from heatwatch.core.model import Town
 
 from .config import ApiConfig
-from .datasets import ALERT, CITY_DAILY, DAILY, HOURLY, READING, Dataset
+from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 
 EU_FREQ = "http://publications.europa.eu/resource/authority/frequency/"
@@ -44,7 +44,7 @@ PUBLISHED: tuple[tuple[Dataset, str, tuple[str, ...]], ...] = (
     (READING, "/v1/readings", ("csv", "json", "parquet")),
     (HOURLY, "/v1/hourly", ("csv", "json", "parquet")),
     (DAILY, "/v1/daily", ("csv", "json", "parquet")),
-    (CITY_DAILY, "/v1/indices", ("csv", "json", "parquet")),
+    (TOWN_DAILY, "/v1/indices", ("csv", "json", "parquet")),
     (ALERT, "/v1/alerts", ("csv", "json", "parquet")),
 )
 _FILETYPE = {"csv": "CSV", "json": "JSON", "parquet": "PARQUET", "geojson": "GEOJSON"}

@@ -32,7 +32,7 @@ class Dataset:
     frequency: str  # DCAT / EU frequency vocabulary term
     columns: tuple[Column, ...]
     has_date: bool = False
-    tag_keys: tuple[str, ...] = field(default=("city", "sensor"))
+    tag_keys: tuple[str, ...] = field(default=("town", "sensor"))
 
     @property
     def fields(self) -> list[str]:
@@ -44,7 +44,7 @@ class Dataset:
 
 
 _TIME = Column("time", "datetime", "UTC timestamp (ISO 8601 with Z)")
-_CITY = Column("city", "string", "town id (vitre, saint-omer)", tag=True)
+_TOWN = Column("town", "string", "town id (vitre, saint-omer)", tag=True)
 _SENSOR = Column("sensor", "string", "sensor id", tag=True)
 _DATE = Column("date", "date", "local calendar day (Europe/Paris) the values describe", derived=True)
 
@@ -52,7 +52,7 @@ READING = Dataset(
     "readings", "reading", RAW_RP, "Relevés bruts de température et d'humidité",
     "Raw temperature and humidity readings as received from each sensor (UTC, °C, %RH).", "CONT",
     (
-        _TIME, _CITY, _SENSOR,
+        _TIME, _TOWN, _SENSOR,
         Column("temperature", "number", "air temperature", "°C"),
         Column("humidity", "number", "relative humidity", "%"),
         Column("battery_v", "number", "battery voltage", "V"),
@@ -66,7 +66,7 @@ HOURLY = Dataset(
     "Hourly statistics per sensor: temperature, humidity, dew point, heat index, humidex and urban heat "
     "island intensity against the town's rural reference.", "HOURLY",
     (
-        _TIME, _CITY, _SENSOR,
+        _TIME, _TOWN, _SENSOR,
         Column("t_mean", "number", "mean temperature over the hour", "°C"),
         Column("t_min", "number", "minimum temperature over the hour", "°C"),
         Column("t_max", "number", "maximum temperature over the hour", "°C"),
@@ -85,7 +85,7 @@ DAILY = Dataset(
     "Daily indicators per sensor: Tn, Tx, mean temperature and humidity, heat index and humidex maxima, "
     "UHI mean and nocturnal maximum, hours at or above 30 °C, tropical night, coverage.", "DAILY",
     (
-        _TIME, _DATE, _CITY, _SENSOR,
+        _TIME, _DATE, _TOWN, _SENSOR,
         Column("tn", "number", "daily minimum over the local calendar day "
                                  "(the town IBMn uses Météo-France's 18:00–18:00 UTC window)", "°C"),
         Column("tx", "number", "daily maximum over the local calendar day "
@@ -106,12 +106,12 @@ DAILY = Dataset(
     has_date=True,
 )
 
-CITY_DAILY = Dataset(
-    "indices", "city_daily", AGG_RP, "Indices journaliers de la ville (ICU, IBM, canicule)",
+TOWN_DAILY = Dataset(
+    "indices", "town_daily", AGG_RP, "Indices journaliers de la ville (ICU, IBM, canicule)",
     "Daily indices per town: IBMn and IBMx (3-day running means of Tn and Tx, Météo-France), canicule day "
     "flag against the département thresholds, urban heat island mean and maximum, hottest sensor.", "DAILY",
     (
-        _TIME, _DATE, _CITY,
+        _TIME, _DATE, _TOWN,
         Column("ibmn", "number", "3-day running mean of daily Tn", "°C"),
         Column("ibmx", "number", "3-day running mean of daily Tx", "°C"),
         Column("canicule", "boolean", "canicule day: IBMn and IBMx at or above the département thresholds"),
@@ -123,14 +123,14 @@ CITY_DAILY = Dataset(
                derived=True),
     ),
     has_date=True,
-    tag_keys=("city",),
+    tag_keys=("town",),
 )
 
 ALERT = Dataset(
     "alerts", "alert", AGG_RP, "Alertes",
     "Alerts raised by analytics and ingest (heat thresholds, sensor faults).", "CONT",
     (
-        _TIME, _CITY, _SENSOR,
+        _TIME, _TOWN, _SENSOR,
         Column("kind", "string", "alert kind", tag=True),
         Column("value", "number", "observed value"),
         Column("threshold", "number", "threshold that was crossed"),
@@ -139,7 +139,7 @@ ALERT = Dataset(
         Column("started", "integer", "when the condition began, epoch ms UTC"),
         Column("ended", "integer", "when it ended, epoch ms UTC (empty while open)"),
     ),
-    tag_keys=("city", "sensor", "kind"),
+    tag_keys=("town", "sensor", "kind"),
 )
 
-DATASETS: dict[str, Dataset] = {d.id: d for d in (READING, HOURLY, DAILY, CITY_DAILY, ALERT)}
+DATASETS: dict[str, Dataset] = {d.id: d for d in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT)}

@@ -22,7 +22,7 @@ from heatwatch.core.settings import load_towns
 
 from .catalogue import datapackage, dcat_catalogue
 from .config import ApiConfig
-from .datasets import ALERT, CITY_DAILY, DAILY, HOURLY, READING, Dataset
+from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 from .respond import csv_bytes
 from .routes.aggregates import EPISODES, UHI_COLUMNS
@@ -108,14 +108,14 @@ _TOWN = {
 }
 _LATEST = {
     "type": "object", "required": LATEST_COLUMNS,
-    "properties": {"city": {"type": "string"}, "sensor": {"type": "string"},
+    "properties": {"town": {"type": "string"}, "sensor": {"type": "string"},
                    "time": _TIME, **_READING_VALUES,
                    "status": {"enum": ["ok", "offline", "retired", "unregistered", "no_data"]}},
 }
 _SENSOR = {
-    "type": "object", "required": ["city", "id", "status", "reference", "latest"],
+    "type": "object", "required": ["town", "id", "status", "reference", "latest"],
     "properties": {
-        "city": {"type": "string"}, "id": {"type": "string"}, "name": _nullable("string"),
+        "town": {"type": "string"}, "id": {"type": "string"}, "name": _nullable("string"),
         "latitude": _nullable("number"), "longitude": _nullable("number"), "site_class": _nullable("string"),
         "lcz": _nullable("string"), "height_m": _nullable("number"), "owner": _nullable("string"),
         "installed": _nullable("string"), "device_profile": _nullable("string"), "retired": _nullable("boolean"),
@@ -162,7 +162,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Readings": _envelope(row_schema(READING)),
     "Hourly": _envelope(row_schema(HOURLY)),
     "Daily": _envelope(row_schema(DAILY)),
-    "Indices": _envelope(row_schema(CITY_DAILY)),
+    "Indices": _envelope(row_schema(TOWN_DAILY)),
     "CaniculeEpisodes": _envelope(row_schema(EPISODES)),
     "Alerts": _envelope(row_schema(ALERT)),
     "UhiSnapshot": _envelope(_UHI),
@@ -209,11 +209,11 @@ _SITES = {
                        "device_profile": "native", "retired": False},
 }
 _LATEST_ROWS = [
-    {"city": "vitre", "sensor": "vitre-centre-01", "time": _T, "temperature": 24.6, "humidity": 58.2,
+    {"town": "vitre", "sensor": "vitre-centre-01", "time": _T, "temperature": 24.6, "humidity": 58.2,
      "battery_v": 3.02, "rssi": None, "source": "json", "status": "ok"},
-    {"city": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
+    {"town": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
      "humidity": 66.5, "battery_v": 3.05, "rssi": -97.0, "source": "tts", "status": "ok"},
-    {"city": "vitre", "sensor": "vitre-rural-01", "time": _T, "temperature": 20.3, "humidity": 71.0,
+    {"town": "vitre", "sensor": "vitre-rural-01", "time": _T, "temperature": 20.3, "humidity": 71.0,
      "battery_v": 2.98, "rssi": None, "source": "json", "status": "ok"},
 ]
 
@@ -245,7 +245,7 @@ def _sensors() -> dict[str, Any]:
     items = []
     for r in _LATEST_ROWS:
         site = _SITES[r["sensor"]]
-        items.append({"city": "vitre", "id": r["sensor"], **site, "status": r["status"],
+        items.append({"town": "vitre", "id": r["sensor"], **site, "status": r["status"],
                       "reference": site["site_class"] == "rural_reference",
                       "latest": {"time": r["time"], **{f: r[f] for f in READING.fields}}})
     m = meta("/v1/sensors", {"town": "vitre"}, _T, returned=len(items), registry=True)
@@ -295,7 +295,7 @@ def _daily() -> dict[str, Any]:
 
 
 def _indices(thresholds: dict[str, Any]) -> dict[str, Any]:
-    return _series(CITY_DAILY, "/v1/indices", {"town": "vitre", "from": "2024-07-19", "to": "2024-07-21"},
+    return _series(TOWN_DAILY, "/v1/indices", {"town": "vitre", "from": "2024-07-19", "to": "2024-07-21"},
                    "2024-07-19T22:00:00Z",
                    [["2024-07-18T22:00:00Z", "2024-07-19", "vitre", 18.6, 33.4, True, 1.7, 4.4, "vitre-centre-01",
                      14, 9],

@@ -99,13 +99,13 @@ async def series_response(
 ) -> Response:
     """A time series dataset as a JSON page (with a next link) or as a streamed CSV/Parquet export
     of the whole (capped) range."""
-    city = getattr(flt, "city", None)
+    town = getattr(flt, "town", None)
     to_date = (lambda ms: local_date(ms, tz)) if ds.has_date else None
     if fmt in ("csv", "parquet"):
         if cursor is not None or limit is not None:
             raise bad_request("limit and cursor page JSON answers; CSV and Parquet export the whole range "
                               "(narrow it with from/to)", "not_paginated")
-        last = await ctx.store.last_update(ds, city)
+        last = await ctx.store.last_update(ds, town)
         batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
         if to_date is not None:
             batches = add_dates(batches, to_date)
@@ -122,7 +122,7 @@ async def series_response(
         if to_date is not None:
             for row in rows:
                 row.insert(1, to_date(row[0]))
-        last = await ctx.store.last_update(ds, city)
+        last = await ctx.store.last_update(ds, town)
         extra: dict[str, Any] = {"returned": len(rows), "next": ctx.url_with(cursor=nxt.encode()) if nxt else None}
         if count:
             extra["count"] = await ctx.store.count(ds, flt)

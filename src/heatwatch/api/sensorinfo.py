@@ -10,14 +10,14 @@ from heatwatch.core.model import Sensor
 log = logging.getLogger("heatwatch.api")
 
 
-def list_sensors(registry: Any, city: str | None, include_retired: bool = True) -> list[Sensor]:
+def list_sensors(registry: Any, town: str | None, include_retired: bool = True) -> list[Sensor]:
     if registry is None:
         return []
-    return list(registry.list(town=city, include_retired=include_retired))
+    return list(registry.list(town=town, include_retired=include_retired))
 
 
-def sensor_index(registry: Any, city: str | None) -> dict[str, Sensor]:
-    return {s.id: s for s in list_sensors(registry, city)}
+def sensor_index(registry: Any, town: str | None) -> dict[str, Sensor]:
+    return {s.id: s for s in list_sensors(registry, town)}
 
 
 def status_of(sensor: Sensor | None, last_ms: int | None, now_ms: int, stale_after_s: int) -> str:

@@ -55,7 +55,7 @@ class Filter:
 
     start_ms: int
     end_ms: int
-    city: str | None = None
+    town: str | None = None
     sensor: str | None = None
     kind: str | None = None
 
@@ -63,7 +63,7 @@ class Filter:
         clauses = ["time >= $start", "time < $end"]
         params: dict[str, Any] = {"start": ms_to_ns(since_ms if since_ms is not None else self.start_ms),
                                   "end": ms_to_ns(self.end_ms)}
-        for key in ("city", "sensor", "kind"):
+        for key in ("town", "sensor", "kind"):
             value = getattr(self, key)
             if value is not None:
                 clauses.append(f"{ident(key)} = ${key}")
@@ -219,35 +219,35 @@ class Store:
         records = await self.client.query_records(q, params)
         return int(records[0].get("count") or 0) if records else 0
 
-    async def latest(self, city: str | None) -> list[dict[str, Any]]:
+    async def latest(self, town: str | None) -> list[dict[str, Any]]:
         """The newest reading of every sensor (of one town, or of all), one query."""
         qual = self.client.qualified(READING.measurement, RAW_RP)
-        if city is None:
-            q = f"SELECT * FROM {qual} GROUP BY {ident('city')}, {ident('sensor')} ORDER BY time DESC LIMIT 1"
+        if town is None:
+            q = f"SELECT * FROM {qual} GROUP BY {ident('town')}, {ident('sensor')} ORDER BY time DESC LIMIT 1"
             params: dict[str, Any] = {}
         else:
-            q = (f"SELECT * FROM {qual} WHERE {ident('city')} = $city GROUP BY {ident('sensor')} "
+            q = (f"SELECT * FROM {qual} WHERE {ident('town')} = $town GROUP BY {ident('sensor')} "
                  "ORDER BY time DESC LIMIT 1")
-            params = {"city": city}
+            params = {"town": town}
         records = await self.client.query_records(q, params)
-        records.sort(key=lambda r: (r.get("city") or "", r.get("sensor") or ""))
+        records.sort(key=lambda r: (r.get("town") or "", r.get("sensor") or ""))
         return records
 
-    async def last_update(self, ds: Dataset, city: str | None) -> int | None:
+    async def last_update(self, ds: Dataset, town: str | None) -> int | None:
         """Time of the newest point of a dataset (for one town): the 'last update' of the licence
         attribution. Cached briefly since every response asks for it."""
-        key = (ds.id, city)
+        key = (ds.id, town)
         hit = self._last_update.get(key)
         now = time.monotonic()
         if hit and now - hit[0] < self._ttl:
             return hit[1]
         qual = self.client.qualified(ds.measurement, ds.rp)
         field = ident(ds.fields[0])
-        if city is None:
+        if town is None:
             records = await self.client.query_records(f"SELECT LAST({field}) FROM {qual}")
         else:
             records = await self.client.query_records(
-                f"SELECT LAST({field}) FROM {qual} WHERE {ident('city')} = $city", {"city": city})
+                f"SELECT LAST({field}) FROM {qual} WHERE {ident('town')} = $town", {"town": town})
         value = int(records[0]["time"]) if records else None
         self._last_update[key] = (now, value)
         return value

@@ -35,7 +35,7 @@ def valid_town_id(value: str) -> bool:
 class Reading:
     """One observation of one sensor. ``ts_ms`` is UTC epoch milliseconds."""
 
-    city: str
+    town: str
     sensor: str
     ts_ms: int
     temperature: float | None = None
@@ -61,12 +61,12 @@ class Reading:
             fields.append(f"rssi={self.rssi!r}")
         if self.source is not None:
             fields.append(f'source="{self.source}"')
-        return f"reading,city={self.city},sensor={self.sensor} {','.join(fields)} {self.ts_ms}"
+        return f"reading,sensor={self.sensor},town={self.town} {','.join(fields)} {self.ts_ms}"
 
     @property
     def key(self) -> tuple[str, str, int]:
         """What InfluxDB identifies the point by: rewriting the same key overwrites."""
-        return (self.city, self.sensor, self.ts_ms)
+        return (self.town, self.sensor, self.ts_ms)
 
 
 class SiteClass(StrEnum):

@@ -99,13 +99,13 @@ class Pipeline:
                 continue
             out.lines.append(r.to_line())
             out.readings += 1
-            key = (r.city, r.sensor)
+            key = (r.town, r.sensor)
             newest = out.latest.get(key)
             if newest is None or r.ts_ms >= newest.ts_ms:
                 out.latest[key] = r
-            if self._on_sensor is not None and (r.city, r.sensor) not in self._seen:
-                self._seen.add((r.city, r.sensor))
-                self._on_sensor(r.city, r.sensor)
+            if self._on_sensor is not None and (r.town, r.sensor) not in self._seen:
+                self._seen.add((r.town, r.sensor))
+                self._on_sensor(r.town, r.sensor)
 
     @staticmethod
     def _reject(out: Processed, m: Message, exc: DecodeError) -> None:

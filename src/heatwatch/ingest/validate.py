@@ -18,8 +18,8 @@ class Validator:
     backlog_ms: int
 
     def check(self, r: Reading, received_ms: int) -> None:
-        if r.city not in self.towns:
-            raise DecodeError(Reason.unknown_town, r.city)
+        if r.town not in self.towns:
+            raise DecodeError(Reason.unknown_town, r.town)
         if r.temperature is None and r.humidity is None:
             raise DecodeError(Reason.no_measurement, f"{r.sensor} at {r.ts_ms}")
         if r.temperature is not None and not T_MIN <= r.temperature <= T_MAX:

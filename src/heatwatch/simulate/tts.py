@@ -232,7 +232,7 @@ def uplink(sensor: Sensor, reading: Reading, profile_name: str | None, *, seed: 
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     topic = f"v3/{app}@{tenant}/devices/{device_id}/up"
     # The Network Server's reception time is the closest TTS gives to when the device sent it.
-    published = Reading(city=sensor.town, sensor=sensor.id, ts_ms=ns_ns // 1_000_000,
+    published = Reading(town=sensor.town, sensor=sensor.id, ts_ms=ns_ns // 1_000_000,
                         temperature=frame.temperature, humidity=frame.humidity, battery_v=frame.battery_v,
                         rssi=float(rx[0]["rssi"]))  # type: ignore[arg-type]
     return topic, payload, published

@@ -33,9 +33,9 @@ def test_ranking_order_and_unranked_sparse_sites() -> None:
 
 def test_canicule_episodes_split_on_gaps() -> None:
     flags = [False, True, True, False, True, True, True]
-    city = [{"date": D0 + timedelta(days=i), "canicule": f, "ibmn": 18.0 + i, "ibmx": 33.0, "uhi_max": 2.0}
+    town = [{"date": D0 + timedelta(days=i), "canicule": f, "ibmn": 18.0 + i, "ibmx": 33.0, "uhi_max": 2.0}
             for i, f in enumerate(flags)]
-    eps = canicule_episodes(city)
+    eps = canicule_episodes(town)
     assert [(e["start"].day, e["end"].day, e["days"]) for e in eps] == [(2, 3, 2), (5, 7, 3)]
     assert eps[1]["ibmn_max"] == 24.0
 

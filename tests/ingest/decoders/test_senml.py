@@ -48,7 +48,7 @@ def test_base_name_base_time_relative_times_merged_by_time() -> None:
         (1_719_835_140_000, 24.75, 50.5, None),
         (1_719_835_200_000, 25.0, 50.0, 3.02),
     ]
-    assert {(r.city, r.sensor, r.source) for r in out.readings} == {("vitre", "vit-012", "senml")}
+    assert {(r.town, r.sensor, r.source) for r in out.readings} == {("vitre", "vit-012", "senml")}
 
 
 def test_base_unit_and_base_value_apply_to_later_records() -> None:

@@ -103,14 +103,14 @@ def test_dragino_lht65_via_registry() -> None:
     devices = Devices({"lht65-0042": ("vitre", "vit-007")}, {"lht65-0042": "dragino-lht65"})
     out = run(uplink("lht65-0042", "heatwatch-vitre", LHT65), topic("lht65-0042"), devices)
     [r] = out.readings
-    assert (r.city, r.sensor, r.ts_ms) == ("vitre", "vit-007", RECEIVED_AT_MS)
+    assert (r.town, r.sensor, r.ts_ms) == ("vitre", "vit-007", RECEIVED_AT_MS)
     assert (r.temperature, r.humidity, r.battery_v, r.rssi, r.source) == (24.31, 55.4, 3.052, -97.0, "tts")
 
 
 def test_milesight_em300_th_autodetected_battery_percent_not_stored() -> None:
     out = run(uplink("em300-th-01", "heatwatch-saint-omer", EM300), topic("em300-th-01", "heatwatch-saint-omer"))
     [r] = out.readings
-    assert (r.city, r.sensor) == ("saint-omer", "em300-th-01")  # unknown to the registry: device id
+    assert (r.town, r.sensor) == ("saint-omer", "em300-th-01")  # unknown to the registry: device id
     assert (r.temperature, r.humidity, r.battery_v) == (27.3, 48.5, None)
 
 
@@ -198,7 +198,7 @@ def test_app_to_town_mapping_and_town_list() -> None:
     assert dec.town_for_app("vitre-lorawan") == "vitre"
     assert dec.town_for_app("something-else") is None
     out = run(uplink("em300-th-01", "mairie-capteurs", EM300), topic("em300-th-01", "mairie-capteurs"), decoder=dec)
-    assert out.readings[0].city == "vitre"
+    assert out.readings[0].town == "vitre"
 
 
 def test_from_settings_reads_optional_setting() -> None:
@@ -253,7 +253,7 @@ def test_unknown_device_without_town() -> None:
 def test_registry_known_device_needs_no_app_mapping() -> None:
     devices = Devices({"em300-th-01": ("saint-omer", "so-04")})
     out = run(uplink("em300-th-01", "acme-demo", EM300), topic("em300-th-01", "acme-demo"), devices)
-    assert (out.readings[0].city, out.readings[0].sensor) == ("saint-omer", "so-04")
+    assert (out.readings[0].town, out.readings[0].sensor) == ("saint-omer", "so-04")
 
 
 def test_not_an_uplink() -> None:

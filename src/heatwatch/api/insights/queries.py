@@ -27,7 +27,7 @@ DAILY_BLOCKING = QC_AVAILABILITY | QC_UNPLACED
 HOURLY_HARMLESS = QC_AVAILABILITY
 
 DAILY_FIELDS = ("tn", "tx", "t_mean", "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc")
-CITY_FIELDS = ("ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
+TOWN_FIELDS = ("ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
 
 
 def ns(ms: int) -> int:
@@ -61,7 +61,7 @@ def usable_daily(qc: Any) -> bool:
     return qc is None or (int(qc) & DAILY_BLOCKING) == 0
 
 
-async def daily_rows(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo,
+async def daily_rows(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo,
                      fields: Sequence[str] = DAILY_FIELDS, sensors: Iterable[str] | None = None,
                      keep_flagged: bool = False) -> list[DailyRow]:
     """Per-sensor daily aggregates of local days ``first``..``last`` (inclusive), QC-blocked
@@ -69,9 +69,9 @@ async def daily_rows(client: InfluxClient, city: str, first: date, last: date, t
     start, end = day_range_ms(first, last, tz)
     wanted = list(dict.fromkeys([*fields, "qc"]))
     cols = ", ".join(ident(f) for f in wanted)
-    q = (f"SELECT {cols} FROM {client.qualified('daily', AGG_RP)} WHERE {ident('city')} = $city "
+    q = (f"SELECT {cols} FROM {client.qualified('daily', AGG_RP)} WHERE {ident('town')} = $town "
          f"AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-    records = await client.query_records(q, {"city": city, "start": ns(start), "end": ns(end)})
+    records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     only = set(sensors) if sensors is not None else None
     out = []
     for r in records:
@@ -85,17 +85,17 @@ async def daily_rows(client: InfluxClient, city: str, first: date, last: date, t
     return out
 
 
-async def newest_daily_day(client: InfluxClient, city: str, tz: ZoneInfo) -> date | None:
-    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.qualified('daily', AGG_RP)} WHERE {ident('city')} = $city"
-    records = await client.query_records(q, {"city": city})
+async def newest_daily_day(client: InfluxClient, town: str, tz: ZoneInfo) -> date | None:
+    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.qualified('daily', AGG_RP)} WHERE {ident('town')} = $town"
+    records = await client.query_records(q, {"town": town})
     return local_day(int(records[0]["time"]), tz) if records else None
 
 
-async def hourly_uhi(client: InfluxClient, city: str, hour_ms: int) -> dict[str, float]:
+async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str, float]:
     """Hourly UHI per sensor for the UTC hour starting at ``hour_ms``, flagged hours left out."""
     q = (f"SELECT {ident('uhi')}, {ident('qc')} FROM {client.qualified('hourly', AGG_RP)} "
-         f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-    records = await client.query_records(q, {"city": city, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    records = await client.query_records(q, {"town": town, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
     out: dict[str, float] = {}
     for r in records:
         qc = int(r.get("qc") or 0)
@@ -104,13 +104,13 @@ async def hourly_uhi(client: InfluxClient, city: str, hour_ms: int) -> dict[str,
     return out
 
 
-async def newest_hour(client: InfluxClient, city: str) -> int | None:
-    q = f"SELECT LAST({ident('uhi')}) FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('city')} = $city"
-    records = await client.query_records(q, {"city": city})
+async def newest_hour(client: InfluxClient, town: str) -> int | None:
+    q = f"SELECT LAST({ident('uhi')}) FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('town')} = $town"
+    records = await client.query_records(q, {"town": town})
     return int(records[0]["time"]) if records else None
 
 
-async def hours_at_or_above(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo,
+async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo,
                             thresholds: Sequence[float]) -> dict[str, dict[float, int]]:
     """Per sensor, the number of usable hours whose mean temperature reached each threshold.
 
@@ -121,29 +121,29 @@ async def hours_at_or_above(client: InfluxClient, city: str, first: date, last: 
     out: dict[str, dict[float, int]] = defaultdict(dict)
     qual = client.qualified("hourly", AGG_RP)
     for thr in thresholds:
-        q = (f"SELECT COUNT({ident('t_mean')}) FROM {qual} WHERE {ident('city')} = $city AND time >= $start "
+        q = (f"SELECT COUNT({ident('t_mean')}) FROM {qual} WHERE {ident('town')} = $town AND time >= $start "
              f"AND time < $end AND {ident('t_mean')} >= $thr AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) "
              f"GROUP BY {ident('sensor')}")
-        params = {"city": city, "start": ns(start), "end": ns(end), "thr": float(thr), "harmless": HOURLY_HARMLESS}
+        params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(thr), "harmless": HOURLY_HARMLESS}
         for r in await client.query_records(q, params):
             out[r["sensor"]][thr] = int(r.get("count") or 0)
     return dict(out)
 
 
-async def city_daily_rows(client: InfluxClient, city: str, first: date, last: date, tz: ZoneInfo
+async def town_daily_rows(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo
                           ) -> list[dict[str, Any]]:
     start, end = day_range_ms(first, last, tz)
-    cols = ", ".join(ident(f) for f in CITY_FIELDS)
-    q = (f"SELECT {cols} FROM {client.qualified('city_daily', AGG_RP)} WHERE {ident('city')} = $city "
+    cols = ", ".join(ident(f) for f in TOWN_FIELDS)
+    q = (f"SELECT {cols} FROM {client.qualified('town_daily', AGG_RP)} WHERE {ident('town')} = $town "
          "AND time >= $start AND time < $end")
-    records = await client.query_records(q, {"city": city, "start": ns(start), "end": ns(end)})
-    rows = [{"date": local_day(int(r["time"]), tz), **{f: r.get(f) for f in CITY_FIELDS}} for r in records]
+    records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
+    rows = [{"date": local_day(int(r["time"]), tz), **{f: r.get(f) for f in TOWN_FIELDS}} for r in records]
     rows.sort(key=lambda r: r["date"])
     return rows
 
 
-async def last_update_ms(client: InfluxClient, city: str, measurement: str = "daily") -> int | None:
+async def last_update_ms(client: InfluxClient, town: str, measurement: str = "daily") -> int | None:
     field = "uhi_mean"
-    q = f"SELECT LAST({ident(field)}) FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('city')} = $city"
-    records = await client.query_records(q, {"city": city})
+    q = f"SELECT LAST({ident(field)}) FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('town')} = $town"
+    records = await client.query_records(q, {"town": town})
     return int(records[0]["time"]) if records else None

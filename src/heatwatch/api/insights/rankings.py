@@ -99,11 +99,11 @@ def ranking_columns(thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> list[st
     return [*RANKING_COLUMNS, *(threshold_column(t) for t in thresholds)]
 
 
-def canicule_episodes(city_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def canicule_episodes(town_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Runs of consecutive canicule days (Météo-France: IBMn and IBMx at or above the thresholds)."""
     out: list[dict[str, Any]] = []
     prev: date | None = None
-    for r in city_rows:
+    for r in town_rows:
         day = r["date"]
         if r.get("canicule") is not True:
             prev = None
@@ -121,17 +121,17 @@ def canicule_episodes(city_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     return out
 
 
-def season_summary(city_rows: Sequence[Mapping[str, Any]], rows: Sequence[DailyRow]) -> dict[str, Any]:
+def season_summary(town_rows: Sequence[Mapping[str, Any]], rows: Sequence[DailyRow]) -> dict[str, Any]:
     """The summer in a few figures, for the report and the rankings' metadata."""
-    hottest = max((r for r in city_rows if r.get("uhi_max") is not None), key=lambda r: r["uhi_max"], default=None)
+    hottest = max((r for r in town_rows if r.get("uhi_max") is not None), key=lambda r: r["uhi_max"], default=None)
     tropical = sum(1 for r in rows if r.get("tropical_night") is True)
     return {
-        "days_with_indices": len(city_rows),
-        "canicule_days": sum(1 for r in city_rows if r.get("canicule") is True),
-        "ibmn_max": _max(r.get("ibmn") for r in city_rows),
-        "ibmx_max": _max(r.get("ibmx") for r in city_rows),
-        "town_uhi_mean": _mean(r.get("uhi_mean") for r in city_rows),
-        "town_uhi_max": _max(r.get("uhi_max") for r in city_rows),
+        "days_with_indices": len(town_rows),
+        "canicule_days": sum(1 for r in town_rows if r.get("canicule") is True),
+        "ibmn_max": _max(r.get("ibmn") for r in town_rows),
+        "ibmx_max": _max(r.get("ibmx") for r in town_rows),
+        "town_uhi_mean": _mean(r.get("uhi_mean") for r in town_rows),
+        "town_uhi_max": _max(r.get("uhi_max") for r in town_rows),
         "town_uhi_max_date": hottest["date"] if hottest else None,
         "sensor_tropical_nights": tropical,
         "sensors_reporting": len({r.sensor for r in rows}),

@@ -14,10 +14,10 @@ from . import queries
 from .rankings import rank_sites, season_days, season_summary
 
 
-def sensor_index(registry: Any, city: str) -> dict[str, Any]:
+def sensor_index(registry: Any, town: str) -> dict[str, Any]:
     if registry is None:
         return {}
-    return {s.id: s for s in registry.list(town=city, include_retired=True)}
+    return {s.id: s for s in registry.list(town=town, include_retired=True)}
 
 
 async def season_ranking(client: InfluxClient, town: Town, registry: Any, season: int, thresholds: list[float]
@@ -31,8 +31,8 @@ async def season_ranking(client: InfluxClient, town: Town, registry: Any, season
     first, last = days[0], days[-1]
     rows = await queries.daily_rows(client, town.id, first, last, tz)
     hours = await queries.hours_at_or_above(client, town.id, first, last, tz, thresholds)
-    city = await queries.city_daily_rows(client, town.id, first, last, tz)
+    town_rows = await queries.town_daily_rows(client, town.id, first, last, tz)
     ranking = rank_sites(rows, sensor_index(registry, town.id), len(days), hours, thresholds)
-    summary = season_summary(city, rows)
+    summary = season_summary(town_rows, rows)
     return ranking, {"from": first.isoformat(), "to": last.isoformat(), "days": len(days), **{
         k: (v.isoformat() if isinstance(v, date) else v) for k, v in summary.items()}}

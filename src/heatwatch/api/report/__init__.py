@@ -94,8 +94,8 @@ async def gather(client: InfluxClient, settings: Settings, town: Town, season: i
     tz = ZoneInfo(town.timezone)
     first, last = season_window(season)
     ranking, summary = await season_ranking(client, town, registry, season, thr)
-    city = await queries.city_daily_rows(client, town.id, first, last, tz)
-    episodes = canicule_episodes(city)
+    town_rows = await queries.town_daily_rows(client, town.id, first, last, tz)
+    episodes = canicule_episodes(town_rows)
     sensors = list(registry.list(town=town.id, include_retired=True)) if registry is not None else []
     data = ReportData(town=town, season=season, window=(first, last),
                       generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), producer=producer,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from heatwatch.core.influx import ident
 
-from ..datasets import ALERT, CITY_DAILY, DAILY, HOURLY, Column, Dataset
+from ..datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
 from ..deps import (
     ISO_PATTERN,
     CtxDep,
@@ -54,11 +54,11 @@ async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
     far the costliest read here, so callers that do not show it skip it.
     """
     tz = zone(town.timezone)  # the day a row describes is the town's calendar day
-    flt = Filter(start, end, city=town.id)
+    flt = Filter(start, end, town=town.id)
     rows, per_day, last = await asyncio.gather(
-        ctx.store.all_rows(CITY_DAILY, flt, ctx.config.stream_page_rows),
+        ctx.store.all_rows(TOWN_DAILY, flt, ctx.config.stream_page_rows),
         ctx.store.true_per_day(DAILY, "tropical_night", flt, tz) if nights else _no_counts(),
-        ctx.store.last_update(CITY_DAILY, town.id))
+        ctx.store.last_update(TOWN_DAILY, town.id))
     for row in rows:
         day = local_date(row[0], tz)
         row.insert(1, day)
@@ -79,16 +79,16 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None
         rows, last = await _indices_rows(ctx, town, start, end)
         return rows, last, {"canicule_thresholds": town.canicule.model_dump()}
 
-    return await table_response(ctx, CITY_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
+    return await table_response(ctx, TOWN_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-indices-{town.id}")
 
 
 EPISODES = Dataset(
-    "canicule_episodes", "city_daily", CITY_DAILY.rp, "Épisodes de canicule",
+    "canicule_episodes", "town_daily", TOWN_DAILY.rp, "Épisodes de canicule",
     "Runs of consecutive canicule days per town.", "DAILY",
     (
         Column("time", "datetime", "start of the first day (UTC)"),
-        Column("city", "string", "town id", tag=True),
+        Column("town", "string", "town id", tag=True),
         Column("start", "date", "first canicule day (local)"),
         Column("end", "date", "last canicule day (local)"),
         Column("days", "integer", "number of consecutive canicule days"),
@@ -97,13 +97,13 @@ EPISODES = Dataset(
         Column("uhi_max", "number", "highest town UHI during the episode", "°C"),
         Column("ongoing", "boolean", "the episode runs up to the newest day computed"),
     ),
-    tag_keys=("city",),
+    tag_keys=("town",),
 )
 
 
-def episodes_from(rows: list[list[Any]], city: str) -> list[list[Any]]:
+def episodes_from(rows: list[list[Any]], town: str) -> list[list[Any]]:
     """Consecutive canicule days (by local date) grouped into episodes. ``rows`` are indices rows."""
-    names = ["time", "date", *CITY_DAILY.tag_keys, *CITY_DAILY.fields, "tropical_nights"]
+    names = ["time", "date", *TOWN_DAILY.tag_keys, *TOWN_DAILY.fields, "tropical_nights"]
     col = {n: i for i, n in enumerate(names)}
     out: list[list[Any]] = []
     current: list[Any] | None = None
@@ -121,7 +121,7 @@ def episodes_from(rows: list[list[Any]], city: str) -> list[list[Any]]:
             current[6] = _max(current[6], row[col["ibmx"]])
             current[7] = _max(current[7], row[col["uhi_max"]])
         else:
-            current = [row[0], city, day.isoformat(), day.isoformat(), 1, row[col["ibmn"]], row[col["ibmx"]],
+            current = [row[0], town, day.isoformat(), day.isoformat(), 1, row[col["ibmn"]], row[col["ibmx"]],
                        row[col["uhi_max"]], False]
             out.append(current)
         prev_day = day
@@ -177,7 +177,7 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
     if status == "past":
         start, end = time_range(from_, to, tz, default_days=30, max_days=ctx.config.max_daily_days, what="alerts")
-        flt = Filter(start, end, city=town.id, sensor=sensor, kind=kind)
+        flt = Filter(start, end, town=town.id, sensor=sensor, kind=kind)
         return await series_response(ctx, ALERT, flt, fmt=fmt, sep=sep, limit=limit, cursor=cursor, count=False,
                                      tz=tz, ttl=ctx.config.cache_ttl_latest_s, max_age=60,
                                      filename=f"heatwatch-alerts-{town.id}")
@@ -186,7 +186,7 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
         end = now_ms() + 5 * 60_000
-        flt = Filter(end - OPEN_WINDOW_H * 3600_000 - 5 * 60_000, end, city=town.id, sensor=sensor, kind=kind)
+        flt = Filter(end - OPEN_WINDOW_H * 3600_000 - 5 * 60_000, end, town=town.id, sensor=sensor, kind=kind)
         where, params = flt.where()
         where += f" AND {ident('state')} = $state"
         params["state"] = "open"
@@ -233,7 +233,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
     client = ctx.store.client
 
     async def build() -> tuple[Any, int | None, str]:
-        city = {"city": town.id}
+        town_param = {"town": town.id}
         if night is not None:
             ds, field, temp = DAILY, "uhi_night_max", "tn"
             # analytics files the night 18:00 D … 06:00 D+1 under the daily row of D+1 (the morning it ends).
@@ -248,7 +248,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
             if at_ms is None:
                 recs = await client.query_records(
                     f"SELECT LAST({ident('uhi')}) FROM {client.qualified(ds.measurement, ds.rp)} "
-                    f"WHERE {ident('city')} = $city", city)
+                    f"WHERE {ident('town')} = $town", town_param)
                 hour = int(recs[0]["time"]) if recs else None
             else:
                 hour = at_ms // 3600_000 * 3600_000
@@ -259,8 +259,8 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
         records: list[dict[str, Any]] = []
         if have_period:
             q = (f"SELECT {ident(field)}, {ident(temp)} FROM {client.qualified(ds.measurement, ds.rp)} "
-                 f"WHERE {ident('city')} = $city AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-            records = await client.query_records(q, city | {"start": ms_to_ns(start), "end": ms_to_ns(end)})
+                 f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+            records = await client.query_records(q, town_param | {"start": ms_to_ns(start), "end": ms_to_ns(end)})
         if night is not None:
             records = [r for r in records if local_date(int(r["time"]), town_tz) == row_day.isoformat()]
         index = sensor_index(ctx.registry, town.id)

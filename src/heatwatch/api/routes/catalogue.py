@@ -33,13 +33,13 @@ async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | N
         qual = client.qualified(ds.measurement, ds.rp)
         field = ident(ds.fields[0])
         first, last = await asyncio.gather(
-            client.query_series(f"SELECT FIRST({field}) FROM {qual} GROUP BY {ident('city')}"),
-            client.query_series(f"SELECT LAST({field}) FROM {qual} GROUP BY {ident('city')}"))
+            client.query_series(f"SELECT FIRST({field}) FROM {qual} GROUP BY {ident('town')}"),
+            client.query_series(f"SELECT LAST({field}) FROM {qual} GROUP BY {ident('town')}"))
         out: dict[tuple[str, str], tuple[str | None, str | None]] = {}
-        starts = {s.tags.get("city"): s.values[0][0] for s in first if s.values}
-        ends = {s.tags.get("city"): s.values[0][0] for s in last if s.values}
-        for city in set(starts) | set(ends):
-            out[(ds.id, city)] = (iso_z(starts.get(city)), iso_z(ends.get(city)))
+        starts = {s.tags.get("town"): s.values[0][0] for s in first if s.values}
+        ends = {s.tags.get("town"): s.values[0][0] for s in last if s.values}
+        for town in set(starts) | set(ends):
+            out[(ds.id, town)] = (iso_z(starts.get(town)), iso_z(ends.get(town)))
         return out
 
     merged: dict[tuple[str, str], tuple[str | None, str | None]] = {}

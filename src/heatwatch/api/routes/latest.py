@@ -16,7 +16,7 @@ from ..timeutil import iso_z, now_ms
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 
-LATEST_COLUMNS = ["city", "sensor", "time", *READING.fields, "status"]
+LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status"]
 
 
 @router.get(
@@ -28,15 +28,15 @@ LATEST_COLUMNS = ["city", "sensor", "time", *READING.fields, "status"]
 )
 async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = None, sep: SepParam = ",") -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "geojson"])
-    city = town.id if town else None
+    town_id = town.id if town else None
 
     async def build() -> tuple[Any, int | None, str]:
-        records = await ctx.store.latest(city)
-        index = sensor_index(ctx.registry, city)
+        records = await ctx.store.latest(town_id)
+        index = sensor_index(ctx.registry, town_id)
         now = now_ms()
         rows = []
         for r in records:
-            row: dict[str, Any] = {"city": r.get("city", city), "sensor": r.get("sensor"), "time": r["time"]}
+            row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
             for f in READING.fields:
                 row[f] = r.get(f)
             row["status"] = status_of(index.get(row["sensor"]), row["time"], now, ctx.config.stale_after_s)
@@ -50,7 +50,7 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
             for row in rows:
                 s = index.get(row["sensor"])
                 feats.append(point_feature(s.longitude if s else None, s.latitude if s else None, row,
-                                           f"{row['city']}/{row['sensor']}"))
+                                           f"{row['town']}/{row['sensor']}"))
             return feature_collection(feats, meta), last, GeoJSONBytes.media_type
         if fmt == "csv":
             return rows, last, "text/csv"

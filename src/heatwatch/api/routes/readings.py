@@ -40,7 +40,7 @@ async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, sep, li
                   default_days: int, max_days: int, ttl: float, max_age: int) -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
     start, end = time_range(from_, to, tz, default_days=default_days, max_days=max_days, what=ds.id)
-    flt = Filter(start, end, city=town.id, sensor=sensor)
+    flt = Filter(start, end, town=town.id, sensor=sensor)
     name = f"heatwatch-{ds.id}-{town.id}" + (f"-{sensor}" if sensor else "")
     # A daily row describes a day of the town's calendar, whatever zone the request reads times in.
     return await series_response(ctx, ds, flt, fmt=fmt, sep=sep, limit=limit, cursor=cursor, count=count,

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["sensors"])
 
 META_FIELDS = ["name", "latitude", "longitude", "site_class", "lcz", "height_m", "owner", "installed",
                "device_profile", "retired"]
-CSV_COLUMNS = ["city", "id", *META_FIELDS, "status", "last_time",
+CSV_COLUMNS = ["town", "id", *META_FIELDS, "status", "last_time",
                *(f"last_{f}" for f in READING.fields if f != "source")]
 
 
@@ -45,7 +45,7 @@ async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: S
             if s is not None and s.retired and not include_retired:
                 continue
             r = latest.get(sid)
-            item: dict[str, Any] = {"city": town.id, "id": sid}
+            item: dict[str, Any] = {"town": town.id, "id": sid}
             meta = s.model_dump(mode="json") if s else {}
             for f in META_FIELDS:
                 item[f] = meta.get(f)

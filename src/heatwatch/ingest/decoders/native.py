@@ -32,7 +32,7 @@ def _record(obj: object, town: str, sensor: str, ctx: Context) -> Reading:
         raise DecodeError(Reason.sensor_mismatch, f"topic says {sensor!r}, payload says {str(named)[:80]!r}")
     ts = obj.get("ts")
     reading = Reading(
-        city=town,
+        town=town,
         sensor=sensor,
         ts_ms=ctx.received_ms if ts is None else timestamp_ms(ts),
         temperature=number(obj.get("temperature"), "temperature"),

@@ -191,7 +191,7 @@ class TtsDecoder:
             raise DecodeError(Reason.no_measurement,
                               f"{device}: profile {profile.name} found none of its fields in {sorted(fields)[:20]}")
         reading = Reading(
-            city=town,
+            town=town,
             sensor=sensor,
             ts_ms=self._time(msg, up, fields, profile, ctx),
             temperature=values.get("temperature"),
