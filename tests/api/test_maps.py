@@ -60,10 +60,10 @@ def test_night_map_geojson(mapclient, summer):
     # IDW never leaves the sensors' range; empty cells (too far from any sensor) are left out.
     assert min(expected.values()) - 0.01 <= min(values) and max(values) <= max(expected.values()) + 0.01
     assert meta["grid"]["filled_cells"] == len(feats) < meta["grid"]["cells"]
-    # The cell holding a sensor carries (close to) that sensor's value.
+    # The cell holding a sensor shows what that sensor measured.
     centre = mapped["vitre-centre-02"]
     cell = _cell_at(feats, centre["longitude"], centre["latitude"])
-    assert abs(cell["properties"]["uhi"] - centre["uhi"]) < 0.6
+    assert cell["properties"]["uhi"] == pytest.approx(centre["uhi"], abs=0.01)
 
 
 def test_flagged_sensor_day_is_not_mapped(mapclient):
@@ -74,15 +74,37 @@ def test_flagged_sensor_day_is_not_mapped(mapclient):
     assert max(f["properties"]["uhi"] for f in body["features"]) < 10
 
 
-def test_period_map_is_the_mean_of_each_sensors_nights(mapclient, summer):
+def test_period_map_is_the_mean_of_each_sensors_nights_over_common_days(mapclient, summer):
     first, last = date(2025, 6, 1), date(2025, 6, 30)
     body = mapclient.get("/v1/towns/vitre/uhi-map", params={"from": first.isoformat(), "to": last.isoformat()}).json()
-    mapped = {s["sensor"]: s["uhi"] for s in body["meta"]["sensors"]}
-    assert body["meta"]["period"]["days"] == 30
-    assert SPARSE not in mapped  # no data in June: under half of the period
+    meta = body["meta"]
+    mapped = {s["sensor"]: s["uhi"] for s in meta["sensors"]}
+    assert meta["period"]["days"] == 30 and meta["value"] == "uhi_night_max_mean"
+    assert SPARSE not in mapped  # no data in June
+    assert meta["compared_on"]["common_days"] == 30 and meta["compared_on"]["first"] == "2025-06-01"
+    # Every night of June is common to the mapped sensors: the mean is over the same 30 nights for all.
     for sensor in ("vitre-centre-02", "vitre-parc-01"):
         nights = [summer.night[(sensor, first + timedelta(days=i + 1))] for i in range(30)]
         assert mapped[sensor] == pytest.approx(fmean(nights), abs=1e-3)
+
+
+def test_period_map_compares_every_sensor_on_the_same_nights(mapclient, summer):
+    # The sparse sensor has the last 20 rows of August only. Over the nights of 1–30 August (rows 2–31) it
+    # was measured on 20 of 30: it is mapped, and every sensor's mean is over those same 20 nights.
+    body = mapclient.get("/v1/towns/vitre/uhi-map", params={"from": "2025-08-01", "to": "2025-08-30"}).json()
+    meta = body["meta"]
+    mapped = {s["sensor"]: s["uhi"] for s in meta["sensors"]}
+    assert SPARSE in mapped and meta["left_out"] == []
+    assert meta["compared_on"]["common_days"] == 20 and meta["compared_on"]["days_with_data"] == 30
+    assert meta["compared_on"]["first"] == "2025-08-11"  # the night of the 11th, filed under the 12th
+    rows = [LAST - timedelta(days=i) for i in range(20)]
+    for sensor in ("vitre-centre-02", SPARSE):
+        assert mapped[sensor] == pytest.approx(fmean(summer.night[(sensor, d)] for d in rows), abs=1e-3)
+    # Over 15 July – 30 August it has 20 of 47 nights: it is left off the map, and says why.
+    wide = mapclient.get("/v1/towns/vitre/uhi-map", params={"from": "2025-07-15", "to": "2025-08-30"}).json()
+    assert SPARSE not in {s["sensor"] for s in wide["meta"]["sensors"]}
+    reason = next(x["reason"] for x in wide["meta"]["left_out"] if x["sensor"] == SPARSE)
+    assert "20 of the 47 days" in reason
 
 
 def test_day_and_default_maps(mapclient):
@@ -180,3 +202,55 @@ def test_map_from_the_analytics_aggregates_of_simulated_readings(api_settings, a
     urban = [v for s, v in mapped.items() if "centre" in s]
     parks = [v for s, v in mapped.items() if "parc" in s]
     assert min(urban) > max(parks)  # the simulated heat island shows
+
+
+@pytest.fixture(scope="module")
+def hotspot_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
+    from support.hotspot_town import hotspot_app
+
+    _, client = hotspot_app(influxd, tmp_path_factory, "map_hotspot")
+    with client as c:
+        yield c
+
+
+def _hottest_place_is(body: dict, sensor: str) -> None:
+    """The hottest cell of the grid holds ``sensor`` or touches the cell that does, and is hotter than
+    every other mapped sensor: the hot spot shows as the hottest place, not blended into its street.
+    (A cell holding two sensors shows their mean: on 100 m cells a street sensor 90 m away shares the
+    hot spot's cell, and the hot spot's influence peaks in the next cell.)"""
+    meta = body["meta"]
+    mapped = {s["sensor"]: s for s in meta["sensors"]}
+    hot = mapped[sensor]
+    top = max(body["features"], key=lambda f: f["properties"]["uhi"])
+    own = _cell_at(body["features"], hot["longitude"], hot["latitude"])
+    assert abs(top["properties"]["row"] - own["properties"]["row"]) <= 1
+    assert abs(top["properties"]["col"] - own["properties"]["col"]) <= 1
+    others = max(v["uhi"] for k, v in mapped.items() if k != sensor)
+    assert hot["uhi"] > others + 0.8 and top["properties"]["uhi"] > others + 0.4
+
+
+def test_hot_spot_appears_on_night_period_and_hour_maps(hotspot_client):
+    from support.hotspot_town import FIRST, HOT_ROWS, HOTSPOT, REFERENCE, fortnight
+
+    summer = fortnight()
+    night = HOT_ROWS[0] - timedelta(days=1)
+    one = hotspot_client.get("/v1/towns/vitre/uhi-map", params={"date": night.isoformat(), "cell_m": 50}).json()
+    assert one["meta"]["value"] == "uhi_night_max"
+    _hottest_place_is(one, HOTSPOT)
+    # On 50 m cells the hot spot has its cell to itself, and that cell shows what it measured.
+    mapped = {s["sensor"]: s for s in one["meta"]["sensors"]}
+    own = _cell_at(one["features"], mapped[HOTSPOT]["longitude"], mapped[HOTSPOT]["latitude"])
+    assert own["properties"]["uhi"] == pytest.approx(mapped[HOTSPOT]["uhi"], abs=0.01)
+    assert own is max(one["features"], key=lambda f: f["properties"]["uhi"])
+    assert {s["sensor"]: s["uhi"] for s in one["meta"]["sensors"]}[HOTSPOT] == pytest.approx(
+        summer.night[(HOTSPOT, HOT_ROWS[0])], abs=1e-3)
+    period = hotspot_client.get("/v1/towns/vitre/uhi-map", params={
+        "from": (FIRST - timedelta(days=1)).isoformat(), "to": (FIRST + timedelta(days=12)).isoformat()}).json()
+    assert period["meta"]["value"] == "uhi_night_max_mean" and period["meta"]["compared_on"]["common_days"] == 11
+    _hottest_place_is(period, HOTSPOT)
+    assert REFERENCE not in {s["sensor"] for s in period["meta"]["sensors"]}
+    hour = hotspot_client.get("/v1/towns/vitre/uhi-map", params={
+        "kind": "hour", "at": f"{HOT_ROWS[0].isoformat()}T02:10:00+02:00"}).json()
+    _hottest_place_is(hour, HOTSPOT)
+    png = hotspot_client.get("/v1/towns/vitre/uhi-map", params={"date": night.isoformat(), "format": "png"})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"

@@ -7,7 +7,10 @@ kilometres). The value of a cell centre at distance d_i from sensor i is
     v = Σ w_i v_i / Σ w_i,   w_i = 1 / d_i^p   (p = ``power``, 2 by default),
 
 using only the sensors within ``max_distance_m``; a cell with no sensor that close is left empty
-(NaN → null in GeoJSON, transparent on the PNG). A cell centre on a sensor takes its value.
+(NaN → null in GeoJSON, transparent on the PNG). A cell that holds sensors shows what was measured
+there — the mean of those sensors — rather than a blend with neighbours a cell or more away: with
+cells of 100 m, a hot spot would otherwise be diluted by the streets around it and its hottest
+cell would drift to its open side (docs/science/rankings-maps.md, "Maps").
 
 Limits, to read before drawing conclusions from a map:
 
@@ -128,11 +131,18 @@ def idw_grid(sensors: list[SensorValue], *, cell_m: float = 100.0, power: float 
     wsum = w.sum(axis=-1)
     with np.errstate(invalid="ignore"):
         values = (w * val).sum(axis=-1) / wsum
-    # A centre on (within a centimetre of) a sensor takes its value exactly.
-    hit = d.min(axis=-1) < 0.01
-    if hit.any():
-        values[hit] = val[d.argmin(axis=-1)[hit]]
     values[~near.any(axis=-1)] = np.nan
+    # A cell holding sensors shows the mean of what they measured (see the module docstring).
+    ox = x0 + (x1 - x0 - nx * cell_m) / 2
+    oy = y0 + (y1 - y0 - ny * cell_m) / 2
+    col = np.clip(((sx - ox) // cell_m).astype(int), 0, nx - 1)
+    row = np.clip(((sy - oy) // cell_m).astype(int), 0, ny - 1)
+    total = np.zeros((ny, nx))
+    count = np.zeros((ny, nx))
+    np.add.at(total, (row, col), val)
+    np.add.at(count, (row, col), 1)
+    held = count > 0
+    values[held] = total[held] / count[held]
     return Grid(lons=lon0 + cx / kx, lats=lat0 + cy / ky, values=values, cell_m=float(cell_m), power=float(power),
                 max_distance_m=float(max_distance_m), sensors=tuple(pts))
 

@@ -1,9 +1,9 @@
-"""Reads of the analytics aggregates (DESIGN.md §3, retention policy ``agg``) for maps, rankings,
+"""Reads of the analytics aggregates (retention policy ``agg``) for maps, rankings,
 intervention effects and the seasonal report.
 
 Conventions of the analytics writer this relies on: a ``daily`` point of local day D is stamped
 at local midnight of D (in UTC), and its ``uhi_night_max`` is the night that *ends* on the
-morning of D (18:00 D−1 to 06:00 D local). Quality flags are those of DESIGN.md §5; they are
+morning of D (18:00 D−1 to 06:00 D local). Quality flags are those of analytics' quality control; they are
 restated here because the api does not import the analytics package.
 """
 
@@ -13,12 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from heatwatch.core.influx import AGG_RP, InfluxClient, ident
 
-# analytics.qc.QcFlag values (DESIGN.md §5 quality control):
+# analytics.qc.QcFlag values:
 QC_AVAILABILITY = 64  # too few hours that local day
 QC_UNPLACED = 128  # no position / site class in the registry
 #: a sensor-day carrying one of these is left out of every statistic, as analytics does for indices
@@ -111,23 +112,49 @@ async def newest_hour(client: InfluxClient, town: str) -> int | None:
 
 
 async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo,
-                            thresholds: Sequence[float]) -> dict[str, dict[float, int]]:
-    """Per sensor, the number of usable hours whose mean temperature reached each threshold.
+                            thresholds: Sequence[float]) -> dict[str, dict[date, dict[float, int]]]:
+    """Per sensor and local day, the number of usable hours whose mean temperature reached each
+    threshold (days without such an hour are absent).
 
-    Counted in InfluxDB (one COUNT per threshold) rather than fetched: a season is ~2500 hours
-    per sensor. Usable hours carry no value flag; only the day-level AVAILABILITY flag may be set.
+    Per day, so that rankings count hours over the days they compare sites on. Only the hours at
+    or above the lowest threshold are fetched (hot hours are few: a few hundred per sensor and
+    summer); an hourly point is stamped at the start of its UTC hour, which lies in one local day.
+    Usable hours carry no value flag; only the day-level AVAILABILITY flag may be set.
     """
+    out: dict[str, dict[date, dict[float, int]]] = defaultdict(dict)
+    if not thresholds:
+        return {}
     start, end = day_range_ms(first, last, tz)
-    out: dict[str, dict[float, int]] = defaultdict(dict)
-    qual = client.qualified("hourly", AGG_RP)
-    for thr in thresholds:
-        q = (f"SELECT COUNT({ident('t_mean')}) FROM {qual} WHERE {ident('town')} = $town AND time >= $start "
-             f"AND time < $end AND {ident('t_mean')} >= $thr AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) "
-             f"GROUP BY {ident('sensor')}")
-        params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(thr), "harmless": HOURLY_HARMLESS}
-        for r in await client.query_records(q, params):
-            out[r["sensor"]][thr] = int(r.get("count") or 0)
+    q = (f"SELECT {ident('t_mean')} FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('town')} = $town "
+         f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr "
+         f"AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) GROUP BY {ident('sensor')}")
+    params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(min(thresholds)),
+              "harmless": HOURLY_HARMLESS}
+    for r in await client.query_records(q, params):
+        t = r.get("t_mean")
+        if t is None:
+            continue
+        day = out[r["sensor"]].setdefault(local_day(int(r["time"]), tz), {})
+        for thr in thresholds:
+            if float(t) >= thr:
+                day[thr] = day.get(thr, 0) + 1
     return dict(out)
+
+
+async def reference_weather(client: InfluxClient, town: str, references: Iterable[str], first: date, last: date,
+                            tz: ZoneInfo) -> dict[date, dict[str, float]]:
+    """Daily Tn and Tx of the town's rural reference sensors (the median when several have a usable
+    day): the weather covariates of the intervention effect (docs/science/interventions.md)."""
+    refs = list(dict.fromkeys(references))
+    if not refs:
+        return {}
+    rows = await daily_rows(client, town, first, last, tz, fields=("tn", "tx"), sensors=refs)
+    acc: dict[date, dict[str, list[float]]] = defaultdict(lambda: {"tn": [], "tx": []})
+    for r in rows:
+        for f in ("tn", "tx"):
+            if r.get(f) is not None:
+                acc[r.day][f].append(float(r.get(f)))
+    return {d: {f: float(median(v)) for f, v in fs.items() if v} for d, fs in acc.items()}
 
 
 async def town_daily_rows(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo

@@ -1,9 +1,17 @@
 """Seasonal rankings of sites, season summaries and canicule episodes, from daily aggregates.
 
-Season: the Météo-France heat-wave vigilance season, 1 June – 15 September (DESIGN.md §5), in
-local days. A site's statistics use only its QC-usable sensor-days; ``days`` says how many, and
-a site seen on less than ``MIN_SHARE`` of the season's days is listed but not ranked (a sensor
-installed in August would otherwise be compared on its hottest weeks only).
+Science and choices: ``docs/science/rankings-maps.md``. In short:
+
+* Season: the Météo-France heat-wave vigilance season, 1 June – 15 September, in local days.
+* Sites are compared **on common days**: the days on which every ranked site has a usable
+  nightly UHI (QC-blocked sensor-days are left out). A mean over a site's own days would compare
+  a sensor seen only in August with others seen all summer, or a sensor that missed the heat
+  wave with those that measured it. Sites join the ranking greedily, best covered first, as long
+  as the common days stay at least ``MIN_COMMON_SHARE`` of the days with data; a site that would
+  shrink them further, or that was measured on less than ``MIN_SHARE`` of the days, is listed
+  unranked with its own-days figures, ``basis = "own_days"`` and the reason in ``note``.
+* Column names say what they are: ``<daily field>_<statistic over the days>`` —
+  ``uhi_night_max_mean`` is the mean of the nightly maxima of UHI, not a "night mean".
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from statistics import fmean
 from typing import Any
@@ -19,13 +28,41 @@ from .queries import DailyRow
 
 SEASON_START = (6, 1)
 SEASON_END = (9, 15)
+#: a site needs a usable nightly UHI on this share of the days with data to be ranked at all
 MIN_SHARE = 0.5
+#: the common days of the ranked sites never fall below this share of the days with data
+MIN_COMMON_SHARE = 0.5
 DEFAULT_THRESHOLDS = (30.0, 35.0)
+#: the daily field the ranking (and the night maps) compare
+RANK_FIELD = "uhi_night_max"
+RANKED_BY = "uhi_night_max_mean"
+
+BASIS_COMMON = "common_days"
+BASIS_OWN = "own_days"
+BASIS_REFERENCE = "reference"
 
 RANKING_COLUMNS = [
-    "rank", "sensor", "name", "site_class", "latitude", "longitude", "days", "coverage",
-    "uhi_night_mean", "uhi_night_max", "uhi_day_mean", "tropical_nights", "tn_mean", "tx_max",
+    "rank", "sensor", "name", "site_class", "lcz", "latitude", "longitude", "basis", "days_measured", "coverage",
+    "days_compared", "uhi_night_max_mean", "uhi_night_max_max", "uhi_mean_mean", "tropical_nights", "tn_mean",
+    "tx_max",
 ]
+#: what each column is, for the API description, the report and the docs
+COLUMN_DOC = {
+    "rank": "1 = highest uhi_night_max_mean among the sites compared on the common days; null when not ranked",
+    "basis": "days the row's statistics are computed on: common_days (ranked sites), own_days (a site not "
+             "comparable on the common days: see note), reference (a rural reference: UHI is measured against it)",
+    "days_measured": "days of the season with a usable nightly UHI for this site",
+    "coverage": "days_measured / days with data in the town (any site)",
+    "days_compared": "days the statistics of this row are computed on",
+    "uhi_night_max_mean": "mean over days_compared of the nightly maximum UHI (°C; night 18:00–06:00 local)",
+    "uhi_night_max_max": "highest nightly maximum UHI over days_compared (°C)",
+    "uhi_mean_mean": "mean over days_compared of the daily (24 h) mean UHI (°C)",
+    "tropical_nights": "days_compared with Tn ≥ 20 °C",
+    "tn_mean": "mean daily minimum temperature over days_compared (°C)",
+    "tx_max": "highest daily maximum temperature over days_compared (°C)",
+    "hours_ge_T": "hours of days_compared whose mean temperature reached T °C (QC-passed hourly aggregates)",
+    "note": "why a site is not ranked",
+}
 
 
 def season_window(year: int) -> tuple[date, date]:
@@ -46,7 +83,7 @@ def _mean(values: Iterable[Any]) -> float | None:
 
 
 def _max(values: Iterable[Any]) -> float | None:
-    v = [float(x) for x in values if x is not None]
+    v = [float(x) for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return round(max(v), 3) if v else None
 
 
@@ -54,49 +91,136 @@ def threshold_column(thr: float) -> str:
     return f"hours_ge_{thr:g}".replace(".", "_").replace("-", "m")
 
 
-def rank_sites(rows: Sequence[DailyRow], sensors: Mapping[str, Any], n_days: int,
-               hours: Mapping[str, Mapping[float, int]] | None = None,
-               thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> list[dict[str, Any]]:
-    """One row per site, hottest first by mean nocturnal UHI (the heat-island signature: the
-    urban fabric releasing the day's heat at night). Ties and unranked sites sort by sensor id."""
+@dataclass(slots=True)
+class CommonDays:
+    """Which sites are compared, and on which days (docs/science/rankings-maps.md, "Common days")."""
+
+    days_with_data: list[date]
+    common: list[date]
+    #: compared sites, in the order they joined (best covered first)
+    sites: list[str]
+    #: site -> why it is not compared on the common days
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"days_with_data": len(self.days_with_data), "common_days": len(self.common),
+                "first": self.common[0].isoformat() if self.common else None,
+                "last": self.common[-1].isoformat() if self.common else None,
+                "sites_compared": len(self.sites), "sites_left_out": len(self.left_out),
+                "rule": (f"sites compared on the days all of them were measured; a site needs data on "
+                         f"{MIN_SHARE:.0%} of the days with data and may not cut the common days below "
+                         f"{MIN_COMMON_SHARE:.0%} of them")}
+
+
+def common_days(days_by_site: Mapping[str, Iterable[date]], min_share: float = MIN_SHARE,
+                min_common_share: float = MIN_COMMON_SHARE) -> CommonDays:
+    """The sites to compare and their common days.
+
+    Greedy, best-covered site first (ties by id, so the answer is deterministic): a site joins
+    when it was measured on at least ``min_share`` of the days with data and the days shared by
+    all joined sites stay at least ``min_common_share`` of them. The greedy order keeps the
+    well-measured majority and leaves out the few sites whose gaps would cut everyone's sample.
+    """
+    sets = {s: set(d) for s, d in days_by_site.items()}
+    all_days = sorted(set().union(*sets.values())) if sets else []
+    n = len(all_days)
+    out = CommonDays(all_days, [], [])
+    if not n:
+        for s in sorted(sets):
+            out.left_out[s] = "no usable value in the period"
+        return out
+    need = max(1, math.ceil(min_common_share * n))
+    common: set[date] | None = None
+    for s in sorted(sets, key=lambda k: (-len(sets[k]), k)):
+        mine = sets[s]
+        if len(mine) < min_share * n:
+            out.left_out[s] = (f"measured on {len(mine)} of the {n} days with data (less than {min_share:.0%}): "
+                               "not compared")
+            continue
+        shared = mine if common is None else common & mine
+        if len(shared) < need:
+            out.left_out[s] = (f"measured on {len(mine)} of the {n} days with data, but only {len(shared)} of them "
+                               f"are days the other compared sites share (at least {need} needed): not compared, "
+                               "figures over its own days")
+            continue
+        common = shared
+        out.sites.append(s)
+    out.common = sorted(common or ())
+    return out
+
+
+def _stats(rows: Sequence[DailyRow], hours: Mapping[date, Mapping[float, int]],
+           thresholds: Sequence[float]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "days_compared": sum(1 for r in rows if r.get(RANK_FIELD) is not None),
+        "uhi_night_max_mean": _mean(r.get(RANK_FIELD) for r in rows),
+        "uhi_night_max_max": _max(r.get(RANK_FIELD) for r in rows),
+        "uhi_mean_mean": _mean(r.get("uhi_mean") for r in rows),
+        "tropical_nights": sum(1 for r in rows if r.get("tropical_night") is True),
+        "tn_mean": _mean(r.get("tn") for r in rows),
+        "tx_max": _max(r.get("tx") for r in rows),
+    }
+    days = {r.day for r in rows}
+    for thr in thresholds:
+        row[threshold_column(thr)] = int(sum(h.get(thr, 0) for d, h in hours.items() if d in days))
+    return row
+
+
+def rank_sites(rows: Sequence[DailyRow], sensors: Mapping[str, Any],
+               hours: Mapping[str, Mapping[date, Mapping[float, int]]] | None = None,
+               thresholds: Sequence[float] = DEFAULT_THRESHOLDS, references: Iterable[str] = ()
+               ) -> tuple[list[dict[str, Any]], CommonDays]:
+    """One row per site, hottest first by ``uhi_night_max_mean`` over the common days (the heat-island
+    signature: the urban fabric releasing the day's heat at night); then the sites not compared,
+    by id. ``hours``: per site, per local day, the hours at or above each threshold."""
     by_sensor: dict[str, list[DailyRow]] = defaultdict(list)
     for r in rows:
         by_sensor[r.sensor].append(r)
     hours = hours or {}
+    refs = set(references) | {s for s, m in sensors.items() if getattr(m, "is_reference", False)}
+    sites = sorted(set(by_sensor) | set(hours))
+    nights = {s: {r.day for r in by_sensor.get(s, []) if r.get(RANK_FIELD) is not None}
+              for s in sites if s not in refs}
+    cd = common_days(nights)
+    shared = set(cd.common)
+    n_days = len(cd.days_with_data)
     out = []
-    for sensor in sorted(set(by_sensor) | set(hours)):
-        rs = by_sensor.get(sensor, [])
+    for sensor in sites:
         meta = sensors.get(sensor)
-        nights = [r.get("uhi_night_max") for r in rs]
+        own = by_sensor.get(sensor, [])
+        if sensor in refs:
+            basis, used, note = BASIS_REFERENCE, own, "rural reference: UHI is measured against it"
+        elif sensor in cd.sites:
+            basis, used, note = BASIS_COMMON, [r for r in own if r.day in shared], None
+        else:
+            basis, used, note = BASIS_OWN, own, cd.left_out.get(sensor)
+        measured = len(nights.get(sensor, ())) if sensor not in refs else sum(
+            1 for r in own if r.get(RANK_FIELD) is not None)
         row: dict[str, Any] = {
             "rank": None,
             "sensor": sensor,
             "name": getattr(meta, "name", None),
             "site_class": str(meta.site_class) if meta is not None else None,
+            "lcz": getattr(meta, "lcz", None),
             "latitude": getattr(meta, "latitude", None),
             "longitude": getattr(meta, "longitude", None),
-            "days": len(rs),
-            "coverage": round(len(rs) / n_days, 3) if n_days else None,
-            "uhi_night_mean": _mean(nights),
-            "uhi_night_max": _max(nights),
-            "uhi_day_mean": _mean(r.get("uhi_mean") for r in rs),
-            "tropical_nights": sum(1 for r in rs if r.get("tropical_night") is True),
-            "tn_mean": _mean(r.get("tn") for r in rs),
-            "tx_max": _max(r.get("tx") for r in rs),
+            "basis": basis,
+            "days_measured": measured,
+            "coverage": round(measured / n_days, 3) if n_days else None,
+            **_stats(used, hours.get(sensor, {}), thresholds),
+            "note": note,
         }
-        for thr in thresholds:
-            row[threshold_column(thr)] = int(hours.get(sensor, {}).get(thr, 0))
         out.append(row)
-    rankable = [r for r in out if r["uhi_night_mean"] is not None and (r["coverage"] or 0) >= MIN_SHARE]
-    rankable.sort(key=lambda r: (-r["uhi_night_mean"], r["sensor"]))
-    for i, r in enumerate(rankable, 1):
+    ranked = [r for r in out if r["basis"] == BASIS_COMMON and r[RANKED_BY] is not None]
+    ranked.sort(key=lambda r: (-r[RANKED_BY], r["sensor"]))
+    for i, r in enumerate(ranked, 1):
         r["rank"] = i
     rest = sorted((r for r in out if r["rank"] is None), key=lambda r: r["sensor"])
-    return rankable + rest
+    return ranked + rest, cd
 
 
 def ranking_columns(thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> list[str]:
-    return [*RANKING_COLUMNS, *(threshold_column(t) for t in thresholds)]
+    return [*RANKING_COLUMNS, *(threshold_column(t) for t in thresholds), "note"]
 
 
 def canicule_episodes(town_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -138,14 +262,17 @@ def season_summary(town_rows: Sequence[Mapping[str, Any]], rows: Sequence[DailyR
     }
 
 
-def period_means(rows: Sequence[DailyRow], field: str, days: int, min_share: float = MIN_SHARE
-                 ) -> dict[str, float]:
-    """Per sensor, the mean of ``field`` over the period, for sensors with a value on at least
-    ``min_share`` of its ``days`` (a sensor present only on the hottest nights would look hotter)."""
-    acc: dict[str, list[float]] = defaultdict(list)
+def common_day_means(rows: Sequence[DailyRow], field: str, sites: Iterable[str] | None = None
+                     ) -> tuple[dict[str, float], CommonDays]:
+    """Per site, the mean of ``field`` over the days common to the compared sites (the rule of
+    :func:`common_days`); sites not comparable get no value and are in ``left_out`` with the reason.
+    ``sites``: the sites to consider (e.g. the mapped ones), default every site in ``rows``."""
+    only = set(sites) if sites is not None else None
+    values: dict[str, dict[date, float]] = defaultdict(dict)
     for r in rows:
         v = r.get(field)
-        if v is not None:
-            acc[r.sensor].append(float(v))
-    need = max(1, math.ceil(min_share * days))
-    return {s: fmean(v) for s, v in acc.items() if len(v) >= need}
+        if v is not None and (only is None or r.sensor in only):
+            values[r.sensor][r.day] = float(v)
+    cd = common_days({s: v.keys() for s, v in values.items()})
+    shared = cd.common
+    return {s: fmean(values[s][d] for d in shared) for s in cd.sites}, cd

@@ -78,11 +78,15 @@ class ReportData:
 
 async def _map(client: InfluxClient, town: Town, sensors: list[Any], req: MapRequest, title: str, caption: str,
                producer: str) -> MapImage | None:
-    values = await map_values(client, town, req)
+    mv = await map_values(client, town, req, sensors)
     try:
-        grid = build_grid(positioned(values, sensors, town), 100.0, 2.0, 600.0)
+        grid = build_grid(positioned(mv.values, sensors, town), 100.0, 2.0, 600.0)
     except ApiError:
         return None  # no positioned sensor with data: the report says so instead of a map
+    if mv.compared_on is not None:
+        caption += f" sur {mv.compared_on['common_days']} jours communs à tous les capteurs cartographiés"
+        if mv.left_out:
+            caption += " ; hors carte (non comparables) : " + ", ".join(sorted(mv.left_out))
     png = render_png(grid, f"{town.name} — {title}", caption, f"{producer} · Etalab-2.0", label_sensors=True)
     return MapImage(title, caption, png, grid)
 
@@ -108,9 +112,9 @@ async def gather(client: InfluxClient, settings: Settings, town: Town, season: i
     # Nights are filed under the morning they end: the season's last night starts the evening before `end`.
     requests = [
         (MapRequest("night", first, end - dt.timedelta(days=1), None), "ICU nocturne moyen de la saison",
-         "moyenne des maxima nocturnes (uhi_night_max) de chaque capteur"),
+         "moyenne des maxima nocturnes (uhi_night_max_mean) de chaque capteur"),
         (MapRequest("day", first, end, None), "ICU moyen journalier de la saison",
-         "moyenne des ICU journaliers (uhi_mean) de chaque capteur"),
+         "moyenne des ICU journaliers (uhi_mean_mean) de chaque capteur"),
     ]
     hottest = summary.get("town_uhi_max_date")
     if hottest:
@@ -160,15 +164,18 @@ def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
 
 
 COLUMN_LABELS = {
-    "rank": "rang", "sensor": "capteur", "name": "site", "site_class": "type", "days": "jours",
-    "uhi_night_mean": "ICU nuit moy. (°C)", "uhi_night_max": "ICU nuit max (°C)", "uhi_day_mean": "ICU jour moy. (°C)",
-    "tropical_nights": "nuits tropicales", "tn_mean": "Tn moy. (°C)", "tx_max": "Tx max (°C)",
+    "rank": "rang", "sensor": "capteur", "name": "site", "site_class": "type", "days_compared": "jours comparés",
+    "uhi_night_max_mean": "moyenne des maxima nocturnes d'ICU (°C)",
+    "uhi_night_max_max": "plus fort maximum nocturne d'ICU (°C)",
+    "uhi_mean_mean": "moyenne de l'ICU journalier (°C)",
+    "tropical_nights": "nuits tropicales", "tn_mean": "Tn moy. (°C)", "tx_max": "Tx max (°C)", "note": "remarque",
 }
 
 
 def render_html(data: ReportData) -> str:
-    shown = ["rank", "sensor", "name", "site_class", "days", "uhi_night_mean", "uhi_night_max", "uhi_day_mean",
-             "tropical_nights", *(threshold_column(t) for t in data.thresholds), "tn_mean", "tx_max"]
+    shown = ["rank", "sensor", "name", "site_class", "days_compared", "uhi_night_max_mean", "uhi_night_max_max",
+             "uhi_mean_mean", "tropical_nights", *(threshold_column(t) for t in data.thresholds), "tn_mean", "tx_max",
+             "note"]
     labels = COLUMN_LABELS | {threshold_column(t): f"heures ≥ {t:g} °C" for t in data.thresholds}
     return environment().get_template("report.html.j2").render(d=data, columns=shown, labels=labels)
 
@@ -218,7 +225,7 @@ def render_pdf(data: ReportData, path: Path) -> None:
         fig = Figure(figsize=(11.69, 8.27))
         ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
         ax.set_axis_off()
-        cols = ["rank", "sensor", "days", "uhi_night_mean", "uhi_day_mean", "tropical_nights",
+        cols = ["rank", "sensor", "days_compared", "uhi_night_max_mean", "uhi_mean_mean", "tropical_nights",
                 *(threshold_column(t) for t in data.thresholds)]
         cells = [[_num(r.get(c), 2) if isinstance(r.get(c), float) else ("—" if r.get(c) is None else str(r.get(c)))
                   for c in cols] for r in data.ranking[:40]]
@@ -226,7 +233,9 @@ def render_pdf(data: ReportData, path: Path) -> None:
             table = ax.table(cellText=cells, colLabels=cols, loc="upper center")
             table.auto_set_font_size(False)
             table.set_fontsize(7)
-        fig.text(0.02, 0.96, f"Classement des sites, été {data.season} (ICU nocturne moyen)", fontsize=11)
+        common = data.summary.get("compared_on", {}).get("common_days")
+        fig.text(0.02, 0.96, f"Classement des sites, été {data.season} (moyenne des maxima nocturnes d'ICU sur "
+                             f"{common} jours communs)", fontsize=11)
         pdf.savefig(fig)
 
 

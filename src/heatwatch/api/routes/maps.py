@@ -1,8 +1,14 @@
-"""Interpolated heat-island maps of a town: GeoJSON grid or PNG with legend and scale bar."""
+"""Interpolated heat-island maps of a town: GeoJSON grid or PNG with legend and scale bar.
+
+A period map compares sensors over the same days, as the rankings do (docs/science/rankings-maps.md):
+each mapped value is the mean over the days common to the mapped sensors; a sensor that cannot be
+compared on them is left off the map and listed in ``meta.left_out`` with the reason.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +25,7 @@ from ..errors import ApiError, bad_request
 from ..formats import GeoJSONBytes, choose_format, dumps, feature_collection
 from ..insights import queries
 from ..insights.idw import Grid, SensorValue, grid_features, grid_meta, idw_grid
-from ..insights.rankings import period_means
+from ..insights.rankings import common_day_means
 from ..insights.render import render_png
 from ..respond import http_date
 from ..sensorinfo import list_sensors
@@ -75,30 +81,65 @@ class MapRequest:
         return f"journées du {self.first.isoformat()} au {self.last.isoformat()} (moyenne)"
 
 
-async def map_values(client: InfluxClient, town: Town, req: MapRequest) -> dict[str, float]:
-    """Per-sensor UHI for the request: one night/day, the mean over a period, or one hour."""
+@dataclass(slots=True)
+class MapValues:
+    """Per-sensor values of one map and what they are."""
+
+    values: dict[str, float]
+    #: the daily/hourly field, or ``<field>_mean`` for the mean over a period's common days
+    name: str
+    compared_on: dict[str, Any] | None = None
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def subtitle(self, kind: Kind) -> str:
+        """What the colours are, for the PNG: a period map says it is a mean over common days."""
+        if self.compared_on is None:
+            return KIND_TEXT[kind][1]
+        n = self.compared_on["common_days"]
+        text = {"night": f"moyenne des maxima nocturnes d'ICU sur {n} nuits communes / mean nightly maximum UHI "
+                         f"over {n} common nights",
+                "day": f"moyenne de l'ICU journalier sur {n} jours communs / mean daily UHI over {n} common days"}
+        out = text.get(kind, KIND_TEXT[kind][1])
+        if self.left_out:
+            out += f" · {len(self.left_out)} capteur(s) non comparable(s) hors carte / not comparable, not mapped"
+        return out
+
+
+def mappable(sensors: list[Sensor], town: Town) -> list[Sensor]:
+    """Sensors with a position that are not rural references: UHI is measured against the references
+    (0 by definition), and they stand outside the town, which would stretch the grid into fields."""
+    refs = set(town.reference_sensors)
+    return [s for s in sensors if s.latitude is not None and s.longitude is not None and not s.is_reference
+            and s.id not in refs]
+
+
+async def map_values(client: InfluxClient, town: Town, req: MapRequest, sensors: list[Sensor]) -> MapValues:
+    """Per-sensor UHI for the request: one night/day, the mean over a period's common days, or one hour."""
     tz = ZoneInfo(town.timezone)
     if req.kind == "hour":
         assert req.hour_ms is not None
-        return await queries.hourly_uhi(client, town.id, req.hour_ms)
+        return MapValues(await queries.hourly_uhi(client, town.id, req.hour_ms), "uhi")
     assert req.first is not None and req.last is not None
-    field = KIND_TEXT[req.kind][0]
+    name = KIND_TEXT[req.kind][0]
     # A night is filed under the daily row of the morning it ends: night of D → row D+1.
     shift = timedelta(days=1) if req.kind == "night" else timedelta(0)
-    rows = await queries.daily_rows(client, town.id, req.first + shift, req.last + shift, tz, fields=(field,))
-    return period_means(rows, field, req.days)
+    rows = await queries.daily_rows(client, town.id, req.first + shift, req.last + shift, tz, fields=(name,))
+    if req.first == req.last:
+        return MapValues({r.sensor: float(v) for r in rows if (v := r.get(name)) is not None}, name)
+    values, common = common_day_means(rows, name, {s.id for s in mappable(sensors, town)})
+    described = common.describe()
+    if req.kind == "night":
+        # Report the nights by their evening, as the request names them.
+        for k in ("first", "last"):
+            if described[k] is not None:
+                described[k] = (date.fromisoformat(described[k]) - shift).isoformat()
+    return MapValues(values, f"{name}_mean", described, common.left_out)
 
 
 def positioned(values: dict[str, float], sensors: list[Sensor], town: Town) -> list[SensorValue]:
-    """Sensors with a position and a value. Rural references are left out: UHI is measured against
-    them (0 by definition), and they stand outside the town, which would stretch the grid into fields."""
-    refs = set(town.reference_sensors)
-    out = []
-    for s in sensors:
-        if s.id in values and s.latitude is not None and s.longitude is not None and not s.is_reference \
-                and s.id not in refs:
-            out.append(SensorValue(s.id, s.latitude, s.longitude, values[s.id]))
-    return out
+    """The mappable sensors that have a value."""
+    return [SensorValue(s.id, s.latitude, s.longitude, values[s.id])  # type: ignore[arg-type]
+            for s in mappable(sensors, town) if s.id in values]
 
 
 def build_grid(points: list[SensorValue], cell_m: float, power: float, max_distance_m: float) -> Grid:
@@ -162,8 +203,11 @@ async def resolve_request(client: InfluxClient, town: Town, kind: Kind, day: dat
         "* `kind=night` (default): daily `uhi_night_max`; `date=D` is the night from the evening of D to the "
         "morning of D+1.\n"
         "* `kind=day`: daily `uhi_mean` of local day D.\n"
-        "* `from`/`to` (local dates, inclusive, at most 184 days) instead of `date`: the mean over the period of "
-        "each sensor's values, for sensors with a value on at least half of the days.\n"
+        "* `from`/`to` (local dates, inclusive, at most 184 days) instead of `date`: each sensor's mean over the "
+        "**days common to the mapped sensors** (`meta.value` `uhi_night_max_mean` or `uhi_mean_mean`; "
+        "`meta.compared_on` gives the days). A sensor measured on less than half of the days with data, or whose "
+        "gaps would cut the common days below half of them, is left off the map and listed in `meta.left_out` "
+        "with the reason: a sensor seen on other days would be compared on another sample.\n"
         "* `kind=hour`: hourly `uhi` of the hour containing `at`.\n\n"
         "Without dates: the newest night/day/hour stored. **Limits**: IDW blends sensor values by distance only; "
         "it knows no land cover and never exceeds the sensors' range, so unsampled hot spots stay invisible. "
@@ -193,20 +237,25 @@ async def uhi_map(
 
     async def make() -> Cached:
         req = await resolve_request(client, t, kind, date_, from_, to, at)
-        values = await map_values(client, t, req)
-        points = positioned(values, list_sensors(ctx.registry, t.id), t)
+        sensors = list_sensors(ctx.registry, t.id)
+        mv = await map_values(client, t, req, sensors)
+        points = positioned(mv.values, sensors, t)
         grid = build_grid(points, cell_m, power, max_distance_m)
         last = await queries.last_update_ms(client, t.id, "hourly" if kind == "hour" else "daily")
         headers = {"Last-Modified": lm} if (lm := http_date(last)) else {}
         if fmt == "png":
             credit = f"{ctx.config.producer} · Etalab-2.0"
-            png = await asyncio.to_thread(render_png, grid, f"{t.name} — {req.title()}", KIND_TEXT[req.kind][1],
+            png = await asyncio.to_thread(render_png, grid, f"{t.name} — {req.title()}", mv.subtitle(req.kind),
                                           credit)
             headers["Content-Disposition"] = f'inline; filename="heatwatch-uhi-map-{t.id}.png"'
             return build_entry(png, "image/png", headers)
-        meta = ctx.meta(last, period=req.describe(), value=KIND_TEXT[req.kind][0], unit="°C", grid=grid_meta(grid),
+        extra: dict[str, Any] = {}
+        if mv.compared_on is not None:
+            extra["compared_on"] = mv.compared_on
+            extra["left_out"] = [{"sensor": s, "reason": why} for s, why in sorted(mv.left_out.items())]
+        meta = ctx.meta(last, period=req.describe(), value=mv.name, unit="°C", grid=grid_meta(grid),
                         sensors=[{"sensor": p.sensor, "latitude": p.latitude, "longitude": p.longitude,
-                                  "uhi": round(p.value, 3)} for p in grid.sensors])
+                                  "uhi": round(p.value, 3)} for p in grid.sensors], **extra)
         body = feature_collection(grid_features(grid), meta)
         return build_entry(dumps(body), GeoJSONBytes.media_type if fmt == "geojson" else "application/json", headers)
 

@@ -1,4 +1,5 @@
-"""Seasonal rankings of a town's sites: hottest by mean nocturnal UHI, hot hours, tropical nights."""
+"""Seasonal rankings of a town's sites: hottest by the mean of the nightly maxima of UHI, compared on
+common days (docs/science/rankings-maps.md); hot hours, tropical nights."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from ..deps import TOWN_PATTERN, CtxDep, FormatParam, SepParam, known_town
 from ..errors import bad_request
 from ..formats import choose_format, envelope
 from ..insights import queries
-from ..insights.rankings import DEFAULT_THRESHOLDS, MIN_SHARE, ranking_columns, season_window
+from ..insights.rankings import (
+    DEFAULT_THRESHOLDS,
+    MIN_COMMON_SHARE,
+    MIN_SHARE,
+    RANKED_BY,
+    ranking_columns,
+    season_window,
+)
 from ..insights.season import season_ranking
 from ..respond import cached_csv, cached_json
 
@@ -37,12 +45,19 @@ def parse_thresholds(text: str) -> list[float]:
     responses={200: {"content": {"text/csv": {}}}, 404: {"description": "unknown town"}},
     description=(
         "Season `YYYY`: the heat-wave vigilance season, 1 June – 15 September, in local days (cut at today "
-        "while it runs). Per site: mean and maximum nocturnal UHI (daily `uhi_night_max`), mean daily UHI, "
-        "tropical nights (Tn ≥ 20 °C), mean Tn, max Tx, and hours whose mean temperature reached each of "
-        "`thresholds` (°C, default 30,35; from QC-passed hourly aggregates). Sensor-days flagged by quality "
-        f"control are left out. Sites are ranked by mean nocturnal UHI; a site with data on less than "
-        f"{MIN_SHARE:.0%} of the season's days is listed with `rank` null (it would be compared on part of the "
-        "summer only)."
+        "while it runs). Sensor-days flagged by quality control are left out.\n\n"
+        "**Sites are compared on common days**: the days on which every ranked site has a usable nightly UHI. "
+        "Sites join best covered first while those common days stay at least "
+        f"{MIN_COMMON_SHARE:.0%} of the days with data; a site measured on less than {MIN_SHARE:.0%} of them, or "
+        "whose gaps would cut the common days further, is listed with `rank` null, `basis` `own_days` (its "
+        "figures are over its own days, not comparable) and the reason in `note`. Rural references have `basis` "
+        "`reference`. `meta.season.compared_on` gives the number and span of the common days.\n\n"
+        "Columns are `<daily field>_<statistic over the days compared>`: `uhi_night_max_mean` (the ranking key) is "
+        "the mean of the nightly maxima of UHI (night 18:00–06:00 local), `uhi_night_max_max` the highest nightly "
+        "maximum, `uhi_mean_mean` the mean of the daily 24-h mean UHI; `tropical_nights` counts days with "
+        "Tn ≥ 20 °C, `tn_mean` and `tx_max` are the mean daily minimum and the highest daily maximum, and "
+        "`hours_ge_T` the hours whose mean temperature reached each of `thresholds` (°C, default 30,35; from "
+        "QC-passed hourly aggregates), all over `days_compared` days."
     ),
 )
 async def rankings(
@@ -66,7 +81,7 @@ async def rankings(
         if fmt == "csv":
             return ranking, last_ms, "text/csv"
         meta = ctx.meta(last_ms, season={"year": season, "window": [first.isoformat(), last.isoformat()], **summary},
-                        thresholds_c=thr, ranked_by="uhi_night_mean", returned=len(ranking))
+                        thresholds_c=thr, ranked_by=RANKED_BY, returned=len(ranking))
         return envelope(meta, [{c: r.get(c) for c in columns} for r in ranking]), last_ms, "application/json"
 
     if fmt == "csv":

@@ -8,19 +8,19 @@
   const TEXT = {
     fr: {
       title: "Îlot de chaleur : carte interpolée et classement",
-      kind: "Carte", night: "Nuit (ICU nocturne max)", day: "Journée (ICU moyen)", season_night: "Saison (nuits, moyenne)",
+      kind: "Carte", night: "Nuit (ICU nocturne max)", day: "Journée (ICU moyen)", season_night: "Saison (moy. des max. nocturnes, jours communs)",
       date: "Date", season: "Saison", newest: "dernière disponible", geojson: "GeoJSON", csv: "CSV",
       alt: "Carte interpolée de l'intensité de l'îlot de chaleur", none: "Pas de carte : aucune donnée pour cette date.",
-      ranking: "Sites les plus chauds la nuit, été", rank: "Rang", site: "Site", night_mean: "ICU nuit moy. °C",
+      ranking: "Sites les plus chauds la nuit, été", rank: "Rang", site: "Site", night_mean: "Moy. des max. nocturnes d’ICU °C",
       tropical: "Nuits tropicales", hours30: "Heures ≥ 30 °C", no_rank: "Aucune donnée pour cette saison.",
       method: "Interpolation par inverse de la distance ; cellules vides à plus de 600 m d'un capteur. La carte ne connaît ni le bâti ni la végétation.",
     },
     en: {
       title: "Heat island: interpolated map and ranking",
-      kind: "Map", night: "Night (max nocturnal UHI)", day: "Day (mean UHI)", season_night: "Season (nights, mean)",
+      kind: "Map", night: "Night (max nocturnal UHI)", day: "Day (mean UHI)", season_night: "Season (mean nightly max, common days)",
       date: "Date", season: "Season", newest: "newest available", geojson: "GeoJSON", csv: "CSV",
       alt: "Interpolated map of the urban heat island intensity", none: "No map: no data for this date.",
-      ranking: "Hottest sites at night, summer", rank: "Rank", site: "Site", night_mean: "Mean night UHI °C",
+      ranking: "Hottest sites at night, summer", rank: "Rank", site: "Site", night_mean: "Mean nightly max UHI °C",
       tropical: "Tropical nights", hours30: "Hours ≥ 30 °C", no_rank: "No data for this season.",
       method: "Inverse distance weighting; cells farther than 600 m from every sensor are left empty. The map knows no buildings or vegetation.",
     },
@@ -118,7 +118,7 @@
     tbody.replaceChildren(...(ranked.length ? ranked.map((x) => el("tr", {},
       el("td", { class: "num", text: String(x.rank) }),
       el("td", { text: x.name || x.sensor, title: x.name ? `${x.sensor} — ${x.name}` : x.sensor }),
-      el("td", { class: "num", text: fmt(x.uhi_night_mean) }),
+      el("td", { class: "num", text: fmt(x.uhi_night_max_mean) }),
       el("td", { class: "num", text: String(x.tropical_nights) }),
       el("td", { class: "num", text: String(x.hours_ge_30 ?? "—") })))
       : [el("tr", {}, el("td", { colspan: "5", text: tr("no_rank") }))]));
