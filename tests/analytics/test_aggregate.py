@@ -19,7 +19,8 @@ from heatwatch.analytics.aggregate import (
     daily_usable,
 )
 from heatwatch.analytics.indices import dew_point, heat_index, humidex
-from heatwatch.analytics.qc import QcConfig, QcFlag
+from heatwatch.analytics.qc import QcConfig
+from heatwatch.core.measurements import QcFlag
 from heatwatch.core.model import CaniculeThresholds, Sensor, SiteClass, Town
 from heatwatch.core.settings import load_towns
 

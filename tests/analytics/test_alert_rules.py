@@ -7,10 +7,8 @@ import pytest
 
 from heatwatch.analytics.alerts import Alert, transition
 from heatwatch.analytics.jobs import town_context
-from heatwatch.analytics.qc import QcFlag
 from heatwatch.analytics.rules import (
     TOWN,
-    AlertThresholds,
     Snapshot,
     battery_rule,
     canicule_rule,
@@ -20,7 +18,9 @@ from heatwatch.analytics.rules import (
     qc_rule,
     uhi_night_rule,
 )
+from heatwatch.core.measurements import QcFlag
 from heatwatch.core.settings import load_towns
+from heatwatch.core.thresholds import AlertThresholds
 
 TOWN_CTX = town_context(load_towns()["vitre"], [])  # no registry: every non-reference counts as urban
 NIGHT = pd.Timestamp("2025-07-20T21:30Z")  # 23:30 local

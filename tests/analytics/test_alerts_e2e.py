@@ -16,8 +16,8 @@ import pytest
 from heatwatch.analytics.alerts import AlertEngine, alert_history
 from heatwatch.analytics.jobs import Analytics
 from heatwatch.analytics.publish import MqttPublisher
-from heatwatch.analytics.qc import QcFlag
 from heatwatch.core.influx import AGG_RP, InfluxClient
+from heatwatch.core.measurements import QcFlag
 from heatwatch.core.model import Reading, Sensor, SiteClass
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.registry import Registry

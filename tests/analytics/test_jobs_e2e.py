@@ -22,8 +22,8 @@ import pytest
 from analytics.weektools import WEEK_DAYS, WEEK_END, dump, example_registry, simulate_week, write_readings
 from heatwatch.analytics.backfill import backfill
 from heatwatch.analytics.jobs import Analytics
-from heatwatch.analytics.qc import VALUE_FLAGS
 from heatwatch.core.influx import AGG_RP, InfluxClient
+from heatwatch.core.measurements import VALUE_FLAGS
 from heatwatch.core.model import SiteClass
 from heatwatch.core.settings import load_towns
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from heatwatch.analytics.qc import VALUE_FLAGS, QcConfig, QcFlag, run_qc, spatial_thresholds, usable
+from heatwatch.analytics.qc import QcConfig, run_qc, spatial_thresholds, usable
 from heatwatch.analytics.robust import qn_rows, qn_scale
+from heatwatch.core.measurements import VALUE_FLAGS, QcFlag
 
 
 def _hourly_flags(q: pd.DataFrame) -> pd.Series:

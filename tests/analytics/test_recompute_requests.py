@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.weektools import example_registry, write_readings
-from heatwatch.analytics.requests import DONE_TOPIC, RECOMPUTE_TOPIC, InvalidRequest, parse_request
 from heatwatch.api.app import create_app
 from heatwatch.api.config import ApiConfig
 from heatwatch.core.influx import AGG_RP, InfluxClient
 from heatwatch.core.settings import Settings
+from heatwatch.core.topics import RECOMPUTE as RECOMPUTE_TOPIC
+from heatwatch.core.topics import RECOMPUTE_DONE as DONE_TOPIC
 from heatwatch.simulate.options import SimOptions
 from heatwatch.simulate.schedule import prepare
 from heatwatch.stack.children import ServiceProcess
@@ -32,34 +33,6 @@ TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 START = datetime(2025, 7, 7, tzinfo=UTC)
 DAYS = [date(2025, 7, 8), date(2025, 7, 9)]  # fully inside the readings, with their read context
-
-
-# Validation, without a broker -------------------------------------------------------------------
-
-def test_parse_request_accepts_what_the_api_sends() -> None:
-    req = parse_request(b'{"id": "1752000000000-0a1b2c3d4e5f", "town": null, "from": "2025-07-08", '
-                        b'"to": "2025-07-09", "requested_at": "2025-07-10T08:00:00.125Z"}', {"vitre"})
-    assert (req.town, req.first, req.last) == (None, date(2025, 7, 8), date(2025, 7, 9))
-    assert req.requested_at == datetime(2025, 7, 10, 8, 0, 0, 125000, tzinfo=UTC)
-
-
-@pytest.mark.parametrize("payload, rid, why", [
-    (b"not json", None, "not JSON"),
-    (b'["a"]', None, "not a JSON object"),
-    (b'{"town": "vitre", "from": "2025-07-08", "to": "2025-07-09"}', None, "id"),
-    (b'{"id": "a b", "from": "2025-07-08", "to": "2025-07-09"}', "a b", "id"),
-    (b'{"id": "r1", "town": "lille", "from": "2025-07-08", "to": "2025-07-09"}', "r1", "unknown town"),
-    (b'{"id": "r2", "from": "2025-07-09", "to": "2025-07-08"}', "r2", "before"),
-    (b'{"id": "r3", "from": 20250708, "to": "2025-07-09"}', "r3", "from"),
-    (b'{"id": "r4", "from": "2025-07-08T00:00:00", "to": "2025-07-09"}', "r4", "from"),
-    (b'{"id": "r5", "from": "2000-01-01", "to": "2025-07-09"}', "r5", "at most"),
-    (b'{"id": "r6", "from": "2025-07-08", "to": "2025-07-09", "town": 3}', "r6", "town"),
-    (b'{"id": "r7", "from": "2025-07-08"}', "r7", "to"),
-])
-def test_parse_request_rejects(payload: bytes, rid: str | None, why: str) -> None:
-    with pytest.raises(InvalidRequest) as info:
-        parse_request(payload, {"vitre", "saint-omer"})
-    assert info.value.request_id == rid and why in str(info.value)
 
 
 # End to end ---------------------------------------------------------------------------------------

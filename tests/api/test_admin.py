@@ -9,7 +9,7 @@ import time
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
-from heatwatch.ingest.deadletter import DeadLetter, DeadLetterStore  # the writer of the file the api reads
+from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.stack.embedded import free_port
 from support.mqtt import subscribed
 
@@ -137,7 +137,7 @@ def test_recompute_with_broker_unreachable_is_503(client, api_settings):
 def test_deadletters_list_and_replay(client, api_settings, mosquitto):
     empty = client.get("/v1/admin/deadletters", headers=AUTH).json()
     assert empty["data"] == [] and empty["counts"] == {}
-    store = DeadLetterStore(api_settings.deadletter_dir / "deadletter.sqlite")
+    store = DeadLetterStore(api_settings.deadletter_path)
     store.add_many([DeadLetter("heat/vitre/v1", b'{"temperature": 99}', "out_of_range", "temperature 99", 1),
                     DeadLetter("heat/vitre/v2", b"\xff\xfe", "bad_json", "not UTF-8", 2),
                     DeadLetter("heat/vitre/v3", b'{"temperature": 21.5}', "unknown_sensor", "", 3)])

@@ -98,6 +98,8 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "HEATWATCH_LIVE_COALESCE_S": "1",
         "HEATWATCH_API_RATE_LIMIT_PER_S": "0",
         "HEATWATCH_API_CACHE_TTL_LATEST_S": "0",
+        # Not the default: the page must mark low batteries at the configured alert threshold.
+        "HEATWATCH_ALERT_BATTERY_V": "3.0",
     }
     api = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "api.log", name="api")
     api.start(ready_marker="live: subscribed", timeout=60)
@@ -178,6 +180,7 @@ def test_map_list_alerts_and_charts_for_each_town(page, stack):
     assert "trop chaud" in page.locator(f"#sensors tr[data-sensor='{FLAGGED}']").inner_text()
     assert " V" in page.locator("#sensors tr[data-sensor='vitre-centre-01']").inner_text()
     assert "conforme" in page.locator("#sensors tr[data-sensor='vitre-centre-01']").inner_text()
+    assert page.locator("#sensors td.low-batt").count() == 0  # every seeded battery is at 3.05 V or more
 
     # The open alert from the database, the legend in °C, both charts drawn, the offline note.
     assert "Nuit tropicale" in page.inner_text("#alerts")
@@ -218,6 +221,8 @@ def test_new_reading_changes_its_marker_within_seconds(page, stack):
     assert before != "36.6" and took < 5
     row = page.locator(f"#sensors tr[data-sensor='{sensor}']").inner_text()
     assert "36,6" in row and "2.91 V" in row and "à l'instant" in row
+    # Under HEATWATCH_ALERT_BATTERY_V (3.0 here), so marked low, as the battery alert would be.
+    assert page.locator(f"#sensors tr[data-sensor='{sensor}'] td.low-batt").count() == 1
     # The list is sorted hottest first: this sensor is now on top.
     assert page.eval_on_selector("#sensors tbody tr", "e => e.dataset.sensor") == sensor
     shot(page, "vitre-live-reading")

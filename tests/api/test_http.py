@@ -107,3 +107,15 @@ def test_streamed_export_complete_across_dense_windows(api_settings, seed):
         keys = [(x.split(",")[0], x.split(",")[2]) for x in lines]
         assert len(keys) == len(set(keys)) == 2500
         assert keys == sorted(keys, key=lambda k: k[0])
+
+
+def test_dashboard_gets_the_alert_thresholds(api_settings, api_config, seed):
+    """The page marks a low battery where analytics raises the alert: one threshold set, from settings."""
+    seed([])
+    settings = api_settings.model_copy(update={"alert_battery_v": 3.05})
+    with TestClient(create_app(settings, api_config)) as c:
+        cfg = c.get("/dashboard/config.json").json()
+    assert cfg["thresholds"]["battery_v"] == 3.05
+    assert cfg["thresholds"]["offline_s"] == settings.alert_offline_s
+    assert cfg["thresholds"]["stale_after_s"] == api_config.stale_after_s
+    assert cfg["qc_flags"]["AVAILABILITY"] == 64 and len(cfg["qc_flags"]) == 8

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from heatwatch.api.live import LiveConfig, LiveHub, parse_live, parse_ts
+from heatwatch.api.live import LiveConfig, LiveHub
 from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
@@ -312,33 +312,6 @@ def test_a_close_event_is_delivered_with_its_event_field(live_api, mosquitto):
 
 
 # The hub without a network ------------------------------------------------------------------------
-
-
-def test_parse_live_and_ts():
-    now = 1_750_000_000_000
-    assert parse_ts(None, now) == now
-    assert parse_ts(1_700_000_000, now) == 1_700_000_000_000
-    assert parse_ts(1_700_000_000_123, now) == 1_700_000_000_123
-    assert parse_ts("2024-07-20T12:00:00Z", now) == 1_721_476_800_000
-    assert parse_ts("garbage", now) is None and parse_ts(True, now) is None
-
-    def msg(*readings: dict[str, Any], town: str = "vitre") -> bytes:
-        return json.dumps({"town": town, "readings": list(readings)}).encode()
-
-    one = {"sensor": "s-1", "ts": now - 1000, "temperature": 23.4, "humidity": 55, "battery_v": 3.1,
-           "rssi": -90, "source": "tts"}
-    assert parse_live(msg(one), "vitre", now) == [("s-1", {"ts": now - 1000, "temperature": 23.4, "humidity": 55.0,
-                                                           "battery_v": 3.1, "rssi": -90.0, "source": "tts"})]
-    # Two readings of one sensor (not what ingest sends, but harmless): the newest.
-    older = one | {"ts": now - 5000, "temperature": 20.0}
-    assert [r["temperature"] for _, r in parse_live(msg(older, one, older), "vitre", now)] == [23.4]
-    # Junk readings are skipped, the others kept.
-    junk = [one | {"sensor": "bad/id"}, one | {"ts": "yesterday"}, one | {"ts": now + 3_600_000},
-            one | {"temperature": 75, "humidity": None}, one | {"temperature": None, "humidity": None}, "x"]
-    assert [s for s, _ in parse_live(msg(*junk, one | {"sensor": "s-2"}), "vitre", now)] == ["s-2"]
-    # Not a live message at all, or another town's in this town's topic.
-    for bad in (b"{not json", b"[1, 2]", b"\xff", b'{"town": "vitre"}', msg(one, town="saint-omer")):
-        assert parse_live(bad, "vitre", now) is None
 
 
 @pytest.mark.anyio

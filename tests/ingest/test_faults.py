@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
+from heatwatch.core.deadletters import DeadLetterStore
 from heatwatch.core.influx import InfluxClient
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import Influxd, Mosquitto, free_port
@@ -227,11 +229,8 @@ def test_partial_400_good_lines_land_bad_line_dead_lettered(mosquitto, influxd, 
         m = scrape(port)
         assert m['heatwatch_ingest_rejected_total{reason="influx_rejected"}'] == 1
         assert m["heatwatch_ingest_messages_acked_total"] == len(messages)
-        import sqlite3
-
-        db = sqlite3.connect(data / "deadletter" / "deadletter.sqlite")
-        (payload, detail), = db.execute("SELECT payload, detail FROM deadletter").fetchall()
-        db.close()
+        with DeadLetterStore(data / "deadletter" / DEADLETTER_FILE, create=False) as store:
+            (payload, detail), = [(x.payload, x.detail) for x in store.list()]
         assert b"sensor=s-batt" in payload and f" {bad_ts}".encode() in payload
         assert "field type conflict" in detail
         r = httpx.post(f"{influxd.url}/query", data={

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import httpx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
+from heatwatch.core.deadletters import DeadLetterStore
 from heatwatch.core.model import Reading, Sensor
 from heatwatch.simulate import encode
 from support.influx import stored_keys
@@ -80,11 +81,8 @@ def stored_sensors(influx_url: str, db: str) -> set[str]:
 
 
 def dead_topics(data_dir: Path) -> set[str]:
-    db = sqlite3.connect(data_dir / "deadletter" / "deadletter.sqlite")
-    try:
-        return {row[0] for row in db.execute("SELECT topic FROM deadletter")}
-    finally:
-        db.close()
+    with DeadLetterStore(data_dir / "deadletter" / DEADLETTER_FILE, create=False) as store:
+        return {letter.topic for letter in store.list(limit=10**6)}
 
 
 # Few examples of 150 messages each, no shrinking: every example drives the real services.

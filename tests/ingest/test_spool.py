@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from heatwatch.core.deadletters import DeadLetter
 from heatwatch.core.influx import RAW_RP, InfluxClient
-from heatwatch.ingest.deadletter import DeadLetter
 from heatwatch.ingest.metrics import IngestMetrics
 from heatwatch.ingest.sink import Sink
 from heatwatch.ingest.spool import Spool

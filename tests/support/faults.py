@@ -3,7 +3,6 @@ dead-letter counts, and waiting for InfluxDB to hold a given number of readings.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -14,6 +13,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
 
+from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
+from heatwatch.core.deadletters import DeadLetterStore
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import MqttUrl
 from support.influx import count_readings
@@ -166,14 +167,11 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def deadletter_counts(data_dir: Path) -> dict[str, int]:
-    path = data_dir / "deadletter" / "deadletter.sqlite"
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(path)
     try:
-        return dict(db.execute("SELECT reason, COUNT(*) FROM deadletter GROUP BY reason"))
-    finally:
-        db.close()
+        with DeadLetterStore(data_dir / "deadletter" / DEADLETTER_FILE, create=False) as store:
+            return store.counts()
+    except FileNotFoundError:
+        return {}
 
 
 def wait_count(influx_url: str, db: str, expected: int, timeout: float = 90) -> int:

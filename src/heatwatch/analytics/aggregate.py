@@ -33,24 +33,16 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, TOWN_DAILY, VALUE_FLAGS, QcFlag
 from heatwatch.core.model import CaniculeThresholds, Sensor, SiteClass, Town
 
 from .indices import dew_point, heat_index, humidex
-from .qc import POINT_FLAGS, VALUE_FLAGS, QcConfig, QcFlag, run_qc
+from .qc import POINT_FLAGS, QcConfig, run_qc
 
-HOURLY_COLUMNS = [
-    "town", "sensor", "time", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint", "heat_index",
-    "humidex", "uhi", "n", "qc",
-]
-DAILY_COLUMNS = [
-    "town", "sensor", "time", "tn", "tx", "t_mean", "rh_mean", "heat_index_max", "humidex_max",
-    "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc",
-]
-TOWN_DAILY_COLUMNS = [
-    "town", "time", "ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok",
-]
-#: Flags that disqualify a sensor-day; the value flags of single hours only reduce its coverage.
-DAILY_BLOCKING = QcFlag.AVAILABILITY | QcFlag.UNPLACED
+# Frame columns are the stored measurements' tags, time and fields, in schema order.
+HOURLY_COLUMNS = HOURLY.columns
+DAILY_COLUMNS = DAILY.columns
+TOWN_DAILY_COLUMNS = TOWN_DAILY.columns
 TROPICAL_NIGHT_C = 20.0
 HOT_HOUR_C = 30.0
 

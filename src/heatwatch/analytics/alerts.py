@@ -1,24 +1,18 @@
 """Alert state: one stored alert per lasting condition, opened and closed across evaluations.
 
-Convention (measurement ``alert``, retention policy ``agg``):
-
-* tags ``town``, ``sensor`` (absent for a town-level alert such as ``canicule``), ``kind``;
-* the point's timestamp is the instant the alert **opened**, so every later write for the same
-  condition (a worse peak, the close) overwrites that one point: a condition lasting three days
-  is one row, never one per evaluation;
-* fields ``value`` (the worst value seen while open: highest, or lowest for ``battery``),
-  ``threshold``, ``message``, ``state`` (``"open"``/``"closed"``), ``started`` and ``ended``
-  (epoch ms; ``ended`` only once closed).
+Stored as the ``alert`` measurement of :mod:`heatwatch.core.measurements`: the point's timestamp is
+the instant the alert **opened**, so every later write for the same condition (a worse peak, the
+close) overwrites that one point: a condition lasting three days is one row, never one per
+evaluation. ``value`` is the worst value seen while open (highest, or lowest for ``battery``).
 
 Open alerts are read back from InfluxDB at every evaluation (``state = 'open'``), so the state
 survives restarts and a second analytics instance sees the same alerts. Each open and close is
-published on MQTT ``heat/alerts/<town>`` (QoS 1) as one JSON object with ``event`` = ``open`` or
-``close``, after the point is stored: a crash in between loses the notification, never the alert.
+published on MQTT ``heat/alerts/<town>`` (QoS 1) as an :class:`~heatwatch.core.topics.AlertEvent`,
+after the point is stored: a crash in between loses the notification, never the alert.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,29 +20,26 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.influx import InfluxClient
 from heatwatch.core.lineprotocol import Point
 from heatwatch.core.logging import get_logger
+from heatwatch.core.measurements import ALERT
+from heatwatch.core.thresholds import AlertThresholds
+from heatwatch.core.timestamps import iso_ms
+from heatwatch.core.topics import AlertEvent, alerts_topic
 
 from .jobs import Analytics
 from .qc import QcConfig
 from .reader import read_hourly_qc, read_live, read_town_daily
-from .rules import DIRECTION, TOWN, AlertThresholds, Check, Snapshot, evaluate
+from .rules import DIRECTION, TOWN, Check, Snapshot, evaluate
 
 log = get_logger("heatwatch.analytics.alerts")
 
 OPEN, CLOSED = "open", "closed"
-ALERT_TOPIC = "heat/alerts/{town}"
 
 
 class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes) -> None: ...
-
-
-def iso_ms(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +64,14 @@ class Alert:
         if self.ended is not None:
             fields["ended"] = int(self.ended)
         tags = {"town": self.town, "sensor": self.sensor, "kind": self.kind}
-        return Point("alert", tags, fields, self.started)
+        return Point(ALERT.name, tags, fields, self.started)
 
-    def payload(self, event: str, ts: int) -> dict[str, Any]:
-        return {"event": event, "town": self.town, "sensor": self.sensor or None, "kind": self.kind,
-                "value": self.value, "threshold": self.threshold, "message": self.message, "state": self.state,
-                "started": iso_ms(self.started), "ended": iso_ms(self.ended), "ts": ts}
+    def event(self, event: str, ts: int) -> AlertEvent:
+        """The MQTT message announcing this alert's opening or closing."""
+        return AlertEvent.model_validate({
+            "event": event, "town": self.town, "sensor": self.sensor or None, "kind": self.kind, "value": self.value,
+            "threshold": self.threshold, "message": self.message, "state": self.state,
+            "started": iso_ms(self.started), "ended": iso_ms(self.ended), "ts": ts})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +103,10 @@ def transition(town: str, open_alerts: Mapping[tuple[str, str], Alert], checks: 
 
 
 async def load_open(client: InfluxClient, town: str) -> dict[tuple[str, str], Alert]:
-    q = (f"SELECT {ident('value')}, {ident('threshold')}, {ident('message')}, {ident('started')} "
-         f"FROM {client.qualified('alert', AGG_RP)} WHERE {ident('town')} = $town AND {ident('state')} = $open "
-         f"GROUP BY {ident('sensor')}, {ident('kind')}")
+    c = ALERT.col
+    q = (f"SELECT {c('value')}, {c('threshold')}, {c('message')}, {c('started')} "
+         f"FROM {client.table(ALERT)} WHERE {c('town')} = $town AND {c('state')} = $open "
+         f"GROUP BY {c('sensor')}, {c('kind')}")
     out: dict[tuple[str, str], Alert] = {}
     for r in await client.query_records(q, {"town": town, "open": OPEN}):
         started = int(r.get("started") or r["time"])
@@ -127,8 +121,8 @@ async def load_open(client: InfluxClient, town: str) -> dict[tuple[str, str], Al
 
 async def alert_history(client: InfluxClient, town: str) -> list[dict[str, Any]]:
     """Every stored alert of a town, oldest first (tests and diagnostics)."""
-    q = (f"SELECT * FROM {client.qualified('alert', AGG_RP)} WHERE {ident('town')} = $town "
-         f"GROUP BY {ident('sensor')}, {ident('kind')}")
+    c = ALERT.col
+    q = f"SELECT * FROM {client.table(ALERT)} WHERE {c('town')} = $town GROUP BY {c('sensor')}, {c('kind')}"
     rows = await client.query_records(q, {"town": town})
     return sorted(rows, key=lambda r: (r["time"], r.get("sensor") or "", r["kind"]))
 
@@ -164,14 +158,13 @@ class AlertEngine:
             snap = await self.snapshot(town, now_ts)
             town_changes = transition(town, await load_open(self.client, town), evaluate(snap), now_ms)
             if town_changes:
-                await self.client.write_points([c.alert.point() for c in town_changes], rp=AGG_RP)
+                await self.client.write_points([c.alert.point() for c in town_changes], rp=ALERT.rp)
             for c in town_changes:
                 if c.event == "update":
                     continue
                 log.info("alert." + c.event, town=town, sensor=c.alert.sensor, kind=c.alert.kind,
                          value=round(c.alert.value, 3), threshold=c.alert.threshold)
                 if self.publisher is not None:
-                    payload = json.dumps(c.alert.payload(c.event, now_ms), ensure_ascii=False).encode()
-                    self.publisher.publish(ALERT_TOPIC.format(town=town), payload)
+                    self.publisher.publish(alerts_topic(town), c.alert.event(c.event, now_ms).encode())
             changes.extend(town_changes)
         return changes

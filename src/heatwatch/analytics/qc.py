@@ -17,42 +17,17 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import IntFlag
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from heatwatch.core.measurements import QcFlag
 from heatwatch.core.model import RH_MAX, RH_MIN, T_MAX, T_MIN
 
 from .robust import qn_rows
 
-
-class QcFlag(IntFlag):
-    """Reasons a value is not usable; stored as the integer ``qc`` field."""
-
-    RANGE = 1  # outside physical plausibility
-    STEP = 2  # jumped from the previous reading faster than the air can
-    SPIKE = 4  # isolated excursion that comes straight back
-    PERSISTENCE = 8  # unchanged for hours: a stuck sensor or a frozen firmware
-    SPATIAL_LOW = 16  # much colder than the town this hour
-    SPATIAL_HIGH = 32  # much warmer than the town this hour (sun on the sensor, heat source, drift)
-    AVAILABILITY = 64  # too few readings that local day for daily statistics
-    UNPLACED = 128  # no position or site class in the registry: cannot be interpreted
-
-
-#: Flags that make a single value unusable. AVAILABILITY is about the day, not the value:
-#: the hours a half-day sensor did report are still good hourly data.
-VALUE_FLAGS = (
-    QcFlag.RANGE
-    | QcFlag.STEP
-    | QcFlag.SPIKE
-    | QcFlag.PERSISTENCE
-    | QcFlag.SPATIAL_LOW
-    | QcFlag.SPATIAL_HIGH
-    | QcFlag.UNPLACED
-)
 NO_FLAGS = QcFlag(0)
 #: Flags set by the tests on one sensor's own series, before the spatial test.
 POINT_FLAGS = QcFlag.RANGE | QcFlag.STEP | QcFlag.SPIKE | QcFlag.PERSISTENCE

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient, Series, ident
+from heatwatch.core.influx import InfluxClient, Series
+from heatwatch.core.measurements import HOURLY, READING, TOWN_DAILY, Measurement
 
 READING_COLUMNS = ["town", "sensor", "time", "temperature", "humidity"]
 EPOCH = pd.Timestamp(0, tz="UTC")
@@ -77,8 +78,9 @@ async def query_csv(client: InfluxClient, q: str, params: Mapping[str, Any]) -> 
 
 async def read_readings(client: InfluxClient, town: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Raw readings of one town in [start, end), columns :data:`READING_COLUMNS`."""
-    q = (f"SELECT {ident('temperature')}, {ident('humidity')} FROM {client.qualified('reading', RAW_RP)} "
-         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    r = READING.col
+    q = (f"SELECT {r('temperature')}, {r('humidity')} FROM {client.table(READING)} "
+         f"WHERE {r('town')} = $town AND time >= $start AND time < $end GROUP BY {r('sensor')}")
     raw = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if raw.empty:
         return pd.DataFrame({"town": pd.Series(dtype=object), "sensor": pd.Series(dtype=object),
@@ -95,11 +97,12 @@ async def read_readings(client: InfluxClient, town: str, start: datetime, end: d
     })
 
 
-async def last_time(client: InfluxClient, measurement: str, rp: str, field: str, town: str,
+async def last_time(client: InfluxClient, measurement: Measurement, field: str, town: str,
                     since: datetime | None = None, *, first: bool = False) -> pd.Timestamp | None:
     """Time of the newest (or oldest) point of a town in a measurement, or None."""
     fn = "FIRST" if first else "LAST"
-    q = f"SELECT {fn}({ident(field)}) FROM {client.qualified(measurement, rp)} WHERE {ident('town')} = $town"
+    q = (f"SELECT {fn}({measurement.col(field)}) FROM {client.table(measurement)} "
+         f"WHERE {measurement.col('town')} = $town")
     params: dict[str, object] = {"town": town}
     if since is not None:
         q += " AND time >= $since"
@@ -111,11 +114,11 @@ async def last_time(client: InfluxClient, measurement: str, rp: str, field: str,
 
 
 async def last_hourly(client: InfluxClient, town: str, since: datetime) -> pd.Timestamp | None:
-    return await last_time(client, "hourly", AGG_RP, "n", town, since)
+    return await last_time(client, HOURLY, "n", town, since)
 
 
 async def first_reading(client: InfluxClient, town: str, since: datetime) -> pd.Timestamp | None:
-    return await last_time(client, "reading", RAW_RP, "temperature", town, since, first=True)
+    return await last_time(client, READING, "temperature", town, since, first=True)
 
 
 async def read_live(client: InfluxClient, town: str, since: datetime, now: datetime, seen_since: datetime,
@@ -125,16 +128,17 @@ async def read_live(client: InfluxClient, town: str, since: datetime, now: datet
     Medians resist the spikes a faulty sensor emits; implausible values are left out in the
     database. One request, three statements, one row per sensor each.
     """
-    raw = client.qualified("reading", RAW_RP)
-    town_is = f"{ident('town')} = $town"
+    raw = client.table(READING)
+    c = READING.col
+    town_is = f"{c('town')} = $town"
     stmts = [
-        f"SELECT MEDIAN({ident('temperature')}) AS t, MEDIAN({ident('humidity')}) AS rh, "
-        f"COUNT({ident('temperature')}) AS n FROM {raw} WHERE {town_is} AND time >= $since AND time <= $now "
-        f"AND {ident('temperature')} >= $tmin AND {ident('temperature')} <= $tmax GROUP BY {ident('sensor')}",
-        f"SELECT LAST({ident('temperature')}) AS last_t FROM {raw} WHERE {town_is} AND time >= $seen "
-        f"AND time <= $now GROUP BY {ident('sensor')}",
-        f"SELECT LAST({ident('battery_v')}) AS battery_v FROM {raw} WHERE {town_is} AND time >= $seen "
-        f"AND time <= $now GROUP BY {ident('sensor')}",
+        f"SELECT MEDIAN({c('temperature')}) AS t, MEDIAN({c('humidity')}) AS rh, "
+        f"COUNT({c('temperature')}) AS n FROM {raw} WHERE {town_is} AND time >= $since AND time <= $now "
+        f"AND {c('temperature')} >= $tmin AND {c('temperature')} <= $tmax GROUP BY {c('sensor')}",
+        f"SELECT LAST({c('temperature')}) AS last_t FROM {raw} WHERE {town_is} AND time >= $seen "
+        f"AND time <= $now GROUP BY {c('sensor')}",
+        f"SELECT LAST({c('battery_v')}) AS battery_v FROM {raw} WHERE {town_is} AND time >= $seen "
+        f"AND time <= $now GROUP BY {c('sensor')}",
     ]
     params = {"town": town, "since": to_ns(since), "now": to_ns(now), "seen": to_ns(seen_since),
               "tmin": t_range[0], "tmax": t_range[1]}
@@ -150,16 +154,17 @@ async def read_live(client: InfluxClient, town: str, since: datetime, now: datet
 
 async def read_hourly_qc(client: InfluxClient, town: str, since: datetime, now: datetime) -> pd.DataFrame:
     """Stored hourly ``qc`` and ``n`` of a town since ``since``: what the QC alert rule looks at."""
-    q = (f"SELECT {ident('qc')}, {ident('n')} FROM {client.qualified('hourly', AGG_RP)} "
-         f"WHERE {ident('town')} = $town AND time >= $since AND time <= $now GROUP BY {ident('sensor')}")
+    c = HOURLY.col
+    q = (f"SELECT {c('qc')}, {c('n')} FROM {client.table(HOURLY)} "
+         f"WHERE {c('town')} = $town AND time >= $since AND time <= $now GROUP BY {c('sensor')}")
     series = await client.query_series(q, {"town": town, "since": to_ns(since), "now": to_ns(now)})
     return series_frame(series, ["qc", "n"])
 
 
 async def read_town_daily(client: InfluxClient, town: str, since: datetime, now: datetime) -> pd.DataFrame:
-    q = (f"SELECT {ident('ibmn')}, {ident('ibmx')}, {ident('canicule')} "
-         f"FROM {client.qualified('town_daily', AGG_RP)} "
-         f"WHERE {ident('town')} = $town AND time >= $since AND time <= $now")
+    c = TOWN_DAILY.col
+    q = (f"SELECT {c('ibmn')}, {c('ibmx')}, {c('canicule')} FROM {client.table(TOWN_DAILY)} "
+         f"WHERE {c('town')} = $town AND time >= $since AND time <= $now")
     rows = await client.query_records(q, {"town": town, "since": to_ns(since), "now": to_ns(now)})
     frame = pd.DataFrame(rows, columns=["time", "ibmn", "ibmx", "canicule"])
     frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="ms", utc=True)

@@ -1,8 +1,8 @@
 """Recompute requests over MQTT: the analytics end of ``POST /v1/admin/recompute``.
 
-The api publishes ``{"id", "town" (null = every town), "from", "to", "requested_at"}`` at QoS 1 on
-``heatwatch/recompute``; the two services never import each other, so the topic and the payload
-are the contract, written out here and in ``heatwatch.api.routes.admin``.
+The api publishes a :class:`~heatwatch.core.topics.RecomputeRequest` at QoS 1 on ``heatwatch/recompute``;
+the two services never import each other: the topic, the message models and the 3660-day cap are the
+kernel's (:mod:`heatwatch.core.topics`).
 
 Delivery: a fixed client id with a persistent MQTT 5 session (``clean_start=False`` and a session
 expiry), so the broker queues requests made while analytics is down and hands them over when it
@@ -11,39 +11,41 @@ request interrupted by a stop or a crash is redelivered at the next start, and s
 idempotent, running it twice only costs time. The session exists once analytics has connected
 once: a request published before analytics ever started has no queue to wait in.
 
-Outcome: logged, and published at QoS 1 on ``heatwatch/recompute/done`` as ``{"id", "status"}``
-plus the range and counts: ``done``, ``failed`` (still failing after retries, e.g. InfluxDB down
+Outcome: logged, and published at QoS 1 on ``heatwatch/recompute/done`` as a
+:class:`~heatwatch.core.topics.RecomputeDone` (``id``, ``status``, the range and counts): ``done``,
+``failed`` (still failing after retries, e.g. InfluxDB down
 for minutes) or ``rejected`` (invalid request; dropped, as redelivering it would never help).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heatwatch.core.logging import get_logger
-from heatwatch.core.mqtt import connect_properties, make_client
+from heatwatch.core.mqtt import Connections, connect_properties, make_client
 from heatwatch.core.settings import Settings
+from heatwatch.core.topics import (
+    RECOMPUTE,
+    RECOMPUTE_DONE,
+    InvalidRequest,
+    RecomputeDone,
+    RecomputeRequest,
+    parse_request,
+)
 
 from .jobs import RunStats
 
 log = get_logger("heatwatch.analytics.requests")
 
-RECOMPUTE_TOPIC = "heatwatch/recompute"
-DONE_TOPIC = "heatwatch/recompute/done"
-MAX_DAYS = 3660  # the api's cap too: ten years per request
-MAX_PAYLOAD_BYTES = 4096
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 RETRY_DELAYS_S = (5.0, 30.0)  # then the request is given up as failed
 REMEMBERED_IDS = 1000
 
@@ -52,53 +54,6 @@ def client_id_for(settings: Settings) -> str:
     # Its own id: the alert publisher already connects as analytics_mqtt_client_id, and two clients
     # with one id keep disconnecting each other. Fixed, because the queued session is keyed on it.
     return f"{settings.analytics_mqtt_client_id}-recompute"[:64]
-
-
-class RecomputeRequest(BaseModel):
-    """One request as the api publishes it; strict JSON types (dates as ISO strings)."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", strict=True)
-
-    id: str = Field(pattern=ID_PATTERN)
-    town: str | None = None
-    first: date = Field(alias="from")
-    last: date = Field(alias="to")
-    requested_at: datetime | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "town": self.town, "from": self.first.isoformat(), "to": self.last.isoformat()}
-
-
-class InvalidRequest(ValueError):
-    def __init__(self, reason: str, request_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.request_id = request_id
-
-
-def parse_request(payload: bytes, towns: Collection[str]) -> RecomputeRequest:
-    """Validate one message; :class:`InvalidRequest` says why it cannot be run."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise InvalidRequest(f"payload of {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"not JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("not a JSON object")
-    # The id, when it is a usable one, lets the requester match the rejection to its request.
-    rid = raw.get("id") if isinstance(raw.get("id"), str) and len(raw["id"]) <= 128 else None
-    try:
-        req = RecomputeRequest.model_validate_json(payload)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise InvalidRequest(problems, rid) from None
-    if req.town is not None and req.town not in towns:
-        raise InvalidRequest(f"unknown town {req.town!r}; configured: {', '.join(sorted(towns))}", req.id)
-    if req.last < req.first:
-        raise InvalidRequest(f"to {req.last} is before from {req.first}", req.id)
-    if (req.last - req.first).days > MAX_DAYS:
-        raise InvalidRequest(f"{(req.last - req.first).days + 1} days, at most {MAX_DAYS + 1}", req.id)
-    return req
 
 
 Handler = Callable[[RecomputeRequest], Awaitable[list[RunStats]]]
@@ -132,7 +87,7 @@ class RecomputeRequests:
         self._client.on_message = self._message
         self._queue: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._generation = 0
+        self._connections = Connections()
         self._handled: OrderedDict[str, None] = OrderedDict()
         self._pending: list[mqtt.MQTTMessageInfo] = []
 
@@ -142,17 +97,17 @@ class RecomputeRequests:
         if getattr(rc, "is_failure", False):
             log.error("recompute.connect_refused", reason=str(rc))
             return
-        self._generation += 1
+        self._connections.connected()
         log.info("recompute.connected", session_present=flags.session_present, client_id=self.client_id)
         # Subscribing again on a present session is harmless, and covers an expired one.
-        client.subscribe([(RECOMPUTE_TOPIC, SubscribeOptions(qos=1))])
+        client.subscribe([(RECOMPUTE, SubscribeOptions(qos=1))])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, codes: list, _p: object) -> None:
         bad = [str(c) for c in codes if getattr(c, "is_failure", False)]
         if bad:
-            log.error("recompute.subscribe_refused", topic=RECOMPUTE_TOPIC, codes=bad)
+            log.error("recompute.subscribe_refused", topic=RECOMPUTE, codes=bad)
             return
-        log.info("recompute.subscribed", topic=RECOMPUTE_TOPIC)
+        log.info("recompute.subscribed", topic=RECOMPUTE)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.subscribed.set)
 
@@ -165,7 +120,7 @@ class RecomputeRequests:
 
     def _message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         if self._loop is not None:
-            item = _Delivery(msg.mid, msg.qos, msg.payload, self._generation)
+            item = _Delivery(msg.mid, msg.qos, msg.payload, self._connections.generation)
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
     # Event loop side ------------------------------------------------------------------------
@@ -210,10 +165,8 @@ class RecomputeRequests:
         return None if stop.is_set() or not get.done() or get.cancelled() else get.result()
 
     def _ack(self, d: _Delivery) -> None:
-        # Only on the connection it arrived on: after a reconnect the broker redelivers it, and its
-        # old packet id may by then name another message.
-        if d.qos > 0 and d.generation == self._generation:
-            self._client.ack(d.mid, d.qos)
+        for mid in self._connections.ackable([d]):
+            self._client.ack(mid, d.qos)
 
     def _remember(self, rid: str) -> None:
         self._handled[rid] = None
@@ -222,7 +175,8 @@ class RecomputeRequests:
 
     def _notify(self, body: dict[str, Any]) -> None:
         body["finished_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        info = self._client.publish(DONE_TOPIC, json.dumps(body).encode(), qos=1)
+        done = RecomputeDone.model_validate(body)
+        info = self._client.publish(RECOMPUTE_DONE, done.encode(), qos=1)
         self._pending = [i for i in self._pending if not i.is_published()] + [info]
 
     async def _handle(self, d: _Delivery, stop: asyncio.Event) -> None:

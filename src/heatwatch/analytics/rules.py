@@ -23,44 +23,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from heatwatch.core.measurements import VALUE_FLAGS, QcFlag
+from heatwatch.core.thresholds import AlertThresholds
+
 from .aggregate import TownContext
 from .indices import heat_index
-from .qc import VALUE_FLAGS, QcFlag
 
 Direction = Literal["above", "below"]
 TOWN = ""  # sensor tag of a town-level alert: absent in InfluxDB, "" in code
 #: Flags that make an hour "failing" for the alerts. UNPLACED is a registry matter, not a fault.
 FAILING = VALUE_FLAGS & ~QcFlag.UNPLACED
-
-
-@dataclass(frozen=True, slots=True)
-class AlertThresholds:
-    temperature_c: float = 35.0
-    heat_index_c: float = 40.0
-    uhi_night_c: float = 4.0
-    offline_s: int = 3600
-    battery_v: float = 2.6
-    qc_hours: int = 3
-    #: hysteresis: how far back past the threshold a value must go to end the alert
-    temperature_clear_c: float = 0.5
-    heat_index_clear_c: float = 1.0
-    uhi_clear_c: float = 0.5
-    battery_clear_v: float = 0.05
-    #: span of the median the heat rules look at
-    live_window_s: int = 1800
-    #: how far back "last seen" looks; older sensors count as offline since at least that long
-    seen_lookback_s: int = 7 * 86400
-
-    @classmethod
-    def from_settings(cls, settings: object) -> AlertThresholds:
-        return cls(
-            temperature_c=settings.alert_temperature_c,  # type: ignore[attr-defined]
-            heat_index_c=settings.alert_heat_index_c,  # type: ignore[attr-defined]
-            uhi_night_c=settings.alert_uhi_night_c,  # type: ignore[attr-defined]
-            offline_s=settings.alert_offline_s,  # type: ignore[attr-defined]
-            battery_v=settings.alert_battery_v,  # type: ignore[attr-defined]
-            qc_hours=settings.alert_qc_hours,  # type: ignore[attr-defined]
-        )
 
 
 DIRECTION: dict[str, Direction] = {

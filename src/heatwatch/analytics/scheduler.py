@@ -32,7 +32,6 @@ from .alerts import AlertEngine, Publisher
 from .backfill import backfill
 from .jobs import Analytics, RunStats
 from .requests import RecomputeRequest, RecomputeRequests
-from .rules import AlertThresholds
 
 log = get_logger("heatwatch.analytics")
 
@@ -50,7 +49,7 @@ class AnalyticsService:
                  publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.analytics = Analytics(client, settings.towns, registry)
-        self.alerts = AlertEngine(self.analytics, AlertThresholds.from_settings(settings), publisher)
+        self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher)
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: set[asyncio.Task[Any]] = set()

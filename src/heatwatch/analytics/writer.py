@@ -1,4 +1,5 @@
-"""Aggregate frames to InfluxDB points (DESIGN.md §3), fast enough for a year of hourly rows.
+"""Aggregate frames to InfluxDB points (:mod:`heatwatch.core.measurements`), fast enough for a year of
+hourly rows.
 
 Field types are fixed per field, whatever dtype pandas ended up with, because InfluxDB refuses a
 field whose type differs from the one already in the shard: a ``qc`` written once as a float
@@ -16,36 +17,19 @@ per point: the same escaping rules, about five times faster on the 1.7 M hourly 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.lineprotocol import escape_key, escape_measurement, escape_string
+from heatwatch.core.measurements import AGG_RP, AGGREGATES, MEASUREMENTS, Kind
 
 from .reader import query_csv, to_ms, to_ns
 
-Kind = Literal["float", "int", "bool", "str"]
-
-HOURLY_FIELDS: dict[str, Kind] = {
-    "t_mean": "float", "t_min": "float", "t_max": "float", "rh_mean": "float", "dewpoint": "float",
-    "heat_index": "float", "humidex": "float", "uhi": "float", "n": "int", "qc": "int",
-}
-DAILY_FIELDS: dict[str, Kind] = {
-    "tn": "float", "tx": "float", "t_mean": "float", "rh_mean": "float", "heat_index_max": "float",
-    "humidex_max": "float", "uhi_mean": "float", "uhi_night_max": "float", "hours_ge_30": "int",
-    "tropical_night": "bool", "coverage": "float", "qc": "int",
-}
-TOWN_DAILY_FIELDS: dict[str, Kind] = {
-    "ibmn": "float", "ibmx": "float", "canicule": "bool", "uhi_mean": "float", "uhi_max": "float",
-    "hottest_sensor": "str", "sensors_ok": "int",
-}
-#: measurement -> (tag columns, field types)
+#: measurement -> (tag columns, field types), from the stored schema of :mod:`heatwatch.core.measurements`
 SCHEMA: dict[str, tuple[tuple[str, ...], Mapping[str, Kind]]] = {
-    "hourly": (("town", "sensor"), HOURLY_FIELDS),
-    "daily": (("town", "sensor"), DAILY_FIELDS),
-    "town_daily": (("town",), TOWN_DAILY_FIELDS),
+    m.name: (m.tag_names, m.kinds) for m in AGGREGATES
 }
 BATCH_LINES = 5000
 #: Floats are stored rounded (readings carry 0.01 °C): pandas' running sums (rolling IBM, group
@@ -108,9 +92,9 @@ async def write_lines(client: InfluxClient, lines: Sequence[str]) -> None:
 async def existing_points(client: InfluxClient, measurement: str, town: str, start: pd.Timestamp,
                           end: pd.Timestamp) -> pd.DataFrame:
     """Stored points of a town in [start, end): columns ``time`` (ms), the tags but ``town``, fields."""
-    tags, _ = SCHEMA[measurement]
-    group = [t for t in tags if t != "town"]
-    q = (f"SELECT * FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('town')} = $town "
+    m = MEASUREMENTS[measurement]
+    group = [t for t in m.tag_names if t != "town"]
+    q = (f"SELECT * FROM {client.table(m)} WHERE {ident('town')} = $town "
          f"AND time >= $start AND time < $end" + (f" GROUP BY {', '.join(ident(g) for g in group)}" if group else ""))
     found = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if found.empty:
@@ -142,7 +126,7 @@ def leaves_stale(existing: pd.DataFrame, new: pd.DataFrame, measurement: str) ->
 
 
 async def replace_range(client: InfluxClient, town: str, start: pd.Timestamp, end: pd.Timestamp,
-                        measurements: Iterable[str] = ("hourly", "daily", "town_daily")) -> None:
+                        measurements: Iterable[str] = tuple(m.name for m in AGGREGATES)) -> None:
     """Delete a town's aggregates in [start, end) before they are written again.
 
     Points with the same key overwrite each other, but a field that is now unknown (left out

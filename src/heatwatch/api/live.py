@@ -1,14 +1,13 @@
 """The MQTT → server-sent events hub behind ``/v1/live`` and the dashboard's live updates.
 
-One paho client per api process subscribes to two topics:
+One paho client per api process subscribes to two topics of :mod:`heatwatch.core.topics`:
 
-* ``heatwatch/live/<town>``: what the ingester stored, published once each batch is durable, one
-  normalised shape whatever the sensor's payload format (native JSON, SenML, The Things Stack):
-  ``{"town", "readings": [{"sensor", "ts" (epoch ms), "temperature", "humidity", "battery_v",
-  "rssi", "source"}]}``, the newest reading per sensor of the batch. The hub never decodes sensor
-  payloads itself: the live view shows validated, stored readings only, and every format alike.
-* ``heat/alerts/<town>``: alert events published by analytics (``event`` ``open`` or ``close``),
-  passed through as they are.
+* ``heatwatch/live/<town>``: what the ingester stored (:class:`~heatwatch.core.topics.LiveBatch`),
+  the newest reading per sensor of each durable batch, one shape whatever the sensor's payload
+  format. The hub never decodes sensor payloads itself: the live view shows validated, stored
+  readings only, and every format alike.
+* ``heat/alerts/<town>``: alert events published by analytics
+  (:class:`~heatwatch.core.topics.AlertEvent`), passed through as they are.
 
 It is a plain, non-persistent subscriber: the live view only cares about what happens from now on;
 what is durable lives in InfluxDB and the REST endpoints.
@@ -42,24 +41,19 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from heatwatch.core.model import RH_MAX, RH_MIN, T_MAX, T_MIN, valid_sensor_id
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import Settings
+from heatwatch.core.timestamps import iso_ms
+from heatwatch.core.topics import ALERTS_FILTER, LIVE_FILTER, last_level, parse_alert, parse_live
 
 log = logging.getLogger("heatwatch.api.live")
 
-_MAX_PAYLOAD = 4 * 1024 * 1024  # one live message carries a whole ingest batch (one reading per sensor)
-_MAX_ALERT_PAYLOAD = 256 * 1024
-_FUTURE_MS = 5 * 60_000  # DESIGN §4: a reading may be at most 5 min ahead of us
-_ALERT_FIELDS = 32  # keys of an alert payload passed through; bounds what a publisher makes us store
-_ALERT_TEXT = 1000
 
 
 class LiveConfig(BaseSettings):
@@ -68,9 +62,9 @@ class LiveConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEATWATCH_LIVE_", extra="ignore")
 
     enabled: bool = Field(default=True, description="subscribe to MQTT for /v1/live")
-    topic: str = Field(default="heatwatch/live/+",
+    topic: str = Field(default=LIVE_FILTER,
                        description="stored readings published by ingest; the last level is the town")
-    alerts_topic: str = Field(default="heat/alerts/+",
+    alerts_topic: str = Field(default=ALERTS_FILTER,
                               description="alert events of analytics; the last level is the town")
     qos: int = Field(default=1, ge=0, le=1)
     coalesce_s: float = Field(default=2.0, ge=0, description="at most one reading event per sensor this often")
@@ -80,108 +74,6 @@ class LiveConfig(BaseSettings):
                                description="events queued for one slow client before it is cut off")
     ping_s: float = Field(default=15.0, gt=0, description="keep-alive comment period (proxies drop idle streams)")
     retry_ms: int = Field(default=3000, ge=100, description="reconnect delay suggested to browsers")
-
-
-# Parsing (runs in paho's thread: pure functions, no hub state) ---------------------------------
-
-
-def parse_ts(value: Any, received_ms: int) -> int | None:
-    """A native payload's ``ts``: epoch s or ms, or ISO 8601; absent means the time of receipt."""
-    if value is None:
-        return received_ms
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value <= 0:
-            return None
-        # Epoch seconds stay below 1e11 until the year 5138; ms are above it since 1973.
-        return int(value) if value >= 1e11 else int(value * 1000)
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("z", "Z"))
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)  # DESIGN §3: timestamps are UTC
-        return int(dt.timestamp() * 1000)
-    return None
-
-
-def _number(value: Any, lo: float, hi: float) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) and lo <= v <= hi else None
-
-
-def _text(value: Any, limit: int = 32) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
-
-
-def parse_live(payload: bytes, town: str, received_ms: int) -> list[tuple[str, dict[str, Any]]] | None:
-    """``(sensor, reading)`` pairs of a ``heatwatch/live/<town>`` message, newest per sensor, or None
-    when the message is not one. Ingest validated and stored these; the checks here only keep a
-    stray publisher from putting junk (or a far-future time, which would pin a marker) on the map."""
-    if len(payload) > _MAX_PAYLOAD:
-        return None
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get("town", town) != town or not isinstance(doc.get("readings"), list):
-        return None
-    best: dict[str, dict[str, Any]] = {}
-    for item in doc["readings"]:
-        if not isinstance(item, dict):
-            continue
-        sensor = item.get("sensor")
-        ts = item.get("ts")
-        if not isinstance(sensor, str) or not valid_sensor_id(sensor):
-            continue
-        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) or ts <= 0:
-            continue
-        ts = int(ts)
-        if ts > received_ms + _FUTURE_MS:
-            continue
-        t = _number(item.get("temperature"), T_MIN, T_MAX)
-        rh = _number(item.get("humidity"), RH_MIN, RH_MAX)
-        if t is None and rh is None:
-            continue  # a battery-only reading: nothing to show on the map, and it must not blank a marker
-        if sensor not in best or ts > best[sensor]["ts"]:
-            best[sensor] = {"ts": ts, "temperature": t, "humidity": rh,
-                            "battery_v": _number(item.get("battery_v"), 0.0, 100.0),
-                            "rssi": _number(item.get("rssi"), -300.0, 100.0), "source": _text(item.get("source"))}
-    return list(best.items())
-
-
-def parse_alert(payload: bytes, received_ms: int) -> list[dict[str, Any]]:
-    """Alert objects from an alert payload (one object or an array). Only scalar members are kept,
-    strings shortened: the buffer must stay bounded whatever a publisher sends. ``event``
-    (``open``/``close``) passes through like every other scalar member."""
-    if len(payload) > _MAX_ALERT_PAYLOAD:
-        return []
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return []
-    out = []
-    for item in doc if isinstance(doc, list) else [doc]:
-        if not isinstance(item, dict):
-            continue
-        alert: dict[str, Any] = {}
-        for key, value in list(item.items())[:_ALERT_FIELDS]:
-            if isinstance(value, str):
-                alert[str(key)[:64]] = value[:_ALERT_TEXT]
-            elif value is None or isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
-                alert[str(key)[:64]] = value
-        ts = parse_ts(item.get("time", item.get("ts")), received_ms)
-        alert["ts"] = ts if ts is not None else received_ms
-        out.append(alert)
-    return out
-
-
-def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Events and subscribers ---------------------------------------------------------------------------
@@ -322,7 +214,7 @@ class LiveHub:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         received = time.time_ns() // 1_000_000
         topic = msg.topic
-        town = topic.rsplit("/", 1)[-1]
+        town = last_level(topic)
         if mqtt.topic_matches_sub(self.config.alerts_topic, topic):
             if town in self._towns:
                 self._call(self._on_alerts, town, parse_alert(msg.payload, received))

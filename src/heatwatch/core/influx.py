@@ -28,11 +28,7 @@ from .errors import (
     InfluxWriteError,
 )
 from .lineprotocol import Point, encode
-
-RAW_RP = "raw"
-"""Retention policy of raw readings (duration configurable, the database default)."""
-AGG_RP = "agg"
-"""Retention policy of aggregates, indices and alerts (kept forever)."""
+from .measurements import AGG_RP, RAW_RP, Measurement
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(INF|\d+[hdw])$")
@@ -213,6 +209,10 @@ class InfluxClient:
 
     def qualified(self, measurement: str, rp: str) -> str:
         return f"{ident(self.database)}.{ident(rp)}.{ident(measurement)}"
+
+    def table(self, m: Measurement) -> str:
+        """``"db"."rp"."measurement"`` of a stored measurement, its retention policy taken from the schema."""
+        return self.qualified(m.name, m.rp)
 
 
 def _error_for(path: str, response: httpx.Response) -> InfluxError:

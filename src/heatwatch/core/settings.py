@@ -8,10 +8,8 @@ Nothing here runs at import time: each service calls :meth:`Settings.load` in it
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import timedelta
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -19,8 +17,11 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .datafiles import read_toml
+from .deadletters import FILENAME as DEADLETTER_FILE
 from .errors import ConfigError
 from .model import Town
+from .thresholds import DEFAULT_THRESHOLDS, AlertThresholds
 
 PayloadFormat = Literal["json", "senml", "tts"]
 
@@ -68,10 +69,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self._data: dict[str, Any] = {}
         if path is not None:
-            try:
-                self._data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+            self._data = read_toml(Path(path), None, "config file")
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -127,12 +125,13 @@ class Settings(BaseSettings):
     analytics_mqtt_client_id: str = Field(default="heatwatch-analytics", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # Alert rules (live, every alert_interval_s).
     alert_interval_s: int = Field(default=300, ge=10)
-    alert_temperature_c: float = 35.0
-    alert_heat_index_c: float = 40.0  # NWS "danger" starts at 103 °F = 39.4 °C
-    alert_uhi_night_c: float = 4.0
-    alert_offline_s: int = Field(default=3600, ge=60)
-    alert_battery_v: float = 2.6
-    alert_qc_hours: int = Field(default=3, ge=1, description="consecutive flagged hours before a QC alert")
+    alert_temperature_c: float = DEFAULT_THRESHOLDS.temperature_c
+    alert_heat_index_c: float = DEFAULT_THRESHOLDS.heat_index_c
+    alert_uhi_night_c: float = DEFAULT_THRESHOLDS.uhi_night_c
+    alert_offline_s: int = Field(default=DEFAULT_THRESHOLDS.offline_s, ge=60)
+    alert_battery_v: float = DEFAULT_THRESHOLDS.battery_v
+    alert_qc_hours: int = Field(default=DEFAULT_THRESHOLDS.qc_hours, ge=1,
+                                description="consecutive flagged hours before a QC alert")
 
     # API.
     api_host: str = "127.0.0.1"
@@ -196,6 +195,16 @@ class Settings(BaseSettings):
     def deadletter_dir(self) -> Path:
         return self.data_dir / "deadletter"
 
+    @property
+    def deadletter_path(self) -> Path:
+        return self.deadletter_dir / DEADLETTER_FILE
+
+    @property
+    def alert_thresholds(self) -> AlertThresholds:
+        return AlertThresholds(temperature_c=self.alert_temperature_c, heat_index_c=self.alert_heat_index_c,
+                               uhi_night_c=self.alert_uhi_night_c, offline_s=self.alert_offline_s,
+                               battery_v=self.alert_battery_v, qc_hours=self.alert_qc_hours)
+
     @cached_property
     def towns(self) -> dict[str, Town]:
         return load_towns(self.towns_file)
@@ -203,13 +212,9 @@ class Settings(BaseSettings):
 
 def load_towns(path: Path | None = None) -> dict[str, Town]:
     """Towns from a TOML file (``[[town]]`` tables); the packaged Vitré/Saint-Omer file by default."""
+    raw = read_toml(path, "towns.toml", "towns file")
     try:
-        if path is None:
-            text = resources.files("heatwatch.data").joinpath("towns.toml").read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
         towns = [Town.model_validate(t) for t in raw.get("town", [])]
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+    except ValidationError as exc:
         raise ConfigError(f"invalid towns file {path or '(packaged)'}: {exc}") from exc
     return {t.id: t for t in towns}

@@ -2,9 +2,7 @@
 
 paho's network thread only appends each message to :attr:`MqttConsumer.inbox`, so it is
 never held up by decoding or writing. Acknowledgements go back in arrival order, and only
-for messages of the current connection: after a reconnect the broker redelivers whatever
-was not acknowledged, and acknowledging an old packet id on the new connection could
-acknowledge a different, not yet durable, message that reuses the id.
+for messages of the current connection (:class:`heatwatch.core.mqtt.Connections`).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from paho.mqtt.client import PUBACK
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..core.logging import get_logger
-from ..core.mqtt import connect_properties, make_client
+from ..core.mqtt import Connections, connect_properties, make_client
 from ..core.settings import MqttUrl
 
 log = get_logger("heatwatch.ingest.mqtt")
@@ -121,7 +119,7 @@ class MqttConsumer:
         self.url = url
         self.filters = list(filters)
         self.inbox: deque[Message] = deque()
-        self.generation = 0
+        self.connections = Connections()
         self.subscribed = False
         self._on_event = on_event or (lambda _e: None)
         self._props = connect_properties(session_expiry_s=session_expiry_s, receive_maximum=receive_maximum)
@@ -137,8 +135,8 @@ class MqttConsumer:
         if getattr(rc, "is_failure", False):
             log.error("mqtt.connect_refused", reason=str(rc))
             return
-        self.generation += 1
-        log.info("mqtt.connected", session_present=flags.session_present, generation=self.generation)
+        generation = self.connections.connected()
+        log.info("mqtt.connected", session_present=flags.session_present, generation=generation)
         self._on_event("connect")
         # Re-subscribing on a present session is harmless, and covers an expired one.
         client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
@@ -158,7 +156,8 @@ class MqttConsumer:
 
     def _message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.inbox.append(
-            Message(msg.mid, msg.qos, msg.topic, msg.payload, int(time.time() * 1000), self.generation)
+            Message(msg.mid, msg.qos, msg.topic, msg.payload, int(time.time() * 1000),
+                    self.connections.generation)
         )
 
     # Service side ---------------------------------------------------------------------------
@@ -171,9 +170,8 @@ class MqttConsumer:
 
     def ack(self, messages: Iterable[Message]) -> int:
         """Acknowledge, in order, the messages of the current connection; returns how many."""
-        current = self.generation
         # QoS 2 never arrives: subscriptions are made at QoS 1, so the broker downgrades it.
-        mids = [m.mid for m in messages if m.qos == 1 and m.generation == current]
+        mids = self.connections.ackable(messages)
         self._client.ack_many(mids)  # type: ignore[attr-defined]
         return len(mids)
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 from paho.mqtt.client import topic_matches_sub
 
+from ..core.deadletters import DeadLetter
 from ..core.errors import ConfigError, DecodeError
 from ..core.model import Reading
 from ..core.settings import Subscription
 from .consumer import Message
-from .deadletter import DeadLetter
 from .decoders import DECODERS, Context, Decoded, Decoder, DeviceLookup
 from .reasons import Reason
 from .validate import Validator

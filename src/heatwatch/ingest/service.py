@@ -14,14 +14,15 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import orjson
 from prometheus_client import start_http_server
 
+from ..core.deadletters import DeadLetter, DeadLetterStore
 from ..core.influx import InfluxClient
 from ..core.logging import get_logger
+from ..core.model import Reading
 from ..core.settings import Settings
+from ..core.topics import encode_live, live_topic
 from .consumer import Message, MqttConsumer
-from .deadletter import DeadLetter, DeadLetterStore
 from .decoders import decoders_for
 from .metrics import IngestMetrics
 from .pipeline import Pipeline, Processed
@@ -30,8 +31,6 @@ from .spool import Spool
 from .validate import Validator
 
 log = get_logger("heatwatch.ingest")
-
-LIVE_TOPIC = "heatwatch/live"
 
 
 @dataclass(slots=True)
@@ -44,7 +43,7 @@ class IngestService:
     def __init__(self, settings: Settings, *, registry: object | None = None) -> None:
         self.settings = settings
         self.metrics = IngestMetrics()
-        self.deadletters = DeadLetterStore(settings.deadletter_dir / "deadletter.sqlite")
+        self.deadletters = DeadLetterStore(settings.deadletter_path)
         self.influx = InfluxClient.from_settings(settings)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sink = Sink(self.influx, self.spool, self.metrics, self._dead, raw_retention=settings.raw_retention)
@@ -146,11 +145,8 @@ class IngestService:
         one normalised shape whatever the sensor's payload format: the api's live stream reads this
         rather than decoding SenML or TTS itself.
         """
-        by_town: dict[str, list[dict[str, object]]] = {}
-        for (town, sensor), r in p.latest.items():
-            by_town.setdefault(town, []).append({
-                "sensor": sensor, "ts": r.ts_ms, "temperature": r.temperature, "humidity": r.humidity,
-                "battery_v": r.battery_v, "rssi": r.rssi, "source": r.source,
-            })
+        by_town: dict[str, list[Reading]] = {}
+        for (town, _sensor), r in p.latest.items():
+            by_town.setdefault(town, []).append(r)
         for town, readings in by_town.items():
-            self.consumer.publish(f"{LIVE_TOPIC}/{town}", orjson.dumps({"town": town, "readings": readings}))
+            self.consumer.publish(live_topic(town), encode_live(town, readings))

@@ -12,10 +12,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from ..core.deadletters import DeadLetter
 from ..core.errors import InfluxClientError, InfluxError, InfluxWriteError
 from ..core.influx import RAW_RP, InfluxClient
 from ..core.logging import get_logger
-from .deadletter import DeadLetter
 from .metrics import IngestMetrics
 from .reasons import Reason
 from .spool import Spool

@@ -1,10 +1,9 @@
-"""Reads of the analytics aggregates (retention policy ``agg``) for maps, rankings,
+"""Reads of the analytics aggregates (:mod:`heatwatch.core.measurements`) for maps, rankings,
 intervention effects and the seasonal report.
 
-Conventions of the analytics writer this relies on: a ``daily`` point of local day D is stamped
+Conventions of the stored schema this relies on: a ``daily`` point of local day D is stamped
 at local midnight of D (in UTC), and its ``uhi_night_max`` is the night that *ends* on the
-morning of D (18:00 D−1 to 06:00 D local). Quality flags are those of analytics' quality control; they are
-restated here because the api does not import the analytics package.
+morning of D (18:00 D−1 to 06:00 D local). Quality flags are the kernel's :class:`QcFlag`.
 """
 
 from __future__ import annotations
@@ -17,18 +16,14 @@ from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.influx import InfluxClient, ident
+from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, MEASUREMENTS, TOWN_DAILY, QcFlag
 
-# analytics.qc.QcFlag values:
-QC_AVAILABILITY = 64  # too few hours that local day
-QC_UNPLACED = 128  # no position / site class in the registry
-#: a sensor-day carrying one of these is left out of every statistic, as analytics does for indices
-DAILY_BLOCKING = QC_AVAILABILITY | QC_UNPLACED
 #: hourly flags that do not make an hour's value unusable (availability is about the day)
-HOURLY_HARMLESS = QC_AVAILABILITY
+HOURLY_HARMLESS = int(QcFlag.AVAILABILITY)
 
 DAILY_FIELDS = ("tn", "tx", "t_mean", "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc")
-TOWN_FIELDS = ("ibmn", "ibmx", "canicule", "uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
+TOWN_FIELDS = TOWN_DAILY.field_names
 
 
 def ns(ms: int) -> int:
@@ -59,7 +54,7 @@ class DailyRow:
 
 
 def usable_daily(qc: Any) -> bool:
-    return qc is None or (int(qc) & DAILY_BLOCKING) == 0
+    return qc is None or (int(qc) & int(DAILY_BLOCKING)) == 0
 
 
 async def daily_rows(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo,
@@ -70,7 +65,7 @@ async def daily_rows(client: InfluxClient, town: str, first: date, last: date, t
     start, end = day_range_ms(first, last, tz)
     wanted = list(dict.fromkeys([*fields, "qc"]))
     cols = ", ".join(ident(f) for f in wanted)
-    q = (f"SELECT {cols} FROM {client.qualified('daily', AGG_RP)} WHERE {ident('town')} = $town "
+    q = (f"SELECT {cols} FROM {client.table(DAILY)} WHERE {ident('town')} = $town "
          f"AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
     records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     only = set(sensors) if sensors is not None else None
@@ -87,14 +82,14 @@ async def daily_rows(client: InfluxClient, town: str, first: date, last: date, t
 
 
 async def newest_daily_day(client: InfluxClient, town: str, tz: ZoneInfo) -> date | None:
-    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.qualified('daily', AGG_RP)} WHERE {ident('town')} = $town"
+    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.table(DAILY)} WHERE {ident('town')} = $town"
     records = await client.query_records(q, {"town": town})
     return local_day(int(records[0]["time"]), tz) if records else None
 
 
 async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str, float]:
     """Hourly UHI per sensor for the UTC hour starting at ``hour_ms``, flagged hours left out."""
-    q = (f"SELECT {ident('uhi')}, {ident('qc')} FROM {client.qualified('hourly', AGG_RP)} "
+    q = (f"SELECT {ident('uhi')}, {ident('qc')} FROM {client.table(HOURLY)} "
          f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
     records = await client.query_records(q, {"town": town, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
     out: dict[str, float] = {}
@@ -106,7 +101,7 @@ async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str,
 
 
 async def newest_hour(client: InfluxClient, town: str) -> int | None:
-    q = f"SELECT LAST({ident('uhi')}) FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('town')} = $town"
+    q = f"SELECT LAST({ident('uhi')}) FROM {client.table(HOURLY)} WHERE {ident('town')} = $town"
     records = await client.query_records(q, {"town": town})
     return int(records[0]["time"]) if records else None
 
@@ -125,7 +120,7 @@ async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: 
     if not thresholds:
         return {}
     start, end = day_range_ms(first, last, tz)
-    q = (f"SELECT {ident('t_mean')} FROM {client.qualified('hourly', AGG_RP)} WHERE {ident('town')} = $town "
+    q = (f"SELECT {ident('t_mean')} FROM {client.table(HOURLY)} WHERE {ident('town')} = $town "
          f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr "
          f"AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) GROUP BY {ident('sensor')}")
     params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(min(thresholds)),
@@ -161,7 +156,7 @@ async def town_daily_rows(client: InfluxClient, town: str, first: date, last: da
                           ) -> list[dict[str, Any]]:
     start, end = day_range_ms(first, last, tz)
     cols = ", ".join(ident(f) for f in TOWN_FIELDS)
-    q = (f"SELECT {cols} FROM {client.qualified('town_daily', AGG_RP)} WHERE {ident('town')} = $town "
+    q = (f"SELECT {cols} FROM {client.table(TOWN_DAILY)} WHERE {ident('town')} = $town "
          "AND time >= $start AND time < $end")
     records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     rows = [{"date": local_day(int(r["time"]), tz), **{f: r.get(f) for f in TOWN_FIELDS}} for r in records]
@@ -170,7 +165,8 @@ async def town_daily_rows(client: InfluxClient, town: str, first: date, last: da
 
 
 async def last_update_ms(client: InfluxClient, town: str, measurement: str = "daily") -> int | None:
-    field = "uhi_mean"
-    q = f"SELECT LAST({ident(field)}) FROM {client.qualified(measurement, AGG_RP)} WHERE {ident('town')} = $town"
+    m = MEASUREMENTS[measurement]
+    field = "uhi_mean" if "uhi_mean" in m.field_names else "uhi"
+    q = f"SELECT LAST({m.col(field)}) FROM {client.table(m)} WHERE {m.col('town')} = $town"
     records = await client.query_records(q, {"town": town})
     return int(records[0]["time"]) if records else None

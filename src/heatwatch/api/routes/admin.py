@@ -14,9 +14,11 @@ from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.core.model import Sensor
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import Settings
+from heatwatch.core.topics import RECOMPUTE, RECOMPUTE_DONE, range_problem, recompute_request
 
 from .. import deadletters
 from ..deps import SENSOR_PATTERN, TOWN_PATTERN, AdminDep, RegistryDep, SettingsDep, known_town
@@ -77,19 +79,17 @@ async def retire_sensor(sensor_id: SensorId, registry: RegistryDep) -> JSONBytes
     return JSONBytes(reg.get(sensor_id).model_dump(mode="json"), headers=_NO_STORE)
 
 
-class RecomputeRequest(BaseModel):
+class RecomputeBody(BaseModel):
+    """The body of ``POST /v1/admin/recompute``; what is published is a kernel
+    :class:`~heatwatch.core.topics.RecomputeRequest`."""
+
     start: date = Field(alias="from", description="first local day to recompute")
     end: date = Field(alias="to", description="last local day to recompute (inclusive)")
     town: str | None = Field(default=None, pattern=TOWN_PATTERN, description="all towns when absent")
 
-    model_config = {"populate_by_name": True}
+    model_config = {"populate_by_name": True, "title": "RecomputeRequest"}
 
 
-# The contract with the analytics service (heatwatch.analytics.requests), which this service must not
-# import: the two meet only on the broker. Outside heat/ so the ingester's heat/+/+ never sees it.
-RECOMPUTE_TOPIC = "heatwatch/recompute"
-RECOMPUTE_DONE_TOPIC = "heatwatch/recompute/done"
-MAX_RECOMPUTE_DAYS = 3660
 BROKER_TIMEOUT_S = 5.0
 
 
@@ -132,13 +132,13 @@ def publish_recompute(settings: Settings, payload: bytes, timeout_s: float = BRO
             raise _broker_error(f"the MQTT broker at {where} did not answer the connection in {timeout_s:g} s")
         if getattr(outcome["connack"], "is_failure", False):
             raise _broker_error(f"the MQTT broker at {where} refused the connection: {outcome['connack']}")
-        client.publish(RECOMPUTE_TOPIC, payload, qos=1)
+        client.publish(RECOMPUTE, payload, qos=1)
         if not acked.wait(timeout_s):
             raise _broker_error(f"the MQTT broker at {where} did not acknowledge the recompute request "
                                 f"in {timeout_s:g} s")
         if getattr(outcome["puback"], "is_failure", False):
             # MQTT 5 brokers answer an ACL denial with PUBACK 0x87 instead of dropping silently.
-            raise _broker_error(f"the MQTT broker refused the request on {RECOMPUTE_TOPIC}: {outcome['puback']} "
+            raise _broker_error(f"the MQTT broker refused the request on {RECOMPUTE}: {outcome['puback']} "
                                 "(the api's MQTT user needs write access to that topic)")
     finally:
         client.disconnect()
@@ -148,26 +148,24 @@ def publish_recompute(settings: Settings, payload: bytes, timeout_s: float = BRO
 @router.post("/recompute", status_code=202, summary="Ask analytics to recompute a range of days",
              responses={503: {"description": "MQTT broker unreachable, or it refused the request"}},
              description=f"Publishes the request (QoS 1, JSON `{{id, town, from, to, requested_at}}`) on the MQTT "
-                         f"topic `{RECOMPUTE_TOPIC}` and answers 202 with its `id` once the broker has "
+                         f"topic `{RECOMPUTE}` and answers 202 with its `id` once the broker has "
                          "acknowledged it. The analytics service holds a persistent session on that topic, so a "
                          "request made while it is down runs when it starts; it does the same work as "
                          "`heatwatch backfill --from --to --town` and announces the outcome (`status` done, "
-                         f"failed or rejected, with the same `id`) on `{RECOMPUTE_DONE_TOPIC}`. "
+                         f"failed or rejected, with the same `id`) on `{RECOMPUTE_DONE}`. "
                          "503 when the broker cannot be reached or refuses the publish.")
-async def recompute(req: RecomputeRequest, settings: SettingsDep) -> JSONBytes:
-    if req.end < req.start:
-        raise bad_request("to must not be before from", "invalid_range")
-    if (req.end - req.start).days > MAX_RECOMPUTE_DAYS:
-        raise bad_request("at most 10 years per recompute request", "range_too_long")
+async def recompute(req: RecomputeBody, settings: SettingsDep) -> JSONBytes:
+    problem = range_problem(req.start, req.end)
+    if problem is not None:
+        raise bad_request(problem[1], problem[0])
     if req.town is not None:
         known_town(settings, req.town)
     now = now_ms()
     # Time first: ids sort in request order in logs; the random part keeps concurrent ones apart.
     rid = f"{now}-{uuid.uuid4().hex[:12]}"
-    body = {"id": rid, "town": req.town, "from": req.start.isoformat(), "to": req.end.isoformat(),
-            "requested_at": iso_z(now)}
+    body = recompute_request(rid, req.town, req.start, req.end, iso_z(now) or "")
     await run_in_threadpool(publish_recompute, settings, json.dumps(body).encode())
-    return JSONBytes({"status": "queued", "topic": RECOMPUTE_TOPIC, **body}, status_code=202, headers=_NO_STORE)
+    return JSONBytes({"status": "queued", "topic": RECOMPUTE, **body}, status_code=202, headers=_NO_STORE)
 
 
 @router.get("/deadletters", summary="Dead letters: rejected messages with their reason and raw bytes")
@@ -175,8 +173,10 @@ async def list_deadletters(settings: SettingsDep,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                            after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
                            reason: Annotated[str | None, Query(max_length=64)] = None) -> JSONBytes:
-    letters, counts = await run_in_threadpool(deadletters.list_letters, deadletters.store_path(settings),
-                                              limit=limit, after_id=after_id, reason=reason)
+    def page(store: DeadLetterStore) -> tuple[list[DeadLetter], dict[str, int]]:
+        return store.list(limit=limit, after_id=after_id, reason=reason), store.counts()
+
+    letters, counts = await run_in_threadpool(deadletters.with_store, settings.deadletter_path, page, ([], {}))
     nxt = letters[-1].id if len(letters) == limit else None
     return JSONBytes({"data": [x.to_json() for x in letters], "counts": counts, "next_after_id": nxt},
                      headers=_NO_STORE)
@@ -189,11 +189,11 @@ class ReplayRequest(BaseModel):
 @router.post("/deadletters/replay", summary="Republish dead letters to MQTT for the ingester to decode again",
              responses={503: {"description": "broker unreachable"}})
 async def replay(req: ReplayRequest, settings: SettingsDep) -> JSONBytes:
-    path = deadletters.store_path(settings)
-    letters = await run_in_threadpool(deadletters.fetch, path, sorted(set(req.ids)))
+    path = settings.deadletter_path
+    letters = await run_in_threadpool(deadletters.with_store, path, lambda st: st.fetch(req.ids), [])
     missing = sorted(set(req.ids) - {x.id for x in letters})
-    done = await run_in_threadpool(deadletters.republish, settings, letters) if letters else []
+    done = await run_in_threadpool(deadletters.republish, settings.mqtt, letters) if letters else []
     if done:
-        await run_in_threadpool(deadletters.delete, path, done)
+        await run_in_threadpool(deadletters.with_store, path, lambda st: st.delete(done), None)
     return JSONBytes({"replayed": done, "missing": missing,
                       "failed": sorted({x.id for x in letters} - set(done))}, headers=_NO_STORE)

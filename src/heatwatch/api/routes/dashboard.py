@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from heatwatch.core.measurements import QcFlag
+
 from ..formats import JSONBytes
 
 log = logging.getLogger("heatwatch.api.dashboard")
@@ -63,10 +65,15 @@ async def index() -> Response:
 
 @router.get("/dashboard/config.json")
 async def dashboard_config(request: Request) -> JSONBytes:
-    """What the page needs to know about this server: which libraries it can load, which tiles."""
+    """What the page needs to know about this server: which libraries it can load, which tiles, and the
+    thresholds it marks values against — the alert thresholds of analytics (``HEATWATCH_ALERT_*``) and
+    the api's own "offline" age — so the page never disagrees with the alerts."""
     cfg: DashboardConfig = request.app.state.dashboard_config
+    thresholds = request.app.state.settings.alert_thresholds.public()
+    thresholds["stale_after_s"] = request.app.state.config.stale_after_s
     return JSONBytes({"vendor": request.app.state.dashboard_vendor, "tiles_url": cfg.tiles_url or None,
-                      "tiles_attribution": cfg.tiles_attribution},
+                      "tiles_attribution": cfg.tiles_attribution, "thresholds": thresholds,
+                      "qc_flags": {f.name: int(f) for f in QcFlag}},
                      headers={"Cache-Control": "no-cache"})
 
 

@@ -5,16 +5,18 @@
 
 (function () {
   const I18N = window.HW_I18N;
-  const QC_BITS = [1, 2, 4, 8, 16, 32, 64, 128]; // DESIGN §5 flags, as stored by analytics in hourly.qc
-  const STALE_MS = 3600 * 1000; // same default as the api's stale_after_s: older readings are "silent"
-  const LOW_BATTERY_V = 3.0;
+  // Thresholds and QC flags come from the server (/dashboard/config.json): the alert thresholds of
+  // analytics and the api's "offline" age, so the page marks exactly what raises alerts.
+  const qcBits = () => Object.values(state.config.qc_flags || {});
+  const staleMs = () => (state.config.thresholds ? state.config.thresholds.stale_after_s * 1000 : Infinity);
+  const lowBattery = (v) => v !== null && !!state.config.thresholds && v < state.config.thresholds.battery_v;
   const T_SCALE = { min: 10, max: 40, step: 5 };
   const UHI_SCALE = { min: -2, max: 6, step: 1 };
 
   const state = {
     lang: "fr",
     mode: "temperature",
-    config: { vendor: {}, tiles_url: null },
+    config: { vendor: {}, tiles_url: null, thresholds: null, qc_flags: {} },
     towns: [],
     town: null, // the town object of /v1/towns
     sensors: new Map(), // id -> {id, name, lat, lon, reference, status, latest:{ts, temperature, humidity, battery_v}, qc, uhiHourly}
@@ -117,7 +119,7 @@
     let best = null;
     for (const s of state.sensors.values()) {
       const l = s.latest;
-      if (!s.reference || !l || l.temperature === null || Date.now() - l.ts > STALE_MS) continue;
+      if (!s.reference || !l || l.temperature === null || Date.now() - l.ts > staleMs()) continue;
       if (best === null || l.temperature < best) best = l.temperature;
     }
     return best;
@@ -125,7 +127,7 @@
 
   function uhiOf(s, ref) {
     const l = s.latest;
-    if (ref !== null && l && l.temperature !== null && Date.now() - l.ts <= STALE_MS) return Math.round((l.temperature - ref) * 10) / 10;
+    if (ref !== null && l && l.temperature !== null && Date.now() - l.ts <= staleMs()) return Math.round((l.temperature - ref) * 10) / 10;
     return s.uhiHourly === undefined ? null : s.uhiHourly;
   }
 
@@ -137,14 +139,14 @@
   function statusOf(s) {
     if (s.status === "retired") return "retired";
     if (!s.latest) return "no_data";
-    if (Date.now() - s.latest.ts > STALE_MS) return "offline";
+    if (Date.now() - s.latest.ts > staleMs()) return "offline";
     return s.status === "unregistered" ? "unregistered" : "ok";
   }
 
   function qcText(qc) {
     if (qc === null || qc === undefined) return { text: t("qc_none"), cls: "" };
     if (qc === 0) return { text: t("qc_ok"), cls: "qc-ok" };
-    return { text: QC_BITS.filter((b) => qc & b).map((b) => t("qc_" + b)).join(", "), cls: "qc-bad" };
+    return { text: qcBits().filter((b) => qc & b).map((b) => t("qc_" + b)).join(", "), cls: "qc-bad" };
   }
 
   // Town loading ----------------------------------------------------------------------------------
@@ -441,7 +443,7 @@
         el("td", { class: "num", text: fmt1(l ? l.temperature : null) }),
         el("td", { class: "num", text: fmt1(uhiOf(s, ref)) }),
         el("td", { title: l ? localTime(l.ts) : "", text: ago(l ? l.ts : null) }),
-        el("td", { class: "num" + (batt !== null && batt < LOW_BATTERY_V ? " low-batt" : ""), text: batt === null ? "—" : batt.toFixed(2) + " V" }),
+        el("td", { class: "num" + (lowBattery(batt) ? " low-batt" : ""), text: batt === null ? "—" : batt.toFixed(2) + " V" }),
         el("td", { class: "st st-" + st, text: t("status_" + st) }),
         el("td", { class: qc.cls, text: qc.text }));
     }));

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 import orjson
 
 from ...core.errors import DecodeError
+from ...core.timestamps import TimestampError, parse_timestamp_ms
 from ..reasons import Reason
 
 
@@ -30,25 +30,9 @@ def number(value: object, name: str) -> float | None:
     return f
 
 
-# Epoch values below this are seconds, above are milliseconds: 1e11 s is the year 5138,
-# 1e11 ms is March 1973, so no real reading is ambiguous.
-_MS_THRESHOLD = 100_000_000_000
-
-
 def timestamp_ms(value: object) -> int:
-    """Epoch seconds or milliseconds (int or float), or an ISO 8601 string with an offset."""
-    if isinstance(value, bool):
-        raise DecodeError(Reason.bad_timestamp, repr(value))
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise DecodeError(Reason.bad_timestamp, repr(value))
-        return round(value if value >= _MS_THRESHOLD else value * 1000)
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-        except ValueError:
-            raise DecodeError(Reason.bad_timestamp, value[:100]) from None
-        if dt.tzinfo is None:
-            raise DecodeError(Reason.bad_timestamp, f"{value[:100]} has no UTC offset")
-        return round(dt.timestamp() * 1000)
-    raise DecodeError(Reason.bad_timestamp, repr(value)[:100])
+    """Epoch ms of a message's time, by the kernel's one parser (:mod:`heatwatch.core.timestamps`)."""
+    try:
+        return parse_timestamp_ms(value)
+    except TimestampError as exc:
+        raise DecodeError(Reason.bad_timestamp, str(exc)) from None

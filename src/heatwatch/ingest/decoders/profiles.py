@@ -9,14 +9,13 @@ guessed from the field names present (:meth:`Profiles.detect`).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ...core.datafiles import read_toml
 from ...core.errors import ConfigError
 
 # The Reading attributes a profile may fill; everything else in a payload is ignored.
@@ -131,15 +130,7 @@ def parse_profiles(raw: Mapping[str, Any]) -> Profiles:
 
 def load_profiles(path: Path | None = None) -> Profiles:
     """Profiles from a TOML file; the packaged ``device_profiles.toml`` when ``path`` is None."""
-    try:
-        if path is None:
-            text = resources.files("heatwatch.data").joinpath("device_profiles.toml").read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read device profiles {path or '(packaged)'}: {exc}") from exc
-    return parse_profiles(raw)
+    return parse_profiles(read_toml(path, "device_profiles.toml", "device profiles"))
 
 
 @cache

@@ -1,0 +1,203 @@
+"""Every measurement heatwatch stores in InfluxDB: the one definition of the stored schema.
+
+Ingest writes ``reading``; analytics writes ``hourly``, ``daily``, ``town_daily`` and ``alert``; the api
+reads them all. Each service derives what it needs from the :class:`Measurement` objects below — the
+analytics writer its field types, the aggregate frames their column order, the readers their
+statements, the api its datasets (CSV header, Parquet schema, datapackage, OpenAPI row schemas) — so
+a field is added or renamed here and nowhere else. ``docs/architecture.md`` describes the contract.
+
+Conventions of the stored data, whatever the measurement:
+
+* a point is identified by measurement, tags and timestamp (ms precision): rewriting the same key
+  overwrites it, which makes every writer idempotent;
+* tags are ids only (town, sensor, alert kind), validated against patterns that need no escaping;
+  positions and site classes live in the sensor registry, never in tags;
+* a field type never changes once written (InfluxDB refuses a point whose field type differs from
+  the shard's), hence the fixed :data:`Kind` of each field;
+* a value that is not known is left out of the point (line protocol has no null).
+
+The ``qc`` field of the aggregates is a bit field of :class:`QcFlag`; what each flag means and how it
+is set is in ``docs/science/qc.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Literal
+
+#: Retention policy of raw readings: its duration is ``HEATWATCH_RAW_RETENTION``; the database default.
+RAW_RP = "raw"
+#: Retention policy of aggregates, indices and alerts: kept forever.
+AGG_RP = "agg"
+
+Kind = Literal["float", "int", "bool", "str"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    kind: Kind
+    description: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    name: str
+    rp: str
+    description: str
+    #: what the point's timestamp stands for
+    time: str
+    tags: tuple[Tag, ...]
+    fields: tuple[Field, ...]
+
+    @property
+    def tag_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tags)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        """Field name → stored type, in schema order."""
+        return {f.name: f.kind for f in self.fields}
+
+    @property
+    def columns(self) -> list[str]:
+        """Tags, ``time``, fields: the columns of a frame holding points of this measurement."""
+        return [*self.tag_names, "time", *self.field_names]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"measurement {self.name!r} has no field {name!r}")
+
+    def col(self, name: str) -> str:
+        """``name`` quoted for InfluxQL, after checking it is a tag or field of this measurement: a
+        statement naming a field the schema does not have fails where it is built, not with an
+        empty answer."""
+        if name not in self.tag_names and name not in self.field_names:
+            raise KeyError(f"measurement {self.name!r} has no tag or field {name!r}")
+        return f'"{name}"'  # schema names are plain identifiers: nothing to escape
+
+
+class QcFlag(IntFlag):
+    """Reasons a value is not usable; stored as the integer ``qc`` field (bits OR-ed together)."""
+
+    RANGE = 1  # outside physical plausibility
+    STEP = 2  # jumped from the previous reading faster than the air can
+    SPIKE = 4  # isolated excursion that comes straight back
+    PERSISTENCE = 8  # unchanged for hours: a stuck sensor or a frozen firmware
+    SPATIAL_LOW = 16  # much colder than the town this hour
+    SPATIAL_HIGH = 32  # much warmer than the town this hour (sun on the sensor, heat source, drift)
+    AVAILABILITY = 64  # too few readings that local day for daily statistics
+    UNPLACED = 128  # no position or site class in the registry: cannot be interpreted
+
+
+#: Flags that make a single value unusable. AVAILABILITY is about the day, not the value: the hours a
+#: half-day sensor did report are still good hourly data.
+VALUE_FLAGS = (QcFlag.RANGE | QcFlag.STEP | QcFlag.SPIKE | QcFlag.PERSISTENCE | QcFlag.SPATIAL_LOW
+               | QcFlag.SPATIAL_HIGH | QcFlag.UNPLACED)
+#: Flags that disqualify a whole sensor-day; the value flags of single hours only reduce its coverage.
+DAILY_BLOCKING = QcFlag.AVAILABILITY | QcFlag.UNPLACED
+
+_TOWN = Tag("town", "town id (vitre, saint-omer)")
+_SENSOR = Tag("sensor", "sensor id")
+_QC = Field("qc", "int", "quality-control flags (bit field, 0 = passed)")
+
+READING = Measurement(
+    "reading", RAW_RP, "raw readings as received from each sensor, after validation",
+    "the instant of the reading (the sensor's own time, else the time of receipt)",
+    (_TOWN, _SENSOR),
+    (
+        Field("temperature", "float", "air temperature", "°C"),
+        Field("humidity", "float", "relative humidity", "%"),
+        Field("battery_v", "float", "battery voltage", "V"),
+        Field("rssi", "float", "radio signal strength", "dBm"),
+        Field("source", "str", "payload format the reading arrived in"),
+    ),
+)
+
+HOURLY = Measurement(
+    "hourly", AGG_RP, "hourly statistics per sensor", "the start of the UTC hour",
+    (_TOWN, _SENSOR),
+    (
+        Field("t_mean", "float", "mean temperature over the hour", "°C"),
+        Field("t_min", "float", "minimum temperature over the hour", "°C"),
+        Field("t_max", "float", "maximum temperature over the hour", "°C"),
+        Field("rh_mean", "float", "mean relative humidity", "%"),
+        Field("dewpoint", "float", "dew point (Magnus, Alduchov & Eskridge 1996)", "°C"),
+        Field("heat_index", "float", "heat index (US NWS Rothfusz regression)", "°C"),
+        Field("humidex", "float", "humidex (Environment Canada)", "°C"),
+        Field("uhi", "float", "urban heat island intensity: t_mean minus the rural reference", "°C"),
+        Field("n", "int", "number of readings in the hour"),
+        _QC,
+    ),
+)
+
+DAILY = Measurement(
+    "daily", AGG_RP, "daily indicators per sensor", "local midnight (town time zone) of the day, in UTC",
+    (_TOWN, _SENSOR),
+    (
+        Field("tn", "float", "daily minimum over the local calendar day "
+                             "(the town IBMn uses Météo-France's 18:00–18:00 UTC window)", "°C"),
+        Field("tx", "float", "daily maximum over the local calendar day "
+                             "(the town IBMx uses Météo-France's 06:00–06:00 UTC window)", "°C"),
+        Field("t_mean", "float", "daily mean temperature", "°C"),
+        Field("rh_mean", "float", "daily mean relative humidity", "%"),
+        Field("heat_index_max", "float", "maximum hourly heat index", "°C"),
+        Field("humidex_max", "float", "maximum hourly humidex", "°C"),
+        Field("uhi_mean", "float", "mean urban heat island intensity", "°C"),
+        Field("uhi_night_max", "float",
+              "maximum UHI intensity over the night ending this morning (18:00 the day before to 06:00 local)",
+              "°C"),
+        Field("hours_ge_30", "int", "hours with hourly mean temperature at or above 30 °C", "h"),
+        Field("tropical_night", "bool", "tropical night: Tn at or above 20 °C"),
+        Field("coverage", "float", "share of expected hourly values present", "1"),
+        _QC,
+    ),
+)
+
+TOWN_DAILY = Measurement(
+    "town_daily", AGG_RP, "daily indices per town", "local midnight (town time zone) of the day, in UTC",
+    (_TOWN,),
+    (
+        Field("ibmn", "float", "3-day running mean of daily Tn", "°C"),
+        Field("ibmx", "float", "3-day running mean of daily Tx", "°C"),
+        Field("canicule", "bool", "canicule day: IBMn and IBMx at or above the département thresholds"),
+        Field("uhi_mean", "float", "mean UHI intensity over urban sensors", "°C"),
+        Field("uhi_max", "float", "maximum UHI intensity over urban sensors", "°C"),
+        Field("hottest_sensor", "str", "sensor with the highest daily mean temperature"),
+        Field("sensors_ok", "int", "sensors that passed quality control"),
+    ),
+)
+
+#: One point per lasting condition, stamped at the instant it opened: every later write for the same
+#: condition (a worse peak, the close) overwrites that point. ``sensor`` is absent for a town-level alert.
+ALERT = Measurement(
+    "alert", AGG_RP, "alerts raised by analytics (heat thresholds, sensor faults)",
+    "the instant the alert opened",
+    (_TOWN, _SENSOR, Tag("kind", "alert kind")),
+    (
+        Field("value", "float", "observed value"),
+        Field("threshold", "float", "threshold that was crossed"),
+        Field("message", "str", "human-readable message"),
+        Field("state", "str", "open while the condition lasts, then closed"),
+        Field("started", "int", "when the condition began, epoch ms UTC"),
+        Field("ended", "int", "when it ended, epoch ms UTC (empty while open)"),
+    ),
+)
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT)}
+#: What one analytics recompute writes, in the order it writes them.
+AGGREGATES: tuple[Measurement, ...] = (HOURLY, DAILY, TOWN_DAILY)
