@@ -35,7 +35,15 @@ class InterventionKind(StrEnum):
 
 
 class InterventionIn(BaseModel):
-    """What a technician records."""
+    """What a technician records.
+
+    The works run from ``start`` to ``end`` (local days, inclusive); all of those days are left out
+    of the effect evaluation, which compares the days before ``start`` with the days after ``end``.
+    ``date`` is the older one-day form, kept for compatibility: it is the day the works ended
+    (``end``), and alone it means one-day works (``start`` = ``end`` = ``date``). Works still in
+    progress are recorded with ``start`` only; their effect can be evaluated once ``end`` is set
+    (``PATCH /v1/interventions/{id}``).
+    """
 
     town: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$", max_length=64, examples=["saint-omer"])
     site: str = Field(min_length=1, max_length=200, description="site name, e.g. 'Cour de l'école Jean Macé'")
@@ -43,9 +51,12 @@ class InterventionIn(BaseModel):
                                description="sensors at the site, whose readings the intervention should change")
     controls: list[str] | None = Field(
         default=None, max_length=200,
-        description="control sensors; default: every other placed, non-reference sensor of the town not concerned "
-                    "by another intervention in the window")
-    date: dt.date = Field(description="local day the works ended; its own data is left out of the comparison")
+        description="control sensors; default: the town's other sensors of the same Local Climate Zone (else of the "
+                    "same site class), placed, not a reference, not concerned by another intervention in the window")
+    start: dt.date | None = Field(default=None, description="first local day of the works (default: `end`)")
+    end: dt.date | None = Field(default=None, description="last local day of the works; null while they last")
+    date: dt.date | None = Field(default=None, description="the day the works ended: same as `end` (older form, "
+                                                          "kept for compatibility)")
     kind: InterventionKind
     note: str = Field(default="", max_length=2000)
 
@@ -66,9 +77,31 @@ class InterventionIn(BaseModel):
         if self.controls is not None and set(self.controls) & set(self.sensors):
             raise ValueError("a sensor cannot be both treated and control: "
                              + ", ".join(sorted(set(self.controls) & set(self.sensors))))
-        if not 2000 <= self.date.year <= 2100:
-            raise ValueError("date must be between 2000 and 2100")
+        if self.date is not None:
+            if self.end is not None and self.end != self.date:
+                raise ValueError("date is the day the works ended, the same as end: give one of them, or the same day")
+            self.end = self.date
+        if self.end is None and self.start is None:
+            raise ValueError("give the works' last day (end, or date), and their first day (start) if they lasted "
+                             "more than one day")
+        if self.start is None:
+            self.start = self.end
+        if self.end is not None and self.start is not None and self.start > self.end:
+            raise ValueError(f"start ({self.start}) is after end ({self.end})")
+        self.date = self.end
+        for day in (self.start, self.end):
+            if day is not None and not 2000 <= day.year <= 2100:
+                raise ValueError("dates must be between 2000 and 2100")
         return self
+
+    @property
+    def finished(self) -> bool:
+        return self.end is not None
+
+    @property
+    def works(self) -> tuple[dt.date, dt.date | None]:
+        assert self.start is not None  # set by the validator
+        return self.start, self.end
 
 
 class Intervention(InterventionIn):
@@ -114,7 +147,7 @@ class InterventionStore:
         body = item.model_dump(mode="json")
         with self._lock, self._connect() as db:
             cur = db.execute("INSERT INTO intervention(town, date, body, created) VALUES (?, ?, ?, ?)",
-                             (item.town, item.date.isoformat(), json.dumps(body), created))
+                             (item.town, _order_day(item), json.dumps(body), created))
             rid = int(cur.lastrowid or 0)
         return Intervention(id=rid, created=created, **body)
 
@@ -132,9 +165,27 @@ class InterventionStore:
                                   (town,)).fetchall()
         return [_row(r) for r in rows]
 
+    def replace(self, rid: int, item: InterventionIn) -> Intervention | None:
+        """Overwrite a recorded intervention (e.g. its works' end once known); None if unknown."""
+        body = item.model_dump(mode="json")
+        with self._lock, self._connect() as db:
+            row = db.execute("SELECT created FROM intervention WHERE id = ?", (rid,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE intervention SET town = ?, date = ?, body = ? WHERE id = ?",
+                       (item.town, _order_day(item), json.dumps(body), rid))
+        return Intervention(id=rid, created=row[0], **body)
+
     def delete(self, rid: int) -> bool:
         with self._lock, self._connect() as db:
             return db.execute("DELETE FROM intervention WHERE id = ?", (rid,)).rowcount > 0
+
+
+def _order_day(item: InterventionIn) -> str:
+    """The day interventions are listed by: the end of the works, or their start while they last."""
+    day = item.end or item.start
+    assert day is not None
+    return day.isoformat()
 
 
 def _row(row: tuple[Any, ...]) -> Intervention:

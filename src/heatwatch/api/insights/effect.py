@@ -1,63 +1,132 @@
-"""The effect of one recorded intervention: difference-in-differences on nocturnal UHI and on hot
-hours, treated sensors against control sensors, over windows of days around the works.
+"""The effect of one recorded intervention: weather-adjusted difference-in-differences on nocturnal UHI and
+on hot hours, treated sensors against matched control sensors, over windows of days around the works.
+Science and choices: docs/science/interventions.md.
 
-Day attribution follows the analytics writer: the daily row of local day D holds the night that
-ends on the morning of D. The intervention day itself is left out (works in progress); the first
-"after" night is the one ending on the morning of D+1, wholly after the works.
+Day attribution follows the analytics writer: the daily row of local day D holds the night that ends
+on the morning of D. Every day of the works, ``start`` … ``end``, is left out; the first "after"
+night is the one ending on the morning of end + 1, wholly after the works.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.interventions import Intervention
-from heatwatch.core.model import Sensor, Town
+from heatwatch.core.model import Sensor, SiteClass, Town
 
 from .did import AFTER, BEFORE, EXCLUDED, DidConfig, conclusion, diff_in_diff
-from .queries import daily_rows
+from .queries import daily_rows, reference_weather
+from .rankings import season_window
 
-OUTCOMES: dict[str, dict[str, str]] = {
+#: Each outcome with the reference weather it is adjusted for: (daily field of the reference, day offset).
+#: The night in row D runs from the evening of D−1 to the morning of D: its weather is the afternoon
+#: before (Tx of D−1) and the morning minimum (Tn of D). Hot hours of D are daytime hours of D.
+OUTCOMES: dict[str, dict[str, Any]] = {
     "uhi_night": {"field": "uhi_night_max", "label": "nocturnal UHI (nightly maximum)", "unit": "°C",
-                  "description": "daily uhi_night_max: the night's highest hourly UHI, 18:00–06:00 local"},
+                  "description": "daily uhi_night_max: the night's highest hourly UHI, 18:00–06:00 local",
+                  "weather": (("tn", 0), ("tx", -1)),
+                  "weather_text": ["reference Tn of the morning that ends the night",
+                                   "reference Tx of the afternoon before the night"]},
     "hot_hours": {"field": "hours_ge_30", "label": "hours at or above 30 °C per day", "unit": "h",
-                  "description": "daily hours_ge_30: hours whose mean temperature reached 30 °C"},
+                  "description": "daily hours_ge_30: hours whose mean temperature reached 30 °C",
+                  "weather": (("tx", 0), ("tn", 0)),
+                  "weather_text": ["reference Tx of the day", "reference Tn of the day"]},
 }
 #: hot hours are zero outside hot spells: ask for hot days on both sides before comparing them
 MIN_HOT_DAYS = 3
 
 LIMITS = ("Difference-in-differences assumes that, without the intervention, treated and control sensors would "
-          "have kept the same gap (parallel trends): choose controls on comparable sites, and beware of other "
-          "works near any sensor during the window. A summer without hot days leaves hot hours at zero everywhere: "
-          "nothing to compare. A young planting shades little in its first summers: an effect may take years.")
+          "have kept the same gap once the weather is accounted for (parallel trends): controls are matched by "
+          "Local Climate Zone or site class, the estimate is adjusted for the rural reference's daily Tn and Tx, "
+          "and a placebo test on the 'before' period checks the assumption — but weather the reference does not "
+          "see (wind, cloud at night) and changes near a control (other works, a moved sensor, a drifting sensor) "
+          "can still bias it. A summer without hot days leaves hot hours at zero everywhere: nothing to compare. "
+          "A young planting shades little in its first summers: an effect may take years.")
+
+WindowMode = Literal["days", "seasons"]
 
 
 @dataclass(frozen=True, slots=True)
 class EffectWindow:
+    """The days compared: ``before_days`` before the works and ``after_days`` after them (``days``), or the
+    heat-wave season (1 June – 15 September) before the works against the one after them (``seasons``:
+    works in winter, such as tree planting, are compared summer to summer)."""
+
     before_days: int = 60
     after_days: int = 60
     alpha: float = 0.05
+    mode: WindowMode = "days"
 
-    def spans(self, day: date) -> tuple[date, date, date, date]:
-        return (day - timedelta(days=self.before_days), day - timedelta(days=1),
-                day + timedelta(days=1), day + timedelta(days=self.after_days))
+    def spans(self, start: date, end: date) -> tuple[date, date, date, date]:
+        """First and last day before the works, first and last day after them."""
+        if self.mode == "seasons":
+            year = start.year if start > season_window(start.year)[0] else start.year - 1
+            b0, b_end = season_window(year)
+            year = end.year if end < season_window(end.year)[1] else end.year + 1
+            a_start, a1 = season_window(year)
+            return b0, min(b_end, start - timedelta(days=1)), max(a_start, end + timedelta(days=1)), a1
+        return (start - timedelta(days=self.before_days), start - timedelta(days=1),
+                end + timedelta(days=1), end + timedelta(days=self.after_days))
+
+    def describe(self) -> dict[str, Any]:
+        if self.mode == "seasons":
+            return {"mode": "seasons", "text": "the heat-wave season (1 June – 15 September) before the works "
+                                               "against the season after them"}
+        return {"mode": "days", "before_days": self.before_days, "after_days": self.after_days}
 
 
-def default_controls(town: Town, sensors: Iterable[Sensor], treated: Sequence[str],
-                     others: Iterable[Intervention], first: date, last: date) -> list[str]:
-    """Every placed, active, non-reference sensor of the town that is not treated, and not concerned by
-    another intervention dated inside the window (its own change would contaminate the comparison)."""
-    busy = {s for o in others if first <= o.date <= last for s in o.sensors}
+def busy_sensors(others: Iterable[Intervention], first: date, last: date) -> set[str]:
+    """Sensors treated by another intervention whose works touch the window: their own change would
+    contaminate the comparison."""
+    busy: set[str] = set()
+    for o in others:
+        o_start, o_end = o.works
+        if o_start <= last and (o_end is None or o_end >= first):
+            busy.update(o.sensors)
+    return busy
+
+
+def match_controls(town: Town, sensors: Iterable[Sensor], treated: Sequence[str], others: Iterable[Intervention],
+                   first: date, last: date, minimum: int = 3) -> tuple[list[str], str]:
+    """Control sensors like the treated ones, and how they were chosen.
+
+    Candidates: the town's placed, active sensors that are not rural references, not treated, and not
+    treated by another intervention whose works touch the window. Among them, those of the treated
+    sensors' Local Climate Zone(s) when every treated sensor has one and at least ``minimum`` match;
+    else those of the treated sensors' site class(es). Never a mix of kinds of site: a park does not
+    answer the weather like a street, and comparing them is the bias this avoids.
+    """
+    everyone = {s.id: s for s in sensors if s.town == town.id}
+    busy = busy_sensors(others, first, last)
     refs = set(town.reference_sensors)
-    return sorted(s.id for s in sensors
-                  if s.town == town.id and s.placed and not s.retired and not s.is_reference
-                  and s.id not in refs and s.id not in treated and s.id not in busy)
+    pool = [s for s in everyone.values()
+            if s.placed and not s.retired and not s.is_reference and s.id not in refs
+            and s.id not in treated and s.id not in busy]
+    mine = [everyone[t] for t in treated if t in everyone]
+    lczs = sorted({s.lcz for s in mine if s.lcz})
+    classes = sorted({str(s.site_class) for s in mine if s.site_class is not SiteClass.unplaced})
+    if mine and lczs and all(s.lcz for s in mine):
+        same = sorted(s.id for s in pool if s.lcz in lczs)
+        if len(same) >= minimum:
+            return same, f"matched: same Local Climate Zone as the treated sensor(s) ({', '.join(lczs)})"
+    if not classes:
+        return [], ("no control could be matched: the treated sensors have no site class in the registry; record "
+                    "the controls with the intervention or give them in the request")
+    same = sorted(s.id for s in pool if str(s.site_class) in classes)
+    source = f"matched: same site class as the treated sensor(s) ({', '.join(classes)})"
+    if lczs:
+        source += f"; fewer than {minimum} sensors share their Local Climate Zone ({', '.join(lczs)})"
+    if len(same) < minimum:
+        source += ("; too few sensors of that class: record the controls with the intervention, or give them in "
+                   "the request")
+    return same, source
 
 
 def panel(rows: Iterable[Any], field: str, sensors: Sequence[str], days: Sequence[date]) -> np.ndarray:
@@ -72,47 +141,119 @@ def panel(rows: Iterable[Any], field: str, sensors: Sequence[str], days: Sequenc
     return y
 
 
+def weather_matrix(weather: Mapping[date, Mapping[str, float]], days: Sequence[date],
+                   spec: Sequence[tuple[str, int]]) -> np.ndarray:
+    """(days, covariates): the reference's daily field of day + offset, NaN when unknown."""
+    out = np.full((len(days), len(spec)), np.nan)
+    for i, d in enumerate(days):
+        for j, (name, offset) in enumerate(spec):
+            v = weather.get(d + timedelta(days=offset), {}).get(name)
+            if v is not None:
+                out[i, j] = v
+    return out
+
+
+def periods(days: Sequence[date], window: tuple[date, date, date, date]) -> np.ndarray:
+    b0, b1, a0, a1 = window
+    return np.array([BEFORE if b0 <= d <= b1 else AFTER if a0 <= d <= a1 else EXCLUDED for d in days])
+
+
 async def evaluate(client: InfluxClient, town: Town, item: Intervention, controls: Sequence[str],
-                   window: EffectWindow, *, controls_source: str) -> dict[str, Any]:
+                   window: EffectWindow, *, controls_source: str, references: Sequence[str] = ()) -> dict[str, Any]:
+    """The effect document of the API and the seasonal report. ``references``: the town's rural
+    reference sensors, whose daily Tn/Tx are the weather covariates."""
     tz = ZoneInfo(town.timezone)
-    b0, b1, a0, a1 = window.spans(item.date)
+    start, end = item.works
+    head: dict[str, Any] = {
+        "intervention": item.model_dump(mode="json"),
+        "treated": list(item.sensors),
+        "controls": list(controls),
+        "controls_source": controls_source,
+    }
+    if end is None:
+        return head | {"status": "insufficient_data", "outcomes": {},
+                       "reasons": [f"the works started on {start.isoformat()} and have no end date yet: set `end` "
+                                   "(PATCH /v1/interventions/{id}) once they are finished"],
+                       "method": method(DidConfig(alpha=window.alpha), window), "limits": LIMITS}
+    b0, b1, a0, a1 = window.spans(start, end)
     treated = list(item.sensors)
     everyone = [*treated, *controls]
     rows = await daily_rows(client, town.id, b0, a1, tz, fields=("uhi_night_max", "hours_ge_30"), sensors=everyone)
+    refs = list(dict.fromkeys(references or town.reference_sensors))
+    weather = await reference_weather(client, town.id, refs, b0 - timedelta(days=1), a1, tz)
     days = [b0 + timedelta(days=i) for i in range((a1 - b0).days + 1)]
-    period = np.array([BEFORE if d < item.date else AFTER if d > item.date else EXCLUDED for d in days])
+    period = periods(days, (b0, b1, a0, a1))
     is_treated = np.array([s in set(treated) for s in everyone])
     cfg = DidConfig(alpha=window.alpha)
+    missing = (f"no daily Tn/Tx from the rural reference ({', '.join(refs)}) in the window" if refs
+               else "the town has no rural reference sensor")
     outcomes: dict[str, Any] = {}
     for key, spec in OUTCOMES.items():
         c = replace(cfg, min_active_days=MIN_HOT_DAYS) if key == "hot_hours" else cfg
-        res = diff_in_diff(panel(rows, spec["field"], everyone, days), is_treated, period, c)
+        w = weather_matrix(weather, days, spec["weather"]) if weather else None
+        res = diff_in_diff(panel(rows, spec["field"], everyone, days), is_treated, period, c, w,
+                           [name for name, _ in spec["weather"]], missing)
         d = res.as_dict()
         d["treated_used"] = [everyone[i] for i in res.treated_used]
         d["controls_used"] = [everyone[i] for i in res.controls_used]
-        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+        d["placebo"] = placebo_doc(d["placebo"], days, res.status == "ok")
+        d["weather_covariates"] = spec["weather_text"] if res.weather_adjusted else []
         outcomes[key] = {"label": spec["label"], "unit": spec["unit"], "field": spec["field"],
-                         "description": spec["description"], **d,
+                         "description": spec["description"], **_rounded(d),
                          "conclusion": conclusion(res, spec["label"], spec["unit"])}
     ok = [o for o in outcomes.values() if o["status"] == "ok"]
-    return {
-        "intervention": item.model_dump(mode="json"),
+    return head | {
         "window": {"before": {"from": b0.isoformat(), "to": b1.isoformat()},
                    "after": {"from": a0.isoformat(), "to": a1.isoformat()},
-                   "excluded": [item.date.isoformat()], "timezone": town.timezone},
-        "treated": treated,
-        "controls": list(controls),
-        "controls_source": controls_source,
+                   "excluded": {"from": start.isoformat(), "to": end.isoformat(),
+                                "why": "the works themselves, and any day between the two windows"},
+                   "timezone": town.timezone, **window.describe()},
+        "weather": {"source": f"rural reference sensor(s) {', '.join(refs)}: daily Tn and Tx (median when several)"
+                    if refs else None, "days_known": len(weather)},
         "status": "ok" if len(ok) == len(outcomes) else "partial" if ok else "insufficient_data",
         "outcomes": outcomes,
-        "method": {
-            "estimator": "difference-in-differences on daily values, each sensor centred on its own 'before' mean",
-            "interval": f"{1 - window.alpha:.0%} batch-means t interval ({cfg.batches} consecutive blocks of days per "
-                        f"period, {2 * cfg.batches - 2} degrees of freedom), robust to day-to-day weather persistence",
-            "minimums": {"days_each_side": cfg.min_days, "control_sensors": cfg.min_controls,
-                         "treated_sensors": cfg.min_treated, "sensor_coverage_each_side": cfg.min_coverage,
-                         "hot_days_each_side": MIN_HOT_DAYS},
-            "qc": "sensor-days flagged AVAILABILITY or UNPLACED by analytics are left out",
-        },
+        "method": method(cfg, window),
         "limits": LIMITS,
+    }
+
+
+def placebo_doc(p: dict[str, Any], days: Sequence[date], ran: bool) -> dict[str, Any]:
+    """The placebo with its two halves as dates."""
+    out = {k: v for k, v in p.items() if k != "spans"}
+    if not ran and not out["reasons"]:
+        out["reasons"] = ["no estimate, so no placebo either"]
+    if p.get("spans"):
+        i0, i1, j0, j1 = p["spans"]
+        out["first_half"] = {"from": days[i0].isoformat(), "to": days[i1].isoformat()}
+        out["second_half"] = {"from": days[j0].isoformat(), "to": days[j1].isoformat()}
+    return out
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    def r(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, 4)
+        if isinstance(v, dict):
+            return {k: r(x) for k, x in v.items()}
+        return v
+    return {k: r(v) for k, v in d.items()}
+
+
+def method(cfg: DidConfig, window: EffectWindow) -> dict[str, Any]:
+    return {
+        "estimator": "difference-in-differences of the daily treated−control contrast (each sensor centred on its "
+                     "own 'before' mean), regressed on the period and on the rural reference's daily Tn and Tx",
+        "weather": "the weather slopes are estimated from day-to-day variation within both periods, so a warmer, "
+                   "calmer or cooler summer after the works is not taken for an effect",
+        "interval": f"{1 - window.alpha:.0%} t interval, CR2 cluster-robust standard error over {cfg.batches} "
+                    "consecutive blocks of days per period, Bell–McCaffrey degrees of freedom (robust to day-to-day "
+                    "weather persistence)",
+        "placebo": "the same estimator on the 'before' period alone, first half against second half: an interval "
+                   "excluding zero means treated and controls were already moving apart (parallel trends doubtful)",
+        "minimums": {"days_each_side": cfg.min_days, "control_sensors": cfg.min_controls,
+                     "treated_sensors": cfg.min_treated, "sensor_coverage_each_side": cfg.min_coverage,
+                     "hot_days_each_side": MIN_HOT_DAYS, "weather_known_share": cfg.min_weather_share,
+                     "placebo_days_each_half": cfg.placebo_min_days},
+        "qc": "sensor-days flagged AVAILABILITY or UNPLACED by analytics are left out",
+        "validation": "docs/science/interventions.md (false discoveries and power on seeded simulations)",
     }

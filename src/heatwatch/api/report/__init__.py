@@ -28,7 +28,7 @@ from ..config import ApiConfig
 from ..errors import ApiError
 from ..formats import LICENCE
 from ..insights import queries
-from ..insights.effect import EffectWindow, default_controls, evaluate
+from ..insights.effect import EffectWindow, evaluate, match_controls
 from ..insights.idw import Grid
 from ..insights.rankings import DEFAULT_THRESHOLDS, canicule_episodes, ranking_columns, season_window, threshold_column
 from ..insights.render import render_png
@@ -129,18 +129,40 @@ async def gather(client: InfluxClient, settings: Settings, town: Town, season: i
         else:
             data.maps.append(image)
     if store is not None:
-        items = [i for i in store.list(town.id) if i.date.year == season]
-        for item in items:
-            window = EffectWindow()
+        refs = list(dict.fromkeys([*town.reference_sensors, *(s.id for s in sensors if s.is_reference)]))
+        everything = store.list(town.id)
+        for item, window in season_interventions(everything, season):
             if item.controls is not None:
                 controls, source = list(item.controls), "recorded with the intervention"
             else:
-                b0, _, _, a1 = window.spans(item.date)
-                controls = default_controls(town, sensors, item.sensors, [o for o in items if o.id != item.id],
-                                            b0, a1)
-                source = "default: other placed, non-reference sensors of the town"
-            data.interventions.append(await evaluate(client, town, item, controls, window, controls_source=source))
+                start, end = item.works
+                b0, _, _, a1 = window.spans(start, end or start)
+                controls, source = match_controls(town, sensors, item.sensors,
+                                                  [o for o in everything if o.id != item.id], b0, a1)
+            data.interventions.append(await evaluate(client, town, item, controls, window, controls_source=source,
+                                                     references=refs))
     return data
+
+
+def season_interventions(items: list[Any], season: int) -> list[tuple[Any, EffectWindow]]:
+    """The interventions a season's report evaluates, each with its window: works that ended during the
+    season, compared over the days around them; and works of the off-season before it (16 September
+    of the year before to 31 May), compared summer to summer — a planting in winter has no summer days
+    around it."""
+    first, last = season_window(season)
+    previous_end = season_window(season - 1)[1]
+    out = []
+    for item in items:
+        _, end = item.works
+        if end is None:
+            if item.start is not None and item.start.year == season:
+                out.append((item, EffectWindow()))  # in progress: the report says so
+            continue
+        if first <= end <= last:
+            out.append((item, EffectWindow()))
+        elif previous_end < end < first:
+            out.append((item, EffectWindow(mode="seasons")))
+    return out
 
 
 def environment() -> Environment:
@@ -206,7 +228,8 @@ def render_pdf(data: ReportData, path: Path) -> None:
         lines += ["", "Interventions :"]
         for it in data.interventions:
             i = it["intervention"]
-            lines.append(f"  {i['date']} {i['kind']} — {i['site']}")
+            works = i["end"] if i["start"] == i["end"] else f"{i['start']} → {i['end'] or '…'}"
+            lines.append(f"  {works} {i['kind']} — {i['site']}")
             for o in it["outcomes"].values():
                 lines.append("    " + o["conclusion"][:150])
         if not data.interventions:
