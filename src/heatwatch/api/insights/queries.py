@@ -17,10 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from heatwatch.core.influx import InfluxClient, ident
-from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, MEASUREMENTS, TOWN_DAILY, QcFlag
+from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, MEASUREMENTS, TOWN_DAILY, VALUE_FLAGS
 
-#: hourly flags that do not make an hour's value unusable (availability is about the day)
-HOURLY_HARMLESS = int(QcFlag.AVAILABILITY)
+
+def usable_hour(qc: Any) -> bool:
+    """An hour's value is usable unless a value flag is set (day-level flags such as AVAILABILITY, and
+    any flag quality control adds as information only, do not make it unusable)."""
+    return qc is None or (int(qc) & int(VALUE_FLAGS)) == 0
 
 DAILY_FIELDS = ("tn", "tx", "t_mean", "uhi_mean", "uhi_night_max", "hours_ge_30", "tropical_night", "coverage", "qc")
 TOWN_FIELDS = TOWN_DAILY.field_names
@@ -94,8 +97,7 @@ async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str,
     records = await client.query_records(q, {"town": town, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
     out: dict[str, float] = {}
     for r in records:
-        qc = int(r.get("qc") or 0)
-        if r.get("uhi") is not None and (qc & ~HOURLY_HARMLESS) == 0:
+        if r.get("uhi") is not None and usable_hour(r.get("qc")):
             out[r["sensor"]] = float(r["uhi"])
     return out
 
@@ -114,20 +116,18 @@ async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: 
     Per day, so that rankings count hours over the days they compare sites on. Only the hours at
     or above the lowest threshold are fetched (hot hours are few: a few hundred per sensor and
     summer); an hourly point is stamped at the start of its UTC hour, which lies in one local day.
-    Usable hours carry no value flag; only the day-level AVAILABILITY flag may be set.
+    Usable hours carry no value flag (:func:`usable_hour`).
     """
     out: dict[str, dict[date, dict[float, int]]] = defaultdict(dict)
     if not thresholds:
         return {}
     start, end = day_range_ms(first, last, tz)
-    q = (f"SELECT {ident('t_mean')} FROM {client.table(HOURLY)} WHERE {ident('town')} = $town "
-         f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr "
-         f"AND ({ident('qc')} = 0 OR {ident('qc')} = $harmless) GROUP BY {ident('sensor')}")
-    params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(min(thresholds)),
-              "harmless": HOURLY_HARMLESS}
+    q = (f"SELECT {ident('t_mean')}, {ident('qc')} FROM {client.table(HOURLY)} WHERE {ident('town')} = $town "
+         f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr GROUP BY {ident('sensor')}")
+    params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(min(thresholds))}
     for r in await client.query_records(q, params):
         t = r.get("t_mean")
-        if t is None:
+        if t is None or not usable_hour(r.get("qc")):
             continue
         day = out[r["sensor"]].setdefault(local_day(int(r["time"]), tz), {})
         for thr in thresholds:
