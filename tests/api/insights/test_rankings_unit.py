@@ -133,3 +133,15 @@ def test_season_window() -> None:
     assert season_window(2025) == (date(2025, 6, 1), date(2025, 9, 15))
     assert len(season_days(2025)) == 107 and season_days(2025, until=date(2025, 5, 1)) == []
     assert threshold_column(35) == "hours_ge_35" and threshold_column(27.5) == "hours_ge_27_5"
+
+
+def test_a_registered_sensor_without_any_usable_day_is_listed_with_the_reason() -> None:
+    class Meta:
+        def __init__(self, retired: bool = False) -> None:
+            self.retired, self.is_reference = retired, False
+            self.name, self.site_class, self.lcz, self.latitude, self.longitude = "x", "urban", "LCZ 2", 48.1, -1.2
+
+    ranked, _ = rank_sites(rows("a", [2.0] * 5), {"a": Meta(), "gone": Meta(), "old": Meta(retired=True)})
+    r = by_id(ranked)
+    assert "old" not in r and r["gone"]["rank"] is None and r["gone"]["days_measured"] == 0
+    assert "every day left out by quality control" in r["gone"]["note"] and r["gone"]["basis"] == BASIS_OWN

@@ -178,7 +178,11 @@ def rank_sites(rows: Sequence[DailyRow], sensors: Mapping[str, Any],
         by_sensor[r.sensor].append(r)
     hours = hours or {}
     refs = set(references) | {s for s, m in sensors.items() if getattr(m, "is_reference", False)}
-    sites = sorted(set(by_sensor) | set(hours))
+    # Registered, active sensors without a single usable day are listed too: a site that vanished from
+    # the ranking (no data, or every day blocked by quality control) must be seen to be missing. Not in a
+    # season without any data: there, nothing is ranked and the empty answer says so.
+    silent = {s for s, m in sensors.items() if not getattr(m, "retired", False) and s not in refs} if rows else set()
+    sites = sorted(set(by_sensor) | set(hours) | silent)
     nights = {s: {r.day for r in by_sensor.get(s, []) if r.get(RANK_FIELD) is not None}
               for s in sites if s not in refs}
     cd = common_days(nights)
@@ -194,6 +198,9 @@ def rank_sites(rows: Sequence[DailyRow], sensors: Mapping[str, Any],
             basis, used, note = BASIS_COMMON, [r for r in own if r.day in shared], None
         else:
             basis, used, note = BASIS_OWN, own, cd.left_out.get(sensor)
+            if not nights.get(sensor):
+                note = ("no usable nightly UHI this season: no data, or every day left out by quality control "
+                        "(see /v1/daily with its qc flags)")
         measured = len(nights.get(sensor, ())) if sensor not in refs else sum(
             1 for r in own if r.get(RANK_FIELD) is not None)
         row: dict[str, Any] = {
