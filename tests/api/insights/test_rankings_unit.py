@@ -104,6 +104,19 @@ def test_common_days_is_greedy_by_coverage_and_deterministic() -> None:
     assert common_days({}).common == []
 
 
+def test_sites_missing_the_same_day_share_its_cost() -> None:
+    days = [D0 + timedelta(days=i) for i in range(10)]
+    sites = {f"full{i}": days for i in range(5)}
+    sites |= {"a": [d for d in days if d != days[3]], "z": [d for d in days if d != days[3]],
+              "c": [d for d in days if d != days[5]], "d": [d for d in days if d != days[7]],
+              "e": days[3:8]}
+    cd = common_days(sites)
+    # a and z miss the same day: once a has paid for it, z joins for free, before c and d.
+    assert cd.sites[:5] == [f"full{i}" for i in range(5)] and cd.sites[5:] == ["a", "z", "c", "d"]
+    assert cd.common == [days[i] for i in (0, 1, 2, 4, 6, 8, 9)]
+    assert "only 2 of them" in cd.left_out["e"]
+
+
 def test_common_day_means_leave_out_incomparable_sites() -> None:
     data = rows("a", [1.0, 2.0, 3.0, 4.0]) + rows("b", [5.0, 5.0, 5.0, None]) + rows("c", [9.0])
     values, cd = common_day_means(data, "uhi_night_max")

@@ -6,10 +6,11 @@ Science and choices: ``docs/science/rankings-maps.md``. In short:
 * Sites are compared **on common days**: the days on which every ranked site has a usable
   nightly UHI (QC-blocked sensor-days are left out). A mean over a site's own days would compare
   a sensor seen only in August with others seen all summer, or a sensor that missed the heat
-  wave with those that measured it. Sites join the ranking greedily, best covered first, as long
-  as the common days stay at least ``MIN_COMMON_SHARE`` of the days with data; a site that would
-  shrink them further, or that was measured on less than ``MIN_SHARE`` of the days, is listed
-  unranked with its own-days figures, ``basis = "own_days"`` and the reason in ``note``.
+  wave with those that measured it. Sites join the ranking greedily, the one that costs the
+  fewest common days first, as long as the common days stay at least ``MIN_COMMON_SHARE`` of the
+  days with data; a site that would shrink them further, or that was measured on less than
+  ``MIN_SHARE`` of the days, is listed unranked with its own-days figures, ``basis = "own_days"``
+  and the reason in ``note``.
 * Column names say what they are: ``<daily field>_<statistic over the days>`` —
   ``uhi_night_max_mean`` is the mean of the nightly maxima of UHI, not a "night mean".
 """
@@ -116,10 +117,12 @@ def common_days(days_by_site: Mapping[str, Iterable[date]], min_share: float = M
                 min_common_share: float = MIN_COMMON_SHARE) -> CommonDays:
     """The sites to compare and their common days.
 
-    Greedy, best-covered site first (ties by id, so the answer is deterministic): a site joins
-    when it was measured on at least ``min_share`` of the days with data and the days shared by
-    all joined sites stay at least ``min_common_share`` of them. The greedy order keeps the
-    well-measured majority and leaves out the few sites whose gaps would cut everyone's sample.
+    A site measured on less than ``min_share`` of the days with data is not compared. The others join
+    greedily, the cheapest first: at each step the site that keeps the most common days (ties: the
+    better covered, then by id, so the answer is deterministic) joins if the days shared by all joined
+    sites stay at least ``min_common_share`` of the days with data. Sites measured every day cost
+    nothing and come first; then sites missing the same few days share their cost; a site whose gaps
+    would cut everyone's sample further is left out.
     """
     sets = {s: set(d) for s, d in days_by_site.items()}
     all_days = sorted(set().union(*sets.values())) if sets else []
@@ -130,22 +133,27 @@ def common_days(days_by_site: Mapping[str, Iterable[date]], min_share: float = M
             out.left_out[s] = "no usable value in the period"
         return out
     need = max(1, math.ceil(min_common_share * n))
-    common: set[date] | None = None
-    for s in sorted(sets, key=lambda k: (-len(sets[k]), k)):
-        mine = sets[s]
-        if len(mine) < min_share * n:
-            out.left_out[s] = (f"measured on {len(mine)} of the {n} days with data (less than {min_share:.0%}): "
+    common = set(all_days)
+    candidates = []
+    for s in sorted(sets):
+        if len(sets[s]) < min_share * n:
+            out.left_out[s] = (f"measured on {len(sets[s])} of the {n} days with data (less than {min_share:.0%}): "
                                "not compared")
-            continue
-        shared = mine if common is None else common & mine
+        else:
+            candidates.append(s)
+    while candidates:
+        best = min(candidates, key=lambda k: (-len(common & sets[k]), -len(sets[k]), k))
+        shared = common & sets[best]
         if len(shared) < need:
-            out.left_out[s] = (f"measured on {len(mine)} of the {n} days with data, but only {len(shared)} of them "
-                               f"are days the other compared sites share (at least {need} needed): not compared, "
-                               "figures over its own days")
-            continue
+            break
         common = shared
-        out.sites.append(s)
-    out.common = sorted(common or ())
+        out.sites.append(best)
+        candidates.remove(best)
+    for s in candidates:
+        out.left_out[s] = (f"measured on {len(sets[s])} of the {n} days with data, but only {len(common & sets[s])} "
+                           f"of them are days the compared sites share (at least {need} needed): not compared, "
+                           "figures over its own days")
+    out.common = sorted(common) if out.sites else []
     return out
 
 
