@@ -13,6 +13,7 @@
       alt: "Carte interpolée de l'intensité de l'îlot de chaleur", none: "Pas de carte : aucune donnée pour cette date.",
       ranking: "Sites les plus chauds la nuit, été", rank: "Rang", site: "Site", night_mean: "Moy. des max. nocturnes d’ICU °C",
       tropical: "Nuits tropicales", hours30: "Heures ≥ 30 °C", no_rank: "Aucune donnée pour cette saison.",
+      common: "comparés sur les {n} mêmes nuits",
       method: "Interpolation par inverse de la distance ; cellules vides à plus de 600 m d'un capteur. La carte ne connaît ni le bâti ni la végétation.",
     },
     en: {
@@ -22,6 +23,7 @@
       alt: "Interpolated map of the urban heat island intensity", none: "No map: no data for this date.",
       ranking: "Hottest sites at night, summer", rank: "Rank", site: "Site", night_mean: "Mean nightly max UHI °C",
       tropical: "Tropical nights", hours30: "Hours ≥ 30 °C", no_rank: "No data for this season.",
+      common: "compared on the same {n} nights",
       method: "Inverse distance weighting; cells farther than 600 m from every sensor are left empty. The map knows no buildings or vegetation.",
     },
   };
@@ -87,13 +89,14 @@
       el("tbody", {}));
     card.replaceChildren(el("h2", { id: "insights-title", text: tr("title") }), controls,
       el("div", { class: "insights-body" }, el("figure", {}, img, note), table), links);
-    loadRanking(table.querySelector("tbody"), img, note);
+    loadRanking(table.querySelector("tbody"), img, note, table.querySelector("caption"));
   }
 
-  async function loadRanking(tbody, img, note) {
+  async function loadRanking(tbody, img, note, caption) {
     const seq = ++state.seq;
     let rows = [];
     let reporting = 0;
+    let common = null;
     try {
       const r = await fetch(`/v1/towns/${encodeURIComponent(state.town)}/rankings?season=${state.season}`,
                             { headers: { Accept: "application/json" } });
@@ -101,6 +104,7 @@
         const body = await r.json();
         rows = body.data;
         reporting = (body.meta.season && body.meta.season.sensors_reporting) || 0;
+        common = body.meta.season && body.meta.season.compared_on;
       }
     } catch (_) { /* offline: the table says there is no data */ }
     if (seq !== state.seq) return; // a newer town or season was asked meanwhile
@@ -115,6 +119,8 @@
     }
     const fmt = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString(lang(), { maximumFractionDigits: 1, minimumFractionDigits: 1 }));
     const ranked = rows.filter((x) => x.rank !== null).slice(0, 10);
+    // Every ranked site is compared on the same days: say how many.
+    if (common && common.common_days) caption.textContent = `${tr("ranking")} ${state.season} — ${tr("common").replace("{n}", common.common_days)}`;
     tbody.replaceChildren(...(ranked.length ? ranked.map((x) => el("tr", {},
       el("td", { class: "num", text: String(x.rank) }),
       el("td", { text: x.name || x.sensor, title: x.name ? `${x.sensor} — ${x.name}` : x.sensor }),
