@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heatwatch.core.errors import RegistryError
-from heatwatch.core.model import Sensor, SiteClass
+from heatwatch.core.model import RESERVED_IDS, Sensor, SiteClass
 from heatwatch.core.registry import (
     FIELDS,
     Registry,
@@ -172,7 +172,7 @@ def test_thread_safety(reg: Registry) -> None:
 
 # Files -----------------------------------------------------------------------------------
 
-ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,15}", fullmatch=True)
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,15}", fullmatch=True).filter(lambda i: i.lower() not in RESERVED_IDS)
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 opt_text = st.none() | st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 sensors_st = st.lists(
@@ -352,3 +352,52 @@ def test_load_examples(reg: Registry) -> None:
     for s in reg.list():
         if s.mqtt_identity:
             assert reg.resolve(s.mqtt_identity) == (s.town, s.id)
+
+
+# Identity and town binding ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["a840414e31851234", "A8-40-41-4E-31-85-12-34", "a8:40:41:4e:31:85:12:34",
+                                      "A840 414E 3185 1234"])
+def test_deveui_identity_is_canonical_and_resolves(reg: Registry, spelling: str) -> None:
+    reg.upsert(sensor(mqtt_identity=spelling))
+    assert reg.get("vit-01").mqtt_identity == "A840414E31851234"
+    assert reg.resolve("A840414E31851234") == ("vitre", "vit-01")
+
+
+def test_tts_eui_device_id_also_resolves_by_deveui(reg: Registry) -> None:
+    reg.upsert(sensor(mqtt_identity="eui-a840414e31851234", device_profile="dragino-lht65"))
+    assert reg.get("vit-01").mqtt_identity == "eui-a840414e31851234"  # a device id: kept as written
+    assert reg.resolve("eui-a840414e31851234") == reg.resolve("A840414E31851234") == ("vitre", "vit-01")
+    assert reg.device_profile("A840414E31851234") == "dragino-lht65"
+
+
+def test_one_deveui_one_active_sensor_whatever_the_spelling(reg: Registry) -> None:
+    reg.upsert(sensor("vit-01", mqtt_identity="eui-a840414e31851234"))
+    with pytest.raises(RegistryError, match="A840414E31851234 already belongs"):
+        reg.upsert(sensor("vit-02", mqtt_identity="A8-40-41-4E-31-85-12-34"))
+    reg.retire("vit-01")
+    reg.upsert(sensor("vit-02", mqtt_identity="A8-40-41-4E-31-85-12-34"))  # a retired sensor released it
+
+
+@pytest.mark.parametrize("bad_id", ["alerts", "live", "Recompute", "heatwatch"])
+def test_reserved_words_are_not_sensor_ids(reg: Registry, bad_id: str) -> None:
+    with pytest.raises(RegistryError, match="reserves"):
+        reg.upsert(sensor(bad_id))
+
+
+def test_a_sensor_id_cannot_be_a_town_id(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r.sqlite", towns={"vitre", "saint-omer"}) as r:
+        with pytest.raises(RegistryError, match="cannot be a town id"):
+            r.upsert(sensor("saint-omer", "vitre"))
+        with pytest.raises(RegistryError, match="cannot be a town id"):
+            r.ensure("vitre", "saint-omer")
+
+
+def test_town_of(reg: Registry) -> None:
+    reg.upsert(sensor("vit-01", "vitre"))
+    reg.upsert(sensor("so-01", "saint-omer"))
+    reg.retire("so-01")
+    reg.ensure("vitre", "vit-02")
+    assert (reg.town_of("vit-01"), reg.town_of("so-01"), reg.town_of("vit-02"), reg.town_of("x")) == \
+        ("vitre", "saint-omer", "vitre", None)

@@ -31,6 +31,29 @@ def valid_town_id(value: str) -> bool:
     return TOWN_ID_RE.fullmatch(value) is not None
 
 
+# Words heatwatch itself uses as MQTT topic levels where a town or sensor id would stand
+# (heat/alerts/<town>, heatwatch/live/<town>, ...): a town or sensor with one of these ids would
+# make its topics ambiguous, or let a sensor account publish on a topic that is not its own.
+RESERVED_IDS = frozenset({"alerts", "live", "recompute", "done", "heat", "heatwatch", "senml", "v3", "devices",
+                          "application", "device", "event", "up", "rx", "all"})
+
+_EUI_SEPARATORS = re.compile(r"[-:\s]")
+_EUI_RE = re.compile(r"[0-9A-Fa-f]{16}")
+
+
+def normalize_eui(value: str) -> str | None:
+    """The DevEUI a string spells, as 16 upper-case hex digits; None when it spells none.
+
+    Accepts any case and the usual separators (``a8-40-41-..``, ``A8:40:41:..``, ``A840 414E ...``),
+    and The Things Stack's default device id ``eui-<deveui>``.
+    """
+    v = value.strip()
+    if v[:4].lower() == "eui-":
+        v = v[4:]
+    v = _EUI_SEPARATORS.sub("", v)
+    return v.upper() if len(v) == 16 and _EUI_RE.fullmatch(v) else None
+
+
 @dataclass(slots=True)
 class Reading:
     """One observation of one sensor. ``ts_ms`` is UTC epoch milliseconds."""
@@ -43,6 +66,7 @@ class Reading:
     battery_v: float | None = None
     rssi: float | None = None
     source: str | None = None
+    battery_pct: float | None = None  # charge remaining, for devices that report percent and not volts
 
     def to_line(self) -> str:
         """Line protocol for the ``reading`` measurement.
@@ -57,6 +81,8 @@ class Reading:
             fields.append(f"humidity={self.humidity!r}")
         if self.battery_v is not None:
             fields.append(f"battery_v={self.battery_v!r}")
+        if self.battery_pct is not None:
+            fields.append(f"battery_pct={self.battery_pct!r}")
         if self.rssi is not None:
             fields.append(f"rssi={self.rssi!r}")
         if self.source is not None:
@@ -92,7 +118,9 @@ class Sensor(BaseModel):
     owner: str = "town"
     installed: date | None = None
     device_profile: str | None = None
-    mqtt_identity: str | None = Field(default=None, description="MQTT username or TTS device_id")
+    mqtt_identity: str | None = Field(
+        default=None, description="network identity: a LoRaWAN DevEUI (any case, separators allowed), a The Things "
+                                   "Stack device_id or a ChirpStack device name")
     retired: bool = False
 
     @property
@@ -120,6 +148,13 @@ class Town(BaseModel):
     longitude: float
     canicule: CaniculeThresholds
     reference_sensors: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_IDS:
+            raise ValueError(f"town id {v!r} is a word heatwatch uses in its topics ({', '.join(sorted(RESERVED_IDS))})")
+        return v
 
     @field_validator("reference_sensors")
     @classmethod

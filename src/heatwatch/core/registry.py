@@ -35,7 +35,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import RegistryError
-from .model import SENSOR_ID_RE, TOWN_ID_RE, Sensor, SiteClass, valid_sensor_id, valid_town_id
+from .model import (
+    RESERVED_IDS,
+    SENSOR_ID_RE,
+    TOWN_ID_RE,
+    Sensor,
+    SiteClass,
+    normalize_eui,
+    valid_sensor_id,
+    valid_town_id,
+)
 
 FIELDS: tuple[str, ...] = tuple(Sensor.model_fields)
 CSV_SUFFIXES = (".csv",)
@@ -66,11 +75,26 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'sensor'}: {e['msg']}" for e in exc.errors())
 
 
+def canonical_identity(identity: str | None) -> str | None:
+    """A network identity as the registry stores it: a bare DevEUI, in any case and with any separators,
+    becomes 16 upper-case hex digits (so two spellings of one device cannot both be registered); any
+    other identity (a TTS device id, ``eui-...`` included, a ChirpStack device name) is kept as written."""
+    if not identity:
+        return identity
+    if identity[:4].lower() != "eui-":
+        eui = normalize_eui(identity)
+        if eui is not None:
+            return eui
+    return identity.strip()
+
+
 def validate(data: dict[str, Any]) -> Sensor:
     """A Sensor from raw fields, or ValueError with a readable reason.
 
     Ids are checked with fullmatch here because pydantic's ``pattern`` only searches: it takes
-    ``"bad id"`` or ``"Vitré"`` as valid, and neither may become an InfluxDB tag.
+    ``"bad id"`` or ``"Vitré"`` as valid, and neither may become an InfluxDB tag. A sensor id may
+    not be one of the words heatwatch uses as topic levels (:data:`RESERVED_IDS`): ``heat/alerts/vitre``
+    must never read as sensor ``vitre`` of town ``alerts``, nor a sensor account's topic be an alert's.
     """
     try:
         s = Sensor.model_validate(data)
@@ -78,8 +102,14 @@ def validate(data: dict[str, Any]) -> Sensor:
         raise ValueError(_errors(exc)) from None
     if not valid_sensor_id(s.id):
         raise ValueError(f"id: {s.id!r} is not a valid sensor id ({SENSOR_ID_RE.pattern})")
+    if s.id.lower() in RESERVED_IDS:
+        raise ValueError(f"id: {s.id!r} is a word heatwatch reserves for its topics "
+                         f"({', '.join(sorted(RESERVED_IDS))})")
     if not valid_town_id(s.town):
         raise ValueError(f"town: {s.town!r} is not a valid town id ({TOWN_ID_RE.pattern})")
+    identity = canonical_identity(s.mqtt_identity)
+    if identity != s.mqtt_identity:
+        s = s.model_copy(update={"mqtt_identity": identity})
     return normalize(s)
 
 
@@ -290,6 +320,7 @@ class _Snapshot:
     places: dict[str, tuple[str, str]] = field(default_factory=dict)
     profiles: dict[str, str | None] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)
+    homes: dict[str, str] = field(default_factory=dict)  # sensor id -> its town
 
 
 class Registry:
@@ -341,8 +372,13 @@ class Registry:
         return [Sensor.model_validate_json(r[0]) for r in rows]
 
     def resolve(self, identity: str) -> tuple[str, str] | None:
-        """(town, sensor) for a TTS device_id / MQTT identity, or a sensor id; None when unknown."""
+        """(town, sensor) for a network identity (a DevEUI as 16 upper-case hex digits, a TTS device_id, a
+        ChirpStack device name) or a sensor id; None when unknown."""
         return self._snapshot().places.get(identity)
+
+    def town_of(self, sensor_id: str) -> str | None:
+        """The town a registered sensor belongs to (retired ones included); None for an unknown id."""
+        return self._snapshot().homes.get(sensor_id)
 
     def device_profile(self, identity: str) -> str | None:
         """The device profile named for the sensor an identity resolves to (TTS decoder hook)."""
@@ -359,15 +395,17 @@ class Registry:
                 return self._snap
             rows = self._db.execute("SELECT data FROM sensor").fetchall()
             sensors = [Sensor.model_validate_json(r[0]) for r in rows]
-            new = _Snapshot(known={s.id for s in sensors})
+            new = _Snapshot(known={s.id for s in sensors}, homes={s.id: s.town for s in sensors})
             for s in sensors:
                 new.places[s.id] = (s.town, s.id)
                 new.profiles[s.id] = s.device_profile
-            # A declared network identity wins over a sensor id that happens to be spelled the same.
+            # A declared network identity wins over a sensor id that happens to be spelled the same;
+            # one naming a DevEUI (bare or as ``eui-<deveui>``) is also found by that DevEUI.
             for s in sensors:
                 if s.mqtt_identity and not s.retired:
-                    new.places[s.mqtt_identity] = (s.town, s.id)
-                    new.profiles[s.mqtt_identity] = s.device_profile
+                    for key in {s.mqtt_identity, normalize_eui(s.mqtt_identity) or s.mqtt_identity}:
+                        new.places[key] = (s.town, s.id)
+                        new.profiles[key] = s.device_profile
             self._snap, self._version = new, version
             return new
 
@@ -380,6 +418,9 @@ class Registry:
         if self.towns is not None and sensor.town not in self.towns:
             raise RegistryError(f"{where}sensor {sensor.id!r}: unknown town {sensor.town!r}; "
                                 f"configured: {', '.join(sorted(self.towns))}")
+        if self.towns is not None and sensor.id in self.towns:
+            # heat/<town>/<sensor> would then also read as another town's topic level.
+            raise RegistryError(f"{where}sensor {sensor.id!r}: a sensor id cannot be a town id")
 
     def _valid(self, sensor: Sensor, where: str = "") -> Sensor:
         try:
@@ -390,6 +431,15 @@ class Registry:
         return sensor
 
     def _write(self, sensor: Sensor) -> None:
+        eui = normalize_eui(sensor.mqtt_identity) if sensor.mqtt_identity and not sensor.retired else None
+        if eui is not None:
+            # "eui-a840..." and "A840..." are one device: the unique index sees two strings.
+            for other, identity in self._db.execute(
+                    "SELECT id, mqtt_identity FROM sensor WHERE mqtt_identity IS NOT NULL AND retired = 0 AND id != ?",
+                    (sensor.id,)):
+                if normalize_eui(identity) == eui:
+                    raise RegistryError(f"sensor {sensor.id!r}: DevEUI {eui} already belongs to active sensor "
+                                        f"{other!r} (as {identity!r})")
         try:
             self._db.execute(
                 "INSERT INTO sensor (id, town, mqtt_identity, retired, data) VALUES (?, ?, ?, ?, ?)"
@@ -467,6 +517,7 @@ class Registry:
             if cur.rowcount == 1:
                 snap.places.setdefault(sensor.id, (sensor.town, sensor.id))
                 snap.profiles.setdefault(sensor.id, None)
+                snap.homes.setdefault(sensor.id, sensor.town)
             snap.known.add(sensor.id)
             return cur.rowcount == 1
 
