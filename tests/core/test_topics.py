@@ -45,10 +45,10 @@ def test_what_ingest_encodes_the_api_parses() -> None:
     LiveBatch.model_validate_json(payload)  # the documented model
     parsed = dict(parse_live(payload, "vitre", NOW) or [])
     assert parsed == {
-        "s-1": {"ts": NOW - 1000, "temperature": 23.4, "humidity": 55.0, "battery_v": 3.1, "rssi": -90.0,
-                "source": "tts"},
-        "s-2": {"ts": NOW - 2000, "temperature": 21.0, "humidity": None, "battery_v": None, "rssi": None,
-                "source": "json"},
+        "s-1": {"ts": NOW - 1000, "temperature": 23.4, "humidity": 55.0, "battery_v": 3.1, "battery_pct": None,
+                "rssi": -90.0, "source": "tts"},
+        "s-2": {"ts": NOW - 2000, "temperature": 21.0, "humidity": None, "battery_v": None, "battery_pct": None,
+                "rssi": None, "source": "json"},
     }
 
 
@@ -59,7 +59,8 @@ def test_parse_live_keeps_the_newest_and_skips_junk() -> None:
     one = {"sensor": "s-1", "ts": NOW - 1000, "temperature": 23.4, "humidity": 55, "battery_v": 3.1,
            "rssi": -90, "source": "tts"}
     assert parse_live(msg(one), "vitre", NOW) == [("s-1", {"ts": NOW - 1000, "temperature": 23.4, "humidity": 55.0,
-                                                           "battery_v": 3.1, "rssi": -90.0, "source": "tts"})]
+                                                           "battery_v": 3.1, "battery_pct": None, "rssi": -90.0,
+                                                           "source": "tts"})]
     # Two readings of one sensor (not what ingest sends, but harmless): the newest.
     older = one | {"ts": NOW - 5000, "temperature": 20.0}
     assert [r["temperature"] for _, r in parse_live(msg(older, one, older), "vitre", NOW) or []] == [23.4]

@@ -13,9 +13,9 @@ from heatwatch.ingest.validate import Validator
 NOW = int(time.time() * 1000)
 
 
-def pipeline(**kw) -> Pipeline:
+def pipeline(max_payload_bytes: int = 1000, **kw) -> Pipeline:
     return Pipeline(DEFAULT_SUBSCRIPTIONS, Validator(towns={"vitre", "saint-omer"}, backlog_ms=86_400_000),
-                    max_payload_bytes=1000, ignore=["heat/alerts/#"], **kw)
+                    max_payload_bytes=max_payload_bytes, ignore=["heat/alerts/#"], **kw)
 
 
 def msg(topic: str, body: object) -> Message:
@@ -57,3 +57,58 @@ def test_whole_message_rejections_carry_their_reason():
         out = p.process([m])
         assert list(out.rejected) == [reason], (reason, out.rejected)
         assert out.dead[0].reason == reason and out.dead[0].payload == m.payload
+
+
+def _registry(tmp_path):
+    from heatwatch.core.model import Sensor
+    from heatwatch.core.registry import Registry
+
+    reg = Registry(tmp_path / "registry.sqlite", towns={"vitre", "saint-omer"})
+    reg.upsert(Sensor(id="vitre-centre-01", town="vitre", mqtt_identity="A8-40-41-00-01-81-C3-5A",
+                      device_profile="dragino-lht65"))
+    return reg
+
+
+def test_registered_sensor_under_another_town_is_town_mismatch(tmp_path):
+    seen: list[tuple[str, str]] = []
+    with _registry(tmp_path) as reg:
+        p = pipeline(devices=reg, on_sensor=lambda t, s: seen.append((t, s)))
+        wrong = msg("heat/saint-omer/vitre-centre-01", {"ts": NOW, "temperature": 21.0})
+        senml = msg("senml/saint-omer/vitre-centre-01", [{"bn": "urn:dev:heatwatch:vitre-centre-01:", "bt": NOW / 1000,
+                                                          "n": "t", "u": "Cel", "v": 21.0}])
+        right = msg("heat/vitre/vitre-centre-01", {"ts": NOW, "temperature": 21.5})
+        out = p.process([wrong, senml, right])
+        assert dict(out.rejected) == {"town_mismatch": 2}
+        assert "registered in 'vitre'" in out.dead[0].detail
+        assert out.lines == [f'reading,sensor=vitre-centre-01,town=vitre temperature=21.5,source="json" {NOW}']
+        assert seen == [("vitre", "vitre-centre-01")]
+
+
+def test_unregistered_sensor_named_like_a_town_or_reserved_word_is_not_registered(tmp_path):
+    seen: list[tuple[str, str]] = []
+    with _registry(tmp_path) as reg:
+        p = pipeline(devices=reg, on_sensor=lambda t, s: seen.append((t, s)))
+        out = p.process([msg("heat/vitre/saint-omer", {"ts": NOW, "temperature": 21.0}),
+                         msg("heat/vitre/live", {"ts": NOW, "temperature": 21.0})])
+        assert dict(out.rejected) == {"bad_topic": 2} and seen == [] and out.lines == []
+
+
+def test_lorawan_uplink_by_deveui_lands_in_the_registered_town(tmp_path):
+    # The registry spells the DevEUI with dashes; ChirpStack in lower case, under a Saint-Omer application.
+    from pathlib import Path
+
+    case = json.loads((Path(__file__).parent / "decoders/data/chirpstack-v4-dragino-lht65n.json").read_text())
+    body = case["message"]
+    body["deviceInfo"].update(devEui="a84041000181c35a", applicationName="heatwatch-saint-omer")
+    body["time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW / 1000))
+    with _registry(tmp_path) as reg:
+        from types import SimpleNamespace
+
+        from heatwatch.ingest.decoders import decoders_for
+
+        decoders = decoders_for(SimpleNamespace(towns={"vitre": None, "saint-omer": None}))
+        p = pipeline(devices=reg, decoders=decoders, max_payload_bytes=65536)
+        out = p.process([msg("application/x/device/a84041000181c35a/event/up", body)])
+        assert out.dead == []
+        assert out.lines[0].startswith("reading,sensor=vitre-centre-01,town=vitre temperature=28.29,humidity=88.6,"
+                                       "battery_v=3.062,rssi=-36.0,source=\"chirpstack\"")

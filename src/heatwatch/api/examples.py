@@ -210,11 +210,11 @@ _SITES = {
 }
 _LATEST_ROWS = [
     {"town": "vitre", "sensor": "vitre-centre-01", "time": _T, "temperature": 24.6, "humidity": 58.2,
-     "battery_v": 3.02, "rssi": None, "source": "json", "status": "ok"},
+     "battery_v": 3.02, "battery_pct": None, "rssi": None, "source": "json", "status": "ok"},
     {"town": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
-     "humidity": 66.5, "battery_v": 3.05, "rssi": -97.0, "source": "tts", "status": "ok"},
+     "humidity": 66.5, "battery_v": 3.05, "battery_pct": None, "rssi": -97.0, "source": "tts", "status": "ok"},
     {"town": "vitre", "sensor": "vitre-rural-01", "time": _T, "temperature": 20.3, "humidity": 71.0,
-     "battery_v": 2.98, "rssi": None, "source": "json", "status": "ok"},
+     "battery_v": 2.98, "battery_pct": None, "rssi": None, "source": "json", "status": "ok"},
 ]
 
 
@@ -270,9 +270,9 @@ def _readings() -> dict[str, Any]:
     t = ["2024-07-20T02:00:00Z", "2024-07-20T02:05:00Z", "2024-07-20T02:10:00Z"]
     return _series(READING, "/v1/readings", {"town": "vitre", "sensor": "vitre-centre-01",
                                              "from": "2024-07-20T02:00:00Z", "to": "2024-07-20T02:15:00Z"}, _T,
-                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, "json"],
-                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, "json"],
-                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, "json"]], next=None)
+                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json"],
+                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json"],
+                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json"]], next=None)
 
 
 def _hourly() -> dict[str, Any]:

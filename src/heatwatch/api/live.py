@@ -275,7 +275,8 @@ class LiveHub:
         r = self._latest[key]
         return Event("reading", town, {"town": town, "sensor": sensor, "time": iso_ms(r["ts"]), "ts": r["ts"],
                                        "temperature": r["temperature"], "humidity": r["humidity"],
-                                       "battery_v": r["battery_v"], "rssi": r["rssi"], "source": r["source"]})
+                                       "battery_v": r["battery_v"], "battery_pct": r.get("battery_pct"),
+                                       "rssi": r["rssi"], "source": r["source"]})
 
     def _emit_reading(self, key: tuple[str, str]) -> None:
         assert self._loop is not None

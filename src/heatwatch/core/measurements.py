@@ -123,6 +123,7 @@ READING = Measurement(
         Field("temperature", "float", "air temperature", "°C"),
         Field("humidity", "float", "relative humidity", "%"),
         Field("battery_v", "float", "battery voltage", "V"),
+        Field("battery_pct", "float", "battery charge remaining, for devices that report percent, not volts", "%"),
         Field("rssi", "float", "radio signal strength", "dBm"),
         Field("source", "str", "payload format the reading arrived in"),
     ),

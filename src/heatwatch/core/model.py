@@ -153,7 +153,8 @@ class Town(BaseModel):
     @classmethod
     def _not_reserved(cls, v: str) -> str:
         if v in RESERVED_IDS:
-            raise ValueError(f"town id {v!r} is a word heatwatch uses in its topics ({', '.join(sorted(RESERVED_IDS))})")
+            raise ValueError(f"town id {v!r} is a word heatwatch uses in its topics "
+                             f"({', '.join(sorted(RESERVED_IDS))})")
         return v
 
     @field_validator("reference_sensors")

@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .model import Town
 from .thresholds import DEFAULT_THRESHOLDS, AlertThresholds
 
-PayloadFormat = Literal["json", "senml", "tts"]
+PayloadFormat = Literal["json", "senml", "tts", "chirpstack"]
 
 
 class Subscription(BaseModel):
@@ -37,6 +37,8 @@ DEFAULT_SUBSCRIPTIONS = [
     Subscription(filter="heat/+/+", format="json"),
     Subscription(filter="senml/+/+", format="senml"),
     Subscription(filter="v3/+/devices/+/up", format="tts"),
+    Subscription(filter="application/+/device/+/event/up", format="chirpstack"),
+    Subscription(filter="application/+/device/+/rx", format="chirpstack"),
 ]
 
 
@@ -108,8 +110,13 @@ class Settings(BaseSettings):
     # heat/alerts/<town> (analytics' own output) matches the readings filter heat/+/+.
     ignore_filters: list[str] = Field(default_factory=lambda: ["heat/alerts/#"],
                                       description="topics ingest acknowledges and drops without dead-lettering")
+    app_towns: dict[str, str] = Field(
+        default_factory=dict, description="LoRaWAN application → town, for devices not in the registry: The Things "
+                                          "Stack application id, ChirpStack application name or id")
     tts_app_towns: dict[str, str] = Field(
-        default_factory=dict, description="The Things Stack application id → town, for devices not in the registry")
+        default_factory=dict, description="former name of app_towns (The Things Stack only); merged into it")
+    device_profiles_file: Path | None = Field(
+        default=None, description="the operator's device profiles (TOML), added to the packaged ones")
     batch_size: int = Field(default=5000, ge=1, le=65535)
     batch_interval_s: float = Field(default=0.5, gt=0)
     backlog_window: timedelta = timedelta(days=30)

@@ -76,8 +76,9 @@ class LiveReading(BaseModel):
     temperature: float | None = Field(default=None, description="°C")
     humidity: float | None = Field(default=None, description="%RH")
     battery_v: float | None = Field(default=None, description="V")
+    battery_pct: float | None = Field(default=None, description="% of charge remaining")
     rssi: float | None = Field(default=None, description="dBm")
-    source: str | None = Field(default=None, description="payload format: json, senml or tts")
+    source: str | None = Field(default=None, description="payload format: json, senml, tts or chirpstack")
 
 
 class LiveBatch(BaseModel):
@@ -92,7 +93,8 @@ def encode_live(town: str, readings: Iterable[Reading]) -> bytes:
     """The :class:`LiveBatch` of a town's readings (ingest's hot path: orjson, no model instances)."""
     return orjson.dumps({"town": town, "readings": [
         {"sensor": r.sensor, "ts": r.ts_ms, "temperature": r.temperature, "humidity": r.humidity,
-         "battery_v": r.battery_v, "rssi": r.rssi, "source": r.source} for r in readings]})
+         "battery_v": r.battery_v, "battery_pct": r.battery_pct, "rssi": r.rssi, "source": r.source}
+        for r in readings]})
 
 
 def _number(value: Any, lo: float, hi: float) -> float | None:
@@ -138,6 +140,7 @@ def parse_live(payload: bytes, town: str, received_ms: int) -> list[tuple[str, d
         if sensor not in best or ts > best[sensor]["ts"]:
             best[sensor] = {"ts": ts, "temperature": t, "humidity": rh,
                             "battery_v": _number(item.get("battery_v"), 0.0, 100.0),
+                            "battery_pct": _number(item.get("battery_pct"), 0.0, 100.0),
                             "rssi": _number(item.get("rssi"), -300.0, 100.0), "source": _text(item.get("source"))}
     return list(best.items())
 

@@ -1,4 +1,11 @@
-"""Message → line protocol: pick the decoder by topic, decode, validate, note unknown sensors."""
+"""Message → line protocol: pick the decoder by topic, decode, validate, bind to the town, note unknown sensors.
+
+A sensor belongs to one town: a reading of a registered sensor that arrives under another town
+(``heat/saint-omer/vitre-centre-01`` when the registry places it in Vitré) is dead-lettered
+``town_mismatch``, never stored under the wrong town. A sensor the registry does not know may not
+be called like a town or a reserved topic word (``bad_topic``): registering it would make its
+topics ambiguous.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from paho.mqtt.client import topic_matches_sub
 
 from ..core.deadletters import DeadLetter
 from ..core.errors import ConfigError, DecodeError
-from ..core.model import Reading
+from ..core.model import RESERVED_IDS, Reading
 from ..core.settings import Subscription
 from .consumer import Message
 from .decoders import DECODERS, Context, Decoded, Decoder, DeviceLookup
@@ -54,6 +61,8 @@ class Pipeline:
         self.validator = validator
         self.max_payload_bytes = max_payload_bytes
         self.devices = devices
+        self._town_of: Callable[[str], str | None] | None = getattr(devices, "town_of", None)
+        self._not_sensor_ids = frozenset(validator.towns) | RESERVED_IDS
         self._on_sensor = on_sensor
         self._seen: set[tuple[str, str]] = set()
 
@@ -91,9 +100,19 @@ class Pipeline:
         for exc in decoded.rejects:
             self._reject(out, m, exc)
         check = self.validator.check
+        town_of = self._town_of
         for r in decoded.readings:
             try:
                 check(r, m.received_ms)
+                if town_of is not None:
+                    home = town_of(r.sensor)
+                    if home is None:
+                        if r.sensor in self._not_sensor_ids or r.sensor.lower() in RESERVED_IDS:
+                            raise DecodeError(Reason.bad_topic, f"sensor id {r.sensor!r} is a town id or a reserved "
+                                                                "word: it cannot be registered")
+                    elif home != r.town:
+                        raise DecodeError(Reason.town_mismatch, f"sensor {r.sensor!r} is registered in {home!r}, "
+                                                                f"its reading came under {r.town!r}")
             except DecodeError as exc:
                 self._reject(out, m, exc)
                 continue

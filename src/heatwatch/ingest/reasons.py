@@ -11,7 +11,9 @@ class Reason(StrEnum):
     bad_shape = "bad_shape"                  # JSON of the wrong structure for its format
     bad_topic = "bad_topic"                  # topic levels do not name a valid town/sensor
     unknown_town = "unknown_town"            # town not configured
-    unknown_device = "unknown_device"        # TTS device with no registry mapping and no town for its application
+    unknown_device = "unknown_device"        # LoRaWAN device with no registry mapping and no town for its application
+    unknown_profile = "unknown_profile"      # the registry names a device profile that does not exist
+    town_mismatch = "town_mismatch"          # a registered sensor's reading arrived under another town
     unknown_unit = "unknown_unit"            # SenML unit heatwatch does not accept
     non_numeric = "non_numeric"              # a measurement that is not a finite number
     no_measurement = "no_measurement"        # a record with neither temperature nor humidity

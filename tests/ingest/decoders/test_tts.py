@@ -107,11 +107,11 @@ def test_dragino_lht65_via_registry() -> None:
     assert (r.temperature, r.humidity, r.battery_v, r.rssi, r.source) == (24.31, 55.4, 3.052, -97.0, "tts")
 
 
-def test_milesight_em300_th_autodetected_battery_percent_not_stored() -> None:
+def test_milesight_em300_th_autodetected_battery_percent() -> None:
     out = run(uplink("em300-th-01", "heatwatch-saint-omer", EM300), topic("em300-th-01", "heatwatch-saint-omer"))
     [r] = out.readings
     assert (r.town, r.sensor) == ("saint-omer", "em300-th-01")  # unknown to the registry: device id
-    assert (r.temperature, r.humidity, r.battery_v) == (27.3, 48.5, None)
+    assert (r.temperature, r.humidity, r.battery_v, r.battery_pct) == (27.3, 48.5, None, 92.0)
 
 
 def test_elsys_ers_vdd_millivolts_to_volts() -> None:
@@ -169,16 +169,58 @@ def test_device_time_from_profile() -> None:
 def test_registry_profile_wins_over_detection() -> None:
     # Extra fields that look like an Elsys; the registry says it is an EM300-TH.
     decoded = {**EM300, "vdd": 3600, "light": 5}
-    devices = Devices({}, {"em300-th-01": "milesight-em300-th"})
+    devices = Devices({"em300-th-01": ("vitre", "em300-th-01")}, {"em300-th-01": "milesight-em300-th"})
     assert run(uplink("em300-th-01", "heatwatch-vitre", decoded), topic("em300-th-01"), devices).readings[0].battery_v \
         is None
     assert run(uplink("em300-th-01", "heatwatch-vitre", decoded), topic("em300-th-01")).readings[0].battery_v == 3.6
 
 
-def test_unknown_registry_profile_falls_back_to_detection() -> None:
-    devices = Devices({}, {"lht65-0042": "no-such-profile"})
-    out = run(uplink("lht65-0042", "heatwatch-vitre", LHT65), topic("lht65-0042"), devices)
-    assert out.readings[0].humidity == 55.4
+def test_unknown_registry_profile_is_dead_lettered_not_guessed() -> None:
+    # Guessing could store the wrong field; the dead letter is replayed once the profile exists.
+    devices = Devices({"lht65-0042": ("vitre", "vit-007")}, {"lht65-0042": "dragino-lht65-ext"})
+    exc = reject(uplink("lht65-0042", "heatwatch-vitre", LHT65), topic("lht65-0042"), devices)
+    assert exc.reason == Reason.unknown_profile and "dragino-lht65-ext" in exc.detail
+
+
+def test_dragino_stock_formatter_strings_and_no_probe_sentinel() -> None:
+    decoded = {"BatV": 3.062, "Ext_sensor": "Temperature Sensor", "Hum_SHT": "48.0", "TempC_DS": "327.67",
+               "TempC_SHT": "27.97"}
+    [r] = run(uplink("lht65-0042", "heatwatch-vitre", decoded), topic("lht65-0042")).readings
+    assert (r.temperature, r.humidity, r.battery_v) == (27.97, 48.0, 3.062)
+
+
+@pytest.mark.parametrize("humidity", [6553.5, "6553.5", 655.35, 65535, "", "NaN", None])
+def test_sentinel_or_empty_humidity_is_absent_temperature_kept(humidity: object) -> None:
+    decoded = {"BatV": 3.0, "Bat_status": 3, "TempC_SHT": "21.50", "Hum_SHT": humidity}
+    [r] = run(uplink("lht65-0042", "heatwatch-vitre", decoded), topic("lht65-0042")).readings
+    assert (r.temperature, r.humidity) == (21.5, None)
+
+
+def test_every_value_a_sentinel_is_no_measurement() -> None:
+    decoded = {"BatV": 3.0, "Bat_status": 3, "TempC_SHT": 327.67, "Hum_SHT": 6553.5}
+    assert reject(uplink("lht65-0042", "heatwatch-vitre", decoded), topic("lht65-0042")).reason == Reason.no_measurement
+
+
+def test_profile_absent_list_adds_sentinels() -> None:
+    profiles = parse_profiles({"acme": {"temperature": "t", "humidity": {"field": "rh", "absent": [0]},
+                                        "absent": [-99.9]}})
+    dec = TtsDecoder(profiles=profiles)
+    [r] = run(uplink("acme-1", "heatwatch-vitre", {"t": 20.5, "rh": 0}), topic("acme-1"), decoder=dec).readings
+    assert (r.temperature, r.humidity) == (20.5, None)
+    [r] = run(uplink("acme-1", "heatwatch-vitre", {"t": -99.9, "rh": 40}), topic("acme-1"), decoder=dec).readings
+    assert (r.temperature, r.humidity) == (None, 40.0)
+
+
+@pytest.mark.parametrize("registered", ["A840414E31851234", "a8:40:41:4e:31:85:12:34", "a840-414e-3185-1234",
+                                        "eui-a840414e31851234"])
+def test_deveui_identity_whatever_the_device_id(registered: str) -> None:
+    from heatwatch.core.model import normalize_eui
+
+    eui = normalize_eui(registered)
+    devices = Devices({eui: ("saint-omer", "so-11")}, {eui: "dragino-lht65"})
+    # The TTS device id is nothing the registry knows; its DevEUI (A840414E31851234 in uplink()) is.
+    [r] = run(uplink("my-lht-renamed", "acme-demo", LHT65), topic("my-lht-renamed", "acme-demo"), devices).readings
+    assert (r.town, r.sensor, r.temperature) == ("saint-omer", "so-11", 24.31)
 
 
 def test_added_profile_is_one_table() -> None:
@@ -292,12 +334,13 @@ def test_no_measurement(decoded: dict | None) -> None:
 
 
 def test_profile_without_its_fields_is_no_measurement() -> None:
-    devices = Devices({}, {"lht65-0042": "dragino-lht65"})
+    devices = Devices({"lht65-0042": ("vitre", "vit-007")}, {"lht65-0042": "dragino-lht65"})
     exc = reject(uplink("lht65-0042", "heatwatch-vitre", EM300), topic("lht65-0042"), devices)
     assert exc.reason == Reason.no_measurement and "dragino-lht65" in exc.detail
 
 
-@pytest.mark.parametrize("field, value", [("temperature", "27.3"), ("humidity", True), ("battery_v", [3])])
+@pytest.mark.parametrize("field, value", [("temperature", "27.3 °C"), ("humidity", True), ("battery_v", [3]),
+                                          ("temperature", "hot"), ("humidity", {"value": 3}), ("temperature", "inf")])
 def test_non_numeric(field: str, value: object) -> None:
     decoded = {"temperature": 27.3, "humidity": 48.5, "battery_v": 3.1, field: value}
     assert reject(uplink("c-1", "heatwatch-vitre", decoded), topic("c-1")).reason == Reason.non_numeric

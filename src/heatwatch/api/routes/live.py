@@ -17,7 +17,7 @@ _DESCRIPTION = """
 A `text/event-stream` (server-sent events) that stays open. Events:
 
 * `hello`: sent first: `mqtt_connected`, `coalesce_s`, `last_alert_id`, `server_time`.
-* `reading`: `{town, sensor, time, ts, temperature, humidity, battery_v, rssi, source}`, a reading the
+* `reading`: `{town, sensor, time, ts, temperature, humidity, battery_v, battery_pct, rssi, source}`, a reading the
   ingester stored (whatever the sensor's payload format: `source` is `json`, `senml` or `tts`), at most one
   per sensor every `coalesce_s` seconds, always the newest value, never older than one already sent. On
   connection, the newest reading of every sensor heard since the server started. Readings carry no event id.

@@ -2,7 +2,8 @@
 
 Adding a format is one module exposing ``decode(payload: bytes, ctx: Context) -> Decoded``
 and one line in :data:`DECODERS`; a format that reads settings also adds its factory to
-:data:`CONFIGURED`.
+:data:`CONFIGURED` (called with the settings and the LoRaWAN placement/profile rules, built
+once and shared, so every network server reads the same operator profile file).
 """
 
 from __future__ import annotations
@@ -10,23 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import native, senml, tts
+from . import chirpstack, native, senml, tts
 from .base import Context, Decoded, Decoder, DeviceLookup
+from .lorawan import Network, network_from_settings
 
 DECODERS: dict[str, Decoder] = {
     "json": native.decode,
     "senml": senml.decode,
     "tts": tts.decode,
+    "chirpstack": chirpstack.decode,
 }
 
-CONFIGURED: dict[str, Callable[[Any], Decoder]] = {
+CONFIGURED: dict[str, Callable[[Any, Network], Decoder]] = {
     "tts": tts.from_settings,
+    "chirpstack": chirpstack.from_settings,
 }
 
 
 def decoders_for(settings: Any) -> dict[str, Decoder]:
     """Every decoder, those that take settings built from ``settings``."""
-    return {name: CONFIGURED[name](settings) if name in CONFIGURED else d for name, d in DECODERS.items()}
+    network = network_from_settings(settings)
+    return {name: CONFIGURED[name](settings, network) if name in CONFIGURED else d for name, d in DECODERS.items()}
 
 
 __all__ = ["CONFIGURED", "DECODERS", "Context", "Decoded", "Decoder", "DeviceLookup", "decoders_for"]
