@@ -14,6 +14,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from heatwatch.cli.sensors import mqtt_user
+from heatwatch.core.model import Sensor
+from heatwatch.core.registry import Registry
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import MOSQUITTO_LIMITS, Mosquitto, free_port
 from support.faults import ResilientPublisher, deadletter_counts, ingester_env, scrape, wait_count, wait_until
@@ -108,10 +111,15 @@ def deploy_broker(tmp_path: Path):
         pytest.fail("mosquitto_passwd is not installed (Debian package mosquitto)")
     d = tmp_path / "broker"
     d.mkdir()
-    users = {"ingest": "ingest-secret", "s-a": "secret-a", "s-b": "secret-b"}
-    for i, (user, password) in enumerate(users.items()):
-        flags = ["-c"] if i == 0 else []
-        subprocess.run(["mosquitto_passwd", *flags, "-b", str(d / "passwd"), user, password], check=True)
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(d / "passwd"), "ingest", "ingest-secret"], check=True)
+    users = {"ingest": "ingest-secret"}
+    # Sensor accounts the documented way: from the registry, user name <town>/<sensor id>.
+    with Registry(tmp_path / "var" / "registry.sqlite", towns={"vitre", "saint-omer"}) as registry:
+        registry.upsert_many([Sensor(id="s-a", town="vitre"), Sensor(id="s-b", town="vitre"),
+                              Sensor(id="s-c", town="saint-omer")])
+        for sensor in ("s-a", "s-b", "s-c"):
+            user, password = mqtt_user(registry, sensor, d / "passwd")
+            users[sensor] = (user, password)
     port = free_port()
     conf = _adapted_conf(d, port)
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -176,7 +184,7 @@ def _publish(port: int, user: str, password: str, items: list[tuple[str, bytes]]
 def test_deploy_conf_acl_sensor_publishes_only_its_own_topic(deploy_broker, influxd, db_name, tmp_path):
     port, users, _d = deploy_broker
     # Anonymous clients and wrong passwords are refused outright.
-    for user, password in ((None, None), ("s-a", "wrong")):
+    for user, password in ((None, None), (users["s-a"][0], "wrong"), ("s-a", users["s-a"][1])):
         c, rc = _client(port, user, password)
         c.loop_stop()
         assert rc.is_failure, (user, rc)  # type: ignore[attr-defined]
@@ -194,19 +202,26 @@ def test_deploy_conf_acl_sensor_publishes_only_its_own_topic(deploy_broker, infl
         def reading(ts: int) -> bytes:
             return json.dumps({"ts": ts, "temperature": 21.0, "humidity": 50.0}).encode()
 
-        codes = _publish(port, "s-a", users["s-a"], [
+        assert users["s-a"][0] == "vitre/s-a"
+        codes = _publish(port, *users["s-a"], [
             ("heat/vitre/s-a", reading(now - 2000)),
             ("heat/vitre/s-b", reading(now - 1500)),      # sensor B's topic: refused
             ("senml/vitre/s-b", b"[]"),                   # B's SenML topic too
-            ("heat/saint-omer/s-a", reading(now - 1000)),
+            ("heat/saint-omer/s-a", reading(now - 1000)),  # its own id under another town: refused
+            ("heat/alerts/vitre", b"{}"),                 # forging an alert: refused
+            ("senml/vitre/s-a", json.dumps([{"bn": "s-a:", "bt": (now - 1000) / 1000, "n": "t", "u": "Cel",
+                                             "v": 21.0}]).encode()),
         ])
         not_authorized = 0x87
-        assert codes == [0, not_authorized, not_authorized, 0]
-        assert _publish(port, "s-b", users["s-b"], [("heat/vitre/s-b", reading(now - 500))]) == [0]
+        assert codes == [0, not_authorized, not_authorized, not_authorized, not_authorized, 0]
+        assert _publish(port, *users["s-b"], [("heat/vitre/s-b", reading(now - 500))]) == [0]
+        assert _publish(port, *users["s-c"], [("heat/saint-omer/s-c", reading(now - 500)),
+                                              ("heat/vitre/s-c", reading(now - 400))]) == [0, not_authorized]
 
-        assert wait_count(influxd.url, db_name, 3) == 3
+        assert wait_count(influxd.url, db_name, 4) == 4
         assert sorted(stored_keys(influxd.url, db_name)) == sorted([
-            ("vitre", "s-a", now - 2000), ("saint-omer", "s-a", now - 1000), ("vitre", "s-b", now - 500)])
+            ("vitre", "s-a", now - 2000), ("vitre", "s-a", now - 1000), ("vitre", "s-b", now - 500),
+            ("saint-omer", "s-c", now - 500)])
         assert deadletter_counts(tmp_path / "var") == {}
     finally:
         ingest.stop()
