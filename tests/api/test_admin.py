@@ -155,10 +155,62 @@ def test_deadletters_list_and_replay(client, api_settings, mosquitto):
         client.app.state.settings = settings  # the broker of this test session
         r = client.post("/v1/admin/deadletters/replay", json={"ids": [nxt[0]["id"], 999]}, headers=AUTH)
         assert r.status_code == 200, r.text
-        assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": []}
+        assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": [], "more": False}
         deadline = time.monotonic() + 5
         while not replayed and time.monotonic() < deadline:
             time.sleep(0.02)
         assert [(m.topic, m.payload) for m in replayed] == [("heat/vitre/v3", b'{"temperature": 21.5}')]
     left = client.get("/v1/admin/deadletters", headers=AUTH).json()
     assert [x["reason"] for x in left["data"]] == ["out_of_range", "bad_json"]
+
+
+def test_deadletters_per_reason_and_per_device_and_replay_by_selection(client, api_settings, mosquitto):
+    store = DeadLetterStore(api_settings.deadletter_path)
+    up = "v3/capteurs-vitre@ttn/devices/lht65-mairie/up"
+    cs = "application/17c82e96/device/a84041000181c35a/event/up"
+    store.add_many([
+        DeadLetter(up, b'{"n": 1}', "unknown_profile", "lht65-mairie: the registry names device profile 'x'", 10),
+        DeadLetter(up, b'{"n": 2}', "unknown_profile", "lht65-mairie: the registry names device profile 'x'", 20),
+        DeadLetter(up, b'{"n": 3}', "no_measurement", "lht65-mairie: no decoded_payload", 30),
+        DeadLetter(cs, b'{"n": 4}', "unknown_device", "device 'a84041000181c35a' ...", 40),
+        DeadLetter("heat/saint-omer/vitre-centre-01", b'{"temperature": 21}', "town_mismatch",
+                   "sensor 'vitre-centre-01' is registered in 'vitre'", 50),
+        DeadLetter("(influx)", b"reading,sensor=so-3,town=saint-omer temperature=1 1", "influx_rejected", "x", 60),
+    ])
+    store.close()
+    r = client.get("/v1/admin/deadletters/summary", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 6 and body["devices"] == 4
+    assert body["by_reason"] == {"unknown_profile": 2, "no_measurement": 1, "unknown_device": 1, "town_mismatch": 1,
+                                 "influx_rejected": 1}
+    first = body["by_device"][0]
+    assert (first["network"], first["device"], first["application"], first["count"]) == \
+        ("tts", "lht65-mairie", "capteurs-vitre", 3)
+    assert first["reasons"] == {"unknown_profile": 2, "no_measurement": 1}
+    assert first["last_detail"] == "lht65-mairie: no decoded_payload" and first["last_received"].endswith("Z")
+    devices = {(d["network"], d["device"], d["town"]) for d in body["by_device"]}
+    assert devices == {("tts", "lht65-mairie", None), ("chirpstack", "A84041000181C35A", None),
+                       ("json", "vitre-centre-01", "saint-omer"), ("influx", "so-3", "saint-omer")}
+
+    listed = client.get("/v1/admin/deadletters", headers=AUTH, params={"device": "a84041000181c35a"}).json()
+    assert [x["topic"] for x in listed["data"]] == [cs] and listed["data"][0]["device"] == "A84041000181C35A"
+
+    assert client.post("/v1/admin/deadletters/replay", json={}, headers=AUTH).status_code == 400
+    assert client.post("/v1/admin/deadletters/replay", json={"ids": [1], "reason": "x"},
+                       headers=AUTH).status_code == 400
+    with subscribed(mosquitto.url, "v3/#") as replayed:
+        client.app.state.settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
+        r = client.post("/v1/admin/deadletters/replay", json={"device": "lht65-mairie", "reason": "unknown_profile",
+                                                              "limit": 1}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["replayed"]) == 1 and r.json()["more"] is True
+        r = client.post("/v1/admin/deadletters/replay", json={"device": "lht65-mairie", "reason": "unknown_profile"},
+                        headers=AUTH)
+        assert len(r.json()["replayed"]) == 1 and r.json()["more"] is False
+        deadline = time.monotonic() + 5
+        while len(replayed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [m.payload for m in replayed] == [b'{"n": 1}', b'{"n": 2}']
+    after = client.get("/v1/admin/deadletters/summary", headers=AUTH).json()
+    assert after["by_reason"].get("unknown_profile") is None and after["total"] == 4

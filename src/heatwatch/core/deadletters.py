@@ -7,6 +7,11 @@ endpoint: the services already share the data folder for the sensor registry; se
 run, and their dead letters belong in one list; and SQLite in WAL mode lets the api read while
 ingesters write, without either waiting.
 
+A technician acts per device: :func:`device_of` names the device a dead letter came from, from its
+topic (the sensor of ``heat/`` and ``senml/`` topics, the device id of The Things Stack topics, the
+DevEUI of ChirpStack topics, the sensor tag of a line InfluxDB refused), and
+:meth:`DeadLetterStore.summary` counts letters per reason and per device.
+
 Durability: ``synchronous=FULL``, so an entry is on disk when :meth:`DeadLetterStore.add_many`
 returns — which is what lets the ingester acknowledge a rejected message. The store is bounded by a
 row count; the oldest entries go first.
@@ -15,10 +20,12 @@ row count; the oldest entries go first.
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,55 @@ class DeadLetter:
         return {"id": self.id, "topic": self.topic, "reason": self.reason, "detail": self.detail,
                 "received_ms": self.received_ms, "payload_text": text,
                 "payload_base64": base64.b64encode(self.payload).decode("ascii"), "size": len(self.payload)}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    network: str  # json, senml, tts, chirpstack, influx, unknown
+    device: str
+    town: str | None = None
+    application: str | None = None
+
+
+_LINE_TAGS = re.compile(rb"^reading,sensor=([^,\s]+),town=([^,\s]+)")
+
+
+def device_of(topic: str, payload: bytes = b"") -> Device:
+    """The device a dead letter came from, as far as its topic (or the line InfluxDB refused) tells."""
+    levels = topic.split("/")
+    n = len(levels)
+    if n == 3 and levels[0] in ("heat", "senml") and levels[2]:
+        return Device("json" if levels[0] == "heat" else "senml", levels[2], levels[1] or None)
+    if n == 5 and levels[0] == "v3" and levels[2] == "devices":
+        return Device("tts", levels[3], application=levels[1].split("@", 1)[0])
+    if n >= 5 and levels[0] == "application" and levels[2] == "device":
+        return Device("chirpstack", levels[3].upper(), application=levels[1])
+    if topic == INFLUX_TOPIC:
+        m = _LINE_TAGS.match(payload)
+        if m:
+            return Device("influx", m.group(1).decode("utf-8", "replace"), m.group(2).decode("utf-8", "replace"))
+    return Device("unknown", topic)
+
+
+#: The topic of a dead letter that is a line InfluxDB refused, not an MQTT message.
+INFLUX_TOPIC = "(influx)"
+
+
+@dataclass(slots=True)
+class DeviceCount:
+    device: Device
+    count: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    last_id: int = 0
+    last_received_ms: int = 0
+    topics: set[str] = field(default_factory=set)
+    last_detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"network": self.device.network, "device": self.device.device, "town": self.device.town,
+                "application": self.device.application, "count": self.count, "reasons": dict(self.reasons),
+                "last_received_ms": self.last_received_ms, "last_detail": self.last_detail,
+                "topics": sorted(self.topics)[:5]}
 
 
 class DeadLetterStore:
@@ -96,17 +152,60 @@ class DeadLetterStore:
             self._db.execute("COMMIT")
         return len(rows)
 
-    def list(self, *, limit: int = 100, after_id: int = 0, reason: str | None = None) -> list[DeadLetter]:
-        """The letters after ``after_id`` (of one reason), oldest first: a page of at most ``limit``."""
+    def list(self, *, limit: int = 100, after_id: int = 0, reason: str | None = None,
+             device: str | None = None) -> list[DeadLetter]:
+        """The letters after ``after_id`` (of one reason, of one device), oldest first: a page of at most ``limit``."""
         q = f"SELECT {_COLUMNS} FROM deadletter WHERE id > ?"
         args: list[object] = [after_id]
         if reason:
             q += " AND reason = ?"
             args.append(reason)
-        q += " ORDER BY id LIMIT ?"
-        args.append(limit)
         with self._lock:
-            return [DeadLetter(*row) for row in self._db.execute(q, args)]
+            if device is None:
+                return [DeadLetter(*row) for row in self._db.execute(q + " ORDER BY id LIMIT ?", [*args, limit])]
+            # The device comes from the topic: filter while reading, oldest first, until `limit` match.
+            out: list[DeadLetter] = []
+            upper = device.upper()
+            for row in self._db.execute(q + " ORDER BY id", args):
+                found = device_of(row[0], row[1]).device
+                if found == device or found == upper:
+                    out.append(DeadLetter(*row))
+                    if len(out) >= limit:
+                        break
+            return out
+
+    def _groups(self) -> Iterator[tuple[str, bytes, str, int, int, int]]:
+        """(topic, payload or b"", reason, count, newest received_ms, newest id) per topic and reason."""
+        yield from ((t, b"", r, n, ms, i) for t, r, n, ms, i in self._db.execute(
+            "SELECT topic, reason, COUNT(*), MAX(received_ms), MAX(id) FROM deadletter WHERE topic != ? "
+            "GROUP BY topic, reason", (INFLUX_TOPIC,)))
+        # A line InfluxDB refused names its sensor in the line, not in a topic.
+        yield from ((INFLUX_TOPIC, p, r, n, ms, i) for p, r, n, ms, i in self._db.execute(
+            "SELECT payload, reason, COUNT(*), MAX(received_ms), MAX(id) FROM deadletter WHERE topic = ? "
+            "GROUP BY payload, reason", (INFLUX_TOPIC,)))
+
+    def summary(self, *, limit: int = 100) -> dict[str, Any]:
+        """Letters per reason, and per device: the ``limit`` devices with most letters (then the newest)."""
+        by_reason: Counter[str] = Counter()
+        devices: dict[Device, DeviceCount] = {}
+        with self._lock:
+            for topic, payload, reason, n, last_ms, last_id in self._groups():
+                by_reason[reason] += n
+                dev = device_of(topic, payload)
+                c = devices.get(dev)
+                if c is None:
+                    c = devices[dev] = DeviceCount(dev)
+                c.count += n
+                c.reasons[reason] += n
+                c.topics.add(topic)
+                if last_id > c.last_id:
+                    c.last_id, c.last_received_ms = last_id, last_ms
+            top = sorted(devices.values(), key=lambda c: (-c.count, -c.last_id))[:limit]
+            for c in top:
+                row = self._db.execute("SELECT detail FROM deadletter WHERE id = ?", (c.last_id,)).fetchone()
+                c.last_detail = row[0] if row else ""
+        return {"total": sum(by_reason.values()), "by_reason": dict(by_reason.most_common()),
+                "devices": len(devices), "by_device": [c.to_json() for c in top]}
 
     def fetch(self, ids: Iterable[int]) -> list[DeadLetter]:
         wanted = sorted(set(ids))

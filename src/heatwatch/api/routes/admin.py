@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
+from heatwatch.core.deadletters import DeadLetter, DeadLetterStore, device_of
 from heatwatch.core.model import Sensor
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import Settings
@@ -168,32 +168,78 @@ async def recompute(req: RecomputeBody, settings: SettingsDep) -> JSONBytes:
     return JSONBytes({"status": "queued", "topic": RECOMPUTE, **body}, status_code=202, headers=_NO_STORE)
 
 
+DeviceParam = Annotated[str | None, Query(max_length=200, description="the device: sensor id (heat/, senml/ "
+                                                                          "topics), TTS device id, ChirpStack DevEUI")]
+
+
 @router.get("/deadletters", summary="Dead letters: rejected messages with their reason and raw bytes")
 async def list_deadletters(settings: SettingsDep,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                            after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
-                           reason: Annotated[str | None, Query(max_length=64)] = None) -> JSONBytes:
+                           reason: Annotated[str | None, Query(max_length=64)] = None,
+                           device: DeviceParam = None) -> JSONBytes:
     def page(store: DeadLetterStore) -> tuple[list[DeadLetter], dict[str, int]]:
-        return store.list(limit=limit, after_id=after_id, reason=reason), store.counts()
+        return store.list(limit=limit, after_id=after_id, reason=reason, device=device), store.counts()
 
     letters, counts = await run_in_threadpool(deadletters.with_store, settings.deadletter_path, page, ([], {}))
     nxt = letters[-1].id if len(letters) == limit else None
-    return JSONBytes({"data": [x.to_json() for x in letters], "counts": counts, "next_after_id": nxt},
-                     headers=_NO_STORE)
+    data = [x.to_json() | {"device": device_of(x.topic, x.payload).device} for x in letters]
+    return JSONBytes({"data": data, "counts": counts, "next_after_id": nxt}, headers=_NO_STORE)
+
+
+_EMPTY_SUMMARY: dict[str, Any] = {"total": 0, "by_reason": {}, "devices": 0, "by_device": []}
+
+
+@router.get("/deadletters/summary", summary="Dead letters counted per reason and per device",
+            description="`by_reason`: count per reason code. `by_device`: the devices with most dead letters "
+                        "(`limit`, most first): network (json, senml, tts, chirpstack, influx), device (sensor id, "
+                        "TTS device id or ChirpStack DevEUI, from the topic), town or application when the topic "
+                        "names one, count per reason, newest time and detail. What a technician needs to fix a "
+                        "device profile or a registry entry, then replay with `POST /v1/admin/deadletters/replay` "
+                        "`{\"device\": ..., \"reason\": ...}`.")
+async def deadletter_summary(settings: SettingsDep,
+                             limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONBytes:
+    body = await run_in_threadpool(deadletters.with_store, settings.deadletter_path,
+                                   lambda st: st.summary(limit=limit), _EMPTY_SUMMARY)
+    for d in body["by_device"]:
+        d["last_received"] = iso_z(d.pop("last_received_ms"))
+    return JSONBytes(body, headers=_NO_STORE)
 
 
 class ReplayRequest(BaseModel):
-    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=1000)
+    ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(
+        default=None, min_length=1, max_length=1000, description="these dead letters; or select by reason/device")
+    reason: str | None = Field(default=None, max_length=64, description="every dead letter of this reason ...")
+    device: str | None = Field(default=None, max_length=200, description="... and/or of this device")
+    limit: int = Field(default=1000, ge=1, le=1000, description="at most this many, oldest first, for a selection")
 
 
 @router.post("/deadletters/replay", summary="Republish dead letters to MQTT for the ingester to decode again",
+             description="By `ids`, or every dead letter (oldest first, up to `limit`) of a `reason` and/or a "
+                         "`device` — e.g. after adding the device profile an `unknown_profile` or `no_measurement` "
+                         "needed. Each message goes back on its original topic with its original bytes; the ones "
+                         "the broker acknowledged are deleted here, and one that fails again is dead-lettered anew. "
+                         "`more` is true when the selection holds more than `limit`: call again.",
              responses={503: {"description": "broker unreachable"}})
 async def replay(req: ReplayRequest, settings: SettingsDep) -> JSONBytes:
     path = settings.deadletter_path
-    letters = await run_in_threadpool(deadletters.with_store, path, lambda st: st.fetch(req.ids), [])
-    missing = sorted(set(req.ids) - {x.id for x in letters})
+    if req.ids is not None:
+        if req.reason is not None or req.device is not None:
+            raise bad_request("give either ids or a reason/device selection, not both")
+        ids = req.ids
+        letters = await run_in_threadpool(deadletters.with_store, path, lambda st: st.fetch(ids), [])
+        missing = sorted(set(ids) - {x.id for x in letters})
+    elif req.reason is not None or req.device is not None:
+        letters = await run_in_threadpool(
+            deadletters.with_store, path,
+            lambda st: st.list(limit=req.limit + 1, reason=req.reason, device=req.device), [])
+        missing = []
+    else:
+        raise bad_request("give ids, or a reason and/or a device to replay")
+    more = req.ids is None and len(letters) > req.limit
+    letters = letters[:req.limit] if more else letters
     done = await run_in_threadpool(deadletters.republish, settings.mqtt, letters) if letters else []
     if done:
         await run_in_threadpool(deadletters.with_store, path, lambda st: st.delete(done), None)
     return JSONBytes({"replayed": done, "missing": missing,
-                      "failed": sorted({x.id for x in letters} - set(done))}, headers=_NO_STORE)
+                      "failed": sorted({x.id for x in letters} - set(done)), "more": more}, headers=_NO_STORE)
