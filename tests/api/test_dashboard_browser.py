@@ -21,15 +21,25 @@ from typing import Any
 
 import pytest
 
+from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
+from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.model import Sensor
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
 from support.browser import MARKS, TILE_HOST, example_registry, launch
-from support.mqtt import publish_all
+from support.mqtt import publish_all, subscribed
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 SILENT = "vitre-za-01"  # last heard 3 h ago: must show as silent
+ADMIN_TOKEN = "dashboard-admin-token-0123456789"
+LHT65_TOPIC = "v3/capteurs-vitre@ttn/devices/lht65-mairie/up"
+DEAD_LETTERS = [
+    DeadLetter(LHT65_TOPIC, b'{"n": 1}', "unknown_profile", "lht65-mairie: the registry names device profile 'x'", 1),
+    DeadLetter(LHT65_TOPIC, b'{"n": 2}', "unknown_profile", "lht65-mairie: the registry names device profile 'x'", 2),
+    DeadLetter("heat/saint-omer/vitre-centre-01", b'{"temperature": 21}', "town_mismatch",
+               "sensor 'vitre-centre-01' is registered in 'vitre'", 3),
+]
 FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. neighbours"
 
 pytestmark = MARKS
@@ -89,6 +99,8 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
     db = f"dash_{int(time.time())}"
     sensors = example_registry(tmp / "var")
     _write(influxd.url, db, *_seed_lines(sensors))
+    with DeadLetterStore(tmp / "var" / "deadletter" / DEADLETTER_FILE) as store:
+        store.add_many(DEAD_LETTERS)
     port = free_port()
     env = {
         "HEATWATCH_MQTT_URL": mosquitto.url,
@@ -100,6 +112,7 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "HEATWATCH_API_CACHE_TTL_LATEST_S": "0",
         # Not the default: the page must mark low batteries at the configured alert threshold.
         "HEATWATCH_ALERT_BATTERY_V": "3.0",
+        "HEATWATCH_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     api = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "api.log", name="api")
     api.start(ready_marker="live: subscribed", timeout=60)
@@ -313,3 +326,27 @@ def test_english_keyboard_and_phone_width(browser, stack):
     finally:
         context.close()
     assert errors == []
+
+
+def test_technician_sees_dead_letters_per_device_and_replays_them(page, stack):
+    open_town(page, stack["url"], "vitre")
+    page.wait_for_selector("#deadletters form.dl-token", timeout=10_000)  # nothing shown without the token
+    page.fill("#dl-token", ADMIN_TOKEN)
+    page.click("#deadletters form.dl-token button")
+    page.wait_for_selector("#deadletters-table", timeout=10_000)
+    assert page.inner_text("#deadletters-totals strong") == "3"
+    assert page.get_attribute(".dl-reason[data-reason='unknown_profile']", "data-reason") == "unknown_profile"
+    rows = page.locator("#deadletters-table tbody tr")
+    assert rows.count() == 2
+    assert "lht65-mairie" in rows.nth(0).inner_text() and "unknown_profile (2)" in rows.nth(0).inner_text()
+    shot(page, "deadletters")
+    with subscribed(stack["mqtt"], "v3/#") as replayed:
+        page.click("#deadletters-table button[data-device='lht65-mairie']")
+        page.wait_for_selector("#deadletters [role=status]", timeout=10_000)
+        deadline = time.monotonic() + 10
+        while len(replayed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(m.payload for m in replayed) == [b'{"n": 1}', b'{"n": 2}']
+    # The page reloads the counts: what is left is the town mismatch.
+    page.wait_for_function("document.querySelector('#deadletters-totals strong')?.textContent === '1'",
+                           timeout=10_000)

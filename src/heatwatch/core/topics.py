@@ -8,6 +8,8 @@ topic                                     from → to               QoS    messa
 ``senml/<town>/<sensor>``                 sensors → ingest        1      SenML pack (RFC 8428)
 ``v3/<app>/devices/<device>/up``          The Things Stack →      1      TTS v3 uplink
                                           ingest
+``application/<app>/device/<DevEUI>/      ChirpStack → ingest     1      ChirpStack uplink event (v4, and v3's
+event/up`` and ``.../rx``                                                 JSON), ``ingest/decoders/chirpstack.py``
 ``heatwatch/live/<town>``                 ingest → api            0      :class:`LiveBatch`: the newest *stored*
                                                                          reading per sensor of a batch
 ``heat/alerts/<town>``                    analytics → api, any    1      :class:`AlertEvent`: an alert opened or
@@ -39,6 +41,8 @@ from .timestamps import TimestampError, parse_timestamp_ms
 NATIVE_FILTER = "heat/+/+"
 SENML_FILTER = "senml/+/+"
 TTS_FILTER = "v3/+/devices/+/up"
+CHIRPSTACK_FILTER = "application/+/device/+/event/up"
+CHIRPSTACK_V3_FILTER = "application/+/device/+/rx"
 
 ALERTS = "heat/alerts/{town}"
 ALERTS_FILTER = "heat/alerts/+"

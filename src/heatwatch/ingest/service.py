@@ -23,7 +23,7 @@ from ..core.model import Reading
 from ..core.settings import Settings
 from ..core.topics import encode_live, live_topic
 from .consumer import Message, MqttConsumer
-from .decoders import decoders_for
+from .decoders import decoders_for, network_from_settings
 from .metrics import IngestMetrics
 from .pipeline import Pipeline, Processed
 from .sink import Sink
@@ -31,6 +31,9 @@ from .spool import Spool
 from .validate import Validator
 
 log = get_logger("heatwatch.ingest")
+
+# How often the operator's device profile file is checked for changes (a stat call).
+PROFILE_RECHECK_S = 2.0
 
 
 @dataclass(slots=True)
@@ -48,12 +51,15 @@ class IngestService:
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sink = Sink(self.influx, self.spool, self.metrics, self._dead, raw_retention=settings.raw_retention)
         ensure = getattr(registry, "ensure", None)
+        # One set of LoRaWAN placement rules and device profiles for every network server's decoder.
+        network = network_from_settings(settings)
+        self.profiles = network.source
         self.pipeline = Pipeline(
             settings.subscriptions,
             Validator(towns=set(settings.towns), backlog_ms=int(settings.backlog_window.total_seconds() * 1000)),
             max_payload_bytes=settings.max_payload_bytes,
             devices=registry if hasattr(registry, "resolve") else None,  # type: ignore[arg-type]
-            decoders=decoders_for(settings),
+            decoders=decoders_for(settings, network),
             ignore=settings.ignore_filters,
             on_sensor=ensure,
         )
@@ -83,6 +89,7 @@ class IngestService:
         log.info("ingest.started", subscriptions=[s.filter for s in self.settings.subscriptions],
                  batch_size=self.settings.batch_size, spool_depth=self.spool.depth)
         replay = asyncio.create_task(self.sink.replay_forever(), name="spool-replay")
+        watch = asyncio.create_task(self._watch_profiles(stop), name="profile-watch")
         store = asyncio.create_task(self._store_loop(queue, stop), name="store")
         try:
             await self._collect_loop(queue, stop)
@@ -90,11 +97,19 @@ class IngestService:
             await store
         finally:
             replay.cancel()
+            watch.cancel()
             store.cancel()
             self.consumer.stop()
             await self.influx.aclose()
             self.deadletters.close()
             log.info("ingest.stopped", spool_depth=self.spool.depth)
+
+    async def _watch_profiles(self, stop: asyncio.Event) -> None:
+        """Re-read the operator's device profiles when the file changes (docs/devices.md), between batches:
+        the collect loop runs in this same thread, so a batch never sees half a reload."""
+        while not stop.is_set():
+            await asyncio.sleep(PROFILE_RECHECK_S)
+            self.profiles.refresh()
 
     async def _collect_loop(self, queue: asyncio.Queue[_Batch | None], stop: asyncio.Event) -> None:
         inbox = self.consumer.inbox

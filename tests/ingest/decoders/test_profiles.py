@@ -128,14 +128,15 @@ def test_operator_file_adds_and_overrides(tmp_path: Path) -> None:
 def test_profile_source_reloads_the_operator_file(tmp_path: Path) -> None:
     f = tmp_path / "mine.toml"
     f.write_text('[acme-th]\ntemperature = "tc"\n', encoding="utf-8")
-    source = ProfileSource(f, recheck_s=0)
+    source = ProfileSource(f)
     assert "acme-th" in source.current() and "acme-rh" not in source.current()
+    assert source.refresh() is False  # unchanged
     f.write_text('[acme-th]\ntemperature = "tc"\n[acme-rh]\nhumidity = "h"\n', encoding="utf-8")
     os.utime(f, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))  # a new mtime even on coarse clocks
-    assert "acme-rh" in source.current()
+    assert source.refresh() is True and "acme-rh" in source.current()
     f.write_text("[broken\n", encoding="utf-8")  # a typo while ingest runs: keep what is loaded
     os.utime(f, ns=(time.time_ns(), time.time_ns() + 2_000_000_000))
-    assert "acme-rh" in source.current()
+    assert source.refresh() is False and "acme-rh" in source.current()
     with pytest.raises(ConfigError):  # ... but at start-up it stops the service
         ProfileSource(f)
     with pytest.raises(ConfigError):

@@ -172,7 +172,7 @@
           lon: it.longitude,
           reference: Boolean(it.reference) || it.site_class === "rural_reference" || (state.town.reference_sensors || []).includes(it.id),
           status: it.status,
-          latest: l ? { ts: Date.parse(l.time), temperature: l.temperature, humidity: l.humidity, battery_v: l.battery_v } : null,
+          latest: l ? { ts: Date.parse(l.time), temperature: l.temperature, humidity: l.humidity, battery_v: l.battery_v, battery_pct: l.battery_pct ?? null } : null,
           qc: undefined,
           uhiHourly: undefined,
         });
@@ -289,7 +289,8 @@
       state.sensors.set(r.sensor, s);
     }
     if (s.latest && s.latest.ts > r.ts) return;
-    s.latest = { ts: r.ts, temperature: r.temperature, humidity: r.humidity, battery_v: r.battery_v ?? (s.latest ? s.latest.battery_v : null) };
+    s.latest = { ts: r.ts, temperature: r.temperature, humidity: r.humidity, battery_v: r.battery_v ?? (s.latest ? s.latest.battery_v : null),
+                 battery_pct: r.battery_pct ?? (s.latest ? s.latest.battery_pct : null) };
     if (s.status === "no_data" || s.status === "offline") s.status = "ok";
     if (s.reference || state.mode === "uhi") renderMarkers(); else renderMarker(s, true);
     renderTable();
@@ -443,7 +444,9 @@
         el("td", { class: "num", text: fmt1(l ? l.temperature : null) }),
         el("td", { class: "num", text: fmt1(uhiOf(s, ref)) }),
         el("td", { title: l ? localTime(l.ts) : "", text: ago(l ? l.ts : null) }),
-        el("td", { class: "num" + (lowBattery(batt) ? " low-batt" : ""), text: batt === null ? "—" : batt.toFixed(2) + " V" }),
+        // Devices that report charge in percent (Milesight, SenseCAP) show it as such: no volts to compare.
+        el("td", { class: "num" + (lowBattery(batt) ? " low-batt" : ""), text: batt !== null ? batt.toFixed(2) + " V"
+          : l && l.battery_pct !== null && l.battery_pct !== undefined ? Math.round(l.battery_pct) + " %" : "—" }),
         el("td", { class: "st st-" + st, text: t("status_" + st) }),
         el("td", { class: qc.cls, text: qc.text }));
     }));

@@ -28,10 +28,11 @@ CONFIGURED: dict[str, Callable[[Any, Network], Decoder]] = {
 }
 
 
-def decoders_for(settings: Any) -> dict[str, Decoder]:
-    """Every decoder, those that take settings built from ``settings``."""
-    network = network_from_settings(settings)
+def decoders_for(settings: Any, network: Network | None = None) -> dict[str, Decoder]:
+    """Every decoder, those that take settings built from ``settings`` (and the shared LoRaWAN rules)."""
+    network = network or network_from_settings(settings)
     return {name: CONFIGURED[name](settings, network) if name in CONFIGURED else d for name, d in DECODERS.items()}
 
 
-__all__ = ["CONFIGURED", "DECODERS", "Context", "Decoded", "Decoder", "DeviceLookup", "decoders_for"]
+__all__ = ["CONFIGURED", "DECODERS", "Context", "Decoded", "Decoder", "DeviceLookup", "Network", "decoders_for",
+           "network_from_settings"]

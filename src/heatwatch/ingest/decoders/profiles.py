@@ -29,7 +29,6 @@ import fnmatch
 import math
 import os
 import re
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -393,19 +392,16 @@ def _mtime(path: Path) -> int | None:
 class ProfileSource:
     """The profiles in force: packaged + the operator's file, re-read when that file changes.
 
-    The file's modification time is checked at most every ``recheck_s`` seconds (a clock read
-    per uplink otherwise). A file that became unreadable or invalid keeps the profiles already
-    loaded and logs the error, so a typo made while ingest runs does not stop it; at start-up
-    the same error stops the service (:meth:`__init__` raises ConfigError).
+    The ingest service calls :meth:`refresh` every few seconds (not the decoders, so the hot path
+    reads an attribute and nothing else). A file that became unreadable or invalid keeps the
+    profiles already loaded and logs the error, so a typo made while ingest runs does not stop
+    it; at start-up the same error stops the service (the constructor raises ConfigError).
     """
 
-    def __init__(self, path: Path | None = None, *, recheck_s: float = 2.0,
-                 profiles: Profiles | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, profiles: Profiles | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self.recheck_s = recheck_s
         self._profiles = profiles
         self._mtime: int | None = None
-        self._checked = time.monotonic()
         if profiles is None and self.path is not None:
             self._mtime = _mtime(self.path)
             self._profiles = load_profiles(self.path)
@@ -413,16 +409,20 @@ class ProfileSource:
     def current(self) -> Profiles:
         if self._profiles is None:  # resolved lazily so importing the decoders never reads a file
             self._profiles = default_profiles()
-        if self.path is not None:
-            now = time.monotonic()
-            if now - self._checked >= self.recheck_s:
-                self._checked = now
-                mtime = _mtime(self.path)
-                if mtime != self._mtime:
-                    self._mtime = mtime
-                    try:
-                        self._profiles = load_profiles(self.path)
-                        log.info("profiles.reloaded", path=str(self.path), profiles=len(self._profiles))
-                    except ConfigError as exc:
-                        log.error("profiles.reload_failed", path=str(self.path), error=str(exc))
         return self._profiles
+
+    def refresh(self) -> bool:
+        """Re-read the operator's file if it changed since it was read; True when new profiles are in force."""
+        if self.path is None:
+            return False
+        mtime = _mtime(self.path)
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            self._profiles = load_profiles(self.path)
+        except ConfigError as exc:
+            log.error("profiles.reload_failed", path=str(self.path), error=str(exc))
+            return False
+        log.info("profiles.reloaded", path=str(self.path), profiles=len(self._profiles))
+        return True
