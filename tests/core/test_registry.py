@@ -212,7 +212,7 @@ def test_geojson_text_round_trip(sensors: list[Sensor]) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".geojson", ".json"])
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(sensors=sensors_st)
 def test_file_round_trip_through_registries(tmp_path: Path, suffix: str, sensors: list[Sensor]) -> None:
     with Registry(tmp_path / f"a{suffix}.sqlite") as a, Registry(tmp_path / f"b{suffix}.sqlite") as b:
