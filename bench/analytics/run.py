@@ -118,16 +118,16 @@ def child_backfill(url: str, data: Path, days: int, chunk_days: int) -> dict[str
 
 
 def child_hourly(url: str, data: Path, days: int) -> dict[str, Any]:
-    from heatwatch.analytics.cli import open_registry
     from heatwatch.analytics.jobs import Analytics
     from heatwatch.core.influx import InfluxClient
+    from heatwatch.core.registry import Registry
 
     settings = _settings(url, data)
     now = datetime(YEAR_START.year, 1, 1, 14, 5, tzinfo=UTC) + timedelta(days=days - 1)
 
     async def go() -> dict[str, Any]:
         async with InfluxClient.from_settings(settings) as client:
-            analytics = Analytics(client, settings.towns, open_registry(settings))
+            analytics = Analytics(client, settings.towns, Registry.from_settings(settings))
             t0 = time.perf_counter()
             stats = await analytics.hourly_run(now, settings.analytics_recompute_hours)
             wall = time.perf_counter() - t0

@@ -131,8 +131,8 @@ def start_api(influx_url: str, port: int, data_dir: Path, cache: bool) -> subpro
                HEATWATCH_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")  # nothing there: the live hub just waits
     if not cache:
         env |= {"HEATWATCH_API_CACHE_TTL_LATEST_S": "0", "HEATWATCH_API_CACHE_TTL_AGG_S": "0"}
-    code = ("from heatwatch.core.settings import Settings; from heatwatch.api.server import serve; "
-            f"serve(Settings.load(), '127.0.0.1', {port})")
+    code = ("from heatwatch.core.settings import ApiSettings; from heatwatch.api.server import serve; "
+            f"serve(ApiSettings.load(), '127.0.0.1', {port})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 
 from analytics.weektools import example_registry, write_readings
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.core.influx import AGG_RP, InfluxClient
 from heatwatch.core.settings import Settings
 from heatwatch.core.topics import RECOMPUTE as RECOMPUTE_TOPIC
@@ -27,6 +26,7 @@ from heatwatch.core.topics import RECOMPUTE_DONE as DONE_TOPIC
 from heatwatch.simulate.options import SimOptions
 from heatwatch.simulate.schedule import prepare
 from heatwatch.stack.children import ServiceProcess
+from support.apps import NO_LIMITS, with_api
 from support.mqtt import publish_all, subscribed
 
 TOKEN = "test-admin-token-0123456789"
@@ -89,7 +89,7 @@ def stack(influxd, mosquitto, db_name: str, tmp_path: Path) -> dict:
 
 
 def api(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)))
+    return TestClient(create_app(with_api(settings, **NO_LIMITS)))
 
 
 def test_request_through_the_api_is_run_by_the_analytics_service(stack, influxd, mosquitto, db_name) -> None:

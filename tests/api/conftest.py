@@ -8,16 +8,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.settings import Settings
 from heatwatch.stack.embedded import free_port
+from support.apps import NO_LIMITS, with_api
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
@@ -39,9 +40,10 @@ def api_settings(influxd, db_name: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def api_config() -> ApiConfig:
-    # No rate limit and no server cache unless a test is about them: tests write then read at once.
-    return ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)
+def api_config() -> dict[str, Any]:
+    """The ``HEATWATCH_API_*`` options of a test app: no rate limit and no server cache unless a test is
+    about them, since tests write then read at once."""
+    return dict(NO_LIMITS)
 
 
 @pytest.fixture
@@ -55,9 +57,9 @@ def seed(influxd, db_name: str) -> Callable[..., None]:
 
 
 @pytest.fixture
-def client(api_settings: Settings, api_config: ApiConfig, seed) -> Iterator[TestClient]:
+def client(api_settings: Settings, api_config: dict[str, Any], seed) -> Iterator[TestClient]:
     seed([])  # the database and its retention policies exist even before data is written
-    with TestClient(create_app(api_settings, api_config)) as c:
+    with TestClient(create_app(with_api(api_settings, **api_config))) as c:
         yield c
 
 
@@ -156,7 +158,7 @@ def live_server(api_settings, seed, mosquitto):
     port = free_port()
     # A broker too: admin recompute publishes its request on MQTT, and answers 503 without one.
     settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
-    app = create_app(settings, ApiConfig(rate_limit_per_s=0, cache_ttl_agg_s=0, cache_ttl_latest_s=0))
+    app = create_app(with_api(settings, **NO_LIMITS))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from heatwatch.api.app import create_app
 from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.stack.embedded import free_port
+from support.apps import with_api
 from support.mqtt import subscribed
 
 TOKEN = "test-admin-token-0123456789"
@@ -38,7 +39,7 @@ def test_without_token_nothing_changes(client, api_settings, api_config, mosquit
         assert [json.loads(m.payload)["id"] for m in wait_for(published, 1)] == [ok.json()["id"]]
     # No token configured: admin is off altogether, whatever is sent.
     off = api_settings.model_copy(update={"admin_token": None})
-    with TestClient(create_app(off, api_config)) as c:
+    with TestClient(create_app(with_api(off, **api_config))) as c:
         r = c.post("/v1/admin/sensors", json=SENSOR, headers=AUTH)
         assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
 

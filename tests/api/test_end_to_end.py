@@ -29,7 +29,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.api.timeutil import iso_z
 from heatwatch.core.influx import AGG_RP, InfluxClient
 from heatwatch.core.model import Reading
@@ -37,6 +36,7 @@ from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from heatwatch.simulate import Message, SimOptions, prepare
 from heatwatch.stack.children import ServiceProcess
+from support.apps import NO_LIMITS, with_api
 from support.influx import count_readings, stored_keys
 from support.mqtt import publish_all
 
@@ -138,8 +138,7 @@ def chain(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Chain
 
 @pytest.fixture(scope="module")
 def api(chain: Chain) -> Iterator[TestClient]:
-    config = ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)
-    with TestClient(create_app(chain.settings, config)) as client:
+    with TestClient(create_app(with_api(chain.settings, **NO_LIMITS))) as client:
         yield client
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
+from support.apps import with_api
 
 
 def test_cors_open_for_get_only(client):
@@ -46,7 +46,7 @@ def test_accept_negotiation(client, dataset):
 
 def test_rate_limit_429_with_retry_after(api_settings, seed):
     seed([])
-    app = create_app(api_settings, ApiConfig(rate_limit_per_s=1, rate_limit_burst=3))
+    app = create_app(with_api(api_settings, rate_limit_per_s=1, rate_limit_burst=3))
     with TestClient(app) as c:
         codes = [c.get("/v1/towns").status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
@@ -59,7 +59,7 @@ def test_rate_limit_429_with_retry_after(api_settings, seed):
 
 def test_server_cache_bounded_staleness(api_settings, seed):
     seed(["reading,town=vitre,sensor=a temperature=20.0 1700000000000"])
-    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
+    app = create_app(with_api(api_settings, rate_limit_per_s=0, cache_ttl_latest_s=60))
     with TestClient(app) as c:
         first = c.get("/v1/latest", params={"town": "vitre"})
         seed(["reading,town=vitre,sensor=a temperature=21.0 1700000060000"])
@@ -81,7 +81,7 @@ def test_openapi_documents_every_endpoint(client):
 
 def test_hot_path_answers_304_and_same_bytes(api_settings, seed):
     seed(["reading,town=vitre,sensor=a temperature=20.0 1700000000000"])
-    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=60))
+    app = create_app(with_api(api_settings, rate_limit_per_s=0, cache_ttl_latest_s=60))
     with TestClient(app) as c:
         first = c.get("/v1/latest", params={"town": "vitre"})
         assert len(app.state.cache.hot) == 1  # the finished answer is kept in front of FastAPI
@@ -99,7 +99,7 @@ def test_streamed_export_complete_across_dense_windows(api_settings, seed):
     base = 1_721_433_600_000  # 2024-07-20T00:00:00Z
     seed([f"reading,town=vitre,sensor=s{k:03d} temperature={k / 10} {base + m * 60_000}"
           for m in range(5) for k in range(500)])
-    app = create_app(api_settings, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, stream_page_rows=100))
+    app = create_app(with_api(api_settings, rate_limit_per_s=0, cache_ttl_latest_s=0, stream_page_rows=100))
     with TestClient(app) as c:
         r = c.get("/v1/readings", params={"town": "vitre", "from": "2024-07-19T23:00:00Z",
                                           "to": "2024-07-20T01:00:00Z", "format": "csv"})
@@ -113,9 +113,9 @@ def test_dashboard_gets_the_alert_thresholds(api_settings, api_config, seed):
     """The page marks a low battery where analytics raises the alert: one threshold set, from settings."""
     seed([])
     settings = api_settings.model_copy(update={"alert_battery_v": 3.05})
-    with TestClient(create_app(settings, api_config)) as c:
+    with TestClient(create_app(with_api(settings, **api_config))) as c:
         cfg = c.get("/dashboard/config.json").json()
     assert cfg["thresholds"]["battery_v"] == 3.05
     assert cfg["thresholds"]["offline_s"] == settings.alert_offline_s
-    assert cfg["thresholds"]["stale_after_s"] == api_config.stale_after_s
+    assert cfg["thresholds"]["stale_after_s"] == settings.stale_after_s == settings.alert_offline_s  # one threshold
     assert cfg["qc_flags"]["AVAILABILITY"] == 64 and len(cfg["qc_flags"]) == 8

@@ -172,9 +172,9 @@ def test_effect_parameters_are_checked(app_client):
 @pytest.fixture(scope="module")
 def summers_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
+    from heatwatch.api.config import ApiConfig
 
     from heatwatch.api.app import create_app
-    from heatwatch.api.config import ApiConfig
     from heatwatch.core.settings import Settings
     from support.insights_data import load_registry, write_agg
     from support.two_summers import lines

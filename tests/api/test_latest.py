@@ -9,9 +9,9 @@ import time
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.core.settings import Settings
 from heatwatch.stack.embedded import free_port
+from support.apps import with_api
 
 LICENCE_URL = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
 
@@ -28,7 +28,7 @@ def test_healthz_and_readyz(client):
 
 def test_readyz_and_data_503_when_influx_down(tmp_path):
     settings = Settings.load(influx_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path, influx_timeout_s=2)
-    with TestClient(create_app(settings, ApiConfig(rate_limit_per_s=0))) as c:
+    with TestClient(create_app(with_api(settings, rate_limit_per_s=0))) as c:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
         assert r.status_code == 503 and r.headers["retry-after"]

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from heatwatch.api.live import LiveConfig, LiveHub
-from heatwatch.core.settings import Settings
+from heatwatch.api.live import LiveHub
+from heatwatch.core.settings import LiveOptions, MqttUrl
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
 from support.mqtt import publish_all
@@ -317,7 +317,8 @@ def test_a_close_event_is_delivered_with_its_event_field(live_api, mosquitto):
 
 @pytest.mark.anyio
 async def test_alert_buffer_overflow_reports_a_gap():
-    hub = LiveHub(Settings.load(), LiveConfig(enabled=False, alert_buffer=3))
+    hub = LiveHub(MqttUrl.parse("mqtt://127.0.0.1:1"), ["vitre", "saint-omer"],
+                  LiveOptions(enabled=False, alert_buffer=3))
     await hub.start()
     ids = [hub.publish_alert("vitre", {"kind": "k", "message": f"m{i}"}).id for i in range(5)]
     assert ids == sorted(ids)
@@ -339,7 +340,7 @@ async def test_alert_buffer_overflow_reports_a_gap():
 
 @pytest.mark.anyio
 async def test_slow_client_is_cut_off_not_buffered_forever():
-    hub = LiveHub(Settings.load(), LiveConfig(enabled=False, client_buffer=10))
+    hub = LiveHub(MqttUrl.parse("mqtt://127.0.0.1:1"), ["vitre"], LiveOptions(enabled=False, client_buffer=10))
     await hub.start()
     sub, _ = hub.subscribe("vitre", None)
     for i in range(11):

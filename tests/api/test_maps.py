@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from support.apps import with_api
 from support.insights_data import FLAGGED, LAST, SPARSE, season, season_app
 
 
@@ -191,7 +192,7 @@ def test_map_from_the_analytics_aggregates_of_simulated_readings(api_settings, a
     row = daily[(daily["time"].dt.tz_convert("Europe/Paris").dt.date == date(2025, 7, 8))
                 & ((daily["qc"] & 192) == 0) & (daily["sensor"] != "vitre-rural-01")]
     expected = dict(zip(row["sensor"], row["uhi_night_max"], strict=True))
-    with TestClient(create_app(api_settings, api_config)) as c:
+    with TestClient(create_app(with_api(api_settings, **api_config))) as c:
         body = c.get("/v1/towns/vitre/uhi-map", params={"date": "2025-07-07"}).json()
         assert c.get("/v1/towns/vitre/uhi-map", params={"kind": "hour", "at": "2025-07-08T01:30:00Z",
                                                         "format": "png"}).status_code == 200

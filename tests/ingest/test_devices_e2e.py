@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import orjson
 from fastapi.testclient import TestClient
+from heatwatch.api.config import ApiConfig
 
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.core.model import Sensor, SiteClass
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from heatwatch.core.settings import DEFAULT_SUBSCRIPTIONS
+from heatwatch.core.settings import DEFAULT_SUBSCRIPTIONS, IngestSettings
 from heatwatch.ingest.consumer import Message
 from heatwatch.ingest.pipeline import Pipeline
 from heatwatch.ingest.validate import Validator
@@ -102,11 +102,10 @@ def test_lorawan_uplink_by_deveui_lands_in_the_registered_town(tmp_path):
     body["deviceInfo"].update(devEui="a84041000181c35a", applicationName="heatwatch-saint-omer")
     body["time"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW / 1000))
     with _registry(tmp_path) as reg:
-        from types import SimpleNamespace
 
         from heatwatch.ingest.decoders import decoders_for
 
-        decoders = decoders_for(SimpleNamespace(towns={"vitre": None, "saint-omer": None}))
+        decoders = decoders_for(IngestSettings.load())
         p = pipeline(devices=reg, decoders=decoders, max_payload_bytes=65536)
         out = p.process([msg("application/x/device/a84041000181c35a/event/up", body)])
         assert out.dead == []

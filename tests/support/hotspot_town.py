@@ -190,13 +190,12 @@ def hotspot_app(influxd, tmp_path_factory, name: str):
     from fastapi.testclient import TestClient
 
     from heatwatch.api.app import create_app
-    from heatwatch.api.config import ApiConfig
     from heatwatch.core.settings import Settings
+    from support.apps import NO_LIMITS, with_api
     from support.insights_data import write_agg
 
     folder = tmp_path_factory.mktemp(name)
     settings = Settings.load(influx_url=influxd.url, influx_db=f"h_{name}", data_dir=folder / "var")
     load_registry(settings.registry_path)
     write_agg(influxd.url, settings.influx_db, fortnight().lines)
-    config = ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)
-    return settings, TestClient(create_app(settings, config))
+    return settings, TestClient(create_app(with_api(settings, **NO_LIMITS)))

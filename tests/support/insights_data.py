@@ -130,13 +130,12 @@ def season_app(influxd, tmp_path_factory, name: str, admin_token: str = "test-ad
     from fastapi.testclient import TestClient
 
     from heatwatch.api.app import create_app
-    from heatwatch.api.config import ApiConfig
     from heatwatch.core.settings import Settings
+    from support.apps import NO_LIMITS, with_api
 
     folder = tmp_path_factory.mktemp(name)
     settings = Settings.load(influx_url=influxd.url, influx_db=f"m_{name}", data_dir=folder / "var",
                              admin_token=admin_token)
     load_registry(settings.registry_path)
     write_agg(influxd.url, settings.influx_db, season().lines)
-    config = ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)
-    return settings, TestClient(create_app(settings, config))
+    return settings, TestClient(create_app(with_api(settings, **NO_LIMITS)))

@@ -10,10 +10,10 @@ from datetime import date
 from tqdm import tqdm
 
 from heatwatch.core.influx import InfluxClient
-from heatwatch.core.settings import Settings
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import AnalyticsSettings
 
 from .backfill import DEFAULT_CHUNK_DAYS, backfill
-from .cli import open_registry
 from .jobs import Analytics, RunStats
 
 
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"days recomputed per step, bounds memory (default {DEFAULT_CHUNK_DAYS})")
 
 
-async def run_backfill(settings: Settings, first: date, last: date, towns: list[str] | None,
+async def run_backfill(settings: AnalyticsSettings, first: date, last: date, towns: list[str] | None,
                        chunk_days: int, show: bool = True) -> list[RunStats]:
-    registry = open_registry(settings)
+    registry = Registry.from_settings(settings)
     towns = towns or list(settings.towns)
     total = ((last - first).days + 1) * len(towns)
     try:
@@ -44,11 +44,10 @@ async def run_backfill(settings: Settings, first: date, last: date, towns: list[
 
                 return await backfill(analytics, first, last, towns, chunk_days, step)
     finally:
-        if registry is not None:
-            registry.close()  # type: ignore[attr-defined]
+        registry.close()
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: AnalyticsSettings) -> int:
     if args.chunk_days < 1:
         raise SystemExit("--chunk-days must be at least 1")
     t0 = time.perf_counter()

@@ -8,7 +8,8 @@ import signal
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
-from heatwatch.core.settings import Settings
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import AnalyticsSettings
 
 from .publish import MqttPublisher
 from .scheduler import AnalyticsService
@@ -24,21 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "requests (heatwatch/recompute)")
 
 
-def open_registry(settings: Settings) -> object | None:
-    try:
-        from heatwatch.core.registry import Registry
-    except ImportError:  # registry module absent from this build: towns.toml references only
-        return None
-    return Registry(settings.registry_path, towns=list(settings.towns))
-
-
-async def serve(settings: Settings, *, once: bool = False, mqtt: bool = True) -> None:
+async def serve(settings: AnalyticsSettings, *, once: bool = False, mqtt: bool = True) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     publisher = MqttPublisher(settings.mqtt, settings.analytics_mqtt_client_id).start() if mqtt else None
-    registry = open_registry(settings)
+    registry = Registry.from_settings(settings)
     client = InfluxClient.from_settings(settings, max_connections=4)
     try:
         # Creates the database and policies if analytics starts before anything else wrote.
@@ -52,10 +45,9 @@ async def serve(settings: Settings, *, once: bool = False, mqtt: bool = True) ->
         await client.aclose()
         if publisher is not None:
             publisher.close()
-        if registry is not None:
-            registry.close()  # type: ignore[attr-defined]
+        registry.close()
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: AnalyticsSettings) -> int:
     asyncio.run(serve(settings, once=args.once, mqtt=not args.no_mqtt))
     return 0

@@ -37,6 +37,7 @@ import pandas as pd
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
 from heatwatch.core.model import Sensor, Town
+from heatwatch.core.registry import Registry
 
 from .aggregate import TownAggregates, TownContext, aggregate_town
 from .qc import QcConfig
@@ -117,7 +118,7 @@ def build_lines(aggs: TownAggregates) -> dict[str, list[str]]:
 class Analytics:
     """The aggregate jobs of every configured town, over one InfluxDB client."""
 
-    def __init__(self, client: InfluxClient, towns: Mapping[str, Town], registry: Any | None = None,
+    def __init__(self, client: InfluxClient, towns: Mapping[str, Town], registry: Registry | None = None,
                  qc: QcConfig | None = None) -> None:
         self.client = client
         self.towns = dict(towns)

@@ -32,7 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from heatwatch.core.logging import get_logger
 from heatwatch.core.mqtt import Connections, connect_properties, make_client
-from heatwatch.core.settings import Settings
+from heatwatch.core.settings import AnalyticsSettings
 from heatwatch.core.topics import (
     RECOMPUTE,
     RECOMPUTE_DONE,
@@ -50,7 +50,7 @@ RETRY_DELAYS_S = (5.0, 30.0)  # then the request is given up as failed
 REMEMBERED_IDS = 1000
 
 
-def client_id_for(settings: Settings) -> str:
+def client_id_for(settings: AnalyticsSettings) -> str:
     # Its own id: the alert publisher already connects as analytics_mqtt_client_id, and two clients
     # with one id keep disconnecting each other. Fixed, because the queued session is keyed on it.
     return f"{settings.analytics_mqtt_client_id}-recompute"[:64]
@@ -71,7 +71,7 @@ class RecomputeRequests:
     """The subscriber: paho's network thread hands each message to the event loop, where
     :meth:`run` handles them in arrival order with ``handler`` and acknowledges each afterwards."""
 
-    def __init__(self, settings: Settings, towns: Collection[str], handler: Handler, *,
+    def __init__(self, settings: AnalyticsSettings, towns: Collection[str], handler: Handler, *,
                  client_id: str | None = None, retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> None:
         self.url = settings.mqtt
         self.client_id = client_id or client_id_for(settings)

@@ -26,7 +26,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
-from heatwatch.core.settings import Settings
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import AnalyticsSettings
 
 from .alerts import AlertEngine, Publisher
 from .backfill import backfill
@@ -45,7 +46,7 @@ def utcnow() -> datetime:
 
 
 class AnalyticsService:
-    def __init__(self, settings: Settings, client: InfluxClient, registry: Any | None = None,
+    def __init__(self, settings: AnalyticsSettings, client: InfluxClient, registry: Registry | None = None,
                  publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.analytics = Analytics(client, settings.towns, registry)

@@ -20,11 +20,11 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heatwatch.core.influx import InfluxClient
-from heatwatch.core.settings import Settings
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import ApiSettings
 
 from . import errors, examples
 from .cache import HotCache, ResponseCache
-from .config import ApiConfig
 from .formats import LICENCE, JSONBytes
 from .live import LiveHub
 from .ratelimit import RateLimit
@@ -65,17 +65,11 @@ indices (UHI, IBMn/IBMx, canicule days, tropical nights), canicule episodes, ale
 """
 
 
-def open_registry(settings: Settings) -> Any:
+def open_registry(settings: ApiSettings) -> Registry | None:
     """The sensor registry, or None if it cannot be opened: the public data endpoints still work
     from InfluxDB alone (without positions), which beats failing the whole API at start."""
     try:
-        from heatwatch.core.registry import Registry
-    except ImportError:  # the registry module is not there yet in this checkout
-        log.warning("heatwatch.core.registry not available: sensors have no metadata")
-        return None
-    try:
-        settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
-        return Registry(settings.registry_path, towns=settings.towns.keys())
+        return Registry.from_settings(settings)
     except Exception as exc:  # any failure here must not take the read-only API down
         log.warning("cannot open the sensor registry at %s: %s", settings.registry_path, exc)
         return None
@@ -157,8 +151,9 @@ def _document_errors(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
-    config = config or ApiConfig()
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The app of validated settings: every option it uses is read from ``settings`` here, once."""
+    config = settings.api
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,16 +166,15 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         # otherwise walk it again and again (visible as p99 spikes under load).
         gc.freeze()
         # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
-        app.state.live = LiveHub(settings)
+        app.state.live = LiveHub(settings.mqtt, settings.towns, settings.live)
         await app.state.live.start()
         try:
             yield
         finally:
             await app.state.live.stop()
             await client.aclose()
-            close = getattr(app.state.registry, "close", None)
-            if callable(close):
-                close()
+            if app.state.registry is not None:
+                app.state.registry.close()
 
     app = FastAPI(
         title="heatwatch open data API",
@@ -192,7 +186,6 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         contact={"name": config.producer, "email": config.contact_email},
     )
     app.state.settings = settings
-    app.state.config = config
     cache = app.state.cache = ResponseCache(config.cache_entries)
     app.state.registry = None
 
@@ -202,7 +195,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (maps, rankings, interventions):  # decision support: maps, rankings, intervention effects
         app.include_router(module.router)
-    dashboard.install(app)  # the page at / and its static mounts
+    dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)

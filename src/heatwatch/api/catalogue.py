@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from heatwatch.core.model import Town
+from heatwatch.core.settings import ApiOptions
 
-from .config import ApiConfig
 from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 
@@ -56,7 +56,7 @@ def _url(base: str, path: str, params: Mapping[str, str]) -> str:
     return f"{base}{path}?{urlencode(params)}"
 
 
-def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiConfig,
+def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
                    coverage: Mapping[tuple[str, str], tuple[str | None, str | None]]) -> dict[str, Any]:
     """``coverage[(dataset id, town id)]`` = (first, last) ISO times, None when there is no data yet."""
     publisher = {"@id": f"{base}/#publisher", "@type": "foaf:Agent", "foaf:name": config.producer}
@@ -132,7 +132,7 @@ def _field(c: Any) -> dict[str, Any]:
     return f
 
 
-def datapackage(base: str, towns: Mapping[str, Town], config: ApiConfig) -> dict[str, Any]:
+def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions) -> dict[str, Any]:
     """A Frictionless Data Package describing each CSV export (one resource per town and dataset)."""
     resources = []
     for town in towns.values():

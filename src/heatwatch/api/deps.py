@@ -17,22 +17,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.model import SENSOR_ID_RE, TOWN_ID_RE, Town
-from heatwatch.core.settings import Settings
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import ApiOptions, ApiSettings
 
 from .cache import ResponseCache
-from .config import ApiConfig
 from .errors import ApiError, not_found
 from .formats import LICENCE
 from .store import Store
 from .timeutil import iso_z, zone
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
-def get_config(request: Request) -> ApiConfig:
-    return request.app.state.config
+def get_config(request: Request) -> ApiOptions:
+    return request.app.state.settings.api
 
 
 def get_influx(request: Request) -> InfluxClient:
@@ -43,7 +43,7 @@ def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_registry(request: Request) -> Any:
+def get_registry(request: Request) -> Registry | None:
     """The sensor registry, or None when it could not be opened (endpoints then fall back to
     what InfluxDB knows: sensor ids without positions)."""
     return request.app.state.registry
@@ -53,11 +53,11 @@ def get_cache(request: Request) -> ResponseCache:
     return request.app.state.cache
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ConfigDep = Annotated[ApiConfig, Depends(get_config)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+ConfigDep = Annotated[ApiOptions, Depends(get_config)]
 InfluxDep = Annotated[InfluxClient, Depends(get_influx)]
 StoreDep = Annotated[Store, Depends(get_store)]
-RegistryDep = Annotated[Any, Depends(get_registry)]
+RegistryDep = Annotated[Registry | None, Depends(get_registry)]
 CacheDep = Annotated[ResponseCache, Depends(get_cache)]
 
 # Anchored: pydantic's `pattern` searches, so an unanchored pattern would let "vitre' OR 1=1" through.
@@ -95,7 +95,7 @@ SepParam = Annotated[str, Query(alias="sep", pattern=r"^[,;]$",
                                 description="CSV separator: ',' (RFC 4180) or ';' for French spreadsheets")]
 
 
-def known_town(settings: Settings, town: str) -> Town:
+def known_town(settings: ApiSettings, town: str) -> Town:
     t = settings.towns.get(town)
     if t is None:
         raise not_found(f"unknown town {town!r}; known towns: {', '.join(sorted(settings.towns))}")
@@ -124,11 +124,11 @@ class Ctx:
     """What most routes need at once."""
 
     request: Request
-    settings: Settings
-    config: ApiConfig
+    settings: ApiSettings
+    config: ApiOptions
     store: Store
     cache: ResponseCache
-    registry: Any
+    registry: Registry | None
 
     def meta(self, last_update_ms: int | None, **extra: Any) -> dict[str, Any]:
         """The attribution Etalab-2.0 requires (source and date) plus the query that produced the data."""

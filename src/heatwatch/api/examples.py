@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from heatwatch.core.settings import load_towns
+from heatwatch.core.settings import ApiOptions, load_towns
 
 from .catalogue import datapackage, dcat_catalogue
-from .config import ApiConfig
 from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 from .respond import csv_bytes
@@ -177,7 +176,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 # Examples --------------------------------------------------------------------------------------------
 
-_PRODUCER = ApiConfig.model_fields["producer"].default
+_PRODUCER = ApiOptions().producer
 _T = "2024-07-20T23:50:00Z"
 
 
@@ -336,7 +335,7 @@ def _uhi() -> dict[str, Any]:
 
 def _catalogue() -> tuple[dict[str, Any], dict[str, Any]]:
     """The real builders on the packaged towns, cut to one dataset (the catalogue lists ten)."""
-    config = ApiConfig.model_construct()
+    config = ApiOptions()
     towns = {k: v for k, v in load_towns().items() if k == "vitre"}
     coverage = {("indices", "vitre"): ("2024-05-14T22:00:00Z", "2024-09-14T22:00:00Z")}
     catalog = dcat_catalogue(BASE, towns, config, coverage)

@@ -39,41 +39,19 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from heatwatch.core.mqtt import make_client
-from heatwatch.core.settings import Settings
+from heatwatch.core.settings import LiveOptions, MqttUrl
 from heatwatch.core.timestamps import iso_ms
-from heatwatch.core.topics import ALERTS_FILTER, LIVE_FILTER, last_level, parse_alert, parse_live
+from heatwatch.core.topics import last_level, parse_alert, parse_live
 
 log = logging.getLogger("heatwatch.api.live")
 
-
-
-class LiveConfig(BaseSettings):
-    """Live stream options, from ``HEATWATCH_LIVE_*``. Only the api uses them, hence not in ``Settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="HEATWATCH_LIVE_", extra="ignore")
-
-    enabled: bool = Field(default=True, description="subscribe to MQTT for /v1/live")
-    topic: str = Field(default=LIVE_FILTER,
-                       description="stored readings published by ingest; the last level is the town")
-    alerts_topic: str = Field(default=ALERTS_FILTER,
-                              description="alert events of analytics; the last level is the town")
-    qos: int = Field(default=1, ge=0, le=1)
-    coalesce_s: float = Field(default=2.0, ge=0, description="at most one reading event per sensor this often")
-    alert_buffer: int = Field(default=1000, ge=1, description="alerts kept for Last-Event-ID replay")
-    max_sensors: int = Field(default=20_000, ge=1, description="bound on sensors tracked (unknown ids are free)")
-    client_buffer: int = Field(default=5000, ge=10,
-                               description="events queued for one slow client before it is cut off")
-    ping_s: float = Field(default=15.0, gt=0, description="keep-alive comment period (proxies drop idle streams)")
-    retry_ms: int = Field(default=3000, ge=100, description="reconnect delay suggested to browsers")
 
 
 # Events and subscribers ---------------------------------------------------------------------------
@@ -137,10 +115,10 @@ class Stats:
 
 
 class LiveHub:
-    def __init__(self, settings: Settings, config: LiveConfig | None = None) -> None:
-        self.config = config or LiveConfig()
-        self._url = settings.mqtt
-        self._towns = set(settings.towns)
+    def __init__(self, url: MqttUrl, towns: Iterable[str], config: LiveOptions) -> None:
+        self.config = config
+        self._url = url
+        self._towns = set(towns)
         self.stats = Stats()
         self.connected = False
         self._loop: asyncio.AbstractEventLoop | None = None

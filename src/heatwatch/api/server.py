@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import uvicorn
 
-from heatwatch.core.settings import Settings
+from heatwatch.core.settings import ApiSettings
 
 from .app import create_app
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Blocking: serve until SIGINT/SIGTERM. Host and port default to ``settings.api_host/api_port``."""
+def serve(settings: ApiSettings, host: str | None = None, port: int | None = None) -> None:
+    """Blocking: serve until SIGINT/SIGTERM. Host and port default to ``HEATWATCH_API_HOST/_PORT``."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=host or settings.api_host,
-        port=settings.api_port if port is None else port,
+        host=host or settings.api.host,
+        port=settings.api.port if port is None else port,
         log_level=settings.log_level.lower(),
         # The app logs through heatwatch's logging set-up; uvicorn's own dictConfig would replace it.
         log_config=None,

@@ -7,82 +7,74 @@ import asyncio
 import importlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from .. import __version__
 from ..core.errors import ConfigError
 from ..core.logging import configure_logging, get_logger
-from ..core.settings import Settings
+from ..core.settings import AnalyticsSettings, ApiSettings, CoreSettings, IngestSettings, Settings
 
 log = get_logger("heatwatch")
+S = TypeVar("S", bound=CoreSettings)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.load()
+def _settings(group: type[S]) -> S:
+    """The command's settings, validated before it starts anything; logging configured from them."""
+    settings = group.load()
     configure_logging(settings.log_level, settings.log_json)
     return settings
 
 
-async def _until_signal(main: Callable[[asyncio.Event], object]) -> None:
+async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await main(stop)  # type: ignore[misc]
-
-
-def _registry(settings: Settings) -> object | None:
-    try:
-        from ..core.registry import Registry
-    except ImportError:  # registry module not present in this build
-        return None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Registry(settings.registry_path, towns=list(settings.towns))
+    await main(stop)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from ..core.registry import Registry
     from ..ingest.service import IngestService
 
-    settings = _settings(args)
-    service = IngestService(settings, registry=_registry(settings))
-    asyncio.run(_until_signal(service.run))
+    settings = _settings(IngestSettings)
+    with Registry.from_settings(settings) as registry:
+        service = IngestService(settings, registry=registry)
+        asyncio.run(_until_signal(service.run))
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     from ..api.server import serve
 
-    settings = _settings(args)
-    serve(settings, args.host or settings.api_host, args.port if args.port is not None else settings.api_port)
+    settings = _settings(ApiSettings)
+    serve(settings, args.host, args.port)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from ..stack.up import up
 
-    settings = _settings(args)
+    settings = _settings(Settings)
     return up(settings, demo=args.demo, host=args.host, port=args.port)
 
 
-def _delegate(module: str, needs_settings: bool = False) -> Callable[[argparse.Namespace], int]:
+def _delegate(module: str, group: type[CoreSettings]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        mod = importlib.import_module(module)
-        if needs_settings:
-            return int(mod.run(args, _settings(args)) or 0)
-        configure_logging()
-        return int(mod.run(args) or 0)
+        return int(importlib.import_module(module).run(args, _settings(group)) or 0)
 
     return run
 
 
-# Subcommands living in their own modules: (name, module, help, needs settings). A module is
-# imported only when its command runs, so `heatwatch ingest` does not load pandas for nothing.
-DELEGATED = [
-    ("simulate", "heatwatch.simulate.cli", "publish simulated readings for both towns", False),
-    ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", True),
-    ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", True),
-    ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", True),
-    ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", True),
+# Subcommands living in their own modules: (name, module, help, settings group). A module is imported
+# only when its command runs, so `heatwatch ingest` does not load pandas for nothing.
+DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
+    ("simulate", "heatwatch.simulate.cli", "publish simulated readings for both towns", CoreSettings),
+    ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", IngestSettings),
+    ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", AnalyticsSettings),
+    ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", AnalyticsSettings),
+    ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", ApiSettings),
 ]
 
 
@@ -106,22 +98,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_api)
 
-    for name, module, helptext, needs in DELEGATED:
+    for name, module, helptext, group in DELEGATED:
         p = sub.add_parser(name, help=helptext)
-        if name != command:
-            continue
-        try:
+        if name == command:
             importlib.import_module(module).add_arguments(p)
-        except ImportError:
-            p.set_defaults(func=lambda _a, n=name: _missing(n))
-            continue
-        p.set_defaults(func=_delegate(module, needs))
+            p.set_defaults(func=_delegate(module, group))
     return parser
-
-
-def _missing(name: str) -> int:
-    print(f"heatwatch {name}: not available in this build", file=sys.stderr)
-    return 2
 
 
 def main(argv: list[str] | None = None) -> int:

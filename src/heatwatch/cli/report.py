@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import InfluxError
-from ..core.settings import Settings
+from ..core.settings import ApiSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdf", action="store_true", help="also write a PDF (figure-based, matplotlib)")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: ApiSettings) -> int:
     if args.town not in settings.towns:
         print(f"heatwatch report: unknown town {args.town!r}; known: {', '.join(sorted(settings.towns))}",
               file=sys.stderr)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, RegistryError
 from ..core.registry import Registry
-from ..core.settings import Settings
+from ..core.settings import IngestSettings
+from ..ingest.decoders.profiles import load_profiles
 
 # Non-LoRaWAN sensors name their payload format as profile (see data/sensors/README.md).
 _FORMAT_PROFILES = frozenset({"native", "json", "senml"})
@@ -43,13 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--password", default=None, help="the password to set (default: a random one, printed once)")
 
 
-def _unknown_profiles(registry: Registry, settings: Settings) -> list[str]:
+def _unknown_profiles(registry: Registry, settings: IngestSettings) -> list[str]:
     """Sensors naming a device profile that does not exist: their uplinks are dead-lettered ``unknown_profile``."""
     try:
-        from ..ingest.decoders.profiles import load_profiles
-
         known = load_profiles(settings.device_profiles_file)
-    except (ImportError, ConfigError):
+    except ConfigError:
         return []
     return [
         f"{s.id} ({s.device_profile})"
@@ -77,10 +76,10 @@ def mqtt_user(registry: Registry, sensor_id: str, passwd: Path, password: str | 
     return user, password
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: IngestSettings) -> int:
     try:
         towns = list(settings.towns)
-        with Registry(settings.registry_path, towns=towns) as registry:
+        with Registry.from_settings(settings) as registry:
             if args.sensors_command == "import":
                 n = registry.import_file(args.file)
                 print(f"imported {n} sensor(s) from {args.file} into {settings.registry_path}")

@@ -45,6 +45,7 @@ from .model import (
     valid_sensor_id,
     valid_town_id,
 )
+from .settings import CoreSettings
 
 FIELDS: tuple[str, ...] = tuple(Sensor.model_fields)
 CSV_SUFFIXES = (".csv",)
@@ -341,6 +342,11 @@ class Registry:
         self._snap: _Snapshot | None = None
         self._version = -1
         self._checked = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> Registry:
+        """The registry of ``settings.data_dir``, knowing the configured towns."""
+        return cls(settings.registry_path, towns=settings.towns.keys())
 
     def close(self) -> None:
         with self._lock:

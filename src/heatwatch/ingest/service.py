@@ -20,7 +20,8 @@ from ..core.deadletters import DeadLetter, DeadLetterStore
 from ..core.influx import InfluxClient
 from ..core.logging import get_logger
 from ..core.model import Reading
-from ..core.settings import Settings
+from ..core.registry import Registry
+from ..core.settings import IngestSettings
 from ..core.topics import encode_live, live_topic
 from .consumer import Message, MqttConsumer
 from .decoders import decoders_for, network_from_settings
@@ -43,14 +44,13 @@ class _Batch:
 
 
 class IngestService:
-    def __init__(self, settings: Settings, *, registry: object | None = None) -> None:
+    def __init__(self, settings: IngestSettings, *, registry: Registry | None = None) -> None:
         self.settings = settings
         self.metrics = IngestMetrics()
         self.deadletters = DeadLetterStore(settings.deadletter_path)
         self.influx = InfluxClient.from_settings(settings)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sink = Sink(self.influx, self.spool, self.metrics, self._dead, raw_retention=settings.raw_retention)
-        ensure = getattr(registry, "ensure", None)
         # One set of LoRaWAN placement rules and device profiles for every network server's decoder.
         network = network_from_settings(settings)
         self.profiles = network.source
@@ -58,10 +58,10 @@ class IngestService:
             settings.subscriptions,
             Validator(towns=set(settings.towns), backlog_ms=int(settings.backlog_window.total_seconds() * 1000)),
             max_payload_bytes=settings.max_payload_bytes,
-            devices=registry if hasattr(registry, "resolve") else None,  # type: ignore[arg-type]
+            devices=registry,
             decoders=decoders_for(settings, network),
             ignore=settings.ignore_filters,
-            on_sensor=ensure,
+            on_sensor=registry.ensure if registry is not None else None,
         )
         group = settings.mqtt_shared_group
         filters = [f"$share/{group}/{s.filter}" if group else s.filter for s in settings.subscriptions]

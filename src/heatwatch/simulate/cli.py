@@ -15,6 +15,8 @@ from datetime import date, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from heatwatch.core.settings import CoreSettings
+
 from .formats import Message
 from .options import HeatWave, SimOptions
 from .publisher import simulate
@@ -99,7 +101,7 @@ def options_from_args(args: argparse.Namespace, now: datetime | None = None) -> 
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: CoreSettings) -> int:
     try:
         opts = options_from_args(args)
         sensors = read_sensors_csv(args.registry) if args.registry else None
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             return _dry_run(opts, sensors)
         stop = threading.Event()
         _on_signals(stop)
-        target: Any = args.mqtt_url
+        target: Any = args.mqtt_url or settings
         result = simulate(target, opts, sensors=sensors, stop=stop, workers=max(1, args.workers))
     except (ValueError, OSError, TimeoutError) as exc:
         print(f"heatwatch simulate: {exc}", file=sys.stderr)

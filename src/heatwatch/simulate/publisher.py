@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from heatwatch.core.model import Sensor
-from heatwatch.core.settings import MqttUrl, Settings
+from heatwatch.core.settings import CoreSettings, MqttUrl
 
 from .formats import Message
 from .options import Fault, HeatWave, SimOptions
@@ -38,7 +38,7 @@ from .schedule import prepare
 
 log = logging.getLogger(__name__)
 
-Target = Settings | MqttUrl | str | None
+Target = CoreSettings | MqttUrl | str
 
 
 @dataclass
@@ -72,7 +72,7 @@ def resolve_url(target: Target) -> MqttUrl:
         return target
     if isinstance(target, str):
         return MqttUrl.parse(target)
-    return (target or Settings.load()).mqtt
+    return target.mqtt
 
 
 class Publisher:
@@ -203,13 +203,13 @@ class Publisher:
             self._window.release()
 
 
-def simulate(target: Target = None, options: SimOptions | None = None, *,
+def simulate(target: Target, options: SimOptions | None = None, *,
              sensors: Sequence[Sensor] | None = None, stop: threading.Event | None = None,
              on_message: Callable[[Message], None] | None = None, workers: int = 1,
              now: datetime | None = None) -> SimulationResult:
     """Run a simulation against a broker and return what the broker acknowledged.
 
-    ``target``: Settings, a parsed MqttUrl or an ``mqtt://`` URL (default: Settings.load()).
+    ``target``: settings, a parsed MqttUrl or an ``mqtt://`` URL.
     ``stop``: set it to end a live run. ``on_message`` sees each message once acknowledged-to-be-sent
     (called before publishing, for logs and tests). ``workers`` > 1 publishes sensor shards from
     that many processes (``on_message`` and ``stop`` then do not apply).

@@ -12,10 +12,10 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 from ..core.logging import get_logger
+from ..core.registry import Registry
 from ..core.settings import Settings
 from .children import ServiceProcess
 from .embedded import Influxd, Mosquitto, free_port
@@ -34,9 +34,7 @@ def _port(preferred: int) -> int:
 
 def _place_example_sensors(settings: Settings) -> None:
     """The demo's simulated sensors are the packaged example sites: register them once."""
-    from ..core.registry import Registry
-
-    with Registry(settings.registry_path, towns=list(settings.towns)) as registry:
+    with Registry.from_settings(settings) as registry:
         if not registry.list():
             n = registry.load_examples()
             log.info("up.example_sensors_registered", count=n)
@@ -101,8 +99,8 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
         env["HEATWATCH_INFLUX_URL"] = db.url
         log.info("up.influxd", url=db.url, data=str(db.data_dir))
 
-    api_host = host or settings.api_host
-    api_port = port if port is not None else _port(settings.api_port)
+    api_host = host or settings.api.host
+    api_port = port if port is not None else _port(settings.api.port)
     logs = data / "logs"
 
     def start(service: ServiceProcess, ready_marker: str | None = None, timeout: float = 30.0) -> None:
@@ -112,8 +110,7 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
     # Consumers first, so the persistent session exists before anything is published.
     start(ServiceProcess(["ingest"], env, logs / "ingest.log", name="ingest"), "mqtt.subscribed", 60)
     start(ServiceProcess(["api", "--host", api_host, "--port", str(api_port)], env, logs / "api.log", name="api"))
-    if find_spec("heatwatch.analytics.cli") is not None:
-        start(ServiceProcess(["analytics"], env, logs / "analytics.log", name="analytics"))
+    start(ServiceProcess(["analytics"], env, logs / "analytics.log", name="analytics"))
     if demo:
         _place_example_sensors(settings)
         # Two past days first, so the dashboard and the indices have something to show at once.

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from heatwatch.core.model import normalize_eui
+from heatwatch.core.settings import IngestSettings
 from heatwatch.ingest.decoders import Context, decoders_for
 from heatwatch.ingest.decoders.profiles import default_profiles
 
@@ -25,7 +25,7 @@ DATA = Path(__file__).parent / "data"
 CASES = sorted(DATA.glob("*.json"))
 NOW_MS = 1_719_835_300_000
 # Towns configured, no application map: applications reach their town by name ("Capteurs Vitré").
-DECODERS = decoders_for(SimpleNamespace(towns={"vitre": None, "saint-omer": None}))
+DECODERS = decoders_for(IngestSettings.load())
 
 
 class Devices:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heatwatch.core.errors import DecodeError
+from heatwatch.core.settings import IngestSettings
 from heatwatch.ingest.decoders import DECODERS, Context
 from heatwatch.ingest.decoders.profiles import parse_profiles
 from heatwatch.ingest.decoders.tts import TtsDecoder, decode, from_settings, rfc3339_ms, topic_app_device
@@ -243,16 +244,11 @@ def test_app_to_town_mapping_and_town_list() -> None:
     assert out.readings[0].town == "vitre"
 
 
-def test_from_settings_reads_optional_setting() -> None:
-    class S:
-        def __init__(self) -> None:
-            self.tts_app_towns = {"x-app": "vitre"}
-            self.towns = {"vitre": object(), "saint-omer": object()}
-
-    dec = from_settings(S())
+def test_from_settings() -> None:
+    dec = from_settings(IngestSettings.load(tts_app_towns={"x-app": "vitre"}))
     assert dec.town_for_app("x-app") == "vitre"
     assert dec.town_for_app("capteurs-saint-omer") == "saint-omer"
-    assert from_settings(object()).town_for_app("x-app") is None
+    assert from_settings(IngestSettings.load()).town_for_app("x-app") is None
 
 
 def test_rfc3339_ms() -> None:

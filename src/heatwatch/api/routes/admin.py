@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from heatwatch.core.deadletters import DeadLetter, DeadLetterStore, device_of
 from heatwatch.core.model import Sensor
 from heatwatch.core.mqtt import make_client
-from heatwatch.core.settings import Settings
+from heatwatch.core.settings import ApiSettings
 from heatwatch.core.topics import RECOMPUTE, RECOMPUTE_DONE, range_problem, recompute_request
 
 from .. import deadletters
@@ -97,7 +97,7 @@ def _broker_error(message: str) -> ApiError:
     return ApiError(503, "broker_unavailable", message, {"Retry-After": "30"})
 
 
-def publish_recompute(settings: Settings, payload: bytes, timeout_s: float = BROKER_TIMEOUT_S) -> None:
+def publish_recompute(settings: ApiSettings, payload: bytes, timeout_s: float = BROKER_TIMEOUT_S) -> None:
     """Publish one request at QoS 1 and return only once the broker has acknowledged it (PUBACK).
 
     A client per request rather than one held by the app: requests are rare, and a fresh connection

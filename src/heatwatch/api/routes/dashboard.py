@@ -14,12 +14,11 @@ import logging
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from heatwatch.core.measurements import QcFlag
+from heatwatch.core.settings import ApiSettings, DashboardOptions
 
 from ..formats import JSONBytes
 
@@ -32,20 +31,7 @@ _CHECKOUT_FRONTEND = Path(__file__).resolve().parents[4] / "frontend"
 VENDOR = {"leaflet": "leaflet/dist", "uplot": "uplot/dist"}
 
 
-class DashboardConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEATWATCH_DASHBOARD_", extra="ignore")
-
-    enabled: bool = True
-    frontend_dir: Path | None = Field(
-        default=None, validation_alias=AliasChoices("HEATWATCH_FRONTEND_DIR", "HEATWATCH_DASHBOARD_FRONTEND_DIR"),
-        description="folder holding package.json and node_modules of the front-end libraries")
-    # Online background only: with no internet the page still draws sensors, the instrumented area
-    # and a scale on a plain background. Empty disables tiles (air-gapped control rooms).
-    tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-    tiles_attribution: str = "© OpenStreetMap contributors"
-
-
-def frontend_dir(config: DashboardConfig) -> Path | None:
+def frontend_dir(config: DashboardOptions) -> Path | None:
     candidates = [config.frontend_dir] if config.frontend_dir else [_CHECKOUT_FRONTEND, Path.cwd() / "frontend"]
     for c in candidates:
         if c is not None and (c / "node_modules").is_dir():
@@ -68,20 +54,19 @@ async def dashboard_config(request: Request) -> JSONBytes:
     """What the page needs to know about this server: which libraries it can load, which tiles, and the
     thresholds it marks values against — the alert thresholds of analytics (``HEATWATCH_ALERT_*``) and
     the api's own "offline" age — so the page never disagrees with the alerts."""
-    cfg: DashboardConfig = request.app.state.dashboard_config
-    thresholds = request.app.state.settings.alert_thresholds.public()
-    thresholds["stale_after_s"] = request.app.state.config.stale_after_s
+    settings: ApiSettings = request.app.state.settings
+    cfg = settings.dashboard
+    thresholds = settings.alert_thresholds.public()
+    thresholds["stale_after_s"] = settings.stale_after_s
     return JSONBytes({"vendor": request.app.state.dashboard_vendor, "tiles_url": cfg.tiles_url or None,
                       "tiles_attribution": cfg.tiles_attribution, "thresholds": thresholds,
                       "qc_flags": {f.name: int(f) for f in QcFlag}},
                      headers={"Cache-Control": "no-cache"})
 
 
-def install(app: FastAPI, config: DashboardConfig | None = None) -> None:
+def install(app: FastAPI, config: DashboardOptions) -> None:
     """Add the page, its assets and the ``/vendor`` mounts. Mounts are not carried by routers,
     hence a function rather than a router the app includes."""
-    config = config or DashboardConfig()
-    app.state.dashboard_config = config
     available: dict[str, bool] = dict.fromkeys(VENDOR, False)
     app.state.dashboard_vendor = available
     if not config.enabled:

@@ -39,7 +39,7 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
             row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
             for f in READING.fields:
                 row[f] = r.get(f)
-            row["status"] = status_of(index.get(row["sensor"]), row["time"], now, ctx.config.stale_after_s)
+            row["status"] = status_of(index.get(row["sensor"]), row["time"], now, ctx.settings.stale_after_s)
             rows.append(row)
         last = max((r["time"] for r in rows), default=None)
         for row in rows:

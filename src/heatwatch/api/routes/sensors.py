@@ -49,7 +49,7 @@ async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: S
             meta = s.model_dump(mode="json") if s else {}
             for f in META_FIELDS:
                 item[f] = meta.get(f)
-            item["status"] = status_of(s, r["time"] if r else None, now, ctx.config.stale_after_s)
+            item["status"] = status_of(s, r["time"] if r else None, now, ctx.settings.stale_after_s)
             item["reference"] = bool(s and s.is_reference) or sid in town.reference_sensors
             item["latest"] = ({"time": iso_z(r["time"]), **{f: r.get(f) for f in READING.fields}} if r else None)
             items.append(item)

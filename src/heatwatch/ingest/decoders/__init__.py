@@ -9,8 +9,8 @@ once and shared, so every network server reads the same operator profile file).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ...core.settings import IngestSettings
 from . import chirpstack, native, senml, tts
 from .base import Context, Decoded, Decoder, DeviceLookup
 from .lorawan import Network, network_from_settings
@@ -22,13 +22,13 @@ DECODERS: dict[str, Decoder] = {
     "chirpstack": chirpstack.decode,
 }
 
-CONFIGURED: dict[str, Callable[[Any, Network], Decoder]] = {
+CONFIGURED: dict[str, Callable[[IngestSettings, Network], Decoder]] = {
     "tts": tts.from_settings,
     "chirpstack": chirpstack.from_settings,
 }
 
 
-def decoders_for(settings: Any, network: Network | None = None) -> dict[str, Decoder]:
+def decoders_for(settings: IngestSettings, network: Network | None = None) -> dict[str, Decoder]:
     """Every decoder, those that take settings built from ``settings`` (and the shared LoRaWAN rules)."""
     network = network or network_from_settings(settings)
     return {name: CONFIGURED[name](settings, network) if name in CONFIGURED else d for name, d in DECODERS.items()}

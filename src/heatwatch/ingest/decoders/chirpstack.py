@@ -32,6 +32,7 @@ import orjson
 
 from ...core.errors import DecodeError
 from ...core.model import Reading, normalize_eui, valid_sensor_id
+from ...core.settings import IngestSettings
 from ..reasons import Reason
 from .base import Context, Decoded
 from .common import parse_json
@@ -130,7 +131,7 @@ class ChirpStackDecoder:
         return ctx.received_ms
 
 
-def from_settings(settings: object, network: Network | None = None) -> ChirpStackDecoder:
+def from_settings(settings: IngestSettings, network: Network | None = None) -> ChirpStackDecoder:
     return ChirpStackDecoder(network or network_from_settings(settings))
 
 

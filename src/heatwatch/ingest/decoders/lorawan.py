@@ -26,6 +26,7 @@ from collections.abc import Collection, Mapping
 
 from ...core.errors import DecodeError
 from ...core.model import valid_sensor_id, valid_town_id
+from ...core.settings import IngestSettings
 from ..reasons import Reason
 from .base import Context
 from .common import timestamp_ms
@@ -182,12 +183,8 @@ class Network:
         return timestamp_ms(raw)
 
 
-def network_from_settings(settings: object) -> Network:
-    """A :class:`Network` from settings (``app_towns``, the legacy ``tts_app_towns``, the towns, the profile file).
-
-    Read with getattr so a decoder can be built from a partial settings object in tests.
-    """
-    app_towns = {**(getattr(settings, "tts_app_towns", None) or {}), **(getattr(settings, "app_towns", None) or {})}
-    towns = getattr(settings, "towns", None) or {}
-    path = getattr(settings, "device_profiles_file", None)
-    return Network(app_towns, towns=list(towns), profiles=ProfileSource(path) if path else None)
+def network_from_settings(settings: IngestSettings) -> Network:
+    """A :class:`Network` from settings (``app_towns``, the legacy ``tts_app_towns``, the towns, the profile file)."""
+    app_towns = {**settings.tts_app_towns, **settings.app_towns}
+    path = settings.device_profiles_file
+    return Network(app_towns, towns=list(settings.towns), profiles=ProfileSource(path) if path else None)

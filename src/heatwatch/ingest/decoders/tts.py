@@ -25,6 +25,7 @@ from typing import Any
 
 from ...core.errors import DecodeError
 from ...core.model import Reading, normalize_eui, valid_sensor_id
+from ...core.settings import IngestSettings
 from ..reasons import Reason
 from .base import Context, Decoded
 from .common import parse_json
@@ -110,7 +111,7 @@ class TtsDecoder:
         return ctx.received_ms
 
 
-def from_settings(settings: object, network: Network | None = None) -> TtsDecoder:
+def from_settings(settings: IngestSettings, network: Network | None = None) -> TtsDecoder:
     """A decoder from settings (application → town map, towns, the operator's profile file)."""
     return TtsDecoder(network=network or network_from_settings(settings))
 

@@ -1,0 +1,17 @@
+"""``AnalyticsSettings``: what ``heatwatch analytics`` and ``heatwatch backfill`` need beyond the core."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import AlertSettings, CoreSettings
+
+
+class AnalyticsSettings(CoreSettings, AlertSettings):
+    # The hourly job recomputes the local days touched by the last N hours; on start the service
+    # catches up from its last stored hour, at most this many days back (older: backfill).
+    analytics_recompute_hours: int = Field(default=6, ge=1, le=72)
+    analytics_daily_days: int = Field(default=3, ge=1, le=31, description="complete days the daily job redoes")
+    analytics_catchup_max_days: int = Field(default=31, ge=1)
+    analytics_mqtt_client_id: str = Field(default="heatwatch-analytics", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    alert_interval_s: int = Field(default=300, ge=10, description="how often the alert rules are evaluated")

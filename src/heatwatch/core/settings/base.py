@@ -1,0 +1,276 @@
+"""The shared core of every command's settings, and how settings are read and checked.
+
+Sources, highest priority first: keyword arguments, ``HEATWATCH_*`` environment variables, a TOML
+file named by ``HEATWATCH_CONFIG``, defaults. Each command builds its group once, in its entry point
+(:meth:`CoreSettings.load`), and hands it down: nothing reads settings later, at request time or at
+import. A bad value stops the command with a message naming the environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Self
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from ..datafiles import read_toml
+from ..deadletters import FILENAME as DEADLETTER_FILE
+from ..errors import ConfigError
+from ..model import Town
+from ..thresholds import DEFAULT_THRESHOLDS, AlertThresholds
+
+PREFIX = "HEATWATCH_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class MqttUrl(BaseModel):
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> MqttUrl:
+        parts = urlsplit(url)
+        shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url  # never echo a password
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {shown!r}")
+        if not parts.hostname:
+            raise ValueError(f"MQTT URL has no host: {shown!r}")
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+def load_towns(path: Path | None = None) -> dict[str, Town]:
+    """Towns from a TOML file (``[[town]]`` tables); the packaged Vitré/Saint-Omer file by default."""
+    raw = read_toml(path, "towns.toml", "towns file")
+    try:
+        towns = [Town.model_validate(t) for t in raw.get("town", [])]
+    except ValidationError as exc:
+        raise ConfigError(f"invalid towns file {path or '(packaged)'}: {exc}") from exc
+    return {t.id: t for t in towns}
+
+
+class Group(BaseModel):
+    """Options of one part of a service read from their own prefix (``HEATWATCH_API_*``...), nested in
+    that service's settings as one field, so they are validated with everything else at start-up.
+    ``aliases`` are other variable names accepted for a field (kept for deployments that use them)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    env_prefix: ClassVar[str]
+    aliases: ClassVar[dict[str, str]] = {}
+
+
+def _groups(settings_cls: type[BaseModel]) -> dict[str, type[Group]]:
+    return {name: f.annotation for name, f in settings_cls.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, Group)}
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """The ``HEATWATCH_CONFIG`` file: top-level keys are field names, a table per group (``[api]``...)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.data = read_toml(Path(path), None, "config file") if path is not None else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k in self.settings_cls.model_fields}
+
+
+class _GroupEnvSource(PydanticBaseSettingsSource):
+    """Each group's fields from its own prefix: ``HEATWATCH_API_RATE_LIMIT_PER_S`` → ``api.rate_limit_per_s``.
+    Below keyword arguments and above the config file, like the plain environment."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = {k.upper(): v for k, v in os.environ.items()}
+        out: dict[str, Any] = {}
+        for name, group in _groups(self.settings_cls).items():
+            values = {k[len(group.env_prefix):].lower(): v for k, v in env.items() if k.startswith(group.env_prefix)}
+            for field, alias in group.aliases.items():
+                if field not in values and alias in env:
+                    values[field] = env[alias]
+            keep = {k: v for k, v in values.items() if k in group.model_fields}
+            if keep:
+                out[name] = keep
+        return out
+
+
+def _got(variable: str, value: object) -> str:
+    if not isinstance(value, str | int | float) or any(w in variable for w in ("TOKEN", "PASSWORD", "URL")):
+        return ""  # secrets (a URL may carry a password) are never echoed
+    return f" (got {value!r})"
+
+
+class CoreSettings(BaseSettings):
+    """What every command needs: where the broker and the database are, the data folder, the towns, logs."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", validate_default=True, frozen=True)
+
+    # Connections. None means "start the embedded one" for `heatwatch up`; services run alone fall
+    # back to the loopback defaults.
+    mqtt_url: str | None = None
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1,
+                                       description="persistent MQTT sessions (ingest, recompute requests)")
+    influx_url: str | None = None
+    influx_db: str = Field(default="heatwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    influx_token: SecretStr | None = None
+    influx_user: str | None = None
+    influx_password: SecretStr | None = None
+    influx_gzip: bool = False
+    influx_timeout_s: float = Field(default=10.0, gt=0)
+    raw_retention: str = Field(default="INF", pattern=r"^(INF|\d+[hdw])$",
+                               description="retention of raw readings, InfluxQL duration or INF")
+
+    data_dir: Path = Path("./var")
+    log_level: str = "INFO"
+    log_json: bool = False
+    towns_file: Path | None = None
+
+    _towns: dict[str, Town] = PrivateAttr(default_factory=dict)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt(cls, v: str | None) -> str | None:
+        if v is not None:
+            MqttUrl.parse(v)
+        return v
+
+    @field_validator("influx_url")
+    @classmethod
+    def _check_influx(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError(f"InfluxDB URL must be http:// or https://, got {v!r}")
+        return v.rstrip("/") if v else v
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, v: str) -> str:
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {v!r}")
+        return v.upper()
+
+    @field_validator("towns_file")
+    @classmethod
+    def _check_towns(cls, v: Path | None) -> Path | None:
+        try:
+            if not load_towns(v):
+                raise ValueError(f"towns file {v or '(packaged)'} defines no [[town]]")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _auth(self) -> Self:
+        if self.influx_token is not None and self.influx_user is not None:
+            raise ValueError("set either HEATWATCH_INFLUX_TOKEN or HEATWATCH_INFLUX_USER/_PASSWORD, not both")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self._towns = load_towns(self.towns_file)  # read and checked by the validator above: once, at start
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):  # type: ignore[override]
+        # Sources are deep-merged, highest first: a group's table in the file is completed, not replaced,
+        # by its variables.
+        path = os.environ.get("HEATWATCH_CONFIG")
+        return (init_settings, env_settings, _GroupEnvSource(settings_cls),
+                _TomlFileSource(settings_cls, Path(path) if path else None))
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Self:
+        """Build and validate settings; any bad value becomes one :class:`ConfigError` naming its variable."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            lines = [f"  {cls.variable(e['loc'])}: {e['msg']}{_got(cls.variable(e['loc']), e.get('input'))}"
+                     for e in exc.errors()]
+            raise ConfigError("invalid heatwatch settings:\n" + "\n".join(lines)) from None
+        except SettingsError as exc:  # a complex value (JSON list or map) that does not parse
+            raise ConfigError(f"invalid heatwatch settings:\n  {exc}") from None
+
+    @classmethod
+    def variable(cls, loc: tuple[int | str, ...]) -> str:
+        """The environment variable behind an error location: ``("api", "port")`` → ``HEATWATCH_API_PORT``."""
+        if not loc:
+            return "(settings)"
+        head, rest = str(loc[0]), loc[1:]
+        group = _groups(cls).get(head)
+        if group is not None and rest:
+            field = str(rest[0])
+            name = group.env_prefix + field.upper()
+            rest = rest[1:]
+        else:
+            name = PREFIX + head.upper()
+        return name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+
+    # Derived values -----------------------------------------------------------------
+
+    @property
+    def towns(self) -> dict[str, Town]:
+        return self._towns
+
+    @property
+    def mqtt(self) -> MqttUrl:
+        return MqttUrl.parse(self.mqtt_url or "mqtt://127.0.0.1:1883")
+
+    @property
+    def influx_base_url(self) -> str:
+        return self.influx_url or "http://127.0.0.1:8086"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.sqlite"
+
+    @property
+    def deadletter_dir(self) -> Path:
+        return self.data_dir / "deadletter"
+
+    @property
+    def deadletter_path(self) -> Path:
+        return self.deadletter_dir / DEADLETTER_FILE
+
+
+class AlertSettings(BaseModel):
+    """The alert thresholds (``HEATWATCH_ALERT_*``): analytics raises alerts on them, the api's dashboard
+    marks values with them. Mixed into both groups, so one environment gives both the same set."""
+
+    alert_temperature_c: float = DEFAULT_THRESHOLDS.temperature_c
+    alert_heat_index_c: float = DEFAULT_THRESHOLDS.heat_index_c
+    alert_uhi_night_c: float = DEFAULT_THRESHOLDS.uhi_night_c
+    alert_offline_s: int = Field(default=DEFAULT_THRESHOLDS.offline_s, ge=60)
+    alert_battery_v: float = Field(default=DEFAULT_THRESHOLDS.battery_v, ge=0)
+    alert_qc_hours: int = Field(default=DEFAULT_THRESHOLDS.qc_hours, ge=1,
+                                description="consecutive flagged hours before a QC alert")
+
+    @property
+    def alert_thresholds(self) -> AlertThresholds:
+        return AlertThresholds(temperature_c=self.alert_temperature_c, heat_index_c=self.alert_heat_index_c,
+                               uhi_night_c=self.alert_uhi_night_c, offline_s=self.alert_offline_s,
+                               battery_v=self.alert_battery_v, qc_hours=self.alert_qc_hours)

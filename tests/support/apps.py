@@ -1,0 +1,16 @@
+"""Apps of test settings: the api's options changed for one test, the rest as loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heatwatch.core.settings import ApiSettings
+
+#: What most api tests want: no rate limit and no server cache, since they write then read at once.
+NO_LIMITS: dict[str, Any] = {"rate_limit_per_s": 0, "cache_ttl_latest_s": 0, "cache_ttl_agg_s": 0}
+
+
+def with_api(settings: ApiSettings, **options: Any) -> ApiSettings:
+    """``settings`` with some ``HEATWATCH_API_*`` options changed (validated like the environment's)."""
+    api = settings.api.model_validate(settings.api.model_dump() | options)
+    return settings.model_copy(update={"api": api})
