@@ -12,8 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from heatwatch.stack.embedded import Influxd, Mosquitto
+
+# Tests assert behaviour, never wall-clock speed: Hypothesis' default 200 ms deadline per example fails
+# at random on a shared two-core machine.
+hypothesis_settings.register_profile("heatwatch", deadline=None)
+hypothesis_settings.load_profile("heatwatch")
 
 _db_counter = itertools.count()
 
