@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from heatwatch.core.settings import CoreSettings
 from heatwatch.simulate import cli, read_sensors_csv
 
 
@@ -38,7 +39,8 @@ def test_durations() -> None:
 
 
 def test_dry_run_prints_topic_and_payload(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(_parse("--dry-run", "--start", "2025-07-01", "--duration", "10m", "--towns", "vitre")) == 0
+    args = _parse("--dry-run", "--start", "2025-07-01", "--duration", "10m", "--towns", "vitre")
+    assert cli.run(args, CoreSettings.load()) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 14 * 2
     for line in lines:
@@ -49,10 +51,10 @@ def test_dry_run_prints_topic_and_payload(capsys: pytest.CaptureFixture[str]) ->
 
 def test_export_sensors(tmp_path: Path) -> None:
     out = tmp_path / "sensors.csv"
-    assert cli.run(_parse("--export-sensors", str(out), "--sensors", "60")) == 0
+    assert cli.run(_parse("--export-sensors", str(out), "--sensors", "60"), CoreSettings.load()) == 0
     assert len(read_sensors_csv(out)) == 60
 
 
 def test_bad_range_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(_parse("--dry-run", "--start", "2025-07-02", "--end", "2025-07-01")) == 2
+    assert cli.run(_parse("--dry-run", "--start", "2025-07-02", "--end", "2025-07-01"), CoreSettings.load()) == 2
     assert "end must be after start" in capsys.readouterr().err
