@@ -176,6 +176,7 @@ def summers_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
 
     from heatwatch.api.app import create_app
     from heatwatch.core.settings import Settings
+    from support.apps import with_api
     from support.insights_data import load_registry, write_agg
     from support.two_summers import lines
 
@@ -189,7 +190,7 @@ def summers_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
     data += lines("saint-omer", "so-centre-01", ["so-centre-02", "so-centre-03", "so-centre-04", "so-gare-01"],
                   "so-rural-01", -1.0, seed=0)
     write_agg(influxd.url, settings.influx_db, data)
-    with TestClient(create_app(settings, ApiConfig(rate_limit_per_s=0, cache_ttl_agg_s=0))) as c:
+    with TestClient(create_app(with_api(settings, rate_limit_per_s=0, cache_ttl_agg_s=0))) as c:
         yield c
 
 
