@@ -172,7 +172,6 @@ def test_effect_parameters_are_checked(app_client):
 @pytest.fixture(scope="module")
 def summers_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
-    from heatwatch.api.config import ApiConfig
 
     from heatwatch.api.app import create_app
     from heatwatch.core.settings import Settings
