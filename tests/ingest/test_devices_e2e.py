@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import orjson
 from fastapi.testclient import TestClient
-from heatwatch.api.config import ApiConfig
 
 from heatwatch.api.app import create_app
 from heatwatch.core.model import Sensor, SiteClass
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
+from support.apps import with_api
 from support.faults import deadletter_counts, wait_count, wait_until
 from support.influx import count_readings
 from support.mqtt import publish_all
@@ -67,7 +67,7 @@ def test_lht65_dead_lettered_until_its_profile_is_added_then_stored_by_replay(
 
         settings = Settings.load(mqtt_url=mosquitto.url, influx_url=influxd.url, influx_db=db_name,
                                  data_dir=data_dir, admin_token=TOKEN)
-        with TestClient(create_app(settings, ApiConfig(rate_limit_per_s=0))) as api:
+        with TestClient(create_app(with_api(settings, rate_limit_per_s=0))) as api:
             summary = api.get("/v1/admin/deadletters/summary", headers=AUTH).json()
             [device] = summary["by_device"]
             assert (device["network"], device["device"], device["reasons"]) == \
