@@ -215,3 +215,17 @@ def test_deadletters_per_reason_and_per_device_and_replay_by_selection(client, a
         assert [m.payload for m in replayed] == [b'{"n": 1}', b'{"n": 2}']
     after = client.get("/v1/admin/deadletters/summary", headers=AUTH).json()
     assert after["by_reason"].get("unknown_profile") is None and after["total"] == 4
+
+
+def test_registry_identity_and_town_rules_through_the_api(client):
+    body = {"id": "vitre-lht65-09", "town": "vitre", "mqtt_identity": "a8-40-41-00-01-81-c3-5a",
+            "device_profile": "dragino-lht65"}
+    r = client.post("/v1/admin/sensors", json=body, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json()["mqtt_identity"] == "A84041000181C35A"
+    other = body | {"id": "vitre-lht65-10", "mqtt_identity": "eui-a84041000181c35a"}
+    clash = client.post("/v1/admin/sensors", json=other, headers=AUTH)
+    assert clash.status_code == 400 and "already belongs" in clash.json()["error"]["message"]
+    for bad in ("saint-omer", "alerts", "live"):
+        r = client.post("/v1/admin/sensors", json={"id": bad, "town": "vitre"}, headers=AUTH)
+        assert r.status_code in (400, 422) and bad in r.json()["error"]["message"], (bad, r.text)

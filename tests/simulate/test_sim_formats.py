@@ -154,16 +154,18 @@ def test_every_message_of_a_run_is_json_on_a_subscribed_topic() -> None:
     assert seen == {"json", "senml", "tts"}
 
 
-@pytest.mark.parametrize("fmt", ["json", "senml", "tts"])
+@pytest.mark.parametrize("fmt", ["json", "senml", "tts", "chirpstack"])
 def test_format_override_applies_to_every_sensor(fmt: str) -> None:
     sim = prepare(SimOptions(start=datetime(2025, 7, 14), duration=timedelta(minutes=10), format=fmt))  # type: ignore[arg-type]
     msgs = list(sim.messages())
     assert msgs and {m.format for m in msgs} == {fmt}
 
 
-def test_ingest_decoders_recover_exactly_the_published_readings() -> None:
+@pytest.mark.parametrize("lorawan", ["tts", "chirpstack"])
+def test_ingest_decoders_recover_exactly_the_published_readings(lorawan: str) -> None:
     decoders = pytest.importorskip("heatwatch.ingest.decoders")
-    sim = prepare(SimOptions(start=datetime(2025, 7, 14), duration=timedelta(days=2)))
+    sim = prepare(SimOptions(start=datetime(2025, 7, 14), duration=timedelta(days=2), lorawan=lorawan))  # type: ignore[arg-type]
+    assert lorawan in {m.format for m in sim.messages()}
     identities = {s.mqtt_identity: (s.town, s.id) for s in sim.sensors if s.mqtt_identity}
 
     class Lookup:
@@ -178,6 +180,6 @@ def test_ingest_decoders_recover_exactly_the_published_readings() -> None:
         assert not got.rejects, (m.topic, got.rejects)
         assert sorted(map(key, got.readings)) == sorted(map(key, m.readings))
         for a, b in zip(sorted(got.readings, key=key), sorted(m.readings, key=key), strict=True):
-            for field in ("temperature", "humidity", "battery_v", "rssi"):
+            for field in ("temperature", "humidity", "battery_v", "battery_pct", "rssi"):
                 x, y = getattr(a, field), getattr(b, field)
                 assert (x is None) == (y is None) and (x is None or abs(x - y) < 1e-9), (m.topic, field, x, y)

@@ -71,8 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--registry", help="sensor registry CSV to simulate instead of the packaged examples")
     g.add_argument("--export-sensors", metavar="FILE",
                    help="write the simulated sensors as a registry CSV (for 'heatwatch sensors import') and exit")
-    g.add_argument("--format", choices=("profile", "json", "senml", "tts"), default="profile",
+    g.add_argument("--format", choices=("profile", "json", "senml", "tts", "chirpstack"), default="profile",
                    help="payload format for all sensors, or per device profile (default)")
+    g.add_argument("--lorawan", choices=("tts", "chirpstack"), default="tts",
+                   help="network server LoRaWAN sensors are heard through: The Things Stack v3 uplinks (default) "
+                        "or ChirpStack v4 uplink events")
 
     g = parser.add_argument_group("weather")
     g.add_argument("--seed", type=int, default=42)
@@ -96,7 +99,7 @@ def options_from_args(args: argparse.Namespace, now: datetime | None = None) -> 
     return SimOptions(
         seed=args.seed, step=args.step, start=start, end=args.end, duration=args.duration,
         towns=[t.strip() for t in args.towns.split(",") if t.strip()] if args.towns else None,
-        sensors=args.sensors, format=args.format, heatwave=heatwave, faults=not args.no_faults,
+        sensors=args.sensors, format=args.format, lorawan=args.lorawan, heatwave=heatwave, faults=not args.no_faults,
         live=live, rate=args.rate, qos=args.qos, max_inflight=args.max_inflight, client_id=args.client_id,
     )
 

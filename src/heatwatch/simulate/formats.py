@@ -8,7 +8,8 @@ Device profile (registry ``device_profile``) to format:
   ``urn:dev:heatwatch:<sensor>:``, ``bt`` in epoch seconds, records ``temperature`` (Cel),
   ``humidity`` (%RH), ``battery`` (%EL, remaining charge in percent, as SenML defines it);
   a backlog is one pack with ``t`` relative to ``bt``.
-* ``dragino-lht65``, ``milesight-em300-th``, ``elsys-ers``: a The Things Stack v3 uplink (see ``tts``).
+* ``dragino-lht65``, ``milesight-em300-th``, ``elsys-ers``: a The Things Stack v3 uplink (see ``tts``),
+  or with ``lorawan="chirpstack"`` a ChirpStack v4 uplink event of the same frame (see ``chirpstack``).
 
 Every ``Message`` carries the readings a correct decoder must recover from it (values at the
 precision the payload carries; ``battery_v`` only where the device reports volts; ``rssi`` of
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 
 from heatwatch.core.model import Reading, Sensor
 
-from . import tts
-from .options import FormatChoice
+from . import chirpstack, tts
+from .options import FormatChoice, LorawanServer
 from .weather import battery_percent
 
 _NATIVE_PROFILES = {"", "native", "json"}
@@ -37,13 +38,13 @@ class Message:
     payload: bytes
     sensor: str
     town: str
-    format: str           # "json", "senml" or "tts"
+    format: str           # "json", "senml", "tts" or "chirpstack"
     emit_ms: int          # simulated time at which the device sends it
     readings: tuple[Reading, ...]
 
 
-def format_for(sensor: Sensor, choice: FormatChoice = "profile") -> str:
-    """The payload format used for ``sensor``: its profile's, or the forced one."""
+def format_for(sensor: Sensor, choice: FormatChoice = "profile", lorawan: LorawanServer = "tts") -> str:
+    """The payload format used for ``sensor``: its profile's (LoRaWAN ones through ``lorawan``), or the forced one."""
     if choice != "profile":
         return choice
     profile = (sensor.device_profile or "").strip().lower()
@@ -52,7 +53,7 @@ def format_for(sensor: Sensor, choice: FormatChoice = "profile") -> str:
     if profile == "senml":
         return "senml"
     if profile in tts.PROFILES:
-        return "tts"
+        return lorawan
     raise ValueError(f"sensor {sensor.id}: unknown device_profile {sensor.device_profile!r}; "
                      f"known: native, senml, {', '.join(sorted(tts.PROFILES))}")
 
@@ -73,12 +74,15 @@ def encode(sensor: Sensor, readings: Sequence[Reading], fmt: str | None = None, 
         topic, payload, out = encode_json(sensor, readings)
     elif fmt == "senml":
         topic, payload, out = encode_senml(sensor, readings)
-    elif fmt == "tts":
+    elif fmt in ("tts", "chirpstack"):
         if len(readings) != 1:
             raise ValueError("a LoRaWAN uplink carries one reading")
         profile = sensor.device_profile if sensor.device_profile in tts.PROFILES else None
-        topic, payload, one = tts.uplink(sensor, readings[0], profile, seed=seed, step_s=step_s,
-                                         tenant=tts_tenant)
+        if fmt == "tts":
+            topic, payload, one = tts.uplink(sensor, readings[0], profile, seed=seed, step_s=step_s,
+                                             tenant=tts_tenant)
+        else:
+            topic, payload, one = chirpstack.uplink(sensor, readings[0], profile, seed=seed, step_s=step_s)
         out = (one,)
     else:
         raise ValueError(f"unknown format {fmt!r}")

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 # Both served towns are in metropolitan France; heat-wave days are local calendar days there.
 LOCAL_TZ = ZoneInfo("Europe/Paris")
 
-FormatChoice = Literal["profile", "json", "senml", "tts"]
+FormatChoice = Literal["profile", "json", "senml", "tts", "chirpstack"]
+LorawanServer = Literal["tts", "chirpstack"]
 Alignment = Literal["trailing", "centered", "forward"]
 
 
@@ -105,6 +106,8 @@ class SimOptions:
     max_inflight: int = 1000
     client_id: str | None = None
     tts_tenant: str = "ttn"
+    # The network server LoRaWAN device profiles are heard through under format "profile".
+    lorawan: LorawanServer = "tts"
     shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:

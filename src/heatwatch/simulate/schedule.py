@@ -139,7 +139,7 @@ def prepare(options: SimOptions | None = None, sensors: Sequence[Sensor] | None 
     start, end = opts.time_range(now)
     # Align to whole seconds: every format then carries the instant exactly.
     start = start.replace(microsecond=0)
-    formats = {s.id: format_for(s, opts.format) for s in chosen}
+    formats = {s.id: format_for(s, opts.format, opts.lorawan) for s in chosen}
     heatwave = opts.heatwave.resolved(start) if opts.heatwave is not None else None
     if opts.faults is True:
         faults = plan_faults(chosen, start, end, opts.seed, lambda s: can_backlog(formats[s.id]))

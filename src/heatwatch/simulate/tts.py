@@ -50,6 +50,7 @@ class Frame:
     temperature: float
     humidity: float
     battery_v: float | None
+    battery_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +93,8 @@ def _em300_th(sensor: Sensor, r: Reading, seed: int) -> Frame:
     h = max(0, min(200, round((r.humidity or 0.0) * 2)))
     frm = bytes([0x01, 0x75, pct, 0x03, 0x67]) + struct.pack("<h", t) + bytes([0x04, 0x68, h])
     decoded: dict[str, object] = {"battery": pct, "temperature": _js(t / 10), "humidity": _js(h / 2)}
-    # The device reports charge in percent, not volts: nothing to store as battery_v.
-    return Frame(85, frm, decoded, t / 10, h / 2, None)
+    # The device reports charge in percent, not volts: stored as battery_pct.
+    return Frame(85, frm, decoded, t / 10, h / 2, None, float(pct))
 
 
 def _elsys_ers(sensor: Sensor, r: Reading, seed: int) -> Frame:
@@ -234,7 +235,7 @@ def uplink(sensor: Sensor, reading: Reading, profile_name: str | None, *, seed: 
     # The Network Server's reception time is the closest TTS gives to when the device sent it.
     published = Reading(town=sensor.town, sensor=sensor.id, ts_ms=ns_ns // 1_000_000,
                         temperature=frame.temperature, humidity=frame.humidity, battery_v=frame.battery_v,
-                        rssi=float(rx[0]["rssi"]))  # type: ignore[arg-type]
+                        rssi=float(rx[0]["rssi"]), battery_pct=frame.battery_pct)  # type: ignore[arg-type]
     return topic, payload, published
 
 
