@@ -47,6 +47,8 @@ def normalize_eui(value: str) -> str | None:
     Accepts any case and the usual separators (``a8-40-41-..``, ``A8:40:41:..``, ``A840 414E ...``),
     and The Things Stack's default device id ``eui-<deveui>``.
     """
+    if len(value) == 16 and _EUI_RE.fullmatch(value):  # what TTS and ChirpStack send: no work beyond this
+        return value.upper()
     v = value.strip()
     if v[:4].lower() == "eui-":
         v = v[4:]

@@ -26,7 +26,7 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -385,6 +385,10 @@ class Registry:
     def town_of(self, sensor_id: str) -> str | None:
         """The town a registered sensor belongs to (retired ones included); None for an unknown id."""
         return self._snapshot().homes.get(sensor_id)
+
+    def homes(self) -> Mapping[str, str]:
+        """Sensor id → town of every registered sensor, as of now (ingest reads it once per batch)."""
+        return self._snapshot().homes
 
     def device_profile(self, identity: str) -> str | None:
         """The device profile named for the sensor an identity resolves to (TTS decoder hook)."""

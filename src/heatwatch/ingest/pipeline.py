@@ -61,7 +61,7 @@ class Pipeline:
         self.validator = validator
         self.max_payload_bytes = max_payload_bytes
         self.devices = devices
-        self._town_of: Callable[[str], str | None] | None = getattr(devices, "town_of", None)
+        self._homes: Callable[[], Mapping[str, str]] | None = getattr(devices, "homes", None)
         self._not_sensor_ids = frozenset(validator.towns) | RESERVED_IDS
         self._on_sensor = on_sensor
         self._seen: set[tuple[str, str]] = set()
@@ -80,14 +80,16 @@ class Pipeline:
 
     def process(self, messages: Sequence[Message]) -> Processed:
         out = Processed()
+        # Which town each registered sensor belongs to, read once per batch (ensure() adds to it in place).
+        homes = self._homes() if self._homes is not None else None
         for m in messages:
             try:
-                self._one(m, out)
+                self._one(m, out, homes)
             except DecodeError as exc:
                 self._reject(out, m, exc)
         return out
 
-    def _one(self, m: Message, out: Processed) -> None:
+    def _one(self, m: Message, out: Processed, homes: Mapping[str, str] | None) -> None:
         if len(m.payload) > self.max_payload_bytes:
             raise DecodeError(Reason.oversized, f"{len(m.payload)} bytes > {self.max_payload_bytes}")
         decoder = self.decoder_for(m.topic)
@@ -100,12 +102,11 @@ class Pipeline:
         for exc in decoded.rejects:
             self._reject(out, m, exc)
         check = self.validator.check
-        town_of = self._town_of
         for r in decoded.readings:
             try:
                 check(r, m.received_ms)
-                if town_of is not None:
-                    home = town_of(r.sensor)
+                if homes is not None:
+                    home = homes.get(r.sensor)
                     if home is None:
                         if r.sensor in self._not_sensor_ids or r.sensor.lower() in RESERVED_IDS:
                             raise DecodeError(Reason.bad_topic, f"sensor id {r.sensor!r} is a town id or a reserved "

@@ -230,6 +230,8 @@ class Profile:
     signature: frozenset[str] = field(init=False)
     time_map: FieldMap | None = field(init=False)
     _measures: tuple[FieldMap, ...] = field(init=False)
+    # (target, plain key or None, field map) per field, for read() on the ingest hot path.
+    _plan: tuple[tuple[str, str | None, FieldMap], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         names = {f.head for f in self.fields.values() if f.head != "*"} | set(self.detect)
@@ -239,6 +241,7 @@ class Profile:
         object.__setattr__(self, "time_map", time_map)
         object.__setattr__(self, "signature", frozenset(names))
         object.__setattr__(self, "_measures", tuple(self.fields[t] for t in _MEASUREMENTS if t in self.fields))
+        object.__setattr__(self, "_plan", tuple((t, None if f.steps else f.field, f) for t, f in self.fields.items()))
 
     def measures(self, payload: Mapping[str, object]) -> bool:
         """Whether the payload carries a value where this profile reads temperature or humidity."""
@@ -252,7 +255,24 @@ class Profile:
         return n
 
     def read(self, payload: Mapping[str, object]) -> dict[str, float | None]:
-        return {target: fmap.read(payload) for target, fmap in self.fields.items()}
+        """Every mapped value in heatwatch units (None when absent or a sentinel), as :meth:`FieldMap.read`
+        does it, inlined: this runs once per uplink."""
+        out: dict[str, float | None] = {}
+        for target, key, fmap in self._plan:
+            raw = payload.get(key) if key is not None else fmap.raw(payload)
+            kind = type(raw)
+            if kind is float or kind is int:  # not bool: type() is exact
+                value: float | None = float(raw)  # type: ignore[arg-type]
+            elif raw is None:
+                out[target] = None
+                continue
+            else:
+                value = to_number(raw, fmap.field)
+            if value is None or value in fmap.absent:
+                out[target] = None
+            else:
+                out[target] = fmap.convert(value)
+        return out
 
 
 class Profiles(Mapping[str, Profile]):
