@@ -180,3 +180,15 @@ def test_fuzz_never_crashes(obj: object, when: object, rx: object) -> None:
         run(msg)
     except DecodeError as exc:
         assert exc.reason in set(Reason)
+
+
+def test_app_towns_setting_names_configured_towns_only() -> None:
+    from heatwatch.core.errors import ConfigError
+    from heatwatch.core.settings import IngestSettings
+    from heatwatch.ingest.decoders.lorawan import network_from_settings
+
+    net = network_from_settings(IngestSettings.load(app_towns={"Mairie": "vitre"},
+                                                    tts_app_towns={"old-app": "saint-omer"}))
+    assert (net.town_for_app("Mairie"), net.town_for_app("old-app")) == ("vitre", "saint-omer")  # old name merged
+    with pytest.raises(ConfigError, match="vitree"):
+        network_from_settings(IngestSettings.load(app_towns={"Mairie": "vitree"}))

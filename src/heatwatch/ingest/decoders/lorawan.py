@@ -24,7 +24,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Mapping
 
-from ...core.errors import DecodeError
+from ...core.errors import ConfigError, DecodeError
 from ...core.model import valid_sensor_id, valid_town_id
 from ...core.settings import IngestSettings
 from ..reasons import Reason
@@ -186,5 +186,9 @@ class Network:
 def network_from_settings(settings: IngestSettings) -> Network:
     """A :class:`Network` from settings (``app_towns``, the legacy ``tts_app_towns``, the towns, the profile file)."""
     app_towns = {**settings.tts_app_towns, **settings.app_towns}
+    unknown = sorted({t for t in app_towns.values() if t not in settings.towns})
+    if unknown:
+        raise ConfigError(f"HEATWATCH_APP_TOWNS names unknown town(s) {unknown}; "
+                          f"configured: {', '.join(sorted(settings.towns))}")
     path = settings.device_profiles_file
     return Network(app_towns, towns=list(settings.towns), profiles=ProfileSource(path) if path else None)
