@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from heatwatch.analytics.qc import Site
+
 
 @dataclass
 class SyntheticTown:
@@ -21,6 +23,16 @@ class SyntheticTown:
     @property
     def cool_sites(self) -> list[str]:
         return self.references + self.parks
+
+    @property
+    def sites(self) -> dict[str, Site]:
+        """What the registry would say: class from the id, all within a few hundred metres."""
+        classes = {"rur": "rural_reference", "urb": "urban", "par": "park", "sub": "suburban"}
+        out = {}
+        for i, s in enumerate(sorted(self.readings["sensor"].unique())):
+            out[s] = Site(site_class=classes[s.split("-")[1]], latitude=48.12 + 0.001 * (i % 5),
+                          longitude=-1.21 + 0.001 * (i // 5))
+        return out
 
     @property
     def healthy(self) -> list[str]:
@@ -38,7 +50,7 @@ def build_town(
 ) -> SyntheticTown:
     """Readings every ``step_min`` minutes for 20 sensors over whole local (Paris) days.
 
-    Site effects follow the Rennes figures of DESIGN.md §5: urban sites 1.5–3 °C warmer than the
+    Site effects follow the Rennes figures of docs/science/uhi.md: urban sites 1.5–3 °C warmer than the
     rural reference at night and a few tenths by day, parks slightly cooler by day.
     """
     rng = np.random.default_rng(seed)

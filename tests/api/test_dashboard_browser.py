@@ -40,7 +40,7 @@ DEAD_LETTERS = [
     DeadLetter("heat/saint-omer/vitre-centre-01", b'{"temperature": 21}', "town_mismatch",
                "sensor 'vitre-centre-01' is registered in 'vitre'", 3),
 ]
-FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. neighbours"
+FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. peers"
 
 pytestmark = MARKS
 

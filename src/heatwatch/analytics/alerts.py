@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from heatwatch.core.influx import InfluxClient
@@ -142,9 +143,11 @@ class AlertEngine:
         th = self.thresholds
         sensors = self.analytics.sensors(town)
         ctx = self.analytics.context(town)
+        # Live medians leave out what QC's seasonal range would flag this month (docs/science/qc.md).
+        lo, hi = ctx.qc.range_bounds(np.array([now.tz_convert(ctx.timezone).month]))
         live = await read_live(
             self.client, town, now - pd.Timedelta(seconds=th.live_window_s), now,
-            now - pd.Timedelta(seconds=th.seen_lookback_s), (self.qc.t_min, self.qc.t_max))
+            now - pd.Timedelta(seconds=th.seen_lookback_s), (float(lo[0]), float(hi[0])))
         hourly = await read_hourly_qc(self.client, town, now - pd.Timedelta(hours=th.qc_hours + 1), now)
         town_daily = await read_town_daily(self.client, town, now - pd.Timedelta(days=4), now)
         expected = frozenset(s.id for s in sensors if not s.retired)

@@ -1,72 +1,164 @@
-"""Quality control of crowd-sourced temperature, after CrowdQC+ (Fenner et al. 2021), reimplemented.
+"""Quality control that separates faulty sensors from hot places (docs/science/qc.md).
 
-Tuned for towns of a few dozen sensors rather than the thousands of Netatmo stations CrowdQC+
-was built for: the spatial test uses Student-t quantiles (the sample median and Qn are
-estimated from few values) and is skipped below five sensors; point tests (range, step, spike,
-persistence) run on each sensor's own series first so that a broken sensor does not distort
-the town median the spatial test compares against.
+A town's own sited network is there to find places warmer than the rest: a street sensor
+steadily warmer than its peers night after night is the finding, not a fault. So only fault
+*shapes* flag data:
 
-Every check sets a bit in an integer ``qc`` column; rows are never dropped, because flagged
-data is stored and excluded from indices, not deleted (DESIGN.md §5). Temperature is the
-tested variable, as in CrowdQC+; humidity only gets the range test, since RH legitimately
+* point checks on each sensor's own series: seasonal range, spike, step (a level shift stays
+  flagged until the series comes back), persistence (never across a data gap);
+* against the sensor's peers (same site class / LCZ, nearest ones first): a gross deviation no
+  site explains, the solar-radiation signature (warm by day in proportion to the sun, gone at
+  night) and drift (a slow, monotonic trend of the difference);
+* CrowdQC+'s monthly checks over the trailing 30 days: share of flagged hours, correlation with
+  the peer median, availability (information only).
+
+Citizen / crowd stations (``Site.crowd``) keep the CrowdQC+ town-wide robust z-score (m2),
+where being warmer than everyone *is* suspicious. Every check sets a bit in an integer ``qc``
+column; rows are never dropped: flagged data is stored and kept out of indices, never deleted.
+Spatial and monthly flags never count against availability (they remove values, not hours of
+presence). Temperature is the tested variable; humidity only gets its physical range, since RH
 sits at 100 % for hours in fog and follows temperature steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import itertools
+import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
-from heatwatch.core.measurements import QcFlag
-from heatwatch.core.model import RH_MAX, RH_MIN, T_MAX, T_MIN
+from heatwatch.core.measurements import VALUE_FLAGS, QcFlag
+from heatwatch.core.model import RH_MAX, RH_MIN
 
 from .robust import qn_rows
+from .sun import solar_elevation
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+
+__all__ = ["VALUE_FLAGS", "QcConfig", "QcFlag", "Site", "peer_sets", "run_qc", "spatial_thresholds", "usable"]
 
 NO_FLAGS = QcFlag(0)
-#: Flags set by the tests on one sensor's own series, before the spatial test.
+#: Tests on one sensor's own series, before any comparison with others.
 POINT_FLAGS = QcFlag.RANGE | QcFlag.STEP | QcFlag.SPIKE | QcFlag.PERSISTENCE
+#: Tests against other sensors (peers, town) and the monthly verdicts built on them.
+SPATIAL_FLAGS = (QcFlag.SPATIAL_LOW | QcFlag.SPATIAL_HIGH | QcFlag.RADIATION | QcFlag.DRIFT
+                 | QcFlag.MONTH_FLAGGED | QcFlag.MONTH_CORRELATION)
+#: Faults that count towards the monthly share (CrowdQC+ m3). RADIATION is left out on purpose:
+#: it already removes the sunny hours, and a shield that lets the sun in still measures nights.
+_SHARE_FLAGS = POINT_FLAGS | QcFlag.SPATIAL_LOW | QcFlag.SPATIAL_HIGH | QcFlag.DRIFT
+
+#: Seasonal plausible range per calendar month (local time), °C: deliberately wide envelopes
+#: for lowland metropolitan France (the national record is 46.0 °C, 28 June 2019). Ingest
+#: already rejects −40…60 °C; this range catches what is possible somewhere in the year but not
+#: in that month (28 °C in January, −5 °C in July). Towns may set tighter bounds.
+DEFAULT_MONTHLY_RANGE_C: tuple[tuple[float, float], ...] = (
+    (-25.0, 25.0), (-25.0, 27.0), (-20.0, 30.0), (-12.0, 33.0), (-8.0, 37.0), (-3.0, 44.0),
+    (0.0, 46.0), (0.0, 46.0), (-3.0, 40.0), (-10.0, 34.0), (-18.0, 28.0), (-22.0, 25.0),
+)
+
+#: Peer groups this large share one median per hour (see ``_spatial``).
+SHARED_MEDIAN_MIN = 8
+#: Resolution of the town's median that level shifts are judged against.
+WEATHER_BINS_PER_H = 6
+#: Site classes that are allowed to be each other's peers when a sensor's own class is too small.
+_FAMILY = {"urban": "built", "suburban": "built", "park": "green", "water": "green",
+           "rural_reference": "rural"}
 
 
 @dataclass(frozen=True, slots=True)
 class QcConfig:
-    """Thresholds of the checks. Defaults suit 1–15 min readings from shaded sensors and hourly means."""
+    """Parameters of the checks (each one is explained in docs/science/qc.md)."""
 
-    #: Plausibility range, the same limits ingest validates with (DESIGN.md §4).
-    t_min: float = T_MIN
-    t_max: float = T_MAX
+    #: Range: 12 (low, high) pairs, January first, °C.
+    monthly_range_c: tuple[tuple[float, float], ...] = DEFAULT_MONTHLY_RANGE_C
     rh_min: float = RH_MIN
     rh_max: float = RH_MAX
     #: Step: |ΔT| between consecutive readings may not exceed ``step_base_c + step_rate_c_per_h · Δt``.
-    #: The base term absorbs sensor noise and a sun gap at 10-min spacing; the rate term lets
-    #: hourly means move 10 °C/h (a storm outflow), which a real air mass rarely beats.
     step_base_c: float = 4.0
     step_rate_c_per_h: float = 6.0
     #: Readings further apart than this are not compared (a gap is not a step).
     max_gap_h: float = 3.0
+    #: A level shift stays flagged until the series is back nearer its former level (moved with
+    #: the town's weather) than the shifted one, at most this long; then the new level is accepted.
+    step_hold_h: float = 24.0
     #: Spike: a value standing out from both neighbours by more than this, neighbours agreeing.
     spike_c: float = 3.0
-    #: Persistence: consecutive values within ``persistence_tol_c`` for at least ``persistence_h``.
+    #: Persistence: values within ``persistence_tol_c`` for at least ``persistence_h``, with no
+    #: gap above ``persistence_gap_factor`` × the sensor's usual spacing between them.
     persistence_h: float = 3.0
     persistence_tol_c: float = 0.005
-    #: Spatial: one-sided probabilities of the Student-t(n−1) quantiles; 0.01 and 0.95 give the
-    #: CrowdQC+ −2.33/+1.64 for large towns, wider bounds for small ones. Asymmetric because a warm
-    #: bias (sun, wall, drift) is far more common than a cold one in crowd-sourced sensors.
+    persistence_gap_factor: float = 2.5
+    #: Peers: at least this many, searched within ``peer_radius_m`` first (CrowdQC+ m5's radius).
+    peer_min: int = 3
+    peer_radius_m: float = 3000.0
+    #: Gross deviation from the peer median, °C, beyond any site effect within one site class.
+    gross_c: float = 6.0
+    #: Radiation: by day (sun above ``sun_min_deg``) the anomaly against peers exceeds by more than
+    #: ``radiation_c`` the sensor's own night-time anomaly (median of the last ``radiation_nights``
+    #: nights, sun below ``night_max_deg``; zero when that is negative), and that day's excess
+    #: follows the sun (Pearson r with sin(elevation) ≥ ``radiation_r``).
+    radiation_c: float = 2.0
+    radiation_r: float = 0.5
+    sun_min_deg: float = 10.0
+    night_max_deg: float = -6.0
+    radiation_nights: int = 7
+    #: Drift: over a trailing ``drift_days`` window (≥ ``drift_min_days`` days with a daily
+    #: median anomaly), Kendall |τ| ≥ ``drift_tau`` and a Theil–Sen change ≥ ``drift_c``.
+    drift_days: int = 14
+    drift_min_days: int = 7
+    drift_tau: float = 0.6
+    drift_c: float = 1.0
+    #: Monthly checks over the trailing ``month_days`` (judged once ``month_min_days`` have data).
+    #: CrowdQC+ m4 uses r < 0.9 against all stations; against same-class peers a genuine hot spot
+    #: 2.7 °C warmer than its street peers at night reached r = 0.84 over a cloudy week, hence 0.8.
+    month_days: int = 30
+    month_min_days: int = 7
+    month_flagged_max: float = 0.2
+    month_r_min: float = 0.8
+    month_available_min: float = 0.8
+    #: Stored hourly history read before the window, for drift and monthly checks.
+    history_days: int = 30
+    #: Crowd stations: CrowdQC+ m2 one-sided probabilities of the Student-t(n−1) quantiles.
     spatial_low_p: float = 0.01
     spatial_high_p: float = 0.95
     spatial_min_sensors: int = 5
-    #: Floor on the Qn scale, °C: on calm, overcast hours sensors agree to 0.1 °C and a z-score
-    #: on that spread would flag instrument noise.
     spatial_min_scale_c: float = 0.4
     #: Availability: fraction of expected readings in a local day.
     availability_min: float = 0.8
     #: Expected spacing of readings; None infers each sensor's median spacing from the data.
     expected_interval: timedelta | None = None
+
+    def range_bounds(self, month: npt.NDArray[np.int64]) -> tuple[F64, F64]:
+        table = np.asarray(self.monthly_range_c, dtype=np.float64)
+        if table.shape != (12, 2):
+            raise ValueError("monthly_range_c needs 12 (low, high) pairs")
+        return table[month - 1, 0], table[month - 1, 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What QC needs to know of a sensor's place: who its peers are, and which profile it gets."""
+
+    site_class: str = "urban"
+    lcz: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    #: citizen / crowd station: CrowdQC+ town-wide z-score instead of the peer checks
+    crowd: bool = False
+
+    @property
+    def located(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
 
 
 def usable(frame: pd.DataFrame | pd.Series, ignore: QcFlag = NO_FLAGS) -> pd.Series:
@@ -75,7 +167,7 @@ def usable(frame: pd.DataFrame | pd.Series, ignore: QcFlag = NO_FLAGS) -> pd.Ser
     return (qc.astype("int64") & ~int(ignore)) == 0
 
 
-def hours_since_epoch(time: pd.Series) -> npt.NDArray[np.float64]:
+def hours_since_epoch(time: pd.Series) -> F64:
     """UTC timestamps as float hours, whatever the datetime resolution pandas chose."""
     return ((time - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(hours=1)).to_numpy(dtype=np.float64)
 
@@ -84,26 +176,28 @@ def run_qc(
     frame: pd.DataFrame,
     config: QcConfig | None = None,
     *,
+    sites: Mapping[str, Site] | None = None,
     cool_sites: Collection[str] = (),
     unplaced: Collection[str] = (),
     tz: str = "Europe/Paris",
+    position: tuple[float, float] | None = None,
+    history: pd.DataFrame | None = None,
     temperature: str = "temperature",
     humidity: str = "humidity",
 ) -> pd.DataFrame:
     """Flag readings (or hourly means: pass ``temperature="t_mean", humidity="rh_mean"``).
 
-    ``frame`` has columns town, sensor, time (tz-aware) and the two value columns. The result
-    is a copy with the same index and row order plus an int64 ``qc`` column.
+    ``frame`` has columns town, sensor, time (tz-aware) and the value columns; the result is a
+    copy with the same index and row order plus an int64 ``qc`` column.
 
-    ``cool_sites`` are sensors expected at the town's cold end — rural references, parks, water —
-    and are never flagged SPATIAL_LOW: in a town of twenty sensors their genuine coolness sits
-    beyond the low bound, and flagging it would delete the baseline the UHI is measured against
-    and the cool islands the network is there to find. They are still flagged SPATIAL_HIGH, the
-    common failure (sun on the shield, drift). ``unplaced`` sensors are flagged UNPLACED and left
-    out of the town's median and scale, but still scored.
+    ``sites`` gives each sensor's class, LCZ, position and profile; sensors missing from it (or
+    all, when it is None) are one peer group. ``cool_sites`` (rural references, parks, water)
+    are never flagged SPATIAL_LOW: being cool is their job. ``unplaced`` sensors are flagged
+    UNPLACED and are nobody's peer. ``position`` (latitude, longitude) places the sun for the
+    radiation check, which is skipped without it. ``history`` holds the stored hourly rows
+    (sensor, time, t_mean, n, qc) before the window, for the drift and monthly checks.
 
-    Feed whole local days: the availability test counts readings per local day of ``tz``, and a
-    day cut by the window would look incomplete.
+    Feed whole local days: the availability test counts readings per local day of ``tz``.
     """
     cfg = config or QcConfig()
     if frame.empty:
@@ -117,28 +211,37 @@ def run_qc(
     order = np.lexsort((hours_since_epoch(time), frame["sensor"].to_numpy(), frame["town"].to_numpy()))
     df = frame.iloc[order]
     t = df[temperature].to_numpy(dtype=np.float64, na_value=np.nan)
-    rh = (
-        df[humidity].to_numpy(dtype=np.float64, na_value=np.nan)
-        if humidity in df.columns
-        else np.full(len(df), np.nan)
-    )
-    hours = hours_since_epoch(df["time"].dt.tz_convert("UTC"))
+    rh = (df[humidity].to_numpy(dtype=np.float64, na_value=np.nan) if humidity in df.columns
+          else np.full(len(df), np.nan))
+    utc = df["time"].dt.tz_convert("UTC")
+    hours = hours_since_epoch(utc)
     group = df.groupby(["town", "sensor"], sort=False, observed=True).ngroup().to_numpy()
     flags = np.zeros(len(df), dtype=np.int64)
 
+    month = df["time"].dt.tz_convert(tz).dt.month.to_numpy(dtype=np.int64)
+    lo, hi = cfg.range_bounds(month)
     with np.errstate(invalid="ignore"):
-        bad_range = (t < cfg.t_min) | (t > cfg.t_max) | (rh < cfg.rh_min) | (rh > cfg.rh_max)
+        bad_range = (t < lo) | (t > hi) | (rh < cfg.rh_min) | (rh > cfg.rh_max)
     flags |= np.where(bad_range, int(QcFlag.RANGE), 0)
-    # Point tests only see values that exist and are plausible, so a NaN or a −999 does not
+    # Point tests only see values that exist and are plausible, so a NaN or a −99 does not
     # break a run or pose as a neighbour.
     valid = np.isfinite(t) & ~bad_range
-    flags |= _spike_step(t, hours, group, valid, cfg)
-    flags |= _persistence(t, hours, group, valid, cfg)
+    spacing = _spacing(hours, group, valid)
     is_unplaced = df["sensor"].isin(list(unplaced)).to_numpy()
     flags |= np.where(is_unplaced, int(QcFlag.UNPLACED), 0)
-
-    clean = valid & (flags & int(POINT_FLAGS) == 0)
-    flags |= _spatial(df, t, clean, is_unplaced, set(cool_sites), cfg)
+    towns = df["town"].to_numpy()
+    bounds = np.flatnonzero(np.concatenate(([True], towns[1:] != towns[:-1], [True])))
+    for a, b in itertools.pairwise(bounds.tolist()):
+        part = slice(a, b)
+        grid = _Grid.build(df.iloc[part], group[part], hours[part], t[part], valid[part], is_unplaced[part],
+                           history, tz, position, cfg)
+        weather = grid.weather_at(hours[part], t[part], valid[part])
+        flags[part] |= _spike_step(t[part], hours[part], group[part], valid[part], weather, cfg)
+        flags[part] |= _persistence(t[part], hours[part], group[part], valid[part], spacing[part], cfg)
+        clean = valid[part] & (flags[part] & int(POINT_FLAGS) == 0)
+        grid.set_clean(t[part], clean, np.isfinite(t[part]))
+        codes = _spatial(grid, sites or {}, set(cool_sites), set(unplaced), cfg)
+        flags[part] |= codes[grid.row_hour, grid.row_col]
     flags |= _availability(df, hours, group, valid, cfg, tz)
 
     out = frame.copy()
@@ -148,22 +251,30 @@ def run_qc(
     return out
 
 
-def _neighbour_ok(
-    hours: npt.NDArray[np.float64], group: npt.NDArray[np.int64], max_gap_h: float
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+# Point checks ---------------------------------------------------------------------------------
+
+
+def _neighbour_ok(hours: F64, group: I64, max_gap_h: float) -> tuple[B, F64]:
     """Whether each element has a comparable predecessor in the same series, and the gap to it."""
     dt = np.diff(hours, prepend=np.nan)
     same = np.concatenate(([False], group[1:] == group[:-1]))
     return same & (dt <= max_gap_h), dt
 
 
-def _spike_step(
-    t: npt.NDArray[np.float64],
-    hours: npt.NDArray[np.float64],
-    group: npt.NDArray[np.int64],
-    valid: npt.NDArray[np.bool_],
-    cfg: QcConfig,
-) -> npt.NDArray[np.int64]:
+def _spacing(hours: F64, group: I64, valid: B) -> F64:
+    """Each row's series' median spacing between valid readings, hours (NaN with a single reading)."""
+    idx = np.flatnonzero(valid)
+    out = np.full(len(hours), np.nan)
+    if len(idx) < 2:
+        return out
+    h, g = hours[idx], group[idx]
+    dt = np.diff(h, prepend=np.nan)
+    same = np.concatenate(([False], g[1:] == g[:-1]))
+    per = pd.Series(np.where(same & (dt > 0), dt, np.nan)).groupby(g).median()
+    return per.reindex(group).to_numpy(dtype=np.float64)
+
+
+def _spike_step(t: F64, hours: F64, group: I64, valid: B, weather: F64, cfg: QcConfig) -> I64:
     out = np.zeros(len(t), dtype=np.int64)
     idx = np.flatnonzero(valid)
     if len(idx) < 2:
@@ -183,28 +294,47 @@ def _spike_step(
     # Steps are judged against the previous non-spike value, otherwise the good reading right
     # after a spike would be blamed for the jump back.
     keep = ~spike
-    idx2, x2, h2, g2 = idx[keep], x[keep], h[keep], g[keep]
+    idx2, x2, h2, g2, w2 = idx[keep], x[keep], h[keep], g[keep], weather[idx[keep]]
     prev_ok2, dt2 = _neighbour_ok(h2, g2, cfg.max_gap_h)
     jump = np.abs(np.diff(x2, prepend=np.nan))
     with np.errstate(invalid="ignore"):
-        step = prev_ok2 & (jump > cfg.step_base_c + cfg.step_rate_c_per_h * dt2)
-    out[idx2[step]] |= int(QcFlag.STEP)
+        starts = np.flatnonzero(prev_ok2 & (jump > cfg.step_base_c + cfg.step_rate_c_per_h * dt2))
+    if not len(starts):
+        return out
+    group_end = np.searchsorted(g2, g2, side="right")  # one past the last element of each series
+    flagged = np.zeros(len(x2), dtype=bool)
+    done = -1
+    # A level shift (a −15 °C excursion of 50 min, a connector that slips) stays flagged until
+    # the series is back nearer its former level than the shifted one; the former level moves
+    # with the town's weather meanwhile, so a storm front felt by every sensor is no step at all.
+    for p in starts.tolist():  # steps are rare: a loop over them, vectorised along each one
+        if p <= done:
+            continue
+        x0, w0, h0 = x2[p - 1], w2[p - 1], h2[p - 1]
+        delta = x2[p] - x0
+        stop = p + int(np.searchsorted(h2[p:group_end[p]], h0 + cfg.step_hold_h, side="right"))
+        dev = x2[p:stop] - (x0 + (w2[p:stop] - w0))
+        back = np.flatnonzero(np.abs(dev) <= abs(delta) / 2)
+        end = p + int(back[0]) if len(back) else stop
+        flagged[p:end] = True
+        done = end if len(back) else end - 1
+    out[idx2[flagged]] |= int(QcFlag.STEP)
     return out
 
 
-def _persistence(
-    t: npt.NDArray[np.float64],
-    hours: npt.NDArray[np.float64],
-    group: npt.NDArray[np.int64],
-    valid: npt.NDArray[np.bool_],
-    cfg: QcConfig,
-) -> npt.NDArray[np.int64]:
+def _persistence(t: F64, hours: F64, group: I64, valid: B, spacing: F64, cfg: QcConfig) -> I64:
     out = np.zeros(len(t), dtype=np.int64)
     idx = np.flatnonzero(valid)
     if len(idx) < 2:
         return out
-    x, h, g = t[idx], hours[idx], group[idx]
-    same = np.concatenate(([False], (g[1:] == g[:-1]) & (np.abs(np.diff(x)) <= cfg.persistence_tol_c)))
+    x, h, g, sp = t[idx], hours[idx], group[idx], spacing[idx]
+    dt = np.diff(h, prepend=np.nan)
+    # A run never bridges a data gap: two equal readings either side of a silence say nothing
+    # about a stuck sensor (the silence is the availability test's business).
+    with np.errstate(invalid="ignore"):
+        joined = (g[1:] == g[:-1]) & (np.abs(np.diff(x)) <= cfg.persistence_tol_c) & (
+            dt[1:] <= cfg.persistence_gap_factor * sp[1:])
+    same = np.concatenate(([False], joined))
     starts = np.flatnonzero(~same)
     ends = np.append(starts[1:], len(x)) - 1
     duration = h[ends] - h[starts]
@@ -214,70 +344,7 @@ def _persistence(
     return out
 
 
-def spatial_thresholds(n: npt.ArrayLike, cfg: QcConfig) -> tuple[npt.NDArray[np.float64], ...]:
-    """Lower and upper z bounds for ``n`` sensors: Student-t(n−1) quantiles (NaN below 2)."""
-    df = np.asarray(n, dtype=np.float64) - 1
-    df = np.where(df >= 1, df, np.nan)
-    return stats.t.ppf(cfg.spatial_low_p, df), stats.t.ppf(cfg.spatial_high_p, df)
-
-
-def _spatial(
-    df: pd.DataFrame,
-    t: npt.NDArray[np.float64],
-    clean: npt.NDArray[np.bool_],
-    is_unplaced: npt.NDArray[np.bool_],
-    cool_sites: set[str],
-    cfg: QcConfig,
-) -> npt.NDArray[np.int64]:
-    """Robust z-score of each sensor's hourly mean against the town's, per hour."""
-    hour = df["time"].dt.tz_convert("UTC").dt.floor("h").reset_index(drop=True)
-    keys = pd.DataFrame({"town": df["town"].to_numpy(), "hour": hour, "sensor": df["sensor"].to_numpy()})
-    values = pd.Series(np.where(clean, t, np.nan))
-    # Hourly means of clean values per sensor: the spatial test compares like with like
-    # whether the input is raw readings at any spacing or already hourly.
-    means = values.groupby([keys["town"], keys["hour"], keys["sensor"]], sort=True).mean()
-    excluded = set(df["sensor"].to_numpy()[is_unplaced])
-    found: list[pd.Series] = []
-    for town, block in means.groupby(level=0, sort=True):
-        m = block.droplevel(0).unstack("sensor")
-        sensors = m.columns.to_numpy()
-        a = m.to_numpy(dtype=np.float64)
-        pop = a.copy()
-        # Unplaced sensors are scored but do not define what the town looks like.
-        pop[:, np.isin(sensors, list(excluded))] = np.nan
-        n = np.isfinite(pop).sum(axis=1)
-        enough = n >= cfg.spatial_min_sensors
-        if not enough.any():
-            continue
-        a, pop, n = a[enough], pop[enough], n[enough]
-        med = np.nanmedian(pop, axis=1)
-        scale = np.maximum(qn_rows(pop), cfg.spatial_min_scale_c)
-        z = (a - med[:, None]) / scale[:, None]
-        lo, hi = spatial_thresholds(n, cfg)
-        with np.errstate(invalid="ignore"):
-            low = z < lo[:, None]
-            high = z > hi[:, None]
-        low[:, np.isin(sensors, list(cool_sites))] = False
-        codes = np.where(low, int(QcFlag.SPATIAL_LOW), 0) | np.where(high, int(QcFlag.SPATIAL_HIGH), 0)
-        stacked = pd.DataFrame(codes, index=m.index[enough], columns=m.columns).stack()
-        stacked = stacked[stacked != 0]
-        found.append(pd.concat({town: stacked}, names=["town"]))
-    if not found:
-        return np.zeros(len(t), dtype=np.int64)
-    flagged = pd.concat(found)
-    flagged.index = flagged.index.set_names(["town", "hour", "sensor"])
-    looked_up = flagged.reindex(pd.MultiIndex.from_frame(keys))
-    return looked_up.fillna(0).to_numpy(dtype=np.int64)
-
-
-def _availability(
-    df: pd.DataFrame,
-    hours: npt.NDArray[np.float64],
-    group: npt.NDArray[np.int64],
-    valid: npt.NDArray[np.bool_],
-    cfg: QcConfig,
-    tz: str,
-) -> npt.NDArray[np.int64]:
+def _availability(df: pd.DataFrame, hours: F64, group: I64, valid: B, cfg: QcConfig, tz: str) -> I64:
     """Flag every row of a sensor's local day with fewer than ``availability_min`` of expected readings."""
     local = df["time"].dt.tz_convert(tz)
     day_start = local.dt.normalize()
@@ -291,18 +358,426 @@ def _availability(
         same = np.concatenate(([False], group[1:] == group[:-1]))
         spacing = pd.Series(np.where(same & (dt > 0), dt, np.nan))
         interval = spacing.groupby(group).transform("median").to_numpy()
-    frame = pd.DataFrame(
-        {
-            "g": group,
-            # Wall-clock midnights: a plain datetime64 key, not slow tz-aware objects.
-            "day": day_start.dt.tz_localize(None).to_numpy(),
-            "ok": valid,
-            "expected": day_hours.to_numpy(dtype=np.float64) / interval,
-        }
-    )
+    frame = pd.DataFrame({
+        "g": group,
+        # Wall-clock midnights: a plain datetime64 key, not slow tz-aware objects.
+        "day": day_start.dt.tz_localize(None).to_numpy(),
+        "ok": valid,
+        "expected": day_hours.to_numpy(dtype=np.float64) / interval,
+    })
     per_day = frame.groupby(["g", "day"], sort=False)
     count = per_day["ok"].transform("sum").to_numpy()
     expected = per_day["expected"].transform("first").to_numpy()
     # A sensor with a single reading has no spacing to infer from: it cannot be judged complete.
     short = ~(count >= cfg.availability_min * expected)
     return np.where(short, int(QcFlag.AVAILABILITY), 0)
+
+
+# The hour × sensor grid of one town --------------------------------------------------------------
+
+
+def _cell_means(cell: I64, values: F64, mask: B, size: int) -> tuple[F64, I64]:
+    w = mask & np.isfinite(values)
+    sums = np.bincount(cell[w], weights=values[w], minlength=size)
+    count = np.bincount(cell[w], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, sums / np.maximum(count, 1), np.nan), count
+
+
+class _Grid:
+    """Hourly means of one town's sensors on a UTC hour grid that starts with the stored history."""
+
+    def __init__(self) -> None:
+        self.sensors: npt.NDArray[np.object_] = np.empty(0, dtype=object)
+        self.h0 = 0
+        self.n_hours = 0
+        self.first_window_hour = 0
+        self.row_hour: I64 = np.empty(0, dtype=np.int64)
+        self.row_col: I64 = np.empty(0, dtype=np.int64)
+        self.valid_means: F64 = np.empty((0, 0))
+        self.means: F64 = np.empty((0, 0))
+        self.present: B = np.empty((0, 0), dtype=bool)
+        self.emptied: B = np.empty((0, 0), dtype=bool)
+        self.history_faults: B = np.empty((0, 0), dtype=bool)
+        self.unplaced: B = np.empty(0, dtype=bool)
+        self.day: I64 = np.empty(0, dtype=np.int64)
+        self.night_day: I64 = np.empty(0, dtype=np.int64)
+        self.elevation: F64 | None = None
+        self._cell: I64 = np.empty(0, dtype=np.int64)
+        self._size = 0
+        self._hist = pd.DataFrame()
+
+    @classmethod
+    def build(cls, part: pd.DataFrame, group: I64, hours: F64, t: F64, valid: B, is_unplaced: B,
+              history: pd.DataFrame | None, tz: str, position: tuple[float, float] | None,
+              cfg: QcConfig) -> _Grid:
+        g = cls()
+        # Rows are sorted by sensor: its columns are the runs of ``group``.
+        col = group - group[0]
+        firsts = np.flatnonzero(np.concatenate(([True], col[1:] != col[:-1])))
+        sensors = part["sensor"].to_numpy(dtype=object)[firsts]
+        g.sensors = sensors
+        hour = np.floor(hours).astype(np.int64)
+        first = int(hour.min())
+        g.first_window_hour = first
+        hist = _history_part(history, part["town"].iloc[0], sensors, first, cfg.history_days)
+        g.h0 = int(hist["hour"].min()) if len(hist) else first
+        g.n_hours = int(hour.max()) - g.h0 + 1
+        g.row_hour = hour - g.h0
+        g.row_col = col.astype(np.int64)
+        shape = (g.n_hours, len(sensors))
+        cell = g.row_hour * len(sensors) + g.row_col
+        size = g.n_hours * len(sensors)
+        g._cell, g._size = cell, size
+        g.valid_means = _cell_means(cell, t, valid, size)[0].reshape(shape)
+        unplaced_col = np.zeros(len(sensors), dtype=bool)
+        unplaced_col[g.row_col[is_unplaced]] = True
+        g.unplaced = unplaced_col
+        g.present = np.zeros(shape, dtype=bool)
+        g.emptied = np.zeros(shape, dtype=bool)
+        g.history_faults = np.zeros(shape, dtype=bool)
+        g.means = np.full(shape, np.nan)
+        g._hist = hist
+        times = pd.to_datetime((g.h0 + np.arange(g.n_hours)) * 3600, unit="s", utc=True)
+        local = times.tz_convert(tz)
+        g.day = (local.normalize().tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64))
+        g.night_day = ((local + pd.Timedelta(hours=12)).normalize().tz_localize(None)
+                       .to_numpy().astype("datetime64[D]").astype(np.int64))
+        if position is not None:
+            g.elevation = solar_elevation(g.h0 + np.arange(g.n_hours) + 0.5, *position)
+        return g
+
+    def set_clean(self, t: F64, clean: B, finite: B) -> None:
+        shape = (self.n_hours, len(self.sensors))
+        means, _ = _cell_means(self._cell, t, clean, self._size)
+        self.means = means.reshape(shape)
+        present = np.bincount(self._cell[finite], minlength=self._size).reshape(shape) > 0
+        self.present = present
+        self.emptied = present & ~np.isfinite(self.means)
+        hist = self._hist
+        if len(hist):
+            r = hist["hour"].to_numpy(dtype=np.int64) - self.h0
+            c = hist["col"].to_numpy(dtype=np.int64)
+            qc = hist["qc"].to_numpy(dtype=np.int64)
+            n = hist["n"].to_numpy(dtype=np.float64)
+            tm = hist["t_mean"].to_numpy(dtype=np.float64)
+            had = (n > 0) | ((qc & int(POINT_FLAGS)) != 0)
+            self.means[r, c] = np.where(n > 0, tm, np.nan)
+            self.valid_means[r, c] = self.means[r, c]
+            self.present[r, c] = had
+            self.emptied[r, c] = had & ~(n > 0)
+            self.history_faults[r, c] = (qc & int(_SHARE_FLAGS)) != 0
+
+    def weather_at(self, hours: F64, t: F64, valid: B) -> F64:
+        """The town's median temperature in 10-minute bins, interpolated to each instant (0 if unknown).
+
+        What a level shift is measured against: a gust front that every sensor feels within ten
+        minutes moves the median with it, so it is weather, not a step.
+        """
+        placed = ~self.unplaced[self.row_col]
+        bins = np.floor((hours - self.h0) * WEATHER_BINS_PER_H).astype(np.int64)
+        n_bins = int(bins.max()) + 1
+        n_s = len(self.sensors)
+        means, _ = _cell_means(bins * n_s + self.row_col, t, valid & placed, n_bins * n_s)
+        grid = means.reshape(n_bins, n_s)
+        with np.errstate(invalid="ignore"):
+            med = _nanmedian(grid, axis=1)
+        med[np.isfinite(grid).sum(axis=1) < 3] = np.nan
+        ok = np.isfinite(med)
+        if not ok.any():
+            return np.zeros(len(hours))
+        # Each reading takes its own bin's median (a front within ten minutes moves it at once);
+        # bins with fewer than three sensors are interpolated from their neighbours.
+        filled = np.interp(np.arange(n_bins), np.flatnonzero(ok), med[ok])
+        return filled[bins]
+
+
+def _history_part(history: pd.DataFrame | None, town: str, sensors: npt.NDArray[np.object_], first_hour: int,
+                  days: int) -> pd.DataFrame:
+    empty = pd.DataFrame({"hour": pd.Series(dtype=np.int64), "col": pd.Series(dtype=np.int64),
+                          "t_mean": pd.Series(dtype=np.float64), "n": pd.Series(dtype=np.float64),
+                          "qc": pd.Series(dtype=np.int64)})
+    if history is None or history.empty or days <= 0:
+        return empty
+    h = history
+    if "town" in h.columns:
+        h = h[h["town"] == town]
+    h = h[h["sensor"].isin(list(sensors))]
+    hour = np.floor(hours_since_epoch(h["time"].dt.tz_convert("UTC"))).astype(np.int64)
+    keep = (hour < first_hour) & (hour >= first_hour - 24 * days)
+    if not keep.any():
+        return empty
+    h = h[keep]
+    return pd.DataFrame({
+        "hour": hour[keep],
+        "col": np.searchsorted(sensors, h["sensor"].to_numpy(dtype=object)),
+        "t_mean": h["t_mean"].to_numpy(dtype=np.float64),
+        "n": h["n"].fillna(0).to_numpy(dtype=np.float64),
+        "qc": h["qc"].fillna(0).to_numpy(dtype=np.int64),
+    })
+
+
+# Checks against peers -------------------------------------------------------------------------
+
+
+def _nanmedian(a: F64, axis: int) -> F64:
+    """``np.nanmedian`` that returns NaN for all-NaN slices without warning (threads make
+    ``warnings.catch_warnings`` unreliable)."""
+    ok = np.isfinite(a).any(axis=axis, keepdims=True)
+    med = np.nanmedian(np.where(ok, a, 0.0), axis=axis)
+    return np.where(np.squeeze(ok, axis=axis), med, np.nan)
+
+
+def _peer_median(sub: F64, n_peers: int) -> F64:
+    """Median of the peers per hour; NaN when fewer than half of them (and under 2) report."""
+    med = _nanmedian(sub, axis=1)
+    med[np.isfinite(sub).sum(axis=1) < max(2, math.ceil(n_peers / 2))] = np.nan
+    return med
+
+
+def _distance_m(lat1: float, lon1: float, lat2: F64, lon2: F64) -> F64:
+    p1, p2 = math.radians(lat1), np.radians(lat2)
+    dphi = p2 - p1
+    dlmb = np.radians(lon2) - math.radians(lon1)
+    a = np.sin(dphi / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
+    return 2 * 6371008.8 * np.arcsin(np.sqrt(a))
+
+
+def peer_sets(sensors: npt.ArrayLike, sites: Mapping[str, Site], eligible: npt.ArrayLike,
+              cfg: QcConfig) -> list[tuple[npt.NDArray[np.int64], str]]:
+    """Each sensor's peers (column indices) and the tier they were found at.
+
+    Tiers, first with at least ``peer_min`` peers wins: same class and LCZ within the radius,
+    same class and LCZ, same class within the radius, same class, same family (built: urban and
+    suburban; green: parks and water) within the radius, same family. ``"none"`` when no tier has
+    enough: such a sensor gets no peer check (a lone rural reference, two parks).
+    """
+    names = [str(s) for s in np.asarray(sensors, dtype=object)]
+    ok = np.asarray(eligible, dtype=bool)
+    info = [sites.get(s, Site(site_class="town")) for s in names]
+    cls = np.array([i.site_class for i in info], dtype=object)
+    lcz = np.array([(i.lcz or "").replace(" ", "").upper() for i in info], dtype=object)
+    fam = np.array([_FAMILY.get(i.site_class, i.site_class) for i in info], dtype=object)
+    lat = np.array([i.latitude if i.located else np.nan for i in info], dtype=np.float64)
+    lon = np.array([i.longitude if i.located else np.nan for i in info], dtype=np.float64)
+    out: list[tuple[npt.NDArray[np.int64], str]] = []
+    for k, me in enumerate(info):
+        others = ok.copy()
+        others[k] = False
+        near = np.zeros(len(names), dtype=bool)
+        if me.located:
+            with np.errstate(invalid="ignore"):
+                near = _distance_m(me.latitude, me.longitude, lat, lon) <= cfg.peer_radius_m  # type: ignore[arg-type]
+        same_cls = others & (cls == cls[k])
+        tiers = [("lcz-near", same_cls & (lcz == lcz[k]) & near), ("lcz", same_cls & (lcz == lcz[k])),
+                 ("class-near", same_cls & near), ("class", same_cls),
+                 ("family-near", others & (fam == fam[k]) & near), ("family", others & (fam == fam[k]))]
+        found: tuple[npt.NDArray[np.int64], str] = (np.empty(0, dtype=np.int64), "none")
+        if ok[k] and not me.crowd:
+            for tier, mask in tiers:
+                if mask.sum() >= cfg.peer_min:
+                    found = (np.flatnonzero(mask), tier)
+                    break
+        out.append(found)
+    return out
+
+
+def _spatial(grid: _Grid, sites: Mapping[str, Site], cool: set[str], unplaced: set[str], cfg: QcConfig) -> I64:
+    """Codes per (grid hour, sensor) from the peer, crowd and monthly checks."""
+    m = grid.means
+    n_h, n_s = m.shape
+    codes = np.zeros((n_h, n_s), dtype=np.int64)
+    crowd = np.array([sites.get(str(s), Site()).crowd for s in grid.sensors], dtype=bool)
+    placed = ~grid.unplaced & ~np.isin(grid.sensors, list(unplaced))
+    peers = peer_sets(grid.sensors, sites, placed & ~crowd, cfg)
+    ref = np.full((n_h, n_s), np.nan)
+    shared: dict[tuple[int, ...], F64] = {}
+    with np.errstate(invalid="ignore"):
+        for k, (cols, _) in enumerate(peers):
+            if not len(cols):
+                continue
+            if len(cols) >= SHARED_MEDIAN_MIN:
+                # In a large group the median of the whole group (the sensor included) differs
+                # from the leave-one-out one by at most half a rank: compute it once per group.
+                key = tuple(sorted({*cols.tolist(), k}))
+                if key not in shared:
+                    shared[key] = _peer_median(m[:, list(key)], len(key))
+                ref[:, k] = shared[key]
+            else:
+                ref[:, k] = _peer_median(m[:, cols], len(cols))
+        anomaly = m - ref
+        is_cool = np.isin(grid.sensors, list(cool))
+        codes |= np.where(anomaly > cfg.gross_c, int(QcFlag.SPATIAL_HIGH), 0)
+        codes |= np.where((anomaly < -cfg.gross_c) & ~is_cool[None, :], int(QcFlag.SPATIAL_LOW), 0)
+    # Shape checks only against peers of the sensor's own class: against another class the
+    # difference has a day/night shape of its own (a park is cooler by day, a street by night).
+    # A sensor the registry does not describe gets no shape check: its class is unknown.
+    own_class = np.array([str(s) in sites and tier in ("lcz-near", "lcz", "class-near", "class")
+                          for s, (_, tier) in zip(grid.sensors, peers, strict=True)], dtype=bool)
+    if grid.elevation is not None and own_class.any():
+        codes[:, own_class] |= _radiation(grid, anomaly[:, own_class], cfg)
+    if own_class.any():
+        codes[:, own_class] |= _drift(grid, anomaly[:, own_class], cfg)
+    if crowd.any():
+        # Hour by hour and only for the window: the history's verdicts are already stored.
+        w0 = grid.first_window_hour - grid.h0
+        codes[w0:, crowd] |= _crowd_m2(m[w0:], placed, cool, grid.sensors, cfg)[:, crowd]
+    # Monthly checks compare with the peer median, or the town's median for sensors without peers.
+    with np.errstate(invalid="ignore"):
+        pop = m[:, placed & ~crowd]
+        town_med = _nanmedian(pop, axis=1) if pop.shape[1] else np.full(n_h, np.nan)
+    comparison = np.where(np.isfinite(ref), ref, town_med[:, None])
+    codes[:, placed] |= _monthly(grid, codes, comparison, cfg)[:, placed]
+    return codes
+
+
+def _radiation(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
+    elev = grid.elevation
+    assert elev is not None
+    n_h, n_s = anomaly.shape
+    out = np.zeros((n_h, n_s), dtype=np.int64)
+    night = elev < cfg.night_max_deg
+    sun = elev > cfg.sun_min_deg
+    if not night.any() or not sun.any():
+        return out
+    # The sensor's own night-time anomaly, median per night then over the trailing nights: what
+    # its site gives it when no sun shines on anything.
+    d0 = int(min(grid.day.min(), grid.night_day.min()))
+    n_days = int(max(grid.day.max(), grid.night_day.max())) - d0 + 1
+    with np.errstate(invalid="ignore"):
+        nightly = (pd.DataFrame(anomaly[night]).groupby(grid.night_day[night] - d0).median()
+                   .reindex(range(n_days)).to_numpy(dtype=np.float64, copy=True))
+        w = cfg.radiation_nights
+        padded = np.vstack([np.full((w - 1, n_s), np.nan), nightly])
+        windows = sliding_window_view(padded, w, axis=0)  # (n_days, n_s, w)
+        baseline = _nanmedian(windows, axis=-1)
+        baseline[np.isfinite(windows).sum(axis=-1) < 2] = np.nan
+    # Sun on the sensor makes it warmer than its peers: measured above its own night level, or
+    # above its peers if its nights are cool (a tree-lined street's nights do not excuse its days).
+    excess = anomaly - np.maximum(baseline[grid.day - d0], 0.0)
+    s = np.sin(np.radians(np.clip(elev, 0.0, None)))
+    # That day's excess must follow the sun (Pearson r over its sunny hours): a heat exhaust
+    # running office hours is not sunshine.
+    ok = sun[:, None] & np.isfinite(excess)
+    day = np.broadcast_to((grid.day - d0)[:, None], ok.shape)
+    col = np.broadcast_to(np.arange(n_s)[None, :], ok.shape)
+    key = (day * n_s + col)[ok]
+    e = excess[ok]
+    sv = np.broadcast_to(s[:, None], ok.shape)[ok]
+    size = n_days * n_s
+
+    def total(w: F64 | None = None) -> F64:
+        return np.bincount(key, weights=w, minlength=size).astype(np.float64)
+
+    n = total()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = total(e * sv) - total(e) * total(sv) / n
+        var_e = total(e * e) - total(e) ** 2 / n
+        var_s = total(sv * sv) - total(sv) ** 2 / n
+        r = np.where(n >= 4, cov / np.sqrt(var_e * var_s), np.nan).reshape(n_days, n_s)
+        follows = r[grid.day - d0] >= cfg.radiation_r
+        hit = sun[:, None] & (excess > cfg.radiation_c) & follows
+    out[hit] = int(QcFlag.RADIATION)
+    return out
+
+
+def _drift(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
+    n_s = anomaly.shape[1]
+    d0 = int(grid.day.min())
+    n_days = int(grid.day.max()) - d0 + 1
+    day = grid.day - d0
+    with np.errstate(invalid="ignore"):
+        frame = pd.DataFrame(anomaly).groupby(day)
+        daily = frame.median().reindex(range(n_days)).to_numpy(dtype=np.float64, copy=True)
+        count = frame.count().reindex(range(n_days)).fillna(0).to_numpy()
+    daily[count < 12] = np.nan
+    w = cfg.drift_days
+    padded = np.vstack([np.full((w - 1, n_s), np.nan), daily])
+    win = sliding_window_view(padded, w, axis=0)  # (n_days, n_s, w)
+    i, j = np.triu_indices(w, k=1)
+    diff = win[..., j] - win[..., i]
+    with np.errstate(invalid="ignore"):
+        slope = _nanmedian(diff / (j - i), axis=-1)  # Theil–Sen
+        pairs = np.isfinite(diff).sum(axis=-1)
+        tau = np.nansum(np.sign(diff), axis=-1) / np.where(pairs > 0, pairs, np.nan)  # Kendall τ-a
+        finite = np.isfinite(win)
+        first = np.argmax(finite, axis=-1)
+        last = w - 1 - np.argmax(finite[..., ::-1], axis=-1)
+        change = np.abs(slope) * (last - first)
+        drifting = (finite.sum(axis=-1) >= cfg.drift_min_days) & (np.abs(tau) >= cfg.drift_tau) & (
+            change >= cfg.drift_c)
+    return np.where(drifting[day], int(QcFlag.DRIFT), 0).astype(np.int64)
+
+
+def spatial_thresholds(n: npt.ArrayLike, cfg: QcConfig) -> tuple[F64, ...]:
+    """Lower and upper z bounds for ``n`` sensors: Student-t(n−1) quantiles (NaN below 2)."""
+    df = np.asarray(n, dtype=np.float64) - 1
+    df = np.where(df >= 1, df, np.nan)
+    return stats.t.ppf(cfg.spatial_low_p, df), stats.t.ppf(cfg.spatial_high_p, df)
+
+
+def _crowd_m2(m: F64, placed: B, cool: set[str], sensors: npt.NDArray[np.object_], cfg: QcConfig) -> I64:
+    """CrowdQC+ m2: robust z-score per hour against every placed sensor of the town (Qn scale,
+    Student-t bounds for small towns, skipped under ``spatial_min_sensors``)."""
+    codes = np.zeros(m.shape, dtype=np.int64)
+    pop = m.copy()
+    pop[:, ~placed] = np.nan
+    n = np.isfinite(pop).sum(axis=1)
+    enough = n >= cfg.spatial_min_sensors
+    if not enough.any():
+        return codes
+    with np.errstate(invalid="ignore"):
+        med = _nanmedian(pop[enough], axis=1)
+        scale = np.maximum(qn_rows(pop[enough]), cfg.spatial_min_scale_c)
+        z = (m[enough] - med[:, None]) / scale[:, None]
+        lo, hi = spatial_thresholds(n[enough], cfg)
+        low = z < lo[:, None]
+        high = z > hi[:, None]
+    low[:, np.isin(sensors, list(cool))] = False
+    codes[enough] = np.where(low, int(QcFlag.SPATIAL_LOW), 0) | np.where(high, int(QcFlag.SPATIAL_HIGH), 0)
+    return codes
+
+
+def _monthly(grid: _Grid, codes: I64, comparison: F64, cfg: QcConfig) -> I64:
+    """CrowdQC+ m3, m4 and o3 over the trailing ``month_days``, judged per local day."""
+    m = grid.means
+    n_s = m.shape[1]
+    d0 = int(grid.day.min())
+    n_days = int(grid.day.max()) - d0 + 1
+    day = grid.day - d0
+    faults = grid.emptied | grid.history_faults | ((codes & int(_SHARE_FLAGS)) != 0)
+    pair = np.isfinite(m) & np.isfinite(comparison)
+    x = np.where(pair, m, 0.0)
+    y = np.where(pair, comparison, 0.0)
+
+    def per_day(v: npt.NDArray[np.float64] | B) -> F64:
+        out = np.zeros((n_days, n_s))
+        np.add.at(out, day, np.asarray(v, dtype=np.float64))
+        return out
+
+    def trailing(v: F64) -> F64:
+        c = np.vstack([np.zeros((1, n_s)), np.cumsum(v, axis=0)])
+        k = np.arange(n_days)
+        return c[k + 1] - c[np.maximum(k + 1 - cfg.month_days, 0)]
+
+    present = per_day(grid.present)
+    sums = {name: trailing(per_day(v)) for name, v in {
+        "present": grid.present, "faults": faults & grid.present, "n": pair, "x": x, "y": y,
+        "xy": x * y, "xx": x * x, "yy": y * y}.items()}
+    days_seen = trailing((present > 0).astype(np.float64))
+    # Availability counts from the sensor's first day in view, so a new sensor is not "sparse".
+    first_day = np.where((present > 0).any(axis=0), np.argmax(present > 0, axis=0), n_days)
+    k = np.arange(n_days)[:, None]
+    span = np.clip(k - np.maximum(first_day[None, :], k - cfg.month_days + 1) + 1, 0, None)
+    judged = days_seen >= cfg.month_min_days
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = sums["faults"] / sums["present"]
+        n = sums["n"]
+        cov = sums["xy"] - sums["x"] * sums["y"] / n
+        r = cov / np.sqrt((sums["xx"] - sums["x"] ** 2 / n) * (sums["yy"] - sums["y"] ** 2 / n))
+        available = sums["present"] / (24.0 * span)
+        verdict = (np.where(judged & (share > cfg.month_flagged_max), int(QcFlag.MONTH_FLAGGED), 0)
+                   | np.where(judged & (n >= 12 * cfg.month_min_days) & (r < cfg.month_r_min),
+                              int(QcFlag.MONTH_CORRELATION), 0)
+                   | np.where(judged & (available < cfg.month_available_min), int(QcFlag.MONTH_SPARSE), 0))
+    return verdict[day].astype(np.int64)

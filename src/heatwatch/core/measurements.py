@@ -92,24 +92,36 @@ class Measurement:
 
 
 class QcFlag(IntFlag):
-    """Reasons a value is not usable; stored as the integer ``qc`` field (bits OR-ed together)."""
+    """Reasons a value is not usable; stored as the integer ``qc`` field (bits OR-ed together).
 
-    RANGE = 1  # outside physical plausibility
-    STEP = 2  # jumped from the previous reading faster than the air can
+    Rules and parameters: docs/science/qc.md.
+    """
+
+    RANGE = 1  # outside the town's seasonal plausible range
+    STEP = 2  # jumped away from its level faster than the air can, until it comes back
     SPIKE = 4  # isolated excursion that comes straight back
-    PERSISTENCE = 8  # unchanged for hours: a stuck sensor or a frozen firmware
-    SPATIAL_LOW = 16  # much colder than the town this hour
-    SPATIAL_HIGH = 32  # much warmer than the town this hour (sun on the sensor, heat source, drift)
+    PERSISTENCE = 8  # unchanged for hours with readings coming in: stuck sensor or firmware
+    SPATIAL_LOW = 16  # town sensor: far colder than its peers; crowd station: CrowdQC+ m2 low
+    SPATIAL_HIGH = 32  # town sensor: far warmer than its peers; crowd station: CrowdQC+ m2 high
     AVAILABILITY = 64  # too few readings that local day for daily statistics
     UNPLACED = 128  # no position or site class in the registry: cannot be interpreted
+    RADIATION = 256  # warm by day in proportion to the sun, gone at night: sun on the sensor
+    DRIFT = 512  # slow monotonic trend against its peers
+    MONTH_FLAGGED = 1024  # more than 20 % of the trailing 30 days' hours flagged (CrowdQC+ m3)
+    MONTH_CORRELATION = 2048  # trailing 30 days correlate < 0.8 with the peer median (after CrowdQC+ m4)
+    MONTH_SPARSE = 4096  # information: < 80 % of the trailing 30 days' hours present (CrowdQC+ o3)
 
 
-#: Flags that make a single value unusable. AVAILABILITY is about the day, not the value: the hours a
-#: half-day sensor did report are still good hourly data.
+#: Flags that make a single value unusable. AVAILABILITY is about the day and MONTH_SPARSE is
+#: information: the hours a half-day sensor did report are still good hourly data.
 VALUE_FLAGS = (QcFlag.RANGE | QcFlag.STEP | QcFlag.SPIKE | QcFlag.PERSISTENCE | QcFlag.SPATIAL_LOW
-               | QcFlag.SPATIAL_HIGH | QcFlag.UNPLACED)
-#: Flags that disqualify a whole sensor-day; the value flags of single hours only reduce its coverage.
-DAILY_BLOCKING = QcFlag.AVAILABILITY | QcFlag.UNPLACED
+               | QcFlag.SPATIAL_HIGH | QcFlag.UNPLACED | QcFlag.RADIATION | QcFlag.DRIFT | QcFlag.MONTH_FLAGGED
+               | QcFlag.MONTH_CORRELATION)
+#: Flags that disqualify a whole sensor-day; the value flags of single hours only remove those hours.
+DAILY_BLOCKING = (QcFlag.AVAILABILITY | QcFlag.UNPLACED | QcFlag.DRIFT | QcFlag.MONTH_FLAGGED
+                  | QcFlag.MONTH_CORRELATION)
+#: Flags that are information only: they never make a value or a day unusable.
+INFO_FLAGS = QcFlag.MONTH_SPARSE
 
 _TOWN = Tag("town", "town id (vitre, saint-omer)")
 _SENSOR = Tag("sensor", "sensor id")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from heatwatch.core.measurements import QcFlag
+from heatwatch.core.measurements import INFO_FLAGS, QcFlag
 from heatwatch.core.settings import ApiSettings, DashboardOptions
 
 from ..formats import JSONBytes
@@ -60,7 +60,8 @@ async def dashboard_config(request: Request) -> JSONBytes:
     thresholds["stale_after_s"] = settings.stale_after_s
     return JSONBytes({"vendor": request.app.state.dashboard_vendor, "tiles_url": cfg.tiles_url or None,
                       "tiles_attribution": cfg.tiles_attribution, "thresholds": thresholds,
-                      "qc_flags": {f.name: int(f) for f in QcFlag}},
+                      "qc_flags": {f.name: int(f) for f in QcFlag},
+                      "qc_info_flags": int(INFO_FLAGS)},
                      headers={"Cache-Control": "no-cache"})
 
 

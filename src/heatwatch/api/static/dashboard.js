@@ -8,6 +8,8 @@
   // Thresholds and QC flags come from the server (/dashboard/config.json): the alert thresholds of
   // analytics and the api's "offline" age, so the page marks exactly what raises alerts.
   const qcBits = () => Object.values(state.config.qc_flags || {});
+  // Information-only flags (a sparse month) do not make a value bad (docs/science/qc.md).
+  const qcInfo = () => state.config.qc_info_flags || 0;
   const staleMs = () => (state.config.thresholds ? state.config.thresholds.stale_after_s * 1000 : Infinity);
   const lowBattery = (v) => v !== null && !!state.config.thresholds && v < state.config.thresholds.battery_v;
   const T_SCALE = { min: 10, max: 40, step: 5 };
@@ -146,7 +148,8 @@
   function qcText(qc) {
     if (qc === null || qc === undefined) return { text: t("qc_none"), cls: "" };
     if (qc === 0) return { text: t("qc_ok"), cls: "qc-ok" };
-    return { text: qcBits().filter((b) => qc & b).map((b) => t("qc_" + b)).join(", "), cls: "qc-bad" };
+    return { text: qcBits().filter((b) => qc & b).map((b) => t("qc_" + b)).join(", "),
+             cls: (qc & ~qcInfo()) === 0 ? "qc-ok" : "qc-bad" };
   }
 
   // Town loading ----------------------------------------------------------------------------------
