@@ -1,4 +1,4 @@
-"""Dew point, heat index and humidex against DESIGN.md §5 vectors and the NWS chart."""
+"""Dew point, heat index and humidex against the vectors of docs/science/indices.md and the NWS chart."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ NWS_CHART = {
     95: [86, 93, 100, 108, 117, 127],
     100: [87, 95, 103, 112, 121, 132],
 }
-# The NWS high-humidity adjustment ((RH−85)/10)·((87−T)/5), which DESIGN.md requires, moves
+# The NWS high-humidity adjustment ((RH−85)/10)·((87−T)/5), which docs/science/indices.md requires, moves
 # the regression away from Steadman's chart in its coolest, wettest corner. Only these cells
 # exceed ±1.5 °F; they are held to a looser, explicit bound rather than silently skipped.
 CHART_KNOWN_WIDER = {(80, 95): 2.0, (80, 100): 2.5}

@@ -4,9 +4,11 @@ computation from the raw readings written here (it does not call ``aggregate.py`
 
 The one input the independent computation takes from the stored results is the QC verdict per
 sensor-hour (``hourly.qc``): QC has its own tests; what is checked here is that everything built
-on it — hourly means, local days, UHI against the rural reference, coverage, IBM windows, the
-canicule flag, the town values — comes out as DESIGN.md §5 defines it. The clean week has no
-injected fault, so no reading is dropped by the point checks (asserted: ``n`` equals the raw count).
+on it — hourly means, local days, UHI against the rural reference, coverage, Tn/Tx and IBM windows,
+the canicule flag, the town values — comes out as docs/science/indices.md and canicule.md define
+it. The clean week has no injected fault, so no reading is dropped by the point checks (asserted:
+``n`` equals the raw count). No official station is imported here: IBM comes from the rural
+reference sensor, and says so.
 """
 
 from __future__ import annotations
@@ -89,15 +91,31 @@ def independent(raw: pd.DataFrame, qc: pd.DataFrame, town_id: str,
     h["night_day"] = shifted.dt.date.where(shifted.dt.hour < 12)
 
     v = h[h["ok"]]
-    d = v.groupby(["sensor", "day"]).agg(tn=("t_min", "min"), tx=("t_max", "max"), t_mean=("t_mean", "mean"),
-                                         rh_mean=("rh_mean", "mean"), uhi_mean=("uhi", "mean"),
-                                         hours_ge_30=("t_mean", lambda s: int((s >= 30).sum())),
-                                         ok_hours=("t_mean", "size")).reset_index()
+    d = v.groupby(["sensor", "day"]).agg(t_mean=("t_mean", "mean"), rh_mean=("rh_mean", "mean"),
+                                         uhi_mean=("uhi", "mean"),
+                                         hours_ge_30=("t_mean", lambda s: int((s >= 30).sum()))).reset_index()
+    # Every reading of the clean week passes the point checks (asserted below: n == count), so an
+    # hour is present when it has readings, also past the last written day (the last Tx window).
+    present = h[h["count"] > 0].groupby(["sensor", "day"]).size()
+    d["present"] = [present.get((s, day), 0) for s, day in zip(d["sensor"], d["day"], strict=True)]
     night = v.dropna(subset=["night_day"]).groupby(["sensor", "night_day"])["uhi"].max()
     d["uhi_night_max"] = [night.get((s, day), np.nan) for s, day in zip(d["sensor"], d["day"], strict=True)]
     day_len = {day: (pd.Timestamp(day + timedelta(days=1)).tz_localize(tz)
                      - pd.Timestamp(day).tz_localize(tz)) / pd.Timedelta(hours=1) for day in d["day"].unique()}
-    d["coverage"] = d["ok_hours"] / d["day"].map(day_len)
+    # Coverage counts hours with data that passed the point checks, whatever the spatial flags.
+    d["coverage"] = d["present"] / d["day"].map(day_len)
+    # Météo-France windows per sensor: Tn of D over [18 UTC D−1, 18 UTC D), Tx of D over
+    # [06 UTC D, 06 UTC D+1), from usable hours, each needing 80 % of its 24 hours present.
+    utc = h["hour"].dt.tz_localize(None)
+    h["tn_day"] = (utc + pd.Timedelta(hours=6)).dt.date
+    h["tx_day"] = (utc - pd.Timedelta(hours=6)).dt.date
+    has = h[h["count"] > 0]
+    tn = h[h["ok"]].groupby(["sensor", "tn_day"])["t_min"].min().where(
+        has.groupby(["sensor", "tn_day"]).size() >= 19.2)
+    tx = h[h["ok"]].groupby(["sensor", "tx_day"])["t_max"].max().where(
+        has.groupby(["sensor", "tx_day"]).size() >= 19.2)
+    d["tn"] = [tn.get((s, day), np.nan) for s, day in zip(d["sensor"], d["day"], strict=True)]
+    d["tx"] = [tx.get((s, day), np.nan) for s, day in zip(d["sensor"], d["day"], strict=True)]
     d["tropical_night"] = d["tn"] >= 20.0
     counts = r.assign(day=r["time"].dt.tz_convert(tz).dt.date).groupby(["sensor", "day"]).size()
     expected = d["day"].map(day_len) * 12  # 5-minute readings
@@ -112,21 +130,18 @@ def independent(raw: pd.DataFrame, qc: pd.DataFrame, town_id: str,
     hottest = good.sort_values(["day", "t_mean", "sensor"], ascending=[True, False, True]).groupby("day").first()
     c["hottest_sensor"] = hottest["sensor"]
 
-    # Météo-France windows on the rural reference: Tn of D over [18 UTC D−1, 18 UTC D), Tx of D over
-    # [06 UTC D, 06 UTC D+1), each needing 80 % of its hours; IBM = mean of D−2, D−1, D.
-    ref = v[v["sensor"].isin(refs)]
-    utc = ref["hour"].dt.tz_localize(None)
-    tn = ref.groupby((utc + pd.Timedelta(hours=6)).dt.date)["t_min"].agg(["min", "size"])
-    tx = ref.groupby((utc - pd.Timedelta(hours=6)).dt.date)["t_max"].agg(["max", "size"])
-    tn_d = tn["min"].where(tn["size"] >= 19.2)
-    tx_d = tx["max"].where(tx["size"] >= 19.2)
+    # IBM on the rural reference sensor: its Tn/Tx windows (median of the references), D−2…D.
+    tn_d = pd.Series({day: pd.Series([tn.get((s, day), np.nan) for s in refs]).median() for day in set(h["tn_day"])})
+    tx_d = pd.Series({day: pd.Series([tx.get((s, day), np.nan) for s in refs]).median() for day in set(h["tx_day"])})
     ibmn, ibmx = {}, {}
     for day in c.index:
         three = [day - timedelta(days=k) for k in (2, 1, 0)]
         vn = [tn_d.get(x, np.nan) for x in three]
         vx = [tx_d.get(x, np.nan) for x in three]
-        ibmn[day] = float(np.mean(vn)) if not np.isnan(vn).any() else np.nan
-        ibmx[day] = float(np.mean(vx)) if not np.isnan(vx).any() else np.nan
+        # One source gives both means, or neither: a canicule day needs the pair.
+        both = not (np.isnan(vn).any() or np.isnan(vx).any())
+        ibmn[day] = float(np.mean(vn)) if both else np.nan
+        ibmx[day] = float(np.mean(vx)) if both else np.nan
     c["ibmn"] = pd.Series(ibmn)
     c["ibmx"] = pd.Series(ibmx)
     thr = town.canicule
@@ -188,6 +203,9 @@ def test_town_values_match_independent_computation(week: dict, town: str) -> Non
     assert len(m) == len(c) == len(town_daily) == len(WEEK_DAYS)
     for col in ("ibmn", "ibmx", "uhi_mean", "uhi_max", "sensors_ok"):
         assert close(m[col], m[f"{col}_db"]), col
+    refs = ",".join(sorted(TOWNS[town].reference_sensors))
+    assert set(m.loc[m["ibmn"].notna(), "ibm_source"]) == {f"sensors:{refs}"}
+    assert m.loc[m["ibmn"].isna(), "ibm_reason"].str.contains("no data imported for station").all()
     assert list(m["hottest_sensor"]) == list(m["hottest_sensor_db"])
     known = m["ibmn"].notna() & m["ibmx"].notna()
     assert known.sum() == 5  # IBM needs three full Tn/Tx windows: known from the fourth day on

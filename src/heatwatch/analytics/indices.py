@@ -1,6 +1,6 @@
 """Thermal comfort indices: dew point, NWS heat index, Environment Canada humidex.
 
-Formulas and test vectors are those of DESIGN.md §5. Every function takes scalars, numpy
+Formulas, sources and test vectors: docs/science/indices.md. Every function takes scalars, numpy
 arrays or pandas Series (temperatures in °C unless the name says °F) and returns the same
 kind: a float for scalars, an array for arrays, a Series on the input's index for Series.
 Missing values propagate as NaN instead of raising, because hourly frames always have holes.

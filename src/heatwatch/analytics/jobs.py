@@ -2,14 +2,21 @@
 
 The unit of work is a set of local days D1…D2 of one town. Everything in them is recomputed
 from raw readings and replaces what was stored (:func:`Analytics.recompute`), so any run is
-idempotent and a second runner is harmless (DESIGN.md §9). The read window is wider than the
-days, by what the definitions of DESIGN.md §5 look at:
+idempotent and a second runner is harmless. The read window is wider than the days, by what
+the definitions (docs/science/indices.md, canicule.md) look at:
 
 * from 18:00 UTC three days before D1: the IBM of D1 is the mean of D1−2…D1, and the Tn of
   D1−2 starts at 18:00 UTC of D1−3; that also covers the night UHI of D1 (from 18:00 local D1−1);
-* to 06:00 UTC the day after D2: where the Tx window of D2 ends.
+* to 06:00 UTC three days after D2: the forward IBM of D2 (D2…D2+2, the window of Météo-France's
+  vigilance) ends with the Tx window of D2+2. When those days are still to come the forward
+  fields stay empty; the daily run fills them once D2+2 is complete.
 
 Context days are read but not written (``aggregate_town(days=...)``): their own edges are cut.
+QC also reads the stored hourly rows of the ``history_days`` before the window (drift and the
+monthly checks look back weeks), and the town's official station series when one is configured.
+
+Which days a run writes: every local day D1…D2 asked for that has at least one raw reading,
+the last one included — whatever the time of day the readings stop.
 
 Runs, all in UTC wall time:
 
@@ -39,14 +46,16 @@ from heatwatch.core.logging import get_logger
 from heatwatch.core.model import Sensor, Town
 from heatwatch.core.registry import Registry
 
-from .aggregate import TownAggregates, TownContext, aggregate_town
+from .aggregate import TownAggregates, TownContext, aggregate_town, town_qc
 from .qc import QcConfig
-from .reader import first_reading, last_hourly, read_readings
+from .reader import first_reading, last_hourly, read_hourly_history, read_readings
+from .reference import read_station
 from .writer import SCHEMA, existing_points, frame_lines, leaves_stale, replace_range, write_lines
 
 log = get_logger("heatwatch.analytics")
 
 CONTEXT_DAYS_BEFORE = 3
+CONTEXT_DAYS_AFTER = 3  # the forward IBM of D2 ends with the Tx window of D2+2, closing on D2+3
 TN_WINDOW_START_H = 18  # UTC hour the Météo-France Tn window opens, the day before
 TX_WINDOW_END_H = 6  # UTC hour the Tx window closes, the day after
 
@@ -54,7 +63,7 @@ TX_WINDOW_END_H = 6  # UTC hour the Tx window closes, the day after
 def read_window(days: Sequence[date]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """UTC [start, end) of the raw readings that fully determine the aggregates of ``days``."""
     first = pd.Timestamp(min(days) - timedelta(days=CONTEXT_DAYS_BEFORE), tz="UTC")
-    last = pd.Timestamp(max(days) + timedelta(days=1), tz="UTC")
+    last = pd.Timestamp(max(days) + timedelta(days=CONTEXT_DAYS_AFTER), tz="UTC")
     return first + pd.Timedelta(hours=TN_WINDOW_START_H), last + pd.Timedelta(hours=TX_WINDOW_END_H)
 
 
@@ -106,7 +115,9 @@ def town_context(town: Town, sensors: Sequence[Sensor], qc: QcConfig | None = No
     """The town as the aggregates see it; without any registered sensor, every non-reference is urban."""
     if not [s for s in sensors if s.town == town.id]:
         return TownContext(id=town.id, timezone=town.timezone, references=frozenset(town.reference_sensors),
-                           thresholds=town.canicule, qc=qc or QcConfig())
+                           thresholds=town.canicule, qc=town_qc(town, qc), position=(town.latitude, town.longitude),
+                           station=town.reference.station, ibm_sources=tuple(town.reference.ibm_sources),
+                           uhi_sources=tuple(town.reference.uhi_sources))
     return TownContext.from_registry(town, sensors, qc)
 
 
@@ -157,7 +168,12 @@ class Analytics:
             keep = [d for d in days if d in present]
             if not keep:
                 return stats
-            aggs, lines = await asyncio.to_thread(_compute, readings, ctx, keep)
+            history = await read_hourly_history(self.client, town, start - pd.Timedelta(days=ctx.qc.history_days),
+                                                start)
+            station = await read_station(self.client, ctx.station, start, end) if ctx.station else None
+            stats.seconds["read"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            aggs, lines = await asyncio.to_thread(_compute, readings, ctx, keep, history, station)
             t2 = time.perf_counter()
             stats.seconds["compute"] = t2 - t1
             for run in runs_of(keep):
@@ -223,8 +239,8 @@ class Analytics:
         return await self.hourly_run(now, hours, catchup_max_days=max_days)
 
 
-def _compute(readings: pd.DataFrame, ctx: TownContext,
-             days: list[date]) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
-    aggs = aggregate_town(readings, ctx, days=days)
+def _compute(readings: pd.DataFrame, ctx: TownContext, days: list[date], history: pd.DataFrame | None,
+             station: pd.DataFrame | None) -> tuple[dict[str, pd.DataFrame], dict[str, list[str]]]:
+    aggs = aggregate_town(readings, ctx, days=days, history=history, station=station)
     frames = {"hourly": aggs.hourly, "daily": aggs.daily, "town_daily": aggs.town_daily}
     return frames, build_lines(aggs)

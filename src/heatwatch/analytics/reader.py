@@ -86,7 +86,8 @@ async def read_readings(client: InfluxClient, town: str, start: datetime, end: d
         return pd.DataFrame({"town": pd.Series(dtype=object), "sensor": pd.Series(dtype=object),
                              "time": pd.Series(dtype="datetime64[ms, UTC]"),
                              "temperature": pd.Series(dtype=np.float64), "humidity": pd.Series(dtype=np.float64)})
-    # Tags come as "sensor=<id>"; sensor ids cannot hold "," or "=" (DESIGN.md §4), so no unescaping.
+    # Tags come as "sensor=<id>"; sensor ids cannot hold "," or "=" (README, "MQTT contract"), so no
+    # unescaping.
     sensor = raw["tags"].str.removeprefix("sensor=")
     return pd.DataFrame({
         "town": town,
@@ -159,6 +160,29 @@ async def read_hourly_qc(client: InfluxClient, town: str, since: datetime, now: 
          f"WHERE {c('town')} = $town AND time >= $since AND time <= $now GROUP BY {c('sensor')}")
     series = await client.query_series(q, {"town": town, "since": to_ns(since), "now": to_ns(now)})
     return series_frame(series, ["qc", "n"])
+
+
+async def read_hourly_history(client: InfluxClient, town: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Stored hourly ``t_mean``, ``n`` and ``qc`` of a town in [start, end): QC's trailing context.
+
+    Drift and the monthly checks look back weeks; reading the stored hourly rows for that costs a
+    few hundred thousand rows at most, where re-reading the raw readings would cost millions.
+    """
+    q = (f"SELECT {ident('t_mean')}, {ident('n')}, {ident('qc')} FROM {client.qualified('hourly', AGG_RP)} "
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    raw = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
+    if raw.empty:
+        return pd.DataFrame({"sensor": pd.Series(dtype=object), "time": pd.Series(dtype="datetime64[ms, UTC]"),
+                             "t_mean": pd.Series(dtype=np.float64), "n": pd.Series(dtype=np.float64),
+                             "qc": pd.Series(dtype=np.int64)})
+    return pd.DataFrame({
+        "sensor": raw["tags"].str.removeprefix("sensor=").to_numpy(dtype=object),
+        "time": pd.to_datetime(raw["time"].to_numpy(dtype=np.int64), unit="ms", utc=True),
+        "t_mean": pd.to_numeric(raw["t_mean"], errors="coerce").to_numpy(dtype=np.float64)
+        if "t_mean" in raw else np.nan,
+        "n": pd.to_numeric(raw["n"], errors="coerce").fillna(0).to_numpy(dtype=np.float64) if "n" in raw else 0.0,
+        "qc": pd.to_numeric(raw["qc"], errors="coerce").fillna(0).to_numpy(dtype=np.int64) if "qc" in raw else 0,
+    })
 
 
 async def read_town_daily(client: InfluxClient, town: str, since: datetime, now: datetime) -> pd.DataFrame:

@@ -91,8 +91,9 @@ DAILY = from_measurement(
 
 TOWN_DAILY = from_measurement(
     TOWN_DAILY_M, "indices", "Indices journaliers de la ville (ICU, IBM, canicule)",
-    "Daily indices per town: IBMn and IBMx (3-day running means of Tn and Tx, Météo-France), canicule day "
-    "flag against the département thresholds, urban heat island mean and maximum, hottest sensor.", "DAILY",
+    "Daily indices per town: IBMn and IBMx (3-day means of the reference Tn and Tx, Météo-France) with the "
+    "reference they came from, canicule day flag against the département thresholds (trailing, and the D…D+2 "
+    "reconstruction of the vigilance window), urban heat island mean and maximum, hottest sensor.", "DAILY",
     has_date=True,
     extra=(Column("tropical_nights", "integer", "sensors of the town with a tropical night (Tn ≥ 20 °C)",
                   derived=True),),

@@ -103,6 +103,11 @@ _TOWN = {
                                 "properties": {"ibmn": {"type": "number"}, "ibmx": {"type": "number"},
                                                "source": {"type": "string"}}},
         "reference_sensors": {"type": "array", "items": {"type": "string"}},
+        "reference": {"type": "object", "properties": {
+            "station": {"type": ["string", "null"]}, "station_name": {"type": ["string", "null"]},
+            "station_source": {"type": ["string", "null"]},
+            "ibm_sources": {"type": "array", "items": {"enum": ["station", "sensors"]}},
+            "uhi_sources": {"type": "array", "items": {"enum": ["station", "sensors"]}}}},
     },
 }
 _LATEST = {
@@ -296,10 +301,11 @@ def _daily() -> dict[str, Any]:
 def _indices(thresholds: dict[str, Any]) -> dict[str, Any]:
     return _series(TOWN_DAILY, "/v1/indices", {"town": "vitre", "from": "2024-07-19", "to": "2024-07-21"},
                    "2024-07-19T22:00:00Z",
-                   [["2024-07-18T22:00:00Z", "2024-07-19", "vitre", 18.6, 33.4, True, 1.7, 4.4, "vitre-centre-01",
-                     14, 9],
-                    ["2024-07-19T22:00:00Z", "2024-07-20", "vitre", 19.2, 34.1, True, 1.9, 4.8, "vitre-centre-01",
-                     14, 11]], canicule_thresholds=thresholds)
+                   [["2024-07-18T22:00:00Z", "2024-07-19", "vitre", 18.6, 33.4, True, "station:35281001", None,
+                     19.3, 34.9, 19.2, 34.1, True, 1.7, 4.4, "sensors", "vitre-centre-01", 14, 9],
+                    ["2024-07-19T22:00:00Z", "2024-07-20", "vitre", 19.2, 34.1, True, "station:35281001", None,
+                     19.6, 35.0, 19.0, 33.5, True, 1.9, 4.8, "sensors", "vitre-centre-01", 14, 11]],
+                   canicule_thresholds=thresholds)
 
 
 def _episodes(thresholds: dict[str, Any]) -> dict[str, Any]:

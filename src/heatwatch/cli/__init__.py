@@ -74,6 +74,8 @@ DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
     ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", IngestSettings),
     ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", AnalyticsSettings),
     ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", AnalyticsSettings),
+    ("reference", "heatwatch.analytics.reference_cli", "official reference stations (Météo-France hourly files)",
+     AnalyticsSettings),
     ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", ApiSettings),
 ]
 

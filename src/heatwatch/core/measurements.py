@@ -162,10 +162,10 @@ DAILY = Measurement(
     "daily", AGG_RP, "daily indicators per sensor", "local midnight (town time zone) of the day, in UTC",
     (_TOWN, _SENSOR),
     (
-        Field("tn", "float", "daily minimum over the local calendar day "
-                             "(the town IBMn uses Météo-France's 18:00–18:00 UTC window)", "°C"),
-        Field("tx", "float", "daily maximum over the local calendar day "
-                             "(the town IBMx uses Météo-France's 06:00–06:00 UTC window)", "°C"),
+        Field("tn", "float", "minimum over Météo-France's Tn window, 18:00 UTC the day before to 18:00 UTC "
+                             "(empty below 80 % of its hours)", "°C"),
+        Field("tx", "float", "maximum over Météo-France's Tx window, 06:00 UTC to 06:00 UTC the day after "
+                             "(empty below 80 % of its hours or with a sun-struck hour)", "°C"),
         Field("t_mean", "float", "daily mean temperature", "°C"),
         Field("rh_mean", "float", "daily mean relative humidity", "%"),
         Field("heat_index_max", "float", "maximum hourly heat index", "°C"),
@@ -175,8 +175,9 @@ DAILY = Measurement(
               "maximum UHI intensity over the night ending this morning (18:00 the day before to 06:00 local)",
               "°C"),
         Field("hours_ge_30", "int", "hours with hourly mean temperature at or above 30 °C", "h"),
-        Field("tropical_night", "bool", "tropical night: Tn at or above 20 °C"),
-        Field("coverage", "float", "share of expected hourly values present", "1"),
+        Field("tropical_night", "bool", "tropical night: tn at or above 20 °C (same window and coverage as IBMn)"),
+        Field("coverage", "float", "share of the local day's hours with readings that passed the point checks",
+              "1"),
         _QC,
     ),
 )
@@ -185,11 +186,20 @@ TOWN_DAILY = Measurement(
     "town_daily", AGG_RP, "daily indices per town", "local midnight (town time zone) of the day, in UTC",
     (_TOWN,),
     (
-        Field("ibmn", "float", "3-day running mean of daily Tn", "°C"),
-        Field("ibmx", "float", "3-day running mean of daily Tx", "°C"),
+        Field("ibmn", "float", "mean of the reference Tn over D−2…D (trailing, as observed)", "°C"),
+        Field("ibmx", "float", "mean of the reference Tx over D−2…D (trailing, as observed)", "°C"),
         Field("canicule", "bool", "canicule day: IBMn and IBMx at or above the département thresholds"),
+        Field("ibm_source", "str", "reference the day's IBM came from: station:<NUM_POSTE> or sensors:<ids>"),
+        Field("ibm_reason", "str", "why IBM is empty, when it is"),
+        Field("tn_ref", "float", "the day's reference Tn (18:00–18:00 UTC)", "°C"),
+        Field("tx_ref", "float", "the day's reference Tx (06:00–06:00 UTC)", "°C"),
+        Field("ibmn_forward", "float", "mean of the reference Tn over D…D+2, the window of Météo-France's vigilance "
+                                       "forecasts, reconstructed from observations", "°C"),
+        Field("ibmx_forward", "float", "mean of the reference Tx over D…D+2 (see ibmn_forward)", "°C"),
+        Field("canicule_forward", "bool", "ibmn_forward and ibmx_forward at or above the thresholds"),
         Field("uhi_mean", "float", "mean UHI intensity over urban sensors", "°C"),
         Field("uhi_max", "float", "maximum UHI intensity over urban sensors", "°C"),
+        Field("uhi_source", "str", "rural reference(s) the day's UHI was measured against"),
         Field("hottest_sensor", "str", "sensor with the highest daily mean temperature"),
         Field("sensors_ok", "int", "sensors that passed quality control"),
     ),
@@ -211,6 +221,26 @@ ALERT = Measurement(
     ),
 )
 
-MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT)}
+#: An official station's hourly series, imported from Météo-France's open climatological files with
+#: ``heatwatch reference import`` (docs/science/canicule.md). Values as published; ``q*`` are their quality
+#: codes (0 protected, 1 validated, 9 filtered, 2 doubtful: analytics leaves 2 out).
+STATION_HOURLY = Measurement(
+    "station_hourly", AGG_RP, "official reference station, hourly (Météo-France climatological files)",
+    "the row's AAAAMMJJHH, UTC: T at that instant, TN/TX within the hour ending then",
+    (Tag("station", "Météo-France station number (NUM_POSTE, 8 digits)"),),
+    (
+        Field("t", "float", "instantaneous temperature under shelter", "°C"),
+        Field("tn", "float", "minimum temperature under shelter within the hour", "°C"),
+        Field("tx", "float", "maximum temperature under shelter within the hour", "°C"),
+        Field("u", "float", "relative humidity", "%"),
+        Field("qt", "int", "quality code of t"),
+        Field("qtn", "int", "quality code of tn"),
+        Field("qtx", "int", "quality code of tx"),
+        Field("qu", "int", "quality code of u"),
+    ),
+)
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT,
+                                                             STATION_HOURLY)}
 #: What one analytics recompute writes, in the order it writes them.
 AGGREGATES: tuple[Measurement, ...] = (HOURLY, DAILY, TOWN_DAILY)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -140,6 +141,22 @@ class CaniculeThresholds(BaseModel):
     source: str
 
 
+class ReferenceConfig(BaseModel):
+    """Where a town's canicule indices and urban heat island take their rural reference from.
+
+    ``station``: a Météo-France station (8-digit NUM_POSTE) whose hourly series is imported with
+    ``heatwatch reference import``. ``ibm_sources`` / ``uhi_sources``: the sources tried in order,
+    day by day for IBMn/IBMx and hour by hour for the UHI (docs/science/canicule.md, uhi.md).
+    """
+
+    station: str | None = Field(default=None, pattern=r"^\d{8}$")
+    station_name: str | None = None
+    station_source: str | None = Field(default=None, description="where the station id was checked")
+    ibm_sources: list[Literal["station", "sensors"]] = Field(default_factory=lambda: ["station", "sensors"],
+                                                             min_length=1)
+    uhi_sources: list[Literal["sensors", "station"]] = Field(default_factory=lambda: ["sensors"], min_length=1)
+
+
 class Town(BaseModel):
     id: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$")
     name: str
@@ -150,6 +167,9 @@ class Town(BaseModel):
     longitude: float
     canicule: CaniculeThresholds
     reference_sensors: list[str] = Field(default_factory=list)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    #: QC seasonal range per calendar month, 12 [low, high] pairs in °C (docs/science/qc.md)
+    qc_range_c: list[tuple[float, float]] | None = Field(default=None, min_length=12, max_length=12)
 
     @field_validator("id")
     @classmethod

@@ -101,10 +101,16 @@ EPISODES = Dataset(
 )
 
 
-def episodes_from(rows: list[list[Any]], town: str) -> list[list[Any]]:
-    """Consecutive canicule days (by local date) grouped into episodes. ``rows`` are indices rows."""
+def episodes_from(rows: list[list[Any]], town: str, alignment: str = "trailing") -> list[list[Any]]:
+    """Consecutive canicule days (by local date) grouped into episodes. ``rows`` are indices rows.
+
+    ``alignment="forward"`` groups the days whose D…D+2 means reached the thresholds (the window of
+    Météo-France's vigilance forecasts, reconstructed from observations, docs/science/canicule.md).
+    """
     names = ["time", "date", *TOWN_DAILY.tag_keys, *TOWN_DAILY.fields, "tropical_nights"]
     col = {n: i for i, n in enumerate(names)}
+    if alignment == "forward":
+        col = {**col, "canicule": col["canicule_forward"], "ibmn": col["ibmn_forward"], "ibmx": col["ibmx_forward"]}
     out: list[list[Any]] = []
     current: list[Any] | None = None
     prev_day: date | None = None
@@ -142,14 +148,20 @@ def _max(a: float | None, b: float | None) -> float | None:
             description="Runs of consecutive canicule days (Météo-France: IBMn and IBMx both at or above the "
                         "département thresholds), with their peaks. Default: the last 365 days.")
 async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
-                            format: FormatParam = None, sep: SepParam = ",") -> Response:
+                            format: FormatParam = None, sep: SepParam = ",",
+                            alignment: Annotated[Literal["trailing", "forward"], Query(
+                                description="trailing: days whose D−2…D means reached the thresholds, as observed "
+                                            "(default); forward: days whose D…D+2 means did, the window of "
+                                            "Météo-France's vigilance forecasts, reconstructed for past episodes"
+                            )] = "trailing") -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days,
                             what="canicule episodes")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
         rows, last = await _indices_rows(ctx, town, start, end, nights=False)  # episodes do not show them
-        return episodes_from(rows, town.id), last, {"canicule_thresholds": town.canicule.model_dump()}
+        return episodes_from(rows, town.id, alignment), last, {"canicule_thresholds": town.canicule.model_dump(),
+                                                                "alignment": alignment}
 
     return await table_response(ctx, EPISODES, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-canicule-{town.id}")

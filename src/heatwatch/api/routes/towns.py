@@ -27,6 +27,8 @@ def town_json(t: Town) -> dict[str, Any]:
         "longitude": t.longitude,
         "canicule_thresholds": t.canicule.model_dump(),
         "reference_sensors": t.reference_sensors,
+        # Where IBM and the UHI take their rural reference from, in order (docs/science/canicule.md).
+        "reference": t.reference.model_dump(),
     }
 
 
