@@ -1,4 +1,4 @@
-"""Analytics benchmark: full backfill and one hourly run over a year × 200 sensors (DESIGN §8).
+"""Analytics benchmark: full backfill and one hourly run over a year × 200 sensors.
 
     .venv/bin/python -m bench.analytics                        # 365 days × 200 sensors (~21 M readings)
     .venv/bin/python -m bench.analytics --days 30 --sensors 50 # quick look
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     with Registry(data / "registry.sqlite") as reg:
         reg.upsert_many(sensors)
 
-    db = Influxd(data / "influxd").start()
+    # A year of shards takes influxd longer than the default 30 s to open when reused.
+    db = Influxd(data / "influxd").start(timeout=600)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
     result: dict[str, Any] = {"params": params, "machine": machine}
     try:
