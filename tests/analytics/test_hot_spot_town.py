@@ -27,14 +27,13 @@ from fastapi.testclient import TestClient
 from analytics import qctown
 from heatwatch.analytics.alerts import AlertEngine
 from heatwatch.analytics.jobs import Analytics
-from heatwatch.analytics.rules import AlertThresholds
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.model import Sensor, SiteClass
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
+from support.apps import NO_LIMITS, with_api
 from support.influx import count_readings
 from support.mqtt import publish_all
 
@@ -94,7 +93,7 @@ def chain(town: qctown.QcTown, mosquitto, influxd, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="module")
 def api(chain: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(chain, ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0))) as c:
+    with TestClient(create_app(with_api(chain, **NO_LIMITS))) as c:
         yield c
 
 
@@ -143,7 +142,7 @@ def test_the_hot_spot_raises_its_nocturnal_uhi_alert(chain: Settings) -> None:
         async with InfluxClient(chain.influx_base_url, chain.influx_db) as client:
             with Registry(chain.registry_path, towns=["vitre", "saint-omer"]) as reg:
                 analytics = Analytics(client, {"vitre": chain.towns["vitre"]}, reg)
-                engine = AlertEngine(analytics, AlertThresholds.from_settings(chain))
+                engine = AlertEngine(analytics, chain.alert_thresholds)
                 night = datetime.combine(FIRST + timedelta(days=6), datetime.min.time(), TZ) + timedelta(hours=2)
                 return await engine.evaluate(night.astimezone(UTC))
 

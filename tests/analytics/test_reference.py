@@ -23,11 +23,11 @@ from fastapi.testclient import TestClient
 from heatwatch.analytics.jobs import Analytics
 from heatwatch.analytics.reference import ReferenceFileError, read_file, read_station
 from heatwatch.api.app import create_app
-from heatwatch.api.config import ApiConfig
 from heatwatch.cli import main
 from heatwatch.core.influx import AGG_RP, InfluxClient
 from heatwatch.core.model import Reading
 from heatwatch.core.settings import Settings, load_towns
+from support.apps import NO_LIMITS, with_api
 
 FILE = Path(__file__).parent / "data" / "H_35_extract-2025-07.csv"
 STATION = "35281001"
@@ -192,8 +192,7 @@ def test_a_day_without_any_reference_has_no_ibm_and_says_why(imported: Settings)
 
 
 def test_the_api_publishes_the_source_and_the_reason(imported: Settings) -> None:
-    config = ApiConfig(rate_limit_per_s=0, cache_ttl_latest_s=0, cache_ttl_agg_s=0)
-    with TestClient(create_app(imported, config)) as api:
+    with TestClient(create_app(with_api(imported, **NO_LIMITS))) as api:
         r = api.get("/v1/indices", params={"town": "vitre", "from": "2025-07-17", "to": "2025-07-28"})
         assert r.status_code == 200, r.text
         rows = {row["date"]: row for row in r.json()["data"]}

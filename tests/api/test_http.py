@@ -118,4 +118,5 @@ def test_dashboard_gets_the_alert_thresholds(api_settings, api_config, seed):
     assert cfg["thresholds"]["battery_v"] == 3.05
     assert cfg["thresholds"]["offline_s"] == settings.alert_offline_s
     assert cfg["thresholds"]["stale_after_s"] == settings.stale_after_s == settings.alert_offline_s  # one threshold
-    assert cfg["qc_flags"]["AVAILABILITY"] == 64 and len(cfg["qc_flags"]) == 8
+    assert cfg["qc_flags"]["AVAILABILITY"] == 64 and len(cfg["qc_flags"]) == 13
+    assert cfg["qc_info_flags"] == cfg["qc_flags"]["MONTH_SPARSE"]  # information, not a fault

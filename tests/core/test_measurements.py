@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from heatwatch.core.measurements import AGGREGATES, DAILY_BLOCKING, MEASUREMENTS, VALUE_FLAGS, QcFlag
+from heatwatch.core.measurements import AGGREGATES, DAILY_BLOCKING, INFO_FLAGS, MEASUREMENTS, VALUE_FLAGS, QcFlag
 
 
 def test_schema_is_well_formed() -> None:
@@ -16,7 +16,8 @@ def test_schema_is_well_formed() -> None:
         assert "time" not in names
         for n in (m.name, *names):
             assert re.fullmatch(r"[a-z][a-z0-9_]*", n), n  # plain identifiers: no escaping anywhere
-        assert m.rp in ("raw", "agg") and m.tags[0].name == "town"
+        # Every series belongs to a town, except an official station's, which several towns may share.
+        assert m.rp in ("raw", "agg") and m.tags[0].name == ("station" if m.name == "station_hourly" else "town")
     assert MEASUREMENTS["reading"].rp == "raw" and all(m.rp == "agg" for m in AGGREGATES)
 
 
@@ -28,8 +29,10 @@ def test_col_checks_the_name_against_the_schema() -> None:
 
 
 def test_qc_flags() -> None:
-    assert [int(f) for f in QcFlag] == [1 << i for i in range(8)]
-    assert not VALUE_FLAGS & QcFlag.AVAILABILITY and DAILY_BLOCKING == QcFlag.AVAILABILITY | QcFlag.UNPLACED
+    assert [int(f) for f in QcFlag] == [1 << i for i in range(13)]
+    assert not VALUE_FLAGS & (QcFlag.AVAILABILITY | INFO_FLAGS)
+    assert DAILY_BLOCKING == (QcFlag.AVAILABILITY | QcFlag.UNPLACED | QcFlag.DRIFT | QcFlag.MONTH_FLAGGED
+                              | QcFlag.MONTH_CORRELATION)
 
 
 def test_analytics_writes_what_the_schema_says() -> None:

@@ -168,8 +168,9 @@ async def read_hourly_history(client: InfluxClient, town: str, start: datetime, 
     Drift and the monthly checks look back weeks; reading the stored hourly rows for that costs a
     few hundred thousand rows at most, where re-reading the raw readings would cost millions.
     """
-    q = (f"SELECT {ident('t_mean')}, {ident('n')}, {ident('qc')} FROM {client.qualified('hourly', AGG_RP)} "
-         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+    c = HOURLY.col
+    q = (f"SELECT {c('t_mean')}, {c('n')}, {c('qc')} FROM {client.table(HOURLY)} "
+         f"WHERE {c('town')} = $town AND time >= $start AND time < $end GROUP BY {c('sensor')}")
     raw = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if raw.empty:
         return pd.DataFrame({"sensor": pd.Series(dtype=object), "time": pd.Series(dtype="datetime64[ms, UTC]"),

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heatwatch.core.influx import AGG_RP, InfluxClient, ident
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.measurements import STATION_HOURLY
 
 from .reader import query_csv, to_ns
 
-MEASUREMENT = "station_hourly"
+MEASUREMENT = STATION_HOURLY.name
 #: Columns read from a file: station, time, the four values and their quality codes.
 VALUE_COLUMNS = {"T": "t", "TN": "tn", "TX": "tx", "U": "u"}
 REQUIRED = ["NUM_POSTE", "AAAAMMJJHH", "T", "QT"]
@@ -181,7 +182,7 @@ async def import_file(client: InfluxClient, path: Path | str, stations: Iterable
             s.doubtful += int((part[[f"q{c}" for c in VALUE_COLUMNS.values()]] == DOUBTFUL).any(axis=1).sum())
         lines = station_lines(chunk)
         for i in range(0, len(lines), BATCH_LINES):
-            await client.write_lines(lines[i:i + BATCH_LINES], rp=AGG_RP)
+            await client.write_lines(lines[i:i + BATCH_LINES], rp=STATION_HOURLY.rp)
         result.points += len(lines)
     return result
 
@@ -201,33 +202,33 @@ async def read_station(client: InfluxClient, station: str, start: datetime | pd.
     Values whose quality code is 2 (doubtful) come back as NaN; the others are used as published.
     """
     cols = list(VALUE_COLUMNS.values())
-    q = (f"SELECT {', '.join(ident(c) for c in cols + ['q' + c for c in cols])} "
-         f"FROM {client.qualified(MEASUREMENT, AGG_RP)} WHERE {ident('station')} = $station "
+    c = STATION_HOURLY.col
+    q = (f"SELECT {', '.join(c(x) for x in cols + ['q' + x for x in cols])} "
+         f"FROM {client.table(STATION_HOURLY)} WHERE {c('station')} = $station "
          f"AND time >= $start AND time < $end")
     raw = await query_csv(client, q, {"station": station, "start": to_ns(start), "end": to_ns(end)})
     if raw.empty:
         return pd.DataFrame({"time": pd.Series(dtype="datetime64[ms, UTC]"),
                              **{c: pd.Series(dtype="float64") for c in cols}})
     out = pd.DataFrame({"time": pd.to_datetime(raw["time"].to_numpy(dtype=np.int64), unit="ms", utc=True)})
-    for c in cols:
-        v = pd.to_numeric(raw[c], errors="coerce") if c in raw else pd.Series(np.nan, index=raw.index)
-        code = pd.to_numeric(raw[f"q{c}"], errors="coerce") if f"q{c}" in raw else pd.Series(np.nan, index=raw.index)
-        out[c] = v.where(code != DOUBTFUL).to_numpy(dtype=np.float64)
+    for x in cols:
+        v = pd.to_numeric(raw[x], errors="coerce") if x in raw else pd.Series(np.nan, index=raw.index)
+        code = pd.to_numeric(raw[f"q{x}"], errors="coerce") if f"q{x}" in raw else pd.Series(np.nan, index=raw.index)
+        out[x] = v.where(code != DOUBTFUL).to_numpy(dtype=np.float64)
     return out.sort_values("time", ignore_index=True)
 
 
 async def station_coverage(client: InfluxClient) -> list[dict[str, object]]:
     """Per stored station: first and last hour and number of rows (``heatwatch reference list``)."""
-    q = (f"SELECT COUNT({ident('t')}) AS n "
-         f"FROM {client.qualified(MEASUREMENT, AGG_RP)} GROUP BY {ident('station')}")
+    c = STATION_HOURLY.col
+    q = f"SELECT COUNT({c('t')}) AS n FROM {client.table(STATION_HOURLY)} GROUP BY {c('station')}"
     series = await client.query_series(q, {})
     out = []
     for s in series:
         if not s.values:
             continue
         n = int(s.values[0][s.columns.index("n")])
-        first_q = (f"SELECT FIRST({ident('t')}) FROM {client.qualified(MEASUREMENT, AGG_RP)} "
-                   f"WHERE {ident('station')} = $s")
+        first_q = f"SELECT FIRST({c('t')}) FROM {client.table(STATION_HOURLY)} WHERE {c('station')} = $s"
         last_q = first_q.replace("FIRST(", "LAST(")
         first = await client.query_records(first_q, {"s": s.tags.get("station", "")})
         last = await client.query_records(last_q, {"s": s.tags.get("station", "")})
