@@ -99,7 +99,7 @@ async def existing_points(client: InfluxClient, measurement: str, town: str, sta
     found = await query_csv(client, q, {"town": town, "start": to_ns(start), "end": to_ns(end)})
     if found.empty:
         return found
-    for g in group:  # "sensor=<id>": ids cannot hold "," or "=" (DESIGN.md §4)
+    for g in group:  # "sensor=<id>": ids cannot hold "," or "=" (README, "MQTT contract")
         found[g] = found["tags"].astype(str).str.removeprefix(f"{g}=")
     return found.drop(columns=[c for c in ("name", "tags", "town") if c in found.columns])
 
