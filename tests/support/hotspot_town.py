@@ -154,16 +154,18 @@ def load_registry(path) -> None:
 
 
 def readings(seed: int = 11, step_min: int = 10) -> list:
-    """Raw readings of the same fortnight (from 18:00 UTC the evening before FIRST's night to 06:00 UTC
-    after the last row day), for a run through analytics: a rural diurnal cycle, each site warmer by its
-    UHI at night (most between 22:00 and 05:00 local) and by about a third of it in the afternoon,
-    sensor noise 0.1 °C. No faults: every value is what a healthy sensor reads."""
+    """Raw readings of the same fortnight, from 12:00 UTC the day before FIRST to 06:00 UTC after the last
+    row day (every local day complete, the night before FIRST and the last Tx window included), for a run
+    through analytics: a rural diurnal cycle, each site warmer by its UHI at night (fully from 23:00 to
+    04:00 local) and by about a third of it by day, sensor noise 0.1 °C. No faults: every value is what a
+    healthy sensor reads. The silent sensors send nothing on the local days of their missing rows (a dead
+    battery is replaced in the morning after)."""
     from heatwatch.core.model import Reading
 
     rng = np.random.default_rng(seed)
     nights = weather(seed)
     start = datetime.combine(FIRST - timedelta(days=1), datetime.min.time(), UTC).replace(hour=12)
-    end = datetime.combine(FIRST + timedelta(days=DAYS - 1), datetime.min.time(), UTC).replace(hour=12)
+    end = datetime.combine(FIRST + timedelta(days=DAYS), datetime.min.time(), UTC).replace(hour=6)
     out = []
     t = start
     while t < end:
@@ -176,7 +178,7 @@ def readings(seed: int = 11, step_min: int = 10) -> list:
         # Nocturnal UHI shape: full from 23:00 to 04:00, rising from 19:00, falling to a third by 09:00.
         night_w = max(0.0, min(1.0, (hour - 19) / 4 if hour >= 19 else (9 - hour) / 5 if hour <= 9 else 0.0))
         for s in SITES:
-            if s.id != REFERENCE and missing(s.id, row) and (hour >= 18 or hour < 12):
+            if missing(s.id, local.date()):
                 continue
             uhi = s.night_uhi * factor * (night_w + (1 - night_w) / 3)
             temp = rural + (0.0 if s.id == REFERENCE else uhi) + rng.normal(0, 0.1)
