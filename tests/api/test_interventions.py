@@ -186,8 +186,10 @@ def summers_client(influxd, tmp_path_factory) -> Iterator[TestClient]:
     # Vitré: no true effect. Saint-Omer: a true −1.0 °C cooling. Both with a warmer, calmer summer after.
     data = lines("vitre", "vitre-centre-03", ["vitre-centre-01", "vitre-centre-02", "vitre-centre-06"],
                  "vitre-rural-01", 0.0, seed=0)
+    # Saint-Omer's weather comes from its published reference (an imported Météo-France station), Vitré's from
+    # its rural reference sensor.
     data += lines("saint-omer", "so-centre-01", ["so-centre-02", "so-centre-03", "so-centre-04", "so-gare-01"],
-                  "so-rural-01", -1.0, seed=0)
+                  "so-rural-01", -1.0, seed=0, station="62765001")
     write_agg(influxd.url, settings.influx_db, data)
     with TestClient(create_app(with_api(settings, rate_limit_per_s=0, cache_ttl_agg_s=0))) as c:
         yield c
@@ -210,6 +212,7 @@ def test_a_warmer_summer_after_winter_works_is_not_an_effect(summers_client):
     assert night["unadjusted_estimate"] > 0.7
     assert night["ci_low"] <= 0 <= night["ci_high"] and not night["significant"]
     assert "No change" in night["conclusion"] and night["placebo"]["parallel_trends"] == "not_rejected"
+    assert eff["weather"]["source"].startswith("rural reference sensor(s) vitre-rural-01")
 
 
 def test_a_cooling_hidden_by_a_warmer_summer_is_found(summers_client):
@@ -225,4 +228,5 @@ def test_a_cooling_hidden_by_a_warmer_summer_is_found(summers_client):
     night = eff["outcomes"]["uhi_night"]
     assert night["status"] == "ok" and night["weather_adjusted"]
     assert abs(night["unadjusted_estimate"]) < 0.4  # the warmer summer hides most of the cooling
+    assert "town_daily" in eff["weather"]["source"] and "station:62765001 only" in eff["weather"]["source"]
     assert night["ci_low"] <= -1.0 <= night["ci_high"] < 0 and "decreased" in night["conclusion"]

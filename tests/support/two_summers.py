@@ -29,7 +29,10 @@ def spec(controls: int, effect: float) -> PanelSpec:
                      warmer_after=2.0, calmer_after=0.5, missing=0.03, effect=effect)
 
 
-def lines(town: str, treated: str, controls: list[str], reference: str, effect: float, seed: int) -> list[str]:
+def lines(town: str, treated: str, controls: list[str], reference: str, effect: float, seed: int,
+          station: str | None = None) -> list[str]:
+    """Daily rows of the treated and control sensors; the weather as the rural reference sensor's daily rows,
+    or (``station``) as the town's published reference (town_daily tn_ref/tx_ref from that station)."""
     p = summer_panel(np.random.default_rng(seed), spec(len(controls), effect))
     days = [*summer(WORKS[0].year), *summer(WORKS[1].year)]
     assert len(days) == len(p.period) and (p.period[:SUMMER_DAYS] == BEFORE).all()
@@ -46,6 +49,11 @@ def lines(town: str, treated: str, controls: list[str], reference: str, effect: 
                        f"tn=17.0,tx=27.0,coverage=1.0,qc=0i {ts}")
         # Tx of D is the afternoon before the night of row D + 1.
         nxt = t + 1 if t + 1 < len(days) and days[t + 1] - day == timedelta(days=1) else t
-        out.append(f"daily,town={town},sensor={reference} tn={p.weather[t, 0]:.4f},tx={p.weather[nxt, 1]:.4f},"
-                   f"uhi_night_max=0.0,uhi_mean=0.0,hours_ge_30=0i,coverage=1.0,qc=0i {ts}")
+        tn, tx = p.weather[t, 0], p.weather[nxt, 1]
+        if station is None:
+            out.append(f"daily,town={town},sensor={reference} tn={tn:.4f},tx={tx:.4f},"
+                       f"uhi_night_max=0.0,uhi_mean=0.0,hours_ge_30=0i,coverage=1.0,qc=0i {ts}")
+        else:
+            out.append(f'town_daily,town={town} tn_ref={tn:.4f},tx_ref={tx:.4f},ibm_source="station:{station}",'
+                       f"uhi_mean=1.0,sensors_ok=5i {ts}")
     return out

@@ -44,7 +44,7 @@ MIN_HOT_DAYS = 3
 
 LIMITS = ("Difference-in-differences assumes that, without the intervention, treated and control sensors would "
           "have kept the same gap once the weather is accounted for (parallel trends): controls are matched by "
-          "Local Climate Zone or site class, the estimate is adjusted for the rural reference's daily Tn and Tx, "
+          "Local Climate Zone or site class, the estimate is adjusted for the town reference's daily Tn and Tx, "
           "and a placebo test on the 'before' period checks the assumption — but weather the reference does not "
           "see (wind, cloud at night) and changes near a control (other works, a moved sensor, a drifting sensor) "
           "can still bias it. A summer without hot days leaves hot hours at zero everywhere: nothing to compare. "
@@ -185,12 +185,11 @@ async def evaluate(client: InfluxClient, town: Town, item: Intervention, control
     period = periods(days, (b0, b1, a0, a1))
     is_treated = np.array([s in set(treated) for s in everyone])
     cfg = DidConfig(alpha=window.alpha)
-    missing = (f"no daily Tn/Tx from the rural reference ({', '.join(refs)}) in the window" if refs
-               else "the town has no rural reference sensor")
+    missing = weather.missing or "no reference Tn/Tx"
     outcomes: dict[str, Any] = {}
     for key, spec in OUTCOMES.items():
         c = replace(cfg, min_active_days=MIN_HOT_DAYS) if key == "hot_hours" else cfg
-        w = weather_matrix(weather, days, spec["weather"]) if weather else None
+        w = weather_matrix(weather.days, days, spec["weather"]) if weather.days else None
         res = diff_in_diff(panel(rows, spec["field"], everyone, days), is_treated, period, c, w,
                            [name for name, _ in spec["weather"]], missing)
         d = res.as_dict()
@@ -208,8 +207,7 @@ async def evaluate(client: InfluxClient, town: Town, item: Intervention, control
                    "excluded": {"from": start.isoformat(), "to": end.isoformat(),
                                 "why": "the works themselves, and any day between the two windows"},
                    "timezone": town.timezone, **window.describe()},
-        "weather": {"source": f"rural reference sensor(s) {', '.join(refs)}: daily Tn and Tx (median when several)"
-                    if refs else None, "days_known": len(weather)},
+        "weather": {"source": weather.source, "days_known": len(weather.days)},
         "status": "ok" if len(ok) == len(outcomes) else "partial" if ok else "insufficient_data",
         "outcomes": outcomes,
         "method": method(cfg, window),
@@ -242,7 +240,8 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
 def method(cfg: DidConfig, window: EffectWindow) -> dict[str, Any]:
     return {
         "estimator": "difference-in-differences of the daily treated−control contrast (each sensor centred on its "
-                     "own 'before' mean), regressed on the period and on the rural reference's daily Tn and Tx",
+                     "own 'before' mean), regressed on the period and on the town reference's daily Tn and Tx "
+                     "(one source for the whole window: weather.source)",
         "weather": "the weather slopes are estimated from day-to-day variation within both periods, so a warmer, "
                    "calmer or cooler summer after the works is not taken for an effect",
         "interval": f"{1 - window.alpha:.0%} t interval, CR2 cluster-robust standard error over {cfg.batches} "

@@ -136,20 +136,58 @@ async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: 
     return dict(out)
 
 
+@dataclass(slots=True)
+class Weather:
+    """Daily reference Tn/Tx for the intervention effect, from one source only."""
+
+    days: dict[date, dict[str, float]]
+    #: what the values are, for the answer (None: no source had any)
+    source: str | None
+    #: why there is none, when there is none
+    missing: str | None = None
+
+
 async def reference_weather(client: InfluxClient, town: str, references: Iterable[str], first: date, last: date,
-                            tz: ZoneInfo) -> dict[date, dict[str, float]]:
-    """Daily Tn and Tx of the town's rural reference sensors (the median when several have a usable
-    day): the weather covariates of the intervention effect (docs/science/interventions.md)."""
+                            tz: ZoneInfo, min_share: float = 0.8) -> Weather:
+    """The weather covariates of the intervention effect (docs/science/interventions.md): daily Tn and Tx
+    of the town's reference, from a single source over the whole window — mixing sources would put their
+    offset (a station 30 km away against a sensor in the fields) into the comparison.
+
+    First choice: the town's reference as analytics publishes it (``town_daily`` ``tn_ref``/``tx_ref``, from
+    the configured source order, the source of each day in ``ibm_source``), restricted to its most frequent
+    source, when that covers ``min_share`` of the days having any reference value. Else: the rural
+    reference sensors' own daily rows (the median when several have a usable day).
+    """
     refs = list(dict.fromkeys(references))
-    if not refs:
-        return {}
-    rows = await daily_rows(client, town, first, last, tz, fields=("tn", "tx"), sensors=refs)
-    acc: dict[date, dict[str, list[float]]] = defaultdict(lambda: {"tn": [], "tx": []})
-    for r in rows:
-        for f in ("tn", "tx"):
-            if r.get(f) is not None:
-                acc[r.day][f].append(float(r.get(f)))
-    return {d: {f: float(median(v)) for f, v in fs.items() if v} for d, fs in acc.items()}
+    start, end = day_range_ms(first, last, tz)
+    q = (f"SELECT {ident('tn_ref')}, {ident('tx_ref')}, {ident('ibm_source')} FROM {client.table(TOWN_DAILY)} "
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end")
+    town_rows = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
+    by_source: dict[str, dict[date, dict[str, float]]] = defaultdict(dict)
+    for r in town_rows:
+        vals = {f: float(r[f + "_ref"]) for f in ("tn", "tx") if r.get(f + "_ref") is not None}
+        if vals:
+            by_source[str(r.get("ibm_source") or "reference")][local_day(int(r["time"]), tz)] = vals
+    sensors: dict[date, dict[str, float]] = {}
+    if refs:
+        rows = await daily_rows(client, town, first, last, tz, fields=("tn", "tx"), sensors=refs)
+        acc: dict[date, dict[str, list[float]]] = defaultdict(lambda: {"tn": [], "tx": []})
+        for row in rows:
+            for f in ("tn", "tx"):
+                if row.get(f) is not None:
+                    acc[row.day][f].append(float(row.get(f)))
+        sensors = {d: {f: float(median(v)) for f, v in fs.items() if v} for d, fs in acc.items()}
+    if by_source:
+        name, best = max(by_source.items(), key=lambda kv: (len(kv[1]), kv[0]))
+        known = len(set().union(*(v.keys() for v in by_source.values())))
+        if len(best) >= min_share * known and len(best) >= len(sensors):
+            return Weather(best, f"the town's reference Tn/Tx as published in town_daily (tn_ref, tx_ref), source "
+                                 f"{name} only, {len(best)} days")
+    if sensors:
+        return Weather(sensors, f"rural reference sensor(s) {', '.join(refs)}: daily Tn and Tx (median when "
+                                f"several), {len(sensors)} days")
+    return Weather({}, None, "no reference Tn/Tx for the window (neither the town's published reference nor a "
+                             "rural reference sensor)" if refs or by_source else "the town has no reference")
 
 
 async def town_daily_rows(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo

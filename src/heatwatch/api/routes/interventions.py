@@ -153,7 +153,7 @@ async def delete_intervention(ctx: CtxDep, request: Request, rid: IdPath) -> JSO
     description=(
         "Before/after comparison of the treated sensors against **matched control sensors**, on **nocturnal UHI** "
         "(daily `uhi_night_max`) and on **hot hours** (daily `hours_ge_30`). The daily treated−control contrast "
-        "(each sensor centred on its own 'before' mean) is regressed on the period and on the rural reference's "
+        "(each sensor centred on its own 'before' mean) is regressed on the period and on the town reference's "
         "daily Tn and Tx, so that a warmer, calmer or cooler summer after the works is not taken for an effect; "
         "the `1 − alpha` interval is a t interval with a cluster-robust (CR2) standard error over 3 consecutive "
         "blocks of days per period, honest under day-to-day weather persistence. A **placebo test** runs the "
