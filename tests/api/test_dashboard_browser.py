@@ -115,7 +115,7 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "HEATWATCH_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     api = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "api.log", name="api")
-    api.start(ready_marker="live: subscribed", timeout=60)
+    api.start(ready_marker="live.subscribed", timeout=60)
     api.wait_for("Application startup complete", timeout=30)
     try:
         yield {"url": f"http://127.0.0.1:{port}", "sensors": sensors, "mqtt": mosquitto.url, "log": api}

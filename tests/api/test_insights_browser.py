@@ -32,7 +32,7 @@ def api_url(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {"HEATWATCH_MQTT_URL": mosquitto.url, "HEATWATCH_INFLUX_URL": influxd.url, "HEATWATCH_INFLUX_DB": db,
            "HEATWATCH_DATA_DIR": str(tmp / "var"), "HEATWATCH_API_RATE_LIMIT_PER_S": "0"}
     api = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "api.log", name="api")
-    api.start(ready_marker="live: subscribed", timeout=60)
+    api.start(ready_marker="live.subscribed", timeout=60)
     api.wait_for("Application startup complete", timeout=30)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -43,7 +43,7 @@ def live_api(mosquitto, influxd, db_name: str, tmp_path: Path) -> Iterator[str]:
         "HEATWATCH_API_RATE_LIMIT_PER_S": "0",
     }
     proc = ServiceProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "api.log", name="api")
-    proc.start(ready_marker="live: subscribed", timeout=60)
+    proc.start(ready_marker="live.subscribed", timeout=60)
     proc.wait_for("Application startup complete", timeout=30)
     try:
         yield f"http://127.0.0.1:{port}"

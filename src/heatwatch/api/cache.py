@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,9 @@ from fastapi import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("heatwatch.api")
+from heatwatch.core.logging import get_logger
+
+log = get_logger("heatwatch.api")
 
 TTL_HEADER = "x-heatwatch-cache-ttl"
 _TTL_RAW = TTL_HEADER.encode()
@@ -87,7 +88,7 @@ class ResponseCache:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # The stale entry keeps being served until it is two TTLs old; then callers see the error.
-            log.warning("background cache refresh failed: %s", task.exception())
+            log.warning("api.cache_refresh_failed", error=repr(task.exception()))
 
     async def _build(self, key: str, ttl: float, build: Callable[[], Awaitable[Cached]]) -> Cached:
         future: asyncio.Future[Cached] = asyncio.get_running_loop().create_future()

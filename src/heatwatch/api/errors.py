@@ -8,18 +8,17 @@ failing InfluxDB is a 503 with ``Retry-After`` (the request was fine, try again 
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from heatwatch.core.errors import InfluxClientError, InfluxError, RegistryError
+from heatwatch.core.logging import get_logger
 
 from .responses import JSONBytes
 
-log = logging.getLogger("heatwatch.api")
+log = get_logger("heatwatch.api")
 
 
 class ApiError(Exception):
@@ -95,9 +94,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InfluxClientError) and exc.status != 401 and exc.status != 403:
             # Every value reaches InfluxDB as a bind parameter and is validated first, so a rejected
             # query means a parameter combination we did not foresee: the client can change it.
-            log.warning("InfluxDB rejected a query: %s", exc.message)
+            log.warning("api.query_rejected", error=exc.message)
             return error_response(400, "query_rejected", f"the database rejected this query: {exc.message}")
-        log.warning("InfluxDB unavailable: %s", exc)
+        log.warning("api.influx_unavailable", error=str(exc))
         return error_response(503, "database_unavailable",
                               f"the time-series database is unavailable, retry later ({type(exc).__name__})",
                               {"Retry-After": "5"})

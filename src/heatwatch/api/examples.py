@@ -1,9 +1,7 @@
-"""Response schemas and examples of the public endpoints, for the OpenAPI document (issue 6 item 1).
-
-Routes answer pre-rendered bytes (orjson), so FastAPI cannot infer their bodies: :func:`document`
-adds to ``/openapi.json`` what each 200 answer looks like, in every format an operation offers —
-the JSON envelope with its ``meta`` (licence, producer, last update, query), GeoJSON feature
-collections, CSV as served (RFC 4180, CRLF), and a link to a sample for Parquet, which is binary.
+"""Examples of the public endpoints' 200 answers, in every format an operation offers, for the OpenAPI
+document (:mod:`.openapi`; their schemas are generated from :mod:`.schemas`): the JSON envelope with its
+``meta`` (licence, producer, last update, query), GeoJSON feature collections, CSV as served (RFC 4180,
+CRLF), and a link to a sample for Parquet, which is binary.
 
 The examples are one July 2024 night in Vitré, written once per endpoint as rows and rendered into
 each format by the same helpers as the answers (``csv_bytes``, the dataset columns, the catalogue
@@ -33,153 +31,7 @@ BASE = "https://heatwatch.example.fr"  # the catalogue's links use HEATWATCH_API
 JSON, GEOJSON, CSV, PARQUET, JSONLD = ("application/json", "application/geo+json", "text/csv",
                                        "application/vnd.apache.parquet", "application/ld+json")
 
-# Schemas ---------------------------------------------------------------------------------------------
 
-UTC_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$"
-_TIME = {"type": "string", "format": "date-time", "pattern": UTC_Z, "description": "UTC, ISO 8601 with Z"}
-_JSON_TYPES = {"datetime": "string", "date": "string", "string": "string", "number": "number",
-               "integer": "integer", "boolean": "boolean"}
-_FORMATS = {"datetime": "date-time", "date": "date"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(kind: str, description: str | None = None) -> dict[str, Any]:
-    s: dict[str, Any] = {"type": [kind, "null"]}
-    if description:
-        s["description"] = description
-    return s
-
-
-def row_schema(ds: Dataset) -> dict[str, Any]:
-    """One JSON row of a dataset: every column present, null when the value is missing."""
-    props: dict[str, Any] = {}
-    for c in ds.columns:
-        desc = f"{c.description} ({c.unit})" if c.unit else c.description
-        props[c.name] = _nullable(_JSON_TYPES[c.type], desc)
-        if c.type in _FORMATS:
-            props[c.name]["format"] = _FORMATS[c.type]
-    props["time"] = _TIME
-    return {"type": "object", "required": ds.names, "properties": props}
-
-
-def _envelope(rows: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["meta", "data"],
-            "properties": {"meta": _ref("Meta"), "data": {"type": "array", "items": rows}}}
-
-
-def _collection(properties: dict[str, Any] | None = None) -> dict[str, Any]:
-    feature = {
-        "type": "object", "required": ["type", "geometry", "properties"],
-        "properties": {
-            "type": {"const": "Feature"},
-            "id": {"type": "string"},
-            "geometry": {"anyOf": [{"type": "null"}, {
-                "type": "object", "required": ["type", "coordinates"],
-                "properties": {"type": {"const": "Point"},
-                               "coordinates": {"type": "array", "items": {"type": "number"},
-                                               "minItems": 2, "maxItems": 2,
-                                               "description": "longitude, latitude (WGS 84)"}}}],
-                         "description": "the sensor's position; null when the registry does not place it"},
-            "properties": properties or {"type": "object"},
-        },
-    }
-    return {"type": "object", "required": ["type", "features"],
-            "description": "RFC 7946 FeatureCollection; `meta` (the licence envelope) is a foreign member",
-            "properties": {"type": {"const": "FeatureCollection"}, "meta": _ref("Meta"),
-                           "features": {"type": "array", "items": feature}}}
-
-
-_READING_VALUES = {f: _nullable("number" if f != "source" else "string") for f in READING.fields}
-_TOWN = {
-    "type": "object", "required": ["id", "name", "insee", "timezone", "canicule_thresholds"],
-    "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"}, "insee": {"type": "string"},
-        "departement": {"type": "string"}, "timezone": {"type": "string"},
-        "latitude": {"type": "number"}, "longitude": {"type": "number"},
-        "canicule_thresholds": {"type": "object", "required": ["ibmn", "ibmx"],
-                                "properties": {"ibmn": {"type": "number"}, "ibmx": {"type": "number"},
-                                               "source": {"type": "string"}}},
-        "reference_sensors": {"type": "array", "items": {"type": "string"}},
-        "reference": {"type": "object", "properties": {
-            "station": {"type": ["string", "null"]}, "station_name": {"type": ["string", "null"]},
-            "station_source": {"type": ["string", "null"]},
-            "ibm_sources": {"type": "array", "items": {"enum": ["station", "sensors"]}},
-            "uhi_sources": {"type": "array", "items": {"enum": ["station", "sensors"]}}}},
-    },
-}
-_LATEST = {
-    "type": "object", "required": LATEST_COLUMNS,
-    "properties": {"town": {"type": "string"}, "sensor": {"type": "string"},
-                   "time": _TIME, **_READING_VALUES,
-                   "status": {"enum": ["ok", "offline", "retired", "unregistered", "no_data"]}},
-}
-_SENSOR = {
-    "type": "object", "required": ["town", "id", "status", "reference", "latest"],
-    "properties": {
-        "town": {"type": "string"}, "id": {"type": "string"}, "name": _nullable("string"),
-        "latitude": _nullable("number"), "longitude": _nullable("number"), "site_class": _nullable("string"),
-        "lcz": _nullable("string"), "height_m": _nullable("number"), "owner": _nullable("string"),
-        "installed": _nullable("string"), "device_profile": _nullable("string"), "retired": _nullable("boolean"),
-        "status": _LATEST["properties"]["status"], "reference": {"type": "boolean"},
-        "latest": {"anyOf": [{"type": "null"}, {
-            "type": "object", "required": ["time"],
-            "properties": {"time": _TIME, **_READING_VALUES}}]},
-    },
-}
-_UHI = {
-    "type": "object", "required": [*UHI_COLUMNS, "time"],
-    "properties": {"sensor": {"type": "string"}, "name": _nullable("string"), "site_class": _nullable("string"),
-                   "latitude": _nullable("number"), "longitude": _nullable("number"),
-                   "uhi": _nullable("number", "UHI intensity (°C)"),
-                   "t": _nullable("number", "temperature: hourly mean, or Tn for a night (°C)"),
-                   "time": _TIME},
-}
-
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "Meta": {
-        "type": "object", "required": ["licence", "producer", "last_update", "query"],
-        "description": "Etalab-2.0 attribution (licence, producer, last update) and the query that produced "
-                       "the data; endpoints add their own keys (returned, next, count, thresholds...)",
-        "properties": {
-            "licence": {"type": "object", "required": ["id", "url"],
-                        "properties": {k: {"type": "string"} for k in LICENCE}},
-            "producer": {"type": "string"},
-            "last_update": {"type": ["string", "null"], "format": "date-time", "pattern": UTC_Z,
-                            "description": "time of the newest data point (UTC)"},
-            "query": {"type": "object", "required": ["path", "params"],
-                      "properties": {"path": {"type": "string"},
-                                     "params": {"type": "object", "additionalProperties": {"type": "string"}}}},
-            "returned": {"type": "integer", "description": "rows in this answer"},
-            "next": {"type": ["string", "null"], "description": "URL of the next page; null on the last"},
-            "count": {"type": "integer", "description": "all matching rows (count=true)"},
-        },
-    },
-    "Towns": _envelope(_TOWN),
-    "TownsGeoJSON": _collection(),
-    "Latest": _envelope(_LATEST),
-    "LatestGeoJSON": _collection(_LATEST),
-    "Sensors": _envelope(_SENSOR),
-    "SensorsGeoJSON": _collection(_SENSOR),
-    "Readings": _envelope(row_schema(READING)),
-    "Hourly": _envelope(row_schema(HOURLY)),
-    "Daily": _envelope(row_schema(DAILY)),
-    "Indices": _envelope(row_schema(TOWN_DAILY)),
-    "CaniculeEpisodes": _envelope(row_schema(EPISODES)),
-    "Alerts": _envelope(row_schema(ALERT)),
-    "UhiSnapshot": _envelope(_UHI),
-    "UhiGeoJSON": _collection(_UHI),
-    "DcatCatalog": {"type": "object", "required": ["@context", "@type", "dcat:dataset"],
-                    "properties": {"@type": {"const": "dcat:Catalog"},
-                                   "dcat:dataset": {"type": "array", "items": {"type": "object"}}}},
-    "DataPackage": {"type": "object", "required": ["profile", "name", "licenses", "resources"],
-                    "properties": {"profile": {"const": "tabular-data-package"},
-                                   "resources": {"type": "array", "items": {"type": "object"}}}},
-}
-
-# Examples --------------------------------------------------------------------------------------------
 
 _PRODUCER = ApiOptions().producer
 _T = "2024-07-20T23:50:00Z"
@@ -351,26 +203,11 @@ def _catalogue() -> tuple[dict[str, Any], dict[str, Any]]:
     return catalog, package
 
 
-def _parquet(path: str) -> dict[str, Any]:
+def parquet_sample(path: str) -> dict[str, Any]:
+    """Parquet is binary: its example is a link to a sample."""
     return {"sample": {"summary": "Apache Parquet (zstd): one row group per page read, column units and "
                                   "descriptions in the field metadata, the licence in the file metadata",
                        "externalValue": f"{BASE}{path}&format=parquet"}}
-
-
-_SCHEMA_OF = {
-    "/v1/towns": {JSON: "Towns", GEOJSON: "TownsGeoJSON"},
-    "/v1/latest": {JSON: "Latest", GEOJSON: "LatestGeoJSON"},
-    "/v1/sensors": {JSON: "Sensors", GEOJSON: "SensorsGeoJSON"},
-    "/v1/readings": {JSON: "Readings"},
-    "/v1/hourly": {JSON: "Hourly"},
-    "/v1/daily": {JSON: "Daily"},
-    "/v1/indices": {JSON: "Indices"},
-    "/v1/canicule-episodes": {JSON: "CaniculeEpisodes"},
-    "/v1/alerts": {JSON: "Alerts"},
-    "/v1/uhi": {JSON: "UhiSnapshot", GEOJSON: "UhiGeoJSON"},
-    "/v1/catalog": {JSONLD: "DcatCatalog"},
-    "/v1/datapackage.json": {JSON: "DataPackage"},
-}
 
 
 @cache
@@ -385,30 +222,3 @@ def examples() -> dict[str, dict[str, Any]]:
         "/v1/alerts": _alerts(), "/v1/uhi": _uhi(), "/v1/catalog": {JSONLD: catalog},
         "/v1/datapackage.json": {JSON: package},
     }
-
-
-_SAMPLE_QUERY = {"/v1/readings": "?town=vitre&sensor=vitre-centre-01", "/v1/hourly": "?town=vitre",
-                 "/v1/daily": "?town=vitre", "/v1/indices": "?town=vitre", "/v1/canicule-episodes": "?town=vitre",
-                 "/v1/alerts": "?town=vitre"}
-
-
-def document(schema: dict[str, Any]) -> None:
-    """Add the schemas and examples above to an OpenAPI document built by FastAPI (in place)."""
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
-    for path, by_media in examples().items():
-        op = schema.get("paths", {}).get(path, {}).get("get")
-        if op is None:
-            continue
-        content = op.setdefault("responses", {}).setdefault("200", {"description": "OK"}).setdefault("content", {})
-        for media, example in by_media.items():
-            entry = content.setdefault(media, {})
-            name = _SCHEMA_OF.get(path, {}).get(media)
-            if name:
-                entry["schema"] = _ref(name)
-            elif media == CSV:
-                entry["schema"] = {"type": "string", "description": "RFC 4180, UTF-8, header row, CRLF; "
-                                   "sep=; adds a byte-order mark for spreadsheets"}
-            entry["example"] = example
-        if PARQUET in content:
-            content[PARQUET] = {"schema": {"type": "string", "contentMediaType": PARQUET},
-                                "examples": _parquet(path + _SAMPLE_QUERY.get(path, "?town=vitre"))}

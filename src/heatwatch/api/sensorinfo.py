@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from heatwatch.core.model import Sensor
+from heatwatch.core.registry import Registry
 
-log = logging.getLogger("heatwatch.api")
 
-
-def list_sensors(registry: Any, town: str | None, include_retired: bool = True) -> list[Sensor]:
+def list_sensors(registry: Registry | None, town: str | None, include_retired: bool = True) -> list[Sensor]:
     if registry is None:
         return []
     return list(registry.list(town=town, include_retired=include_retired))
 
 
-def sensor_index(registry: Any, town: str | None) -> dict[str, Sensor]:
+def sensor_index(registry: Registry | None, town: str | None) -> dict[str, Sensor]:
     return {s.id: s for s in list_sensors(registry, town)}
 
 

@@ -1,4 +1,6 @@
-"""Every InfluxQL statement the API sends, in one place.
+"""Every InfluxQL statement the api sends, in one place (the decision-support reads of the aggregates
+— maps, rankings, intervention effects, the report — are in ``insights/queries.py``). Routes build no
+statement: they ask this module.
 
 Values always travel as bind parameters; identifiers (measurement, retention policy, tag and
 field names) come from :mod:`.datasets` and go through :func:`ident`, so nothing a client
@@ -22,8 +24,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from heatwatch.core.influx import RAW_RP, InfluxClient, ident
+from heatwatch.core.measurements import MEASUREMENTS
 
-from .datasets import READING, Dataset
+from .datasets import ALERT, READING, Dataset
 from .errors import bad_request
 from .timeutil import local_date, ms_to_ns
 
@@ -251,3 +254,39 @@ class Store:
         value = int(records[0]["time"]) if records else None
         self._last_update[key] = (now, value)
         return value
+
+    async def last_time(self, ds: Dataset, field: str, town: str) -> int | None:
+        """Time of the newest point of ``town`` with ``field`` set (uncached, unlike :meth:`last_update`)."""
+        m = MEASUREMENTS[ds.measurement]
+        records = await self.client.query_records(
+            f"SELECT LAST({m.col(field)}) FROM {self.client.table(m)} WHERE {m.col('town')} = $town", {"town": town})
+        return int(records[0]["time"]) if records else None
+
+    async def per_sensor(self, ds: Dataset, fields: list[str], flt: Filter) -> list[dict[str, Any]]:
+        """``fields`` of every point of the filter, one record per point with its ``sensor``."""
+        m = MEASUREMENTS[ds.measurement]
+        where, params = flt.where()
+        cols = ", ".join(m.col(f) for f in fields)
+        return await self.client.query_records(
+            f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} GROUP BY {m.col('sensor')}", params)
+
+    async def open_alerts(self, flt: Filter) -> list[dict[str, Any]]:
+        """The newest point of each (sensor, kind) whose alert is still open: one per standing condition."""
+        m = MEASUREMENTS[ALERT.measurement]
+        where, params = flt.where()
+        params["state"] = "open"
+        cols = ", ".join(m.col(f) for f in ALERT.fields)
+        q = (f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} AND {m.col('state')} = $state "
+             f"GROUP BY {m.col('sensor')}, {m.col('kind')} ORDER BY time DESC LIMIT 1")
+        return await self.client.query_records(q, params)
+
+    async def coverage(self, ds: Dataset) -> tuple[dict[str, int], dict[str, int]]:
+        """First and last time (epoch ms) of a dataset per town: two aggregate statements, all towns at once."""
+        m = MEASUREMENTS[ds.measurement]
+        field, table, town = m.col(ds.fields[0]), self.client.table(m), m.col("town")
+        first, last = await asyncio.gather(
+            self.client.query_series(f"SELECT FIRST({field}) FROM {table} GROUP BY {town}"),
+            self.client.query_series(f"SELECT LAST({field}) FROM {table} GROUP BY {town}"))
+        starts = {s.tags.get("town", ""): s.values[0][0] for s in first if s.values}
+        ends = {s.tags.get("town", ""): s.values[0][0] for s in last if s.values}
+        return starts, ends

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .lineprotocol import Point, encode
 from .measurements import AGG_RP, RAW_RP, Measurement
+from .settings import CoreSettings
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(INF|\d+[hdw])$")
@@ -82,7 +83,7 @@ class InfluxClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> InfluxClient:
+    def from_settings(cls, settings: CoreSettings, **kwargs: Any) -> InfluxClient:
         return cls(
             settings.influx_base_url,
             settings.influx_db,

@@ -10,7 +10,6 @@ because one paho client tops out around 4-5k messages/s.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import ssl
@@ -29,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from heatwatch.core.logging import get_logger
 from heatwatch.core.model import Sensor
 from heatwatch.core.settings import CoreSettings, MqttUrl
 
@@ -36,7 +36,7 @@ from .formats import Message
 from .options import Fault, HeatWave, SimOptions
 from .schedule import prepare
 
-log = logging.getLogger(__name__)
+log = get_logger("heatwatch.simulate")
 
 Target = CoreSettings | MqttUrl | str
 
@@ -187,14 +187,14 @@ class Publisher:
             window = min(self._max_inflight, limit) if limit else self._max_inflight
             self._window = threading.Semaphore(window)
         else:
-            log.info("reconnected to MQTT broker (session present: %s)", flags.session_present)
+            log.info("simulate.reconnected", session_present=flags.session_present)
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT connection lost (%s); paho reconnects and re-sends unacknowledged messages",
-                        reason_code)
+            # paho reconnects and sends again what was not acknowledged.
+            log.warning("simulate.disconnected", reason=str(reason_code))
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode,
                     properties: Properties | None) -> None:

@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.interventions import InterventionStore
 from heatwatch.core.model import Town
+from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
 
 from ..errors import ApiError
@@ -90,7 +91,7 @@ async def _map(client: InfluxClient, town: Town, sensors: list[Any], req: MapReq
     return MapImage(title, caption, png, grid)
 
 
-async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season: int, registry: Any,
+async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season: int, registry: Registry | None,
                  store: InterventionStore | None, producer: str,
                  thresholds: list[float] | None = None) -> ReportData:
     thr = list(thresholds or DEFAULT_THRESHOLDS)
@@ -261,14 +262,14 @@ def render_pdf(data: ReportData, path: Path) -> None:
         pdf.savefig(fig)
 
 
-async def collect(settings: ApiSettings, town: Town, season: int, registry: Any = None) -> ReportData:
+async def collect(settings: ApiSettings, town: Town, season: int, registry: Registry | None = None) -> ReportData:
     store = InterventionStore.for_data_dir(settings.data_dir)
     async with InfluxClient.from_settings(settings) as client:
         return await gather(client, settings, town, season, registry, store, settings.api.producer)
 
 
 def write_report(settings: ApiSettings, town_id: str, season: int, out_dir: Path, pdf: bool = False,
-                 registry: Any = None) -> list[Path]:
+                 registry: Registry | None = None) -> list[Path]:
     """Gather, render and write ``heatwatch-<town>-<season>.html`` (and ``.pdf``); the written paths."""
     town = settings.towns[town_id]
     data = asyncio.run(collect(settings, town, season, registry))

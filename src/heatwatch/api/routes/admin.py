@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from heatwatch.core.deadletters import DeadLetter, DeadLetterStore, device_of
 from heatwatch.core.model import Sensor
 from heatwatch.core.mqtt import make_client
+from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
 from heatwatch.core.topics import RECOMPUTE, RECOMPUTE_DONE, range_problem, recompute_request
 
@@ -33,7 +34,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 SensorId = Annotated[str, Path(pattern=SENSOR_PATTERN, max_length=64)]
 
 
-def _registry(registry: Any) -> Any:
+def _registry(registry: Registry | None) -> Registry:
     if registry is None:
         raise ApiError(503, "registry_unavailable", "the sensor registry could not be opened on this server")
     return registry
@@ -79,7 +80,7 @@ async def retire_sensor(sensor_id: SensorId, registry: RegistryDep) -> JSONBytes
     return JSONBytes(reg.get(sensor_id).model_dump(mode="json"), headers=_NO_STORE)
 
 
-class RecomputeBody(BaseModel):
+class RecomputeRequest(BaseModel):
     """The body of ``POST /v1/admin/recompute``; what is published is a kernel
     :class:`~heatwatch.core.topics.RecomputeRequest`."""
 
@@ -87,7 +88,7 @@ class RecomputeBody(BaseModel):
     end: date = Field(alias="to", description="last local day to recompute (inclusive)")
     town: str | None = Field(default=None, pattern=TOWN_PATTERN, description="all towns when absent")
 
-    model_config = {"populate_by_name": True, "title": "RecomputeRequest"}
+    model_config = {"populate_by_name": True}
 
 
 BROKER_TIMEOUT_S = 5.0
@@ -154,7 +155,7 @@ def publish_recompute(settings: ApiSettings, payload: bytes, timeout_s: float = 
                          "`heatwatch backfill --from --to --town` and announces the outcome (`status` done, "
                          f"failed or rejected, with the same `id`) on `{RECOMPUTE_DONE}`. "
                          "503 when the broker cannot be reached or refuses the publish.")
-async def recompute(req: RecomputeBody, settings: SettingsDep) -> JSONBytes:
+async def recompute(req: RecomputeRequest, settings: SettingsDep) -> JSONBytes:
     problem = range_problem(req.start, req.end)
     if problem is not None:
         raise bad_request(problem[1], problem[0])

@@ -10,8 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from heatwatch.core.influx import ident
-
 from ..datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
 from ..deps import (
     ISO_PATTERN,
@@ -29,7 +27,7 @@ from ..formats import GeoJSONBytes, choose_format, feature_collection, point_fea
 from ..respond import cached_csv, cached_json, series_response, table_response
 from ..sensorinfo import sensor_index
 from ..store import Filter
-from ..timeutil import MS_PER_DAY, iso_z, local_date, ms_to_ns, now_ms, parse_instant, time_range, zone
+from ..timeutil import MS_PER_DAY, iso_z, local_date, now_ms, parse_instant, time_range, zone
 
 router = APIRouter(prefix="/v1", tags=["town indices and alerts"])
 
@@ -199,14 +197,7 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
         end = now_ms() + 5 * 60_000
         flt = Filter(end - OPEN_WINDOW_H * 3600_000 - 5 * 60_000, end, town=town.id, sensor=sensor, kind=kind)
-        where, params = flt.where()
-        where += f" AND {ident('state')} = $state"
-        params["state"] = "open"
-        qual = ctx.store.client.qualified(ALERT.measurement, ALERT.rp)
-        cols = ", ".join(ident(f) for f in ALERT.fields)
-        q = (f"SELECT {cols} FROM {qual} WHERE {where} GROUP BY {ident('sensor')}, {ident('kind')} "
-             "ORDER BY time DESC LIMIT 1")
-        records = await ctx.store.client.query_records(q, params)
+        records = await ctx.store.open_alerts(flt)
         rows = [[r["time"], town.id, r.get("sensor"), r.get("kind"), *(r.get(f) for f in ALERT.fields)]
                 for r in records]
         rows.sort(key=lambda r: (-r[0], r[2] or "", r[3] or ""))
@@ -242,10 +233,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
     if night is not None and not date(1970, 1, 2) <= night <= date(2100, 1, 1):
         raise bad_request(f"night={night} is outside 1970–2100", "invalid_time")
     at_ms = parse_instant(at, tz, "at") if at is not None else None
-    client = ctx.store.client
-
     async def build() -> tuple[Any, int | None, str]:
-        town_param = {"town": town.id}
         if night is not None:
             ds, field, temp = DAILY, "uhi_night_max", "tn"
             # analytics files the night 18:00 D … 06:00 D+1 under the daily row of D+1 (the morning it ends).
@@ -258,10 +246,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
         else:
             ds, field, temp = HOURLY, "uhi", "t_mean"
             if at_ms is None:
-                recs = await client.query_records(
-                    f"SELECT LAST({ident('uhi')}) FROM {client.qualified(ds.measurement, ds.rp)} "
-                    f"WHERE {ident('town')} = $town", town_param)
-                hour = int(recs[0]["time"]) if recs else None
+                hour = await ctx.store.last_time(ds, "uhi", town.id)
             else:
                 hour = at_ms // 3600_000 * 3600_000
             start = hour if hour is not None else 0
@@ -270,9 +255,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
             have_period = hour is not None  # no hourly data at all yet
         records: list[dict[str, Any]] = []
         if have_period:
-            q = (f"SELECT {ident(field)}, {ident(temp)} FROM {client.qualified(ds.measurement, ds.rp)} "
-                 f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
-            records = await client.query_records(q, town_param | {"start": ms_to_ns(start), "end": ms_to_ns(end)})
+            records = await ctx.store.per_sensor(ds, [field, temp], Filter(start, end, town=town.id))
         if night is not None:
             records = [r for r in records if local_date(int(r["time"]), town_tz) == row_day.isoformat()]
         index = sensor_index(ctx.registry, town.id)

@@ -8,8 +8,6 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from heatwatch.core.influx import ident
-
 from ..catalogue import PUBLISHED, datapackage, dcat_catalogue
 from ..deps import Ctx, CtxDep
 from ..respond import cached_json
@@ -27,17 +25,9 @@ def base_url(ctx: Ctx) -> str:
 
 async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | None]]:
     """First and last time of every (dataset, town): two aggregate queries per dataset, all towns at once."""
-    client = ctx.store.client
-
     async def one(ds: Any) -> dict[tuple[str, str], tuple[str | None, str | None]]:
-        qual = client.qualified(ds.measurement, ds.rp)
-        field = ident(ds.fields[0])
-        first, last = await asyncio.gather(
-            client.query_series(f"SELECT FIRST({field}) FROM {qual} GROUP BY {ident('town')}"),
-            client.query_series(f"SELECT LAST({field}) FROM {qual} GROUP BY {ident('town')}"))
+        starts, ends = await ctx.store.coverage(ds)
         out: dict[tuple[str, str], tuple[str | None, str | None]] = {}
-        starts = {s.tags.get("town"): s.values[0][0] for s in first if s.values}
-        ends = {s.tags.get("town"): s.values[0][0] for s in last if s.values}
         for town in set(starts) | set(ends):
             out[(ds.id, town)] = (iso_z(starts.get(town)), iso_z(ends.get(town)))
         return out

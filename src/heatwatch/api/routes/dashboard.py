@@ -10,19 +10,19 @@ for: ``HEATWATCH_FRONTEND_DIR`` if set, else ``frontend/`` of the source checkou
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from heatwatch.core.logging import get_logger
 from heatwatch.core.measurements import INFO_FLAGS, QcFlag
 from heatwatch.core.settings import ApiSettings, DashboardOptions
 
 from ..formats import JSONBytes
 
-log = logging.getLogger("heatwatch.api.dashboard")
+log = get_logger("heatwatch.api.dashboard")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _CHECKOUT_FRONTEND = Path(__file__).resolve().parents[4] / "frontend"
@@ -82,6 +82,7 @@ def install(app: FastAPI, config: DashboardOptions) -> None:
             available[name] = True
     missing = [n for n, ok in available.items() if not ok]
     if missing:
-        log.warning("dashboard: front-end libraries %s not found (looked in %s): run `npm ci --prefix frontend` "
-                    "or set HEATWATCH_FRONTEND_DIR; the page will show the sensor list without map/charts",
-                    ", ".join(missing), base or config.frontend_dir or _CHECKOUT_FRONTEND)
+        # The page then shows the sensor list without map and charts.
+        log.warning("dashboard.libraries_missing", missing=missing,
+                    looked_in=str(base or config.frontend_dir or _CHECKOUT_FRONTEND),
+                    fix="npm ci --prefix frontend, or set HEATWATCH_FRONTEND_DIR")

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from heatwatch.core.model import Sensor
+
 from ..datasets import READING
 from ..deps import CtxDep, FormatParam, SepParam, TownDep
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
@@ -16,8 +18,8 @@ from ..timeutil import iso_z, now_ms
 
 router = APIRouter(prefix="/v1", tags=["sensors"])
 
-META_FIELDS = ["name", "latitude", "longitude", "site_class", "lcz", "height_m", "owner", "installed",
-               "device_profile", "retired"]
+#: What the api publishes of a registry entry: all of it but the ids (own columns) and the network identity.
+META_FIELDS = [n for n in Sensor.model_fields if n not in ("id", "town", "mqtt_identity")]
 CSV_COLUMNS = ["town", "id", *META_FIELDS, "status", "last_time",
                *(f"last_{f}" for f in READING.fields if f != "source")]
 

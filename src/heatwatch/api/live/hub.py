@@ -1,16 +1,4 @@
-"""The MQTT → server-sent events hub behind ``/v1/live`` and the dashboard's live updates.
-
-One paho client per api process subscribes to two topics of :mod:`heatwatch.core.topics`:
-
-* ``heatwatch/live/<town>``: what the ingester stored (:class:`~heatwatch.core.topics.LiveBatch`),
-  the newest reading per sensor of each durable batch, one shape whatever the sensor's payload
-  format. The hub never decodes sensor payloads itself: the live view shows validated, stored
-  readings only, and every format alike.
-* ``heat/alerts/<town>``: alert events published by analytics
-  (:class:`~heatwatch.core.topics.AlertEvent`), passed through as they are.
-
-It is a plain, non-persistent subscriber: the live view only cares about what happens from now on;
-what is durable lives in InfluxDB and the REST endpoints.
+"""The live fan-out: readings coalesced per sensor, alerts buffered for replay, one SSE stream per client.
 
 Two kinds of events, two policies:
 
@@ -23,106 +11,35 @@ Two kinds of events, two policies:
   at the process start time in ms, so a restarted api hands out ids above the previous run's and
   a client coming from the old process is told, by a ``gap`` event, that alerts may have been
   missed (it should refetch the open alerts over REST), instead of silently missing them.
-
-paho runs its network loop in its own thread; every message is parsed there and handed to the
-event loop with ``call_soon_threadsafe``, so all hub state is touched by the event loop only and
-needs no lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
-import os
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
-from heatwatch.core.mqtt import make_client
+from heatwatch.core.logging import get_logger
 from heatwatch.core.settings import LiveOptions, MqttUrl
 from heatwatch.core.timestamps import iso_ms
-from heatwatch.core.topics import last_level, parse_alert, parse_live
 
-log = logging.getLogger("heatwatch.api.live")
+from .events import Event, Stats, Subscriber
+from .feed import Handlers, MqttFeed
 
-
-
-# Events and subscribers ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class Event:
-    kind: str
-    town: str | None
-    data: dict[str, Any]
-    id: int | None = None
-
-    def encode(self) -> bytes:
-        head = f"id: {self.id}\n" if self.id is not None else ""
-        body = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
-        return f"{head}event: {self.kind}\ndata: {body}\n\n".encode()
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One open stream. Events queue here; a client that stops reading is cut off rather than
-    letting its queue grow: its browser reconnects and the alert replay covers the gap."""
-
-    town: str | None
-    limit: int
-    events: deque[Event] = field(default_factory=deque)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: bool = False
-    reason: str = ""
-
-    def push(self, event: Event) -> None:
-        if self.closed:
-            return
-        if len(self.events) >= self.limit:
-            self.close("client too slow")
-            return
-        self.events.append(event)
-        self.wake.set()
-
-    def close(self, reason: str) -> None:
-        self.closed = True
-        self.reason = reason
-        self.wake.set()
-
-    def wants(self, event: Event) -> bool:
-        return self.town is None or event.town is None or event.town == self.town
-
-
-@dataclass
-class Stats:
-    messages: int = 0
-    readings: int = 0
-    reading_events: int = 0
-    coalesced: int = 0
-    alerts: int = 0
-    rejected: int = 0
-    clients_cut: int = 0
-
-
-# The hub -----------------------------------------------------------------------------------------
+log = get_logger("heatwatch.api.live")
 
 
 class LiveHub:
     def __init__(self, url: MqttUrl, towns: Iterable[str], config: LiveOptions) -> None:
         self.config = config
-        self._url = url
-        self._towns = set(towns)
         self.stats = Stats()
         self.connected = False
+        self._feed = MqttFeed(url, towns, config, Handlers(self._on_readings, self._on_alerts, self._set_connected,
+                                                            self._count_rejected))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: mqtt.Client | None = None
         self._subs: set[Subscriber] = set()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
@@ -137,19 +54,8 @@ class LiveHub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if not self.config.enabled:
-            return
-        # Readable in the broker's log; random suffix so two api replicas never kick each other off.
-        client_id = f"heatwatch-api-live-{socket.gethostname()[:20]}-{os.getpid()}-{os.urandom(3).hex()}"
-        client = make_client(self._url, client_id)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        # Asynchronous connect: an unreachable broker must not stop the api from serving data;
-        # paho keeps retrying in its thread and on_connect subscribes again every time.
-        client.connect_async(self._url.host, self._url.port, keepalive=30, clean_start=True)
-        client.loop_start()
-        self._client = client
+        if self.config.enabled:
+            self._feed.start(self._loop)
 
     async def stop(self) -> None:
         for sub in list(self._subs):
@@ -157,54 +63,9 @@ class LiveHub:
         for handle in self._pending.values():
             handle.cancel()
         self._pending.clear()
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            # loop_stop joins paho's thread: off the event loop, it can take a moment.
-            await asyncio.to_thread(client.loop_stop)
+        await self._feed.stop()
 
-    # paho thread -------------------------------------------------------------------------------
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # loop closed between the check and the call: shutting down
-            pass
-
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                    _props: Any = None) -> None:
-        if reason_code.is_failure:
-            log.warning("live: MQTT connection refused: %s", reason_code)
-            return
-        client.subscribe([(self.config.topic, self.config.qos), (self.config.alerts_topic, self.config.qos)])
-        log.info("live: subscribed to %s and %s on %s:%s", self.config.topic, self.config.alerts_topic,
-                 self._url.host, self._url.port)
-        self._call(self._set_connected, True)
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                       _props: Any = None) -> None:
-        log.info("live: MQTT disconnected (%s)", reason_code)
-        self._call(self._set_connected, False)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        received = time.time_ns() // 1_000_000
-        topic = msg.topic
-        town = last_level(topic)
-        if mqtt.topic_matches_sub(self.config.alerts_topic, topic):
-            if town in self._towns:
-                self._call(self._on_alerts, town, parse_alert(msg.payload, received))
-            else:
-                self._call(self._count_rejected)
-        elif mqtt.topic_matches_sub(self.config.topic, topic):
-            if town in self._towns:
-                self._call(self._on_readings, town, parse_live(msg.payload, town, received))
-            else:
-                self._call(self._count_rejected)
-
-    # Event loop --------------------------------------------------------------------------------
+    # From the feed (event loop) ----------------------------------------------------------------
 
     def _count_rejected(self) -> None:
         self.stats.messages += 1
@@ -347,6 +208,6 @@ class LiveHub:
                 if batch:
                     yield batch
             if sub.reason:
-                log.info("live: closing a stream: %s", sub.reason)
+                log.info("live.stream_closed", reason=sub.reason)
         finally:
             self.unsubscribe(sub)
