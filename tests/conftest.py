@@ -7,11 +7,13 @@ Each test gets its own InfluxDB database name so tests never see each other's po
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import settings as hypothesis_settings
 
 from heatwatch.stack.embedded import Influxd, Mosquitto
@@ -51,6 +53,19 @@ def influxd(services_dir: Path) -> Iterator[Influxd]:
 def db_name(request: pytest.FixtureRequest) -> str:
     """A database name unique to this test."""
     return f"t{next(_db_counter)}_{abs(hash(request.node.nodeid)) % 10**8}"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process configures logging for the process: put it back, or later
+    tests' log lines land on the terminal, outside pytest's capture."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
 
 
 @pytest.fixture

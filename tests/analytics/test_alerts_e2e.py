@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from heatwatch.core.model import Reading, Sensor, SiteClass
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import MqttUrl, load_towns
+from support.wait import settled_count
 
 TOWNS = load_towns()
 T0 = datetime(2025, 7, 20, 21, 30, tzinfo=UTC)  # 23:30 in Vitré: night, for the UHI rule
@@ -69,10 +69,7 @@ class Collector:
             self.messages.append((msg.topic, json.loads(msg.payload)))
 
     def wait(self, n: int, timeout: float = 10) -> list[tuple[str, dict]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.messages) < n:
-            time.sleep(0.05)
-        time.sleep(0.2)  # a duplicate would show now
+        settled_count(lambda: len(self.messages), n, timeout, settle_s=0.2, interval=0.05)
         with self.lock:
             return list(self.messages)
 

@@ -28,6 +28,7 @@ from heatwatch.simulate.schedule import prepare
 from heatwatch.stack.children import ServiceProcess
 from support.apps import NO_LIMITS, with_api
 from support.mqtt import publish_all, subscribed
+from support.wait import wait_until
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,13 +44,8 @@ def done_messages(url: str):
 
 
 def wait_done(got: list[dict], rid: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for m in got:
-            if m.get("id") == rid:
-                return m
-        time.sleep(0.05)
-    raise AssertionError(f"no outcome for {rid} in {timeout} s; got {got}")
+    return wait_until(lambda: next((m for m in got if m.get("id") == rid), None), timeout, f"the outcome of {rid}",
+                      interval=0.05)
 
 
 def daily_days(url: str, db: str) -> set[tuple[str, date]]:

@@ -19,6 +19,7 @@ from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.settings import Settings
 from heatwatch.stack.embedded import free_port
 from support.apps import NO_LIMITS, with_api
+from support.wait import wait_until
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
@@ -162,10 +163,7 @@ def live_server(api_settings, seed, mosquitto):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_until(lambda: server.started, 10, "uvicorn started", interval=0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)

@@ -13,6 +13,7 @@ from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.stack.embedded import free_port
 from support.apps import with_api
 from support.mqtt import subscribed
+from support.wait import wait_until
 
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -22,9 +23,7 @@ SENSOR = {"id": "v-halles", "town": "vitre", "name": "Place des Halles", "latitu
 
 
 def wait_for(got: list, n: int, timeout: float = 5.0) -> list:
-    deadline = time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(got) >= n, timeout, f"{n} messages", interval=0.02)
     return got
 
 

@@ -16,7 +16,6 @@ import csv
 import io
 import itertools
 import os
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +38,7 @@ from heatwatch.stack.children import ServiceProcess
 from support.apps import NO_LIMITS, with_api
 from support.influx import count_readings, stored_keys
 from support.mqtt import publish_all
+from support.wait import settled_count
 
 TOKEN = "test-admin-token-0123456789"
 TZ = ZoneInfo("Europe/Paris")
@@ -82,15 +82,7 @@ class Chain:
 
 
 def wait_stored(influx_url: str, db: str, expected: int, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    n = 0
-    while time.monotonic() < deadline:
-        n = count_readings(influx_url, db)
-        if n >= expected:
-            time.sleep(0.5)  # a straggler, or a duplicate, would show up now
-            return count_readings(influx_url, db)
-        time.sleep(0.2)
-    return n
+    return settled_count(lambda: count_readings(influx_url, db), expected, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from heatwatch.stack.children import ServiceProcess
 from support.apps import with_api
-from support.faults import deadletter_counts, wait_count, wait_until
+from support.faults import deadletter_counts, wait_count
 from support.influx import count_readings
 from support.mqtt import publish_all
+from support.wait import wait_until
 
 DATA = Path(__file__).parent / "decoders" / "data"
 TOKEN = "e2e-admin-token-0123456789"

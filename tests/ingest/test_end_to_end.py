@@ -10,18 +10,11 @@ from heatwatch.stack.children import ServiceProcess
 from support.influx import count_readings, stored_keys
 from support.mqtt import publish_all
 from support.streams import native_stream
+from support.wait import settled_count
 
 
 def wait_count(url: str, db: str, expected: int, timeout: float = 90) -> int:
-    deadline = time.monotonic() + timeout
-    n = 0
-    while time.monotonic() < deadline:
-        n = count_readings(url, db)
-        if n >= expected:
-            time.sleep(0.5)  # let a late duplicate, if any, show up before asserting
-            return count_readings(url, db)
-        time.sleep(0.25)
-    return n
+    return settled_count(lambda: count_readings(url, db), expected, timeout)
 
 
 def test_full_speed_stream_stored_exactly_once(ingester, influxd, mosquitto, db_name):

@@ -7,8 +7,9 @@ import time
 
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
-from support.faults import ResilientPublisher, scrape, wait_count, wait_until
+from support.faults import ResilientPublisher, scrape, wait_count
 from support.streams import native_stream
+from support.wait import wait_until
 
 
 def test_metrics_count_received_stored_rejected_and_batches(ingest_env, influxd, mosquitto, db_name, tmp_path):

@@ -19,9 +19,10 @@ from heatwatch.core.model import Sensor
 from heatwatch.core.registry import Registry
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import MOSQUITTO_LIMITS, Mosquitto, free_port
-from support.faults import ResilientPublisher, deadletter_counts, ingester_env, scrape, wait_count, wait_until
+from support.faults import ResilientPublisher, deadletter_counts, ingester_env, scrape, wait_count
 from support.influx import stored_keys
 from support.streams import native_stream
+from support.wait import wait_until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -14,6 +14,7 @@ from heatwatch.ingest.metrics import IngestMetrics
 from heatwatch.ingest.sink import Sink
 from heatwatch.ingest.spool import Spool
 from heatwatch.stack.embedded import free_port
+from support.wait import async_wait_until
 
 NOW = int(time.time() * 1000) - 3600_000
 
@@ -78,10 +79,13 @@ def _sink(url: str, db: str, spool_dir: Path, max_bytes: int = 10**7) -> tuple[S
 
 
 async def _drained(sink: Sink) -> None:
-    """Wait (20 s at most) for the replay task to empty the spool (it offers no event to wait on)."""
-    deadline = time.monotonic() + 20
-    while sink.spool and time.monotonic() < deadline:  # noqa: ASYNC110 - polling state owned by another task
-        await asyncio.sleep(0.05)
+    """Wait for the replay task to empty the spool (it offers no event to wait on)."""
+    await async_wait_until(lambda: not sink.spool, 20, "spool drained")
+
+
+async def _holding(sink: Sink) -> None:
+    """Wait until the sink holds a batch because the spool is full (what its gauge says)."""
+    await async_wait_until(lambda: _sample(sink.metrics, "heatwatch_ingest_spool_full") == 1, 10, "spool full")
 
 
 def _down_url() -> str:
@@ -144,9 +148,8 @@ async def test_full_spool_blocks_store_until_replay_makes_room(influxd, db_name,
     sink, _ = _sink(_down_url(), db_name, tmp_path / "spool", max_bytes=2048)
     await sink.store(_lines(20))  # ~1.1 kB
     blocked = asyncio.create_task(sink.store(_lines(20, start=20)))
-    await asyncio.sleep(1.0)
+    await _holding(sink)
     assert not blocked.done()  # the caller (and so the MQTT ack) is held
-    assert _sample(sink.metrics, "heatwatch_ingest_spool_full") == 1
     assert sink.spool.depth == 1
 
     # InfluxDB comes back.
@@ -172,7 +175,7 @@ async def test_full_spool_gives_up_on_stop_without_claiming_durability(db_name, 
     assert await sink.store(_lines(20)) is True
     stop = asyncio.Event()
     held = asyncio.create_task(sink.store(_lines(20, start=20), stop))
-    await asyncio.sleep(1.0)
+    await _holding(sink)
     assert not held.done()
     stop.set()
     assert await asyncio.wait_for(held, 5) is False

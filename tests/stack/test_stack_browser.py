@@ -28,8 +28,9 @@ from heatwatch.core.model import Sensor
 from heatwatch.simulate.formats import format_for
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
-from stack.upstack import Up, children_of, stack_processes, stop_stacks
+from stack.upstack import Up, children_of, stack_processes, stop_stacks, wait_ready
 from support.browser import MARKS, TILE_HOST, example_registry, launch
+from support.wait import wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "stack"
 TOWN = "vitre"
@@ -50,28 +51,22 @@ def api(url: str, path: str, **params: Any) -> Any:
     return r.json()
 
 
-def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url}/readyz never answered 200")
-
-
 def stored_temperatures(url: str, sensor: str, wanted: set[float], timeout: float = 20) -> set[float]:
     """Temperatures stored for ``sensor`` over the last ten minutes, once they include ``wanted``."""
     since = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = api(url, "/v1/readings", town=TOWN, sensor=sensor, **{"from": since})["data"]
-        stored = {float(r["temperature"]) for r in rows}
-        if wanted <= stored or time.monotonic() > deadline:
-            return stored
-        time.sleep(0.5)
+    stored: set[float] = set()
+
+    def complete() -> bool:
+        nonlocal stored
+        stored = {float(r["temperature"]) for r in api(url, "/v1/readings", town=TOWN, sensor=sensor,
+                                                         **{"from": since})["data"]}
+        return wanted <= stored
+
+    try:
+        wait_until(complete, timeout, f"readings of {sensor}", interval=0.5)
+    except TimeoutError:
+        pass  # the caller's assert shows what is missing
+    return stored
 
 
 def shot(pg: Any, name: str) -> None:

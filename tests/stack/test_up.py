@@ -18,7 +18,8 @@ import pytest
 
 from heatwatch.core.registry import Registry
 from heatwatch.stack.embedded import free_port
-from stack.upstack import alive, children_of, stack_processes
+from stack.upstack import alive, children_of, stack_processes, wait_ready
+from support.wait import wait_until
 
 TOWN = "vitre"
 PROBE = "vitre-centre-01"  # an example site publishing native JSON
@@ -26,21 +27,6 @@ PROBE = "vitre-centre-01"  # an example site publishing native JSON
 
 def get(url: str, path: str, **params: Any) -> httpx.Response:
     return httpx.get(f"{url}{path}", params=params, timeout=10)
-
-
-def wait_ready(url: str, timeout: float = 60) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            r = get(url, "/readyz")
-            if r.status_code == 200:
-                return r
-            last = r.status_code
-        except httpx.HTTPError as exc:  # the api binds its port a moment after `up` printed it
-            last = exc
-        time.sleep(0.2)
-    pytest.fail(f"{url}/readyz never answered 200 (last: {last!r})")
 
 
 def placed_sensors(data_dir: Path, town: str) -> set[str]:
@@ -62,16 +48,19 @@ def when(row: dict[str, Any]) -> datetime:
 def wait_fresh_latest(url: str, sensors: set[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
     """/v1/latest once every sensor of ``sensors`` has a reading of the last quarter of an hour (the demo
     sends one every 5 minutes per sensor, after replaying the two past days)."""
-    deadline = time.monotonic() + timeout
     rows: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
+
+    def fresh() -> dict[str, dict[str, Any]] | None:
+        nonlocal rows
         rows = latest(url, TOWN)
         recent = datetime.now(UTC) - timedelta(minutes=15)
-        if sensors <= {s for s, row in rows.items() if when(row) >= recent}:
-            return rows
-        time.sleep(1)
-    stale = {s: rows.get(s, {}).get("time") for s in sorted(sensors)}
-    pytest.fail(f"not every example sensor has a recent reading: {stale}")
+        return rows if sensors <= {s for s, row in rows.items() if when(row) >= recent} else None
+
+    try:
+        return wait_until(fresh, timeout, "a recent reading of every example sensor", interval=1)
+    except TimeoutError:
+        stale = {s: rows.get(s, {}).get("time") for s in sorted(sensors)}
+        pytest.fail(f"not every example sensor has a recent reading: {stale}")
 
 
 def readings_of(url: str, sensor: str) -> dict[str, Any]:

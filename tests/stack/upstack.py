@@ -19,7 +19,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
 import pytest
+
+from support.wait import wait_until
 
 URL_LINE = re.compile(r"heatwatch is up: API and dashboard on (http://\S+?)/ ")
 MQTT_LINE = re.compile(r"MQTT (mqtt://\S+)")
@@ -176,3 +179,19 @@ def stop_stacks(ups: list[Up]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def wait_ready(url: str, timeout: float = 60) -> httpx.Response:
+    """``/readyz`` once it answers 200: the api binds its port a moment after ``up`` printed it."""
+
+    def ready() -> httpx.Response | None:
+        try:
+            r = httpx.get(f"{url}/readyz", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return r if r.status_code == 200 else None
+
+    try:
+        return wait_until(ready, timeout, f"{url}/readyz", interval=0.2)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ from heatwatch.core.deadletters import DeadLetterStore
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.settings import MqttUrl
 from support.influx import count_readings
+from support.wait import settled_count
 
 
 class ResilientPublisher:
@@ -176,27 +177,14 @@ def deadletter_counts(data_dir: Path) -> dict[str, int]:
 
 def wait_count(influx_url: str, db: str, expected: int, timeout: float = 90) -> int:
     """Wait until ``expected`` readings are stored, then a little longer so a duplicate would show."""
-    deadline = time.monotonic() + timeout
-    n = 0
-    while time.monotonic() < deadline:
+
+    def count() -> int:
         try:
-            n = count_readings(influx_url, db)
-        except httpx.HTTPError:
-            n = 0
-        if n >= expected:
-            time.sleep(0.5)
             return count_readings(influx_url, db)
-        time.sleep(0.25)
-    return n
+        except httpx.HTTPError:  # influxd restarting in a fault test
+            return 0
 
-
-def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
+    return settled_count(count, expected, timeout)
 
 
 def ingester_env(mqtt_url: str, influx_url: str, db: str, data_dir: Path, client_id: str, *,

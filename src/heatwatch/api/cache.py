@@ -33,8 +33,8 @@ class Cached:
     media_type: str
     etag: str
     headers: dict[str, str]
-    born: float
-    expires: float = 0.0  # monotonic; set when the entry enters the cache
+    born: float  # on the cache's clock (time.monotonic unless a test gives another)
+    expires: float = 0.0  # set when the entry enters the cache
 
 
 def etag_of(body: bytes) -> str:
@@ -51,8 +51,10 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
+        # Injectable so tests move time forward instead of sleeping through TTLs.
+        self.clock = clock
         self._entries: OrderedDict[str, Cached] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Cached]] = {}
         self._tasks: set[asyncio.Task[Cached]] = set()  # background refreshes (strong refs)
@@ -69,7 +71,7 @@ class ResponseCache:
         if ttl <= 0 or self.max_entries == 0:
             return await build()
         hit = self._entries.get(key)
-        now = time.monotonic()
+        now = self.clock()
         if hit is not None and now - hit.born < ttl:
             self._entries.move_to_end(key)
             return hit
@@ -101,6 +103,7 @@ class ResponseCache:
             raise
         finally:
             self._inflight.pop(key, None)
+        value.born = self.clock()
         value.expires = value.born + ttl
         future.set_result(value)
         self._entries[key] = value
@@ -114,12 +117,12 @@ class ResponseCache:
         self.hot.clear()
 
 
-def conditional(request: Request, entry: Cached, max_age: int) -> Response:
-    """The full answer, or 304 when the client already holds this version."""
+def conditional(request: Request, entry: Cached, max_age: int, now: float | None = None) -> Response:
+    """The full answer, or 304 when the client already holds this version. ``now``: the cache's clock."""
     headers = dict(entry.headers)
     headers["ETag"] = entry.etag
     headers["Cache-Control"] = f"public, max-age={max_age}"
-    remaining = entry.expires - time.monotonic()
+    remaining = entry.expires - (time.monotonic() if now is None else now)
     if remaining > 0.05:
         # Tells HotCache (below) it may keep the finished bytes for as long as this entry lives.
         headers[TTL_HEADER] = f"{remaining:.3f}"
@@ -157,6 +160,7 @@ class HotCache:
     def __init__(self, app: ASGIApp, cache: ResponseCache) -> None:
         self.app = app
         self.max_entries = cache.max_entries
+        self.clock = cache.clock
         self._entries = cache.hot
         # Keys whose expired entry one request is refreshing through the app right now.
         self._refreshing: set[tuple[str, bytes, bytes, bool]] = set()
@@ -179,7 +183,7 @@ class HotCache:
         key = (scope["path"], scope.get("query_string", b""), accept, gz)
         hit = self._entries.get(key)
         if hit is not None:
-            now = time.monotonic()
+            now = self.clock()
             # Expired: one request refreshes it through the app, the others keep getting the old
             # answer meanwhile (for at most one refresh, bounded by STALE_GRACE_S). Letting them all
             # through at once was the p99 of the hottest endpoints under load.
@@ -230,7 +234,7 @@ class HotCache:
     def _store(self, key: tuple[str, bytes, bytes, bool], start: Message, body: bytes, ttl: float) -> None:
         headers = list(start["headers"])
         etag = next((v for k, v in headers if k == b"etag"), b"")
-        self._entries[key] = _Hot(start["status"], headers, body, etag, time.monotonic() + ttl)
+        self._entries[key] = _Hot(start["status"], headers, body, etag, self.clock() + ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

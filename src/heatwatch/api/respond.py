@@ -45,7 +45,7 @@ async def cached_json(ctx: Ctx, ttl: float, max_age: int,
         return build_entry(dumps(payload), media_type, headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make)
-    return conditional(ctx.request, entry, max_age)
+    return conditional(ctx.request, entry, max_age, ctx.cache.clock())
 
 
 def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any],
@@ -90,7 +90,7 @@ async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | No
         return build_entry(csv_bytes(columns, rows, sep), MEDIA_TYPES["csv"], headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_latest_s if ttl is None else ttl, make)
-    return conditional(ctx.request, entry, max_age)
+    return conditional(ctx.request, entry, max_age, ctx.cache.clock())
 
 
 async def series_response(
@@ -157,4 +157,4 @@ async def table_response(ctx: Ctx, ds: Dataset, fmt: str, sep: str, build: Calla
         return build_entry(body, MEDIA_TYPES[fmt], headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make)
-    return conditional(ctx.request, entry, max_age)
+    return conditional(ctx.request, entry, max_age, ctx.cache.clock())

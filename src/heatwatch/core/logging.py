@@ -77,6 +77,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        lg.setLevel(logging.NOTSET)  # the root's level, unless uvicorn is given its own
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -40,6 +40,7 @@ class Sink:
         self._raw_retention = raw_retention
         self._ready = False  # database and retention policies created
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()  # set by the replay each time it frees spool space
         self._update_gauges()
 
     async def store(self, lines: list[str], stop: asyncio.Event | None = None) -> bool:
@@ -64,13 +65,25 @@ class Sink:
             while not self.spool.has_room(size):  # room is made by the replay task
                 if stop is not None and stop.is_set():
                     return False
-                await asyncio.sleep(0.5)
+                await self._room_or(stop)
             self.metrics.spool_full.set(0)
             log.info("spool.room_again", spool_bytes=self.spool.bytes)
         await asyncio.to_thread(self.spool.append, lines)
         self._update_gauges()
         self._wake.set()
         return True
+
+    async def _room_or(self, stop: asyncio.Event | None) -> None:
+        """Until the replay frees some space or ``stop`` is set."""
+        self._room.clear()
+        waits = [asyncio.ensure_future(self._room.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def replay_forever(self) -> None:
         """Drain the spool into InfluxDB, oldest first, backing off while it is unhealthy."""
@@ -96,6 +109,7 @@ class Sink:
                 continue
             delay = 0.5
             self.spool.remove(path)
+            self._room.set()
             self._update_gauges()
             if not self.spool:
                 log.info("spool.drained")
