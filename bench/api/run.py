@@ -1,4 +1,4 @@
-"""API benchmark (DESIGN §8, issue 6 item 7): a year of aggregates for 200 sensors, then load.
+"""API benchmark (issue 6 item 7): a year of aggregates for 200 sensors, then load.
 
     .venv/bin/python -m bench.api                    # full run: 200 sensors x 365 days
     .venv/bin/python -m bench.api --days 30 -d 5     # quick look

@@ -1,4 +1,4 @@
-"""Ingest benchmark: heatwatch end to end against the raw ceilings, side by side in one run (DESIGN §8).
+"""Ingest benchmark: heatwatch end to end against the raw ceilings, side by side in one run.
 
     .venv/bin/python -m bench.ingest                 # 200k readings, 500 sensors, full run
     .venv/bin/python -m bench.ingest -n 20000        # quick look

@@ -1,5 +1,5 @@
 """API test fixtures: a per-test database on the session influxd, seeded in line protocol that
-follows DESIGN.md §3, and a TestClient running the app's real lifespan."""
+follows the stored schema (core/measurements.py), and a TestClient running the app's real lifespan."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def client(api_settings: Settings, api_config: dict[str, Any], seed) -> Iterator
 
 
 
-# A small but complete data set following DESIGN.md §3 ------------------------------------------------
+# A small but complete data set in the stored schema ---------------------------------------------------
 
 DAY0 = "2024-07-10"
 DAYS = 15  # 2024-07-10 .. 2024-07-24

@@ -1,4 +1,4 @@
-"""The dashboard in a real headless Chromium (Debian's, DESIGN §2) against a running ``heatwatch api``.
+"""The dashboard in a real headless Chromium (Debian's, CONTRIBUTING.md) against a running ``heatwatch api``.
 
 The initial state is written straight into InfluxDB in line protocol (24 h of readings for every
 sensor of the example registries, hourly QC, 30 days of town indices, one open alert); live changes

@@ -1,5 +1,5 @@
 """Raw readings, hourly and daily aggregates, town indices, canicule episodes, alerts, UHI snapshots:
-end to end against the real influxd with data in the DESIGN §3 schema."""
+end to end against the real influxd with data in the stored schema (core/measurements.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fault injection against the real broker and database (DESIGN §7, issue 4).
+"""Fault injection against the real broker and database (deploy/README.md, "Delivery per failure").
 
 Every test ends with the same check: the set of keys (town, sensor, time) stored in InfluxDB is
 exactly the set published, and the stored count equals the distinct published count, so nothing

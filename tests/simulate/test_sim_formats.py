@@ -1,4 +1,4 @@
-"""Payloads of the three formats of DESIGN.md §4, and what a decoder must get back from them."""
+"""Payloads of the formats of docs/architecture.md (MQTT topics), and what a decoder must get back from them."""
 
 from __future__ import annotations
 

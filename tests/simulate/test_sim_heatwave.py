@@ -13,7 +13,8 @@ from heatwatch.simulate.options import LOCAL_TZ
 
 
 def _daily_extremes(readings: pd.DataFrame) -> pd.DataFrame:
-    """Tn and Tx per climatological day (DESIGN §5): Tn 18 UTC D-1 to 18 UTC D, Tx 06 UTC D to 06 UTC D+1."""
+    """Tn and Tx per climatological day (docs/science/canicule.md): Tn 18 UTC D-1 to 18 UTC D, Tx 06 UTC D
+    to 06 UTC D+1."""
     utc = pd.to_datetime(readings.ts_ms, unit="ms", utc=True)
     tn_day = (utc + pd.Timedelta(hours=6)).dt.date
     tx_day = (utc - pd.Timedelta(hours=6)).dt.date

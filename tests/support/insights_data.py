@@ -1,4 +1,5 @@
-"""A synthetic summer of aggregates for Vitré, in line protocol following DESIGN.md §3 (rp ``agg``),
+"""A synthetic summer of aggregates for Vitré, in line protocol following the stored schema
+(core/measurements.py, rp ``agg``),
 with known answers: site-class UHI levels, a canicule episode, a −1.0 °C cooling injected on the
 nocturnal UHI of one sensor after an intervention, a QC-flagged sensor-day and a sparse sensor.
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field, field_validator
 SENSOR_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 TOWN_ID_RE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
-# Physical plausibility limits from DESIGN.md §4.
+# Physical plausibility limits of ingest's validation (docs/architecture.md, MQTT topics) and of QC's range
+# test (docs/science/qc.md).
 T_MIN, T_MAX = -40.0, 60.0
 RH_MIN, RH_MAX = 0.0, 100.0
 

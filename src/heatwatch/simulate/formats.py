@@ -1,4 +1,4 @@
-"""Readings to MQTT messages in the three payload formats of DESIGN.md §4.
+"""Readings to MQTT messages in the payload formats of docs/architecture.md (MQTT topics) and docs/devices.md.
 
 Device profile (registry ``device_profile``) to format:
 

@@ -41,7 +41,7 @@ F64 = NDArray[np.float64]
 S_PHASE, S_JTX, S_JTN, S_JTD, S_JUHI, S_FLUCT = 1, 2, 3, 4, 5, 6
 S_BIAS, S_WHITE, S_DEW, S_RH, S_BATT0, S_BATTRATE, S_BATTNOISE, S_PHASE_GRID = 10, 11, 12, 13, 14, 15, 16, 17
 
-# Magnus coefficients of DESIGN.md §5 (Alduchov & Eskridge 1996), so the simulated humidity and
+# Magnus coefficients of docs/science/indices.md (Alduchov & Eskridge 1996), so the simulated humidity and
 # the dew point analytics derives from it agree.
 MAGNUS_A, MAGNUS_B = 17.625, 243.04
 

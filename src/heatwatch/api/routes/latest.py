@@ -1,4 +1,4 @@
-"""The latest reading of every sensor: the first-class endpoint of DESIGN §6."""
+"""The latest reading of every sensor: a first-class endpoint (what open-data users ask first)."""
 
 from __future__ import annotations
 

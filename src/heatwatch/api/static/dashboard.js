@@ -117,7 +117,7 @@
   // Sensor values -------------------------------------------------------------------------------
 
   function referenceTemperature() {
-    // DESIGN §5: the reference is the lowest among the town's rural reference sensors; only fresh ones count.
+    // docs/science/uhi.md: the reference is the lowest among the town's rural reference sensors; only fresh ones count.
     let best = null;
     for (const s of state.sensors.values()) {
       const l = s.latest;

@@ -8,9 +8,10 @@ two records of the same instant.
 
 Units (SenML registry, RFC 8428 §12.1): ``Cel`` → temperature, ``K`` → temperature − 273.15,
 ``%RH`` → humidity, ``V`` → battery_v. ``%EL`` (battery charge remaining, percent) is
-accepted and dropped: heatwatch stores battery volts only (``Reading.battery_v``, DESIGN §3),
-and a percentage cannot be turned into volts without knowing the cell chemistry. A record in
-any other unit, or in none, is rejected with ``unknown_unit`` while the rest of its pack is kept.
+accepted and dropped: heatwatch stores battery volts only (``Reading.battery_v``, the ``reading``
+measurement of ``core/measurements.py``), and a percentage cannot be turned into volts without
+knowing the cell chemistry. A record in any other unit, or in none, is rejected with ``unknown_unit``
+while the rest of its pack is kept.
 
 Times (§4.5.3): seconds, float. A resolved time ≥ 2**28 is absolute (Unix epoch); a smaller
 one, zero and negatives included, is relative to "now", taken as the time of receipt. A pack
