@@ -28,10 +28,10 @@ from support.faults import (
     ingester_env,
     scrape,
     wait_count,
-    wait_until,
 )
 from support.influx import count_readings, stored_keys
 from support.streams import native_stream
+from support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
