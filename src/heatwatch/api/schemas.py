@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
-from heatwatch.core.model import CaniculeThresholds, Sensor, Town
+from heatwatch.core.model import Sensor, Town
 
 from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Column, Dataset
 from .routes.sensors import META_FIELDS
+from .routes.towns import PUBLISHED_AS
+from .routes.towns import PUBLISHED_FIELDS as TOWN_FIELDS
 
 UTC_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$"
 UtcTime = Annotated[str, Field(pattern=UTC_Z, json_schema_extra={"format": "date-time"},
@@ -103,11 +105,11 @@ def collection(name: str, properties: Any = dict[str, Any]) -> type[BaseModel]:
                         features=(list[feature], ...))  # type: ignore[valid-type]
 
 
-# Towns: the kernel's Town, its thresholds published as canicule_thresholds.
+# Towns: the published fields of the kernel's Town (``routes/towns.py``).
 TownRow = create_model(
     "TownRow", __base__=_Open,
-    **{n: (f.annotation, Field(description=f.description)) for n, f in Town.model_fields.items() if n != "canicule"},
-    canicule_thresholds=(CaniculeThresholds, ...))
+    **{PUBLISHED_AS.get(n, n): (Town.model_fields[n].annotation, Field(description=Town.model_fields[n].description))
+       for n in TOWN_FIELDS})
 
 _READING_VALUES = {c.name: _column_field(c) for c in READING.columns if c.name in READING.fields}
 STATUS = Literal["ok", "offline", "retired", "unregistered", "no_data"]

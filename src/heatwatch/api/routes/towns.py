@@ -16,20 +16,17 @@ from ..respond import cached_json
 router = APIRouter(prefix="/v1", tags=["towns"])
 
 
+#: What a town's JSON holds, in order: its configuration but for internal tuning (QC ranges...), with the
+#: canicule thresholds under ``canicule_thresholds``. ``reference``: where IBM and the UHI take their rural
+#: reference from, in order (docs/science/canicule.md). The OpenAPI schema is built from the same list.
+PUBLISHED_FIELDS = ("id", "name", "insee", "departement", "timezone", "latitude", "longitude", "canicule",
+                    "reference_sensors", "reference")
+PUBLISHED_AS = {"canicule": "canicule_thresholds"}
+
+
 def town_json(t: Town) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "name": t.name,
-        "insee": t.insee,
-        "departement": t.departement,
-        "timezone": t.timezone,
-        "latitude": t.latitude,
-        "longitude": t.longitude,
-        "canicule_thresholds": t.canicule.model_dump(),
-        "reference_sensors": t.reference_sensors,
-        # Where IBM and the UHI take their rural reference from, in order (docs/science/canicule.md).
-        "reference": t.reference.model_dump(),
-    }
+    return {PUBLISHED_AS.get(f, f): v.model_dump() if hasattr(v := getattr(t, f), "model_dump") else v
+            for f in PUBLISHED_FIELDS}
 
 
 @router.get("/towns", summary="Towns served, with their canicule thresholds",
