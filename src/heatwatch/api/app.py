@@ -34,6 +34,7 @@ from .routes import (
     health,
     interventions,
     latest,
+    layers,
     live,
     maps,
     rankings,
@@ -97,7 +98,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     openapi.install(app)
     for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
         app.include_router(module.router)
-    for module in (maps, rankings, interventions):  # decision support: maps, rankings, intervention effects
+    for module in (maps, rankings, interventions, layers):  # decision support: maps, rankings, effects, layers
         app.include_router(module.router)
     dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 

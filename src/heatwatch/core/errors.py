@@ -5,6 +5,7 @@ Exception tree::
     HeatwatchError
     ├── ConfigError                 settings or towns file invalid at start-up
     ├── RegistryError               sensor registry: unknown id, bad import row, ...
+    ├── LayerError                  a geographic layer refused: wrong or missing CRS, empty, outside the town...
     ├── EncodeError (ValueError)    a value that line protocol cannot carry (empty tag, trailing backslash)
     ├── DecodeError (ValueError)    an MQTT payload rejected; ``reason`` is a stable code for counters
     └── InfluxError                 anything that went wrong talking to InfluxDB; ``message`` is the server's
@@ -29,6 +30,10 @@ class ConfigError(HeatwatchError):
 
 class RegistryError(HeatwatchError):
     pass
+
+
+class LayerError(HeatwatchError):
+    """A geographic layer file or request that cannot be used; the message says why and what to do."""
 
 
 class EncodeError(HeatwatchError, ValueError):

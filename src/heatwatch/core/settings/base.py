@@ -249,6 +249,11 @@ class CoreSettings(BaseSettings):
         return self.data_dir / "registry.sqlite"
 
     @property
+    def layers_dir(self) -> Path:
+        """One GeoPackage per town of its geographic layers (``heatwatch layers``)."""
+        return self.data_dir / "layers"
+
+    @property
     def deadletter_dir(self) -> Path:
         return self.data_dir / "deadletter"
 
