@@ -19,9 +19,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import mqtt5
+
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
-from heatwatch.ingest.consumer import Message
+from heatwatch.ingest.client import Received
 from heatwatch.ingest.decoders import decoders_for
 from heatwatch.ingest.pipeline import Pipeline
 from heatwatch.ingest.validate import Validator
@@ -41,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     payloads = simulator_payloads(args.n, args.sensors, 1, registry=True)
     messages = payloads.parts[0]
     now_ms = int(time.time() * 1000)
-    by_format: dict[str, list[Message]] = defaultdict(list)
+    by_format: dict[str, list[mqtt5.PublishPacket]] = defaultdict(list)
     for i, (topic, payload) in enumerate(messages):
         fmt = topic.split("/", 1)[0]
-        by_format[fmt].append(Message(i, 1, topic, payload, now_ms, 1))
+        by_format[fmt].append(mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=i % 65535 + 1))
     settings = Settings.load()
     with tempfile.TemporaryDirectory() as tmp, Registry(Path(tmp) / "registry.sqlite", towns=TOWNS) as registry:
         registry.upsert_many(payloads.sensors)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 stored = rejected = 0
                 t0 = time.process_time()
                 for k in range(0, len(msgs), BATCH):
-                    out = pipe.process(msgs[k:k + BATCH])
+                    out = pipe.process([Received(now_ms, msgs[k:k + BATCH])])
                     stored += out.readings
                     rejected += len(out.dead)
                 best = min(best, time.process_time() - t0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import mqtt5
+
 from heatwatch.core.settings import DEFAULT_SUBSCRIPTIONS, IngestSettings
-from heatwatch.ingest.consumer import Message
+from heatwatch.ingest.client import Received
 from heatwatch.ingest.pipeline import Pipeline
 from heatwatch.ingest.validate import Validator
 
@@ -18,9 +20,10 @@ def pipeline(max_payload_bytes: int = 1000, **kw) -> Pipeline:
                     max_payload_bytes=max_payload_bytes, ignore=["heat/alerts/#"], **kw)
 
 
-def msg(topic: str, body: object) -> Message:
+def msg(topic: str, body: object) -> Received:
+    """One message as the MQTT client hands it over: a group of one PUBLISH packet."""
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Message(1, 1, topic, payload, NOW, 1)
+    return Received(NOW, [mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=1)])
 
 
 def test_alerts_topic_is_ignored_not_dead_lettered():
@@ -56,7 +59,7 @@ def test_whole_message_rejections_carry_their_reason():
     for reason, m in cases.items():
         out = p.process([m])
         assert list(out.rejected) == [reason], (reason, out.rejected)
-        assert out.dead[0].reason == reason and out.dead[0].payload == m.payload
+        assert out.dead[0].reason == reason and out.dead[0].payload == m.packets[0].payload
 
 
 def _registry(tmp_path):

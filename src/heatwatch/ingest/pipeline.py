@@ -19,7 +19,7 @@ from ..core.deadletters import DeadLetter
 from ..core.errors import ConfigError, DecodeError
 from ..core.model import RESERVED_IDS, Reading
 from ..core.settings import Subscription
-from .consumer import Message
+from .client import Received
 from .decoders import DECODERS, Context, Decoded, Decoder, DeviceLookup
 from .reasons import Reason
 from .validate import Validator
@@ -34,6 +34,13 @@ class Processed:
     rejected: Counter[str] = field(default_factory=Counter)
     # Newest reading of each sensor in the batch, for the live feed.
     latest: dict[tuple[str, str], Reading] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    received_ms: int
 
 
 def _IGNORE(payload: bytes, ctx: Context) -> Decoded:
@@ -78,18 +85,21 @@ class Pipeline:
                 self._by_topic[topic] = found
             return found
 
-    def process(self, messages: Sequence[Message]) -> Processed:
+    def process(self, groups: Sequence[Received]) -> Processed:
         out = Processed()
         # Which town each registered sensor belongs to, read once per batch (ensure() adds to it in place).
         homes = self._homes() if self._homes is not None else None
-        for m in messages:
-            try:
-                self._one(m, out, homes)
-            except DecodeError as exc:
-                self._reject(out, m, exc)
+        for g in groups:
+            received_ms = g.received_ms
+            for p in g.packets:
+                m = _Message(p.topic, p.payload, received_ms)
+                try:
+                    self._one(m, out, homes)
+                except DecodeError as exc:
+                    self._reject(out, m, exc)
         return out
 
-    def _one(self, m: Message, out: Processed, homes: Mapping[str, str] | None) -> None:
+    def _one(self, m: _Message, out: Processed, homes: Mapping[str, str] | None) -> None:
         if len(m.payload) > self.max_payload_bytes:
             raise DecodeError(Reason.oversized, f"{len(m.payload)} bytes > {self.max_payload_bytes}")
         decoder = self.decoder_for(m.topic)
@@ -128,6 +138,6 @@ class Pipeline:
                 self._on_sensor(r.town, r.sensor)
 
     @staticmethod
-    def _reject(out: Processed, m: Message, exc: DecodeError) -> None:
+    def _reject(out: Processed, m: _Message, exc: DecodeError) -> None:
         out.rejected[exc.reason] += 1
         out.dead.append(DeadLetter(m.topic, m.payload, str(exc.reason), exc.detail, m.received_ms))

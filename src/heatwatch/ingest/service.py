@@ -2,9 +2,10 @@
 
 Three stages run concurrently so decoding the next batch overlaps writing the current one:
 
-    paho thread ──▶ inbox ──collect+decode──▶ queue(2) ──store, dead-letter, ack──▶ broker
+    MQTT client (socket reads) ──▶ pending ──collect+decode──▶ queue(2) ──store, dead-letter, ack──▶ broker
 
-The store stage is a single task, so batches become durable and are acknowledged strictly
+All three run on one event loop: while a batch's write waits for InfluxDB, the next one is read and
+decoded. The store stage is a single task, so batches become durable and are acknowledged strictly
 in arrival order.
 """
 
@@ -23,7 +24,7 @@ from ..core.model import Reading
 from ..core.registry import Registry
 from ..core.settings import IngestSettings
 from ..core.topics import encode_live, live_topic
-from .consumer import Message, MqttConsumer
+from .client import MqttClient, Received
 from .decoders import decoders_for, network_from_settings
 from .metrics import IngestMetrics
 from .pipeline import Pipeline, Processed
@@ -37,9 +38,17 @@ log = get_logger("heatwatch.ingest")
 PROFILE_RECHECK_S = 2.0
 
 
+def max_packet_size(max_payload_bytes: int) -> int:
+    """The Maximum Packet Size the ingester announces: payloads up to 4× the accepted size still arrive (and
+    are dead-lettered "oversized", so they are seen), and never less than the 1 MiB mosquitto's deployed
+    configuration lets through; the ingester's memory stays bounded whatever a publisher sends."""
+    return max(4 * max_payload_bytes, 1024 * 1024) + 64 * 1024
+
+
 @dataclass(slots=True)
 class _Batch:
-    messages: list[Message]
+    groups: list[Received]
+    messages: int
     processed: Processed
 
 
@@ -65,12 +74,15 @@ class IngestService:
         )
         group = settings.mqtt_shared_group
         filters = [f"$share/{group}/{s.filter}" if group else s.filter for s in settings.subscriptions]
-        self.consumer = MqttConsumer(
+        self.consumer = MqttClient(
             settings.mqtt,
             settings.mqtt_client_id,
             filters,
             session_expiry_s=settings.mqtt_session_expiry_s,
-            receive_maximum=max(settings.batch_size * 2, 1000),
+            # Room for the batch being written, the one being decoded and the one arriving.
+            receive_maximum=max(settings.batch_size * 4, 1000),
+            # Larger payloads are dead-lettered "oversized"; beyond this the broker drops them (MQTT 5 §3.1.2.11.4).
+            max_packet_size=max_packet_size(settings.max_payload_bytes),
             on_event=self._mqtt_event,
         )
 
@@ -99,7 +111,7 @@ class IngestService:
             replay.cancel()
             watch.cancel()
             store.cancel()
-            self.consumer.stop()
+            await self.consumer.stop()
             await self.influx.aclose()
             self.deadletters.close()
             log.info("ingest.stopped", spool_depth=self.spool.depth)
@@ -112,26 +124,42 @@ class IngestService:
             self.profiles.refresh()
 
     async def _collect_loop(self, queue: asyncio.Queue[_Batch | None], stop: asyncio.Event) -> None:
-        inbox = self.consumer.inbox
+        client = self.consumer
+        pending = client.pending
         size = self.settings.batch_size
         interval = self.settings.batch_interval_s
-        deadline: float | None = None
-        while True:
-            n = len(inbox)
-            stopping = stop.is_set()
-            if n and deadline is None:
+
+        async def wake_on_stop() -> None:
+            await stop.wait()
+            client.arrived.set()
+
+        waker = asyncio.create_task(wake_on_stop())
+        try:
+            while True:
+                if not pending.messages:
+                    if stop.is_set():
+                        return  # what arrives after this is not acknowledged: the broker redelivers it
+                    client.wait_for(1)
+                    await client.arrived.wait()
+                    continue
+                # A batch is written when full, or as old as the interval, or when the service stops.
                 deadline = time.monotonic() + interval
-            if n >= size or (n and (stopping or time.monotonic() >= deadline)):  # type: ignore[operator]
-                messages = [inbox.popleft() for _ in range(min(n, size))]
-                deadline = None
-                self.metrics.received.inc(len(messages))
-                self.metrics.inbox.set(len(inbox))
-                await queue.put(_Batch(messages, self.pipeline.process(messages)))
-                continue
-            if stopping:
-                # What arrives after this point is not acknowledged: the broker redelivers it.
-                return
-            await asyncio.sleep(0.005 if n else 0.02)
+                while pending.messages < size and not stop.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    client.wait_for(size)
+                    try:
+                        await asyncio.wait_for(client.arrived.wait(), left)
+                    except TimeoutError:
+                        break
+                groups = client.take(size)
+                n = sum(len(g.packets) for g in groups)
+                self.metrics.received.inc(n)
+                self.metrics.inbox.set(pending.messages)
+                await queue.put(_Batch(groups, n, self.pipeline.process(groups)))
+        finally:
+            waker.cancel()
 
     async def _store_loop(self, queue: asyncio.Queue[_Batch | None], stop: asyncio.Event) -> None:
         holding = False
@@ -141,7 +169,7 @@ class IngestService:
             p = batch.processed
             if not await self.sink.store(p.lines, stop):
                 holding = True
-                log.warning("ingest.stopping_with_full_spool", unacked=len(batch.messages))
+                log.warning("ingest.stopping_with_full_spool", unacked=batch.messages)
                 continue
             if p.dead:
                 await asyncio.to_thread(self.deadletters.add_many, p.dead)
@@ -150,7 +178,7 @@ class IngestService:
                 log.info("ingest.rejected", counts=dict(p.rejected), example=p.dead[0].detail[:120])
             self.metrics.stored.inc(p.readings)
             self.metrics.batch_size.observe(p.readings)
-            self.metrics.acked.inc(self.consumer.ack(batch.messages))
+            self.metrics.acked.inc(self.consumer.ack(batch.groups))
             self._publish_live(p)
 
     def _publish_live(self, p: Processed) -> None:
