@@ -31,6 +31,7 @@ from .routes import (
     aggregates,
     catalogue,
     dashboard,
+    drivers,
     health,
     interventions,
     latest,
@@ -98,7 +99,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     openapi.install(app)
     for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
         app.include_router(module.router)
-    for module in (maps, rankings, interventions, layers):  # decision support: maps, rankings, effects, layers
+    for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)
     dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 

@@ -15,8 +15,6 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from heatwatch.core.errors import LayerError
-from heatwatch.core.layers import LayerStore
-from heatwatch.core.layers.context import RADII_M, site_context
 
 from ..cache import Cached, build_entry, conditional
 from ..deps import TOWN_PATTERN, CtxDep, SepParam, known_town
@@ -33,11 +31,14 @@ MAX_FEATURES = 200_000
 COORD_GRID_DEG = 1e-7  # about 1 cm: what a GeoJSON of the town needs, a third of the size of full doubles
 
 
-def layer_store(ctx: Any, town: str) -> LayerStore:
+def layer_store(ctx: Any, town: str) -> Any:
+    # Imported here: geopandas, GDAL and PROJ load only when a layer endpoint is first asked for.
+    from heatwatch.core.layers import LayerStore
+
     return LayerStore(ctx.settings.layers_dir, town)
 
 
-def vector_features(store: LayerStore, name: str) -> list[dict[str, Any]]:
+def vector_features(store: Any, name: str) -> list[dict[str, Any]]:
     import shapely
 
     gdf = store.read(name).to_crs("EPSG:4326")
@@ -48,7 +49,7 @@ def vector_features(store: LayerStore, name: str) -> list[dict[str, Any]]:
     return doc["features"]
 
 
-def raster_geotiff(store: LayerStore, name: str) -> bytes:
+def raster_geotiff(store: Any, name: str) -> bytes:
     from rasterio.io import MemoryFile
 
     arr, transform = store.read_raster(name)
@@ -110,6 +111,8 @@ async def layer(ctx: CtxDep, town: TownPath, name: NamePath,
 
 
 def context_columns(rows: list[dict[str, Any]]) -> list[str]:
+    from heatwatch.core.layers.context import RADII_M
+
     base = ["sensor", "name", "site_class", "latitude", "longitude"]
     per_r = [f"{n}_{r}" for r in RADII_M for n in ("vegetation", "canopy", "impervious", "building",
                                                     "building_volume", "building_height")]
@@ -119,6 +122,8 @@ def context_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 async def town_context(ctx: Any, town: Any) -> dict[str, Any]:
+    from heatwatch.core.layers.context import site_context
+
     store = layer_store(ctx, town.id)
     sensors = list_sensors(ctx.registry, town.id, include_retired=False)
     try:
