@@ -3,6 +3,8 @@ layers and a summer made from them with a known canopy effect (tests/support/lay
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,7 +13,7 @@ from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from support.apps import NO_LIMITS, with_api
 from support.insights_data import load_registry, write_agg
-from support.layers_town import CANOPY_PER_10, SEASON, import_layers, layered_season
+from support.layers_town import CANOPY_PER_10, SEASON, import_layers, layered_season, local_midnight_ms
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,12 @@ def town_app(influxd, tmp_path_factory):  # type: ignore[no-untyped-def]
     town = settings.towns["vitre"]
     store = import_layers(settings.layers_dir, town, sensors)
     season = layered_season(store, town, sensors)
-    write_agg(influxd.url, settings.influx_db, season.lines)
+    with Registry(settings.registry_path) as reg:
+        so = [s for s in reg.list(town="saint-omer") if s.placed and not s.is_reference]
+    # Saint-Omer: one night of data and no layers.
+    so_lines = [f"daily,town=saint-omer,sensor={s.id} uhi_night_max={1.0 + i / 10},qc=0i "
+                f"{local_midnight_ms(date(2025, 6, 2))}" for i, s in enumerate(so)]
+    write_agg(influxd.url, settings.influx_db, season.lines + so_lines)
     with TestClient(create_app(with_api(settings, **NO_LIMITS))) as c:
         yield c, season
 
@@ -56,3 +63,35 @@ def test_the_model_refuses_without_layers_or_sites(town_app) -> None:  # type: i
     assert client.get(f"/v1/towns/vitre/uhi-drivers?season={SEASON - 5}").json()["data"]["uhi_night"][
         "status"] == "insufficient_data"
     assert client.get("/v1/towns/vitre/uhi-drivers").status_code in (400, 422)
+
+
+def test_period_map_by_regression_kriging_with_errors(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _season = town_app
+    r = client.get("/v1/towns/vitre/uhi-map?kind=night&from=2025-06-01&to=2025-07-10&method=auto")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    g = doc["meta"]["grid"]
+    cv = g["cross_validation"]
+    assert cv["status"] == "ok" and cv["sensors"] >= 8
+    # The law the summer was made from is in the layers: regression-kriging beats distance alone.
+    assert g["method"] == "regression-kriging", g["method_reason"]
+    assert cv["rmse_regression_kriging"] < cv["rmse_idw"]
+    assert all(f["properties"]["se"] is None or f["properties"]["se"] >= 0 for f in doc["features"])
+    assert any(f["properties"]["se"] for f in doc["features"])
+    # Cells inside the park are cooler than cells in the dense centre, even between sensors.
+    vals = [f["properties"]["uhi"] for f in doc["features"]]
+    assert max(vals) - min(vals) > 1.0
+    forced = client.get("/v1/towns/vitre/uhi-map?kind=night&from=2025-06-01&to=2025-07-10&method=idw").json()
+    assert forced["meta"]["grid"]["method"] == "inverse distance weighting"
+    assert forced["meta"]["grid"]["method_reason"] == "asked for (method=idw)"
+    assert "se" not in forced["features"][0]["properties"]
+    png = client.get("/v1/towns/vitre/uhi-map?kind=night&from=2025-06-01&to=2025-07-10&format=png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+
+def test_map_without_layers_falls_back_to_idw_and_says_so(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _ = town_app
+    r = client.get("/v1/towns/saint-omer/uhi-map?kind=night&date=2025-06-01")
+    assert r.status_code == 200, r.text
+    g = r.json()["meta"]["grid"]
+    assert g["method"] == "inverse distance weighting" and "no land-cover layer" in g["method_reason"]

@@ -66,6 +66,8 @@ class Response:
 RESPONSES = {
     "uhi_night": Response("uhi_night_max_mean", "nocturnal UHI (season mean of the nightly maxima)", "°C", 1.0),
     "hot_hours": Response("hours_ge_30", "hours at or above 30 °C over the common days", "h", None),
+    # the values of one map (a night, a period mean, an hour): the trend of regression-kriging
+    "map": Response("uhi", "mapped UHI", "°C", 1.0),
 }
 
 
@@ -277,8 +279,8 @@ def resolve_columns(contexts: Sequence[Mapping[str, Any]]) -> tuple[list[Predict
     return preds, cols, labels, dropped
 
 
-def fit_drivers(values: Mapping[str, float], contexts: Mapping[str, Mapping[str, Any]], response: str = "uhi_night"
-                ) -> DriversModel:
+def fit_drivers(values: Mapping[str, float], contexts: Mapping[str, Mapping[str, Any]], response: str = "uhi_night",
+                *, loo: bool = True) -> DriversModel:
     """The drivers model of per-site ``values`` against their site ``contexts``; NotEnoughData when it must not
     speak."""
     resp = RESPONSES[response]
@@ -311,12 +313,12 @@ def fit_drivers(values: Mapping[str, float], contexts: Mapping[str, Mapping[str,
     sy = float(np.std(y, ddof=1))
     prior_sd = resp.prior_sd if resp.prior_sd is not None else max(2 * sy, 1.0)
     post = fit(x, y, step, prior_sd)
-    loo = np.empty(len(y))
-    null = np.empty(len(y))
-    for i in range(len(y)):
+    loo_pred = np.full(len(y), np.nan)
+    null = np.full(len(y), np.nan)
+    for i in range(len(y) if loo else 0):
         m = np.ones(len(y), bool)
         m[i] = False
         pi = fit(x[m], y[m], step, prior_sd)
-        loo[i] = pi.predict(x[i:i + 1])[0][0]
+        loo_pred[i] = pi.predict(x[i:i + 1])[0][0]
         null[i] = float(np.mean(y[m]))
-    return DriversModel(resp, sites, y, x, preds, labels, cols, post, prior_sd, loo, null, dropped)
+    return DriversModel(resp, sites, y, x, preds, labels, cols, post, prior_sd, loo_pred, null, dropped)

@@ -39,7 +39,7 @@ def scale_length_m(width_m: float) -> int:
 
 def figure_for(grid: Grid, title: str, subtitle: str = "", credit: str = "", *,
                vmin: float | None = None, vmax: float | None = None, label_sensors: bool = False,
-               size_in: tuple[float, float] = (7.5, 6.6), dpi: int = 110) -> Figure:
+               size_in: tuple[float, float] = (7.5, 6.6), dpi: int = 110, note: str | None = None) -> Figure:
     fig = Figure(figsize=size_in, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -71,8 +71,8 @@ def figure_for(grid: Grid, title: str, subtitle: str = "", credit: str = "", *,
     _scale_bar(ax, grid)
     _north_arrow(ax)
     ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
-    note = (f"IDW p={grid.power:g}, cellule {grid.cell_m:g} m, vide au-delà de {grid.max_distance_m:g} m "
-            f"d'un capteur · {len(grid.sensors)} capteurs")
+    note = note or (f"IDW p={grid.power:g}, cellule {grid.cell_m:g} m, vide au-delà de {grid.max_distance_m:g} m "
+                    f"d'un capteur · {len(grid.sensors)} capteurs")
     # supxlabel, not fig.text: the constrained layout keeps room for it under the axis label.
     fig.supxlabel(note + (f" · {credit}" if credit else ""), fontsize=6.5, color="#444", x=0.01, ha="left")
     return fig

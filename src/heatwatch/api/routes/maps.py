@@ -27,6 +27,7 @@ from ..insights import queries
 from ..insights.idw import Grid, SensorValue, grid_features, grid_meta, idw_grid
 from ..insights.rankings import common_day_means
 from ..insights.render import render_png
+from ..insights.rkmap import choose_method, features_with_se
 from ..respond import http_date
 from ..sensorinfo import list_sensors
 from ..timeutil import iso_z, parse_instant
@@ -209,8 +210,15 @@ async def resolve_request(client: InfluxClient, town: Town, kind: Kind, day: dat
         "gaps would cut the common days below half of them, is left off the map and listed in `meta.left_out` "
         "with the reason: a sensor seen on other days would be compared on another sample.\n"
         "* `kind=hour`: hourly `uhi` of the hour containing `at`.\n\n"
-        "Without dates: the newest night/day/hour stored. **Limits**: IDW blends sensor values by distance only; "
-        "it knows no land cover and never exceeds the sensors' range, so unsampled hot spots stay invisible. "
+        "Without dates: the newest night/day/hour stored.\n\n"
+        "**Method** (`method`, `meta.grid.method` and `meta.grid.method_reason`): where the town's layers give tree "
+        "canopy (or vegetation) and imperviousness, **regression-kriging** — the drivers model fitted on the mapped "
+        "values against the sensors' surroundings within 100 m, applied to each cell's surroundings, plus the "
+        "ordinary kriging of its residuals — with a per-cell standard error (`se`, °C) and a leave-one-sensor-out "
+        "error of the whole procedure next to IDW's on the same sensors (`meta.grid.cross_validation`); `auto` "
+        "keeps it only when that error is not above IDW's. Otherwise **IDW**, and `method_reason` says why. IDW "
+        "blends sensor values by distance only; it knows no land cover and never exceeds the sensors' range, so "
+        "unsampled hot spots stay invisible. In both, a cell holding sensors shows what they measured. "
         "GeoJSON: one Polygon per filled cell with property `uhi` (°C); the licence and grid parameters in `meta`."
     ),
 )
@@ -227,6 +235,9 @@ async def uhi_map(
     power: Annotated[float, Query(ge=0.5, le=5, description="IDW power")] = 2.0,
     max_distance_m: Annotated[float, Query(ge=100, le=5000, description="cells farther from every sensor "
                                                                           "are left empty")] = 600.0,
+    method: Annotated[Literal["auto", "idw", "regression-kriging"],
+                      Query(description="auto (default): regression-kriging where the town's layers allow it and it "
+                                        "cross-validates at least as well as IDW, else IDW; or force one")] = "auto",
 ) -> Response:
     t = known_town(ctx.settings, town)
     fmt = choose_format(ctx.request, format, ["geojson", "json", "png"])
@@ -240,23 +251,27 @@ async def uhi_map(
         sensors = list_sensors(ctx.registry, t.id)
         mv = await map_values(client, t, req, sensors)
         points = positioned(mv.values, sensors, t)
-        grid = build_grid(points, cell_m, power, max_distance_m)
+        idw = build_grid(points, cell_m, power, max_distance_m)
+        chosen = await asyncio.to_thread(choose_method, method, idw, points, t, sensors, ctx.settings.layers_dir,
+                                         power, max_distance_m)
+        grid = chosen.grid
         last = await queries.last_update_ms(client, t.id, "hourly" if kind == "hour" else "daily")
         headers = {"Last-Modified": lm} if (lm := http_date(last)) else {}
         if fmt == "png":
             credit = f"{ctx.config.producer} · Etalab-2.0"
             png = await asyncio.to_thread(render_png, grid, f"{t.name} — {req.title()}", mv.subtitle(req.kind),
-                                          credit)
+                                          credit, note=chosen.note())
             headers["Content-Disposition"] = f'inline; filename="heatwatch-uhi-map-{t.id}.png"'
             return build_entry(png, "image/png", headers)
         extra: dict[str, Any] = {}
         if mv.compared_on is not None:
             extra["compared_on"] = mv.compared_on
             extra["left_out"] = [{"sensor": s, "reason": why} for s, why in sorted(mv.left_out.items())]
-        meta = ctx.meta(last, period=req.describe(), value=mv.name, unit="°C", grid=grid_meta(grid),
+        meta = ctx.meta(last, period=req.describe(), value=mv.name, unit="°C",
+                        grid={**grid_meta(grid), **chosen.meta()},
                         sensors=[{"sensor": p.sensor, "latitude": p.latitude, "longitude": p.longitude,
                                   "uhi": round(p.value, 3)} for p in grid.sensors], **extra)
-        body = feature_collection(grid_features(grid), meta)
+        body = feature_collection(features_with_se(grid_features(grid), chosen.se), meta)
         return build_entry(dumps(body), GeoJSONBytes.media_type if fmt == "geojson" else "application/json", headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_agg_s, make)
