@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
+from heatwatch.core.interventions import InterventionIn, InterventionStore
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from support.apps import NO_LIMITS, with_api
@@ -32,6 +33,9 @@ def town_app(influxd, tmp_path_factory):  # type: ignore[no-untyped-def]
     so_lines = [f"daily,town=saint-omer,sensor={s.id} uhi_night_max={1.0 + i / 10},qc=0i "
                 f"{local_midnight_ms(date(2025, 6, 2))}" for i, s in enumerate(so)]
     write_agg(influxd.url, settings.influx_db, season.lines + so_lines)
+    InterventionStore.for_data_dir(settings.data_dir).add(InterventionIn(
+        town="vitre", site="Parvis de la gare", sensors=["vitre-gare-01"], start=date(2025, 6, 20),
+        end=date(2025, 6, 22), kind="tree_planting", canopy_points=15, sealed_points=-10))
     with TestClient(create_app(with_api(settings, **NO_LIMITS))) as c:
         yield c, season
 
@@ -95,3 +99,79 @@ def test_map_without_layers_falls_back_to_idw_and_says_so(town_app) -> None:  # 
     assert r.status_code == 200, r.text
     g = r.json()["meta"]["grid"]
     assert g["method"] == "inverse distance weighting" and "no land-cover layer" in g["method_reason"]
+
+
+def test_heat_biodiversity_grid_and_classes(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _ = town_app
+    r = client.get(f"/v1/towns/vitre/heat-biodiversity?season={SEASON}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cells = body["data"]
+    s = body["meta"]["summary"]
+    assert s["effort_curve"]["status"] == "ok" and s["cells"] == len(cells) > 20
+    classes = {c["class"] for c in cells}
+    assert {"cool refuge", "hot and poor"} <= classes
+    # The synthetic observations are richer in parks and along the river, where canopy is high and nights cool.
+    assert s["spearman_richness_vs_uhi"]["rho"] < 0 < s["spearman_richness_vs_canopy"]["rho"]
+    observed = [c for c in cells if c["obs_days"] >= 3]
+    assert all(c["richness_index"] is not None for c in observed)
+    assert any(c["residents"] for c in cells)  # the Filosofi squares were imported
+    g = client.get(f"/v1/towns/vitre/heat-biodiversity?season={SEASON}&format=geojson&cell_m=100").json()
+    assert g["features"][0]["geometry"]["type"] == "Polygon" and len(g["features"]) > len(cells)
+    csv_text = client.get(f"/v1/towns/vitre/heat-biodiversity?season={SEASON}&format=csv").text
+    assert csv_text.splitlines()[0].startswith("cell,longitude,latitude,uhi_model")
+    assert client.get(f"/v1/towns/saint-omer/heat-biodiversity?season={SEASON}").status_code == 409
+
+
+def test_greening_priorities_put_hot_sealed_inhabited_blocks_first(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _ = town_app
+    body = client.get(f"/v1/towns/vitre/greening-priorities?season={SEASON}&limit=200").json()
+    rows = body["data"]
+    assert rows[0]["rank"] == 1 and "residents" in body["meta"]["score"]
+    top, bottom = rows[: len(rows) // 4], rows[-len(rows) // 4:]
+    mean = lambda rs, k: sum(r[k] or 0 for r in rs) / len(rs)  # noqa: E731
+    assert mean(top, "uhi_model") > mean(bottom, "uhi_model")
+    assert mean(top, "impervious") > mean(bottom, "impervious")
+    assert all(r["cooling_c"] < 0 and r["cooling_lo"] <= r["cooling_c"] <= r["cooling_hi"] for r in rows)
+    g = client.get(f"/v1/towns/vitre/greening-priorities?season={SEASON}&format=geojson&limit=5").json()
+    assert len(g["features"]) == 5 and g["meta"]["caveat"].startswith("model estimate")
+
+
+def test_scenarios_site_polygon_and_intervention(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _ = town_app
+    r = client.get(f"/v1/towns/vitre/scenario?season={SEASON}&site=vitre-centre-02&canopy=20&sealed=-10")
+    assert r.status_code == 200, r.text
+    est = r.json()["data"]["estimate"]["vitre-centre-02"]
+    lo, hi = est["ci95"]
+    # The summer was made with −0.4 °C per 10 points of canopy and +0.15 per 10 points of sealing: −0.95 °C.
+    assert lo < -0.95 < hi and hi < 0 and r.json()["meta"]["label"] == "model estimate"
+    capped = client.get(f"/v1/towns/vitre/scenario?season={SEASON}&site=vitre-parc-01&canopy=90").json()
+    assert capped["data"]["estimate"]["vitre-parc-01"]["notes"]
+    assert client.get(f"/v1/towns/vitre/scenario?season={SEASON}&site=nope&canopy=5").status_code == 404
+    assert client.get(f"/v1/towns/vitre/scenario?season={SEASON}").status_code == 400
+    # A square of 120 m around the station forecourt, planted to +30 points.
+    lon, lat, d = -1.20760, 48.12130, 0.0008
+    poly = {"type": "Polygon", "coordinates": [[[lon - d, lat - d / 1.5], [lon + d, lat - d / 1.5],
+                                                [lon + d, lat + d / 1.5], [lon - d, lat + d / 1.5],
+                                                [lon - d, lat - d / 1.5]]]}
+    p = client.post("/v1/towns/vitre/scenario", json={"season": SEASON, "polygon": poly, "canopy": 30})
+    assert p.status_code == 200, p.text
+    inside = p.json()["data"]["inside_polygon"]
+    assert inside["delta_uhi_c"] < 0 and 0 < p.json()["data"]["mean_share_of_disc_in_polygon"] < 1
+    assert any(s["sensor"] == "vitre-gare-01" for s in p.json()["data"]["sites"])
+    bad = client.post("/v1/towns/vitre/scenario", json={"season": SEASON, "polygon": {"type": "Point",
+                                                                                       "coordinates": [0, 0]},
+                                                        "canopy": 5})
+    assert bad.status_code == 400
+
+
+def test_intervention_estimate_beside_its_measured_effect(town_app) -> None:  # type: ignore[no-untyped-def]
+    client, _ = town_app
+    r = client.get(f"/v1/towns/vitre/scenario?season={SEASON}&intervention=1")
+    assert r.status_code == 200, r.text
+    d = r.json()["data"]
+    assert d["scenario"] == {"sites": ["vitre-gare-01"], "canopy_points": 15, "sealed_points": -10, "radius_m": 100}
+    assert d["estimate"]["vitre-gare-01"]["delta_uhi_c"] < 0
+    assert d["measured"]["href"] == "/v1/interventions/1/effect" and d["measured"]["status"] in (
+        "ok", "insufficient_data")
+    assert client.get(f"/v1/towns/vitre/scenario?season={SEASON}&intervention=99").status_code == 404

@@ -59,6 +59,15 @@ class InterventionIn(BaseModel):
                                                           "kept for compatibility)")
     kind: InterventionKind
     note: str = Field(default="", max_length=2000)
+    canopy_points: float | None = Field(
+        default=None, ge=-100, le=100,
+        description="change the works made to tree canopy within 100 m of the treated sensors, percentage points "
+                    "(+15: a planted square covering 15 % of that disc once grown); the api then sets the drivers "
+                    "model's estimate beside the measured effect")
+    sealed_points: float | None = Field(
+        default=None, ge=-100, le=100,
+        description="change the works made to the sealed (impervious) share within 100 m, percentage points (−20: "
+                    "de-sealing a fifth of that disc)")
 
     @field_validator("sensors", "controls")
     @classmethod

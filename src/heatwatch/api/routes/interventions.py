@@ -88,6 +88,8 @@ class InterventionPatch(BaseModel):
     date: dt.date | None = None
     kind: InterventionKind | None = None
     note: str | None = Field(default=None, max_length=2000)
+    canopy_points: float | None = Field(default=None, ge=-100, le=100)
+    sealed_points: float | None = Field(default=None, ge=-100, le=100)
 
 
 @router.get("/interventions", summary="Recorded interventions", responses={404: {"description": "unknown town"}})
