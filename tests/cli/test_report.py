@@ -62,3 +62,34 @@ def test_report_arguments(env, capsys, monkeypatch):
     assert main(["report", "--town", "vitre", "--season", "2025", "--out", str(env / "x")]) == 1
     assert "cannot read" in capsys.readouterr().err
     assert date.today().year >= 2025
+
+
+def test_report_drivers_and_priorities_section(influxd, db_name, tmp_path, monkeypatch, capsys):
+    """Vitré with its layers and a summer made from them: the report maps by regression-kriging, reads the canopy
+    effect, lists where to green first, and sets the model's estimate of recorded works beside the measurement."""
+    from heatwatch.core.registry import Registry
+    from heatwatch.core.settings import CoreSettings
+    from support.layers_town import SEASON, import_layers, layered_season
+
+    data = tmp_path / "var"
+    for k, v in (("INFLUX_URL", influxd.url), ("INFLUX_DB", db_name), ("DATA_DIR", str(data))):
+        monkeypatch.setenv(f"HEATWATCH_{k}", v)
+    load_registry(data / "registry.sqlite")
+    with Registry(data / "registry.sqlite") as reg:
+        sensors = reg.list(town="vitre")
+    town = CoreSettings.load().towns["vitre"]
+    store = import_layers(data / "layers", town, sensors)
+    write_agg(influxd.url, db_name, layered_season(store, town, sensors).lines)
+    InterventionStore.for_data_dir(data).add(InterventionIn(
+        town="vitre", site="Parvis de la gare", sensors=["vitre-gare-01"], start=date(2025, 6, 20),
+        end=date(2025, 6, 22), kind="tree_planting", canopy_points=15))
+    out = tmp_path / "out"
+    assert main(["report", "--town", "vitre", "--season", str(SEASON), "--out", str(out), "--pdf"]) == 0
+    html = (out / f"heatwatch-vitre-{SEASON}.html").read_text(encoding="utf-8")
+    assert "Facteurs et priorités" in html
+    assert "per +10 points of tree canopy within 100 m" in html and "13 sites" in html
+    assert "Où verdir en priorité" in html and "L93_" in html
+    assert "Chaleur et biodiversité" in html and "cool refuge" in html
+    assert "Travaux : estimation du modèle et effet mesuré" in html and "Parvis de la gare" in html
+    assert "Régression-krigeage" in html  # the season's maps
+    assert (out / f"heatwatch-vitre-{SEASON}.pdf").stat().st_size > 20_000

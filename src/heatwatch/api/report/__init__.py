@@ -32,6 +32,7 @@ from ..insights.effect import EffectWindow, evaluate, match_controls
 from ..insights.idw import Grid
 from ..insights.rankings import DEFAULT_THRESHOLDS, canicule_episodes, ranking_columns, season_window, threshold_column
 from ..insights.render import render_png
+from ..insights.rkmap import choose_method
 from ..insights.season import season_ranking
 from ..routes.maps import MapRequest, build_grid, map_values, positioned
 
@@ -51,6 +52,9 @@ class MapImage:
     caption: str
     png: bytes
     grid: Grid
+    method: str = "inverse distance weighting"
+    method_reason: str = ""
+    cv: dict[str, Any] | None = None
 
     @property
     def data_uri(self) -> str:
@@ -71,24 +75,36 @@ class ReportData:
     thresholds: list[float]
     maps: list[MapImage] = field(default_factory=list)
     interventions: list[dict[str, Any]] = field(default_factory=list)
+    #: the "drivers and priorities" section (docs/science/drivers.md); None when the town has no layers
+    drivers: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     licence: dict[str, str] = field(default_factory=lambda: dict(LICENCE))
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
 
 
 async def _map(client: InfluxClient, town: Town, sensors: list[Any], req: MapRequest, title: str, caption: str,
-               producer: str) -> MapImage | None:
+               producer: str, layers_dir: Path | None = None) -> MapImage | None:
     mv = await map_values(client, town, req, sensors)
+    points = positioned(mv.values, sensors, town)
     try:
-        grid = build_grid(positioned(mv.values, sensors, town), 100.0, 2.0, 600.0)
+        grid = build_grid(points, 100.0, 2.0, 600.0)
     except ApiError:
         return None  # no positioned sensor with data: the report says so instead of a map
     if mv.compared_on is not None:
         caption += f" sur {mv.compared_on['common_days']} jours communs à tous les capteurs cartographiés"
         if mv.left_out:
             caption += " ; hors carte (non comparables) : " + ", ".join(sorted(mv.left_out))
-    png = render_png(grid, f"{town.name} — {title}", caption, f"{producer} · Etalab-2.0", label_sensors=True)
-    return MapImage(title, caption, png, grid)
+    method = None
+    if layers_dir is not None:
+        method = await asyncio.to_thread(choose_method, "auto", grid, points, town, sensors, layers_dir, 2.0, 600.0)
+        grid = method.grid
+    png = render_png(grid, f"{town.name} — {title}", caption, f"{producer} · Etalab-2.0", label_sensors=True,
+                     note=method.note() if method else None)
+    image = MapImage(title, caption, png, grid)
+    if method is not None:
+        image.method, image.method_reason = method.method, method.reason
+        image.cv = method.details.get("cross_validation")
+    return image
 
 
 async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season: int, registry: Registry | None,
@@ -123,7 +139,7 @@ async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season
                          f"nuit du {night.isoformat()} (ICU de la ville le plus fort de la saison)",
                          "maximum nocturne de l'ICU (uhi_night_max) de chaque capteur"))
     for req, title, caption in requests:
-        image = await _map(client, town, sensors, req, title, caption, producer)
+        image = await _map(client, town, sensors, req, title, caption, producer, settings.layers_dir)
         if image is None:
             data.notes.append(f"Carte « {title} » : aucun capteur positionné n'a de données.")
         else:
@@ -141,7 +157,51 @@ async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season
                                                   [o for o in everything if o.id != item.id], b0, a1)
             data.interventions.append(await evaluate(client, town, item, controls, window, controls_source=source,
                                                      references=refs))
+    data.drivers = await drivers_section(client, settings, town, season, registry, data.interventions)
     return data
+
+
+async def drivers_section(client: InfluxClient, settings: ApiSettings, town: Town, season: int,
+                          registry: Registry | None, interventions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What drives the town's heat, where greening pays most, and the model's estimate of recorded works beside
+    their measured effect; None when the town has no layers (the report then says how to add them)."""
+    from heatwatch.core.layers import LayerStore
+    from heatwatch.core.layers.context import cover_for
+
+    from ..insights.biodiversity import build_cells, priorities
+    from ..insights.scenarios import site_scenario
+    from ..insights.townmodel import town_season
+
+    store = LayerStore(settings.layers_dir, town.id)
+    if not store.list():
+        return None
+    ts = await town_season(client, town, registry, settings.layers_dir, season)
+    out: dict[str, Any] = {"layers": [i.describe() for i in store.list()], "models": ts.describe_models(),
+                           "priorities": [], "biodiversity": None, "interventions": []}
+    if "uhi_night" not in ts.models:
+        return out
+    model = ts.model("uhi_night")
+
+    def cells() -> tuple[Any, list[dict[str, Any]]]:
+        grid = build_cells(model, store, cover_for(store, town, ts.sensors), ts.sensors, 200.0)
+        return grid, priorities(grid, model)
+
+    grid, prio = await asyncio.to_thread(cells)
+    out["priorities"] = prio[:10]
+    out["biodiversity"] = grid.summary
+    contexts = ts.contexts
+    for it in interventions:
+        i = it["intervention"]
+        if i.get("canopy_points") is None and i.get("sealed_points") is None:
+            continue
+        ests = [site_scenario(model, contexts[s], i.get("canopy_points") or 0.0, i.get("sealed_points") or 0.0)
+                for s in it["treated"] if s in contexts]
+        night = it.get("outcomes", {}).get("uhi_night", {})
+        out["interventions"].append({"site": i["site"], "kind": i["kind"], "canopy_points": i.get("canopy_points"),
+                                     "sealed_points": i.get("sealed_points"),
+                                     "estimate": ests[0] if len(ests) == 1 else (ests[0] if ests else None),
+                                     "measured": night})
+    return out
 
 
 def season_interventions(items: list[Any], season: int) -> list[tuple[Any, EffectWindow]]:
@@ -260,6 +320,38 @@ def render_pdf(data: ReportData, path: Path) -> None:
         fig.text(0.02, 0.96, f"Classement des sites, été {data.season} (moyenne des maxima nocturnes d'ICU sur "
                              f"{common} jours communs)", fontsize=11)
         pdf.savefig(fig)
+        fig = Figure(figsize=a4)
+        fig.text(0.06, 0.96, "\n".join(drivers_lines(data.drivers)), va="top", fontsize=7.5, family="DejaVu Sans",
+                 wrap=True)
+        pdf.savefig(fig)
+
+
+def drivers_lines(dr: dict[str, Any] | None) -> list[str]:
+    """The "drivers and priorities" section as text lines (the PDF's page)."""
+    lines = ["Facteurs et priorités — ce qui chauffe, et où verdir", ""]
+    if dr is None:
+        return [*lines, "Aucune couche géographique importée (heatwatch layers import)."]
+    for key, m in dr["models"].items():
+        lines.append("ICU nocturne de la saison :" if key == "uhi_night" else "Heures ≥ 30 °C :")
+        if m["status"] != "ok":
+            lines.append(f"  le modèle ne se prononce pas : {m['reason']}")
+            continue
+        lines += [f"  {e['text']}" for e in m["effects"]]
+        lines.append(f"  {m['n_sites']} sites · erreur en validation croisée {_num(m['cv_rmse'], 2)} {m['unit']} "
+                     f"(moyenne de la ville : {_num(m['cv_rmse_null'], 2)})")
+    if dr["priorities"]:
+        lines += ["", "Où verdir en priorité (îlots de 200 m) :"]
+        lines += [f"  {p['rank']}. {p['cell']} ICU {_num(p['uhi_model'], 2)} °C, imperméabilisé "
+                  f"{_num(p['impervious'], 0)} %, habitants {_num(p['residents'], 0)} : +{_num(p['canopy_added'], 0)} "
+                  f"pts de canopée → {_num(p['cooling_c'], 2, True)} °C [{_num(p['cooling_lo'], 2, True)}, "
+                  f"{_num(p['cooling_hi'], 2, True)}]" for p in dr["priorities"]]
+    for i in dr["interventions"]:
+        est = i["estimate"]["text"] if i["estimate"] else "—"
+        meas = i["measured"]
+        got = (f"{_num(meas.get('estimate'), 2, True)} °C" if meas.get("status") == "ok" else "données insuffisantes")
+        lines.append(f"  {i['site']} : estimation {est} · mesuré {got}")
+    lines += ["", "Estimations d'un modèle (associations entre sites), pas des mesures : docs/science/drivers.md."]
+    return lines
 
 
 async def collect(settings: ApiSettings, town: Town, season: int, registry: Registry | None = None) -> ReportData:
