@@ -253,7 +253,7 @@ def test_stale_fields_do_not_survive_a_recompute(week: dict, influxd) -> None:
             day = pd.Timestamp(target["time"], unit="ms", tz="UTC").tz_convert("Europe/Paris").date()
             await Analytics(c, TOWNS, reg).recompute(town, [day])
             reg.close()
-            return await c.query_records(f'SELECT "stale_probe" FROM "{AGG_RP}"."daily" WHERE time = $t',
+            return await c.query_records(f'SELECT "stale_probe" FROM {c.qualified("daily", AGG_RP)} WHERE time = $t',
                                          {"t": target["time"] * 1_000_000})
 
     assert asyncio.run(go()) == []

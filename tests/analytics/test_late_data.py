@@ -26,7 +26,8 @@ TOWNS = load_towns()
 def hourly_n(url: str, db: str, sensor: str) -> pd.Series:
     async def go() -> list[dict]:
         async with InfluxClient(url, db) as c:
-            return await c.query_records(f'SELECT "n" FROM "{AGG_RP}"."hourly" WHERE "sensor" = $s', {"s": sensor})
+            return await c.query_records(f'SELECT "n" FROM {c.qualified("hourly", AGG_RP)} WHERE "sensor" = $s',
+                                         {"s": sensor})
 
     rows = asyncio.run(go())
     return pd.Series({pd.Timestamp(r["time"], unit="ms", tz="UTC"): r["n"] for r in rows}, dtype="int64")

@@ -30,7 +30,7 @@ from support.apps import NO_LIMITS, with_api
 from support.mqtt import publish_all, subscribed
 from support.wait import wait_until
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 START = datetime(2025, 7, 7, tzinfo=UTC)
 DAYS = [date(2025, 7, 8), date(2025, 7, 9)]  # fully inside the readings, with their read context
@@ -53,7 +53,7 @@ def daily_days(url: str, db: str) -> set[tuple[str, date]]:
 
     async def go() -> set[tuple[str, date]]:
         async with InfluxClient(url, db) as c:
-            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "town"')
+            rows = await c.query_records(f'SELECT "tn" FROM {c.qualified("daily", AGG_RP)} GROUP BY "town"')
         # Daily points are stamped at local midnight, 22:00 UTC the day before in July.
         return {(r["town"], (datetime.fromtimestamp(r["time"] / 1000, UTC) + timedelta(hours=2)).date())
                 for r in rows}
@@ -64,7 +64,8 @@ def daily_days(url: str, db: str) -> set[tuple[str, date]]:
 def count_daily(url: str, db: str, town: str) -> int:
     async def go() -> int:
         async with InfluxClient(url, db) as c:
-            rows = await c.query_records(f'SELECT COUNT("tn") FROM "{AGG_RP}"."daily" WHERE "town" = $c', {"c": town})
+            rows = await c.query_records(f'SELECT COUNT("tn") FROM {c.qualified("daily", AGG_RP)} WHERE "town" = $c',
+                                         {"c": town})
         return int(rows[0]["count"]) if rows else 0
 
     return asyncio.run(go())

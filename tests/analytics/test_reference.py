@@ -129,7 +129,7 @@ async def _readings_and_backfill(settings: Settings) -> None:
 def _town_daily(settings: Settings) -> pd.DataFrame:
     async def go() -> list[dict]:
         async with InfluxClient(settings.influx_base_url, settings.influx_db) as c:
-            return await c.query_records(f'SELECT * FROM "{AGG_RP}"."town_daily"')
+            return await c.query_records(f'SELECT * FROM {c.qualified("town_daily", AGG_RP)}')
 
     df = pd.DataFrame(asyncio.run(go()))
     df["day"] = pd.to_datetime(df["time"], unit="ms", utc=True).dt.tz_convert("Europe/Paris").dt.date

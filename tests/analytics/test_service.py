@@ -41,7 +41,7 @@ def test_jobs_are_scheduled_with_coalescing_and_grace(tmp_path: Path) -> None:
 def count(url: str, db: str, measurement: str, where: str = "") -> int:
     async def go() -> int:
         async with InfluxClient(url, db) as c:
-            rows = await c.query_records(f'SELECT COUNT("qc") FROM "{AGG_RP}"."{measurement}" {where}')
+            rows = await c.query_records(f'SELECT COUNT("qc") FROM {c.qualified(measurement, AGG_RP)} {where}')
             return int(rows[0]["count"]) if rows else 0
 
     return asyncio.run(go())
@@ -86,7 +86,7 @@ def test_backfill_command_recomputes_one_town_over_a_range(influxd, cli_env: str
 
     async def days() -> set[tuple[str, date]]:
         async with InfluxClient(influxd.url, cli_env) as c:
-            rows = await c.query_records(f'SELECT "tn" FROM "{AGG_RP}"."daily" GROUP BY "town"')
+            rows = await c.query_records(f'SELECT "tn" FROM {c.qualified("daily", AGG_RP)} GROUP BY "town"')
         return {(r["town"], datetime.fromtimestamp(r["time"] / 1000 + 7200, UTC).date()) for r in rows}
 
     assert {d for _, d in asyncio.run(days())} == {date(2025, 7, 10), date(2025, 7, 11), date(2025, 7, 12)}

@@ -50,7 +50,7 @@ def dump(url: str, db: str, measurements: tuple[str, ...] = ("hourly", "daily", 
         async with InfluxClient(url, db, timeout=60) as c:
             out = {}
             for m in measurements:
-                rows = await c.query_records(f'SELECT * FROM "{db}"."{AGG_RP}"."{m}"')
+                rows = await c.query_records(f'SELECT * FROM {c.qualified(m, AGG_RP)}')
                 out[m] = sorted(rows, key=lambda r: (r["time"], r.get("town"), r.get("sensor") or ""))
             return out
 

@@ -21,7 +21,7 @@ from heatwatch.stack.embedded import free_port
 from support.apps import NO_LIMITS, with_api
 from support.wait import wait_until
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 
 
 def write(url: str, db: str, lines: list[str], rp: str = RAW_RP) -> None:

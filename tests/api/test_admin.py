@@ -15,7 +15,7 @@ from support.apps import with_api
 from support.mqtt import subscribed
 from support.wait import wait_until
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RECOMPUTE_TOPIC = "heatwatch/recompute"  # the contract with analytics, spelled out on purpose
 SENSOR = {"id": "v-halles", "town": "vitre", "name": "Place des Halles", "latitude": 48.1241,
@@ -155,7 +155,8 @@ def test_deadletters_list_and_replay(client, api_settings, mosquitto):
         client.app.state.settings = settings  # the broker of this test session
         r = client.post("/v1/admin/deadletters/replay", json={"ids": [nxt[0]["id"], 999]}, headers=AUTH)
         assert r.status_code == 200, r.text
-        assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": [], "more": False}
+        assert r.json() == {"replayed": [nxt[0]["id"]], "missing": [999], "failed": [], "truncated": [],
+                            "more": False}
         deadline = time.monotonic() + 5
         while not replayed and time.monotonic() < deadline:
             time.sleep(0.02)

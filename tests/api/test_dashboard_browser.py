@@ -32,7 +32,7 @@ from support.mqtt import publish_all, subscribed
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 SILENT = "vitre-za-01"  # last heard 3 h ago: must show as silent
-ADMIN_TOKEN = "dashboard-admin-token-0123456789"
+ADMIN_TOKEN = "dashboard-admin-token-0123456789-abcdef"
 LHT65_TOPIC = "v3/capteurs-vitre@ttn/devices/lht65-mairie/up"
 DEAD_LETTERS = [
     DeadLetter(LHT65_TOPIC, b'{"n": 1}', "unknown_profile", "lht65-mairie: the registry names device profile 'x'", 1),

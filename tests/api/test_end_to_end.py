@@ -40,7 +40,7 @@ from support.influx import count_readings, stored_keys
 from support.mqtt import publish_all
 from support.wait import settled_count
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 TZ = ZoneInfo("Europe/Paris")
 TOWNS = ("vitre", "saint-omer")
 _ids = itertools.count()
@@ -139,7 +139,8 @@ def stored(chain: Chain, measurement: str, town: str) -> dict[tuple[str | None, 
 
     async def go() -> list[dict[str, Any]]:
         async with InfluxClient(chain.settings.influx_base_url, chain.db) as c:
-            return await c.query_records(f'SELECT * FROM "{AGG_RP}"."{measurement}" WHERE "town" = $c', {"c": town})
+            return await c.query_records(f'SELECT * FROM {c.qualified(measurement, AGG_RP)} WHERE "town" = $c',
+                                         {"c": town})
 
     return {(r.get("sensor"), int(r["time"])): r for r in asyncio.run(go())}
 

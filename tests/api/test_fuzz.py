@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ADMIN_TOKEN = "test-admin-token-0123456789"  # as in conftest.api_settings
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijkl"  # as in conftest.api_settings
 
 
 def _st() -> str:

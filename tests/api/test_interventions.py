@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from support.insights_data import EFFECT, INTERVENTION_DAY, TREATED, season_app
 
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BODY = {"town": "vitre", "site": "Place Notre-Dame: plantation de 12 tilleuls", "sensors": [TREATED],
         "date": INTERVENTION_DAY.isoformat(), "kind": "tree_planting", "note": "EXAMPLE"}

@@ -38,7 +38,10 @@ async def test_setup_is_idempotent_and_updates_raw_retention(influxd, db_name):
         rps = {r["name"]: r for r in await c.query_records(f"SHOW RETENTION POLICIES ON {ident(db_name)}")}
         assert rps[RAW_RP]["duration"] == "720h0m0s"
         assert rps[RAW_RP]["default"] is True
-        assert rps[AGG_RP]["duration"] == "0s"
+        # Aggregates in a database of their own (grants are per database), kept forever.
+        agg = {r["name"]: r for r in await c.query_records(f"SHOW RETENTION POLICIES ON {ident(c.agg_database)}")}
+        assert c.agg_database == f"{db_name}_agg"
+        assert agg[AGG_RP]["duration"] == "0s" and agg[AGG_RP]["default"] is True
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,7 +57,7 @@ async def test_awkward_values_round_trip(influxd, tag, text, value):
             rp=AGG_RP,
         )
         rows = await c.query_records(
-            'SELECT "label", "v", "kind" FROM "roundtrip"."agg"."odd measurement,x" WHERE time = $t AND kind = $k',
+            'SELECT "label", "v", "kind" FROM "roundtrip_agg"."agg"."odd measurement,x" WHERE time = $t AND kind = $k',
             {"t": ts * 1_000_000, "k": tag},
         )
         assert len(rows) == 1

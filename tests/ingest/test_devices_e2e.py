@@ -23,7 +23,7 @@ from support.mqtt import publish_all
 from support.wait import wait_until
 
 DATA = Path(__file__).parent / "decoders" / "data"
-TOKEN = "e2e-admin-token-0123456789"
+TOKEN = "e2e-admin-token-0123456789-abcdefghij"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -135,6 +135,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             shot(pg, "vitre-before-readings")
 
             simulator.env["HEATWATCH_MQTT_URL"] = mqtt
+            # up's broker takes no anonymous client: the simulator's account, as the demo's simulator uses it.
+            simulator.env["HEATWATCH_MQTT_USERNAME"] = "simulator"
+            simulator.env["HEATWATCH_MQTT_PASSWORD_FILE"] = str(data / "secrets" / "mqtt-simulator")
             simulator.start()
             try:
                 yield {"url": url, "data": data, "up": up, "page": pg, "sensors": sensors, "before": before,

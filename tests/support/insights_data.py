@@ -125,7 +125,8 @@ def write_agg(url: str, db: str, lines: list[str]) -> None:
     asyncio.run(go())
 
 
-def season_app(influxd, tmp_path_factory, name: str, admin_token: str = "test-admin-token-0123456789"):
+def season_app(influxd, tmp_path_factory, name: str,
+               admin_token: str = "test-admin-token-0123456789-abcdefghijkl"):
     """Settings, config and a started TestClient over one seeded database: module fixtures share it, since
     each app start and stop costs about a second (the live hub's MQTT client)."""
     from fastapi.testclient import TestClient

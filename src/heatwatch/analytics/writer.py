@@ -135,4 +135,5 @@ async def replace_range(client: InfluxClient, town: str, start: pd.Timestamp, en
     params = {"town": town, "start": to_ns(start), "end": to_ns(end)}
     stmts = [f"DELETE FROM {ident(m)} WHERE {ident('town')} = $town AND time >= $start AND time < $end"
              for m in measurements]
-    await client.query(";".join(stmts), params, epoch=None)
+    # DELETE names no database: the aggregates' one, explicitly.
+    await client.query(";".join(stmts), params, epoch=None, db=client.agg_database)

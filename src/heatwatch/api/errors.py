@@ -87,18 +87,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InfluxError)
     async def _influx(_: Request, exc: InfluxError) -> JSONBytes:
+        # The client gets a code and a message of ours, never the database's text: it names databases,
+        # retention policies, users and statements, which tell an outsider how the service is built. The
+        # database's own words go to the log.
         if isinstance(exc, InfluxClientError) and "database not found" in exc.message:
             # A fresh deployment before ingest has created the database: not the client's fault.
-            return error_response(503, "database_not_ready", f"the time-series database is not set up yet: "
-                                  f"{exc.message}", {"Retry-After": "30"})
+            log.warning("api.database_not_ready", error=exc.message)
+            return error_response(503, "database_not_ready", "the time-series database is not set up yet, retry "
+                                  "later", {"Retry-After": "30"})
         if isinstance(exc, InfluxClientError) and exc.status != 401 and exc.status != 403:
             # Every value reaches InfluxDB as a bind parameter and is validated first, so a rejected
             # query means a parameter combination we did not foresee: the client can change it.
             log.warning("api.query_rejected", error=exc.message)
-            return error_response(400, "query_rejected", f"the database rejected this query: {exc.message}")
+            return error_response(400, "query_rejected", "the database could not answer this combination of "
+                                  "parameters; narrow or change them")
         log.warning("api.influx_unavailable", error=str(exc))
-        return error_response(503, "database_unavailable",
-                              f"the time-series database is unavailable, retry later ({type(exc).__name__})",
+        return error_response(503, "database_unavailable", "the time-series database is unavailable, retry later",
                               {"Retry-After": "5"})
 
     @app.exception_handler(RegistryError)

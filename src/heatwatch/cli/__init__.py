@@ -52,6 +52,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from ..api.server import serve
 
     settings = _settings(ApiSettings)
+    settings.check_listen(args.host or settings.api.host)  # before anything starts: the public URL it needs
     serve(settings, args.host, args.port)
     return 0
 
@@ -60,6 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from ..stack.up import up
 
     settings = _settings(Settings)
+    settings.check_listen(args.host or settings.api.host)
     return up(settings, demo=args.demo, host=args.host, port=args.port)
 
 
@@ -81,6 +83,8 @@ DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
      AnalyticsSettings),
     ("layers", "heatwatch.cli.layers", "a town's geographic layers: import, list, remove, site context", CoreSettings),
     ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", ApiSettings),
+    ("db", "heatwatch.cli.db", "InfluxDB set-up with one least-privilege user per service (as the admin)",
+     CoreSettings),
 ]
 
 

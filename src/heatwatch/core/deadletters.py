@@ -13,8 +13,14 @@ DevEUI of ChirpStack topics, the sensor tag of a line InfluxDB refused), and
 :meth:`DeadLetterStore.summary` counts letters per reason and per device.
 
 Durability: ``synchronous=FULL``, so an entry is on disk when :meth:`DeadLetterStore.add_many`
-returns — which is what lets the ingester acknowledge a rejected message. The store is bounded by a
-row count; the oldest entries go first.
+returns — which is what lets the ingester acknowledge a rejected message.
+
+Bounds: the store is public-facing in effect (any sensor account can fill it with rejected messages), so it
+is bounded in bytes, not only in rows. A payload longer than ``payload_max_bytes`` is kept truncated, with
+its original ``size`` (a truncated letter can be read, not replayed); each row counts its payload, topic,
+detail and a fixed overhead towards ``max_bytes``, kept in a running total by triggers so the check costs
+nothing; past the bound (or past ``max_entries``) the oldest letters go first, down to 90 % of the bound so
+a full store is not trimmed on every batch.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from typing import Any
 
 FILENAME = "deadletter.sqlite"
 DETAIL_MAX = 500
-_COLUMNS = "topic, payload, reason, detail, received_ms, id"
+#: Defaults of the bounds (``HEATWATCH_DEADLETTER_*``): a real uplink is a few KiB at most.
+MAX_BYTES = 256 * 1024**2
+PAYLOAD_MAX_BYTES = 16 * 1024
+MAX_ENTRIES = 100_000
+#: What a row costs beyond its payload, topic and detail (row header, id, index entries), for the byte bound.
+ROW_OVERHEAD = 96
+_COLUMNS = "topic, payload, reason, detail, received_ms, id, size"
 
 
 @dataclass(slots=True)
@@ -42,16 +54,27 @@ class DeadLetter:
     detail: str
     received_ms: int
     id: int | None = None
+    #: the payload's size as received; more than ``len(payload)`` when the store kept it truncated
+    size: int | None = None
+
+    @property
+    def original_size(self) -> int:
+        return len(self.payload) if self.size is None else self.size
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_size > len(self.payload)
 
     def to_json(self) -> dict[str, Any]:
         """The letter as the admin API shows it: the payload as text when it is UTF-8, and always base64."""
         try:
             text: str | None = self.payload.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
+            text = None  # not UTF-8 (or cut inside a character by truncation): base64 only
         return {"id": self.id, "topic": self.topic, "reason": self.reason, "detail": self.detail,
                 "received_ms": self.received_ms, "payload_text": text,
-                "payload_base64": base64.b64encode(self.payload).decode("ascii"), "size": len(self.payload)}
+                "payload_base64": base64.b64encode(self.payload).decode("ascii"), "size": self.original_size,
+                "truncated": self.truncated}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +133,58 @@ class DeadLetterStore:
     raises :class:`FileNotFoundError` when there is none yet.
     """
 
-    def __init__(self, path: Path, *, max_entries: int = 100_000, create: bool = True) -> None:
+    def __init__(self, path: Path, *, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES,
+                 payload_max_bytes: int = PAYLOAD_MAX_BYTES, create: bool = True) -> None:
         path = Path(path)
         self.path = path
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.payload_max_bytes = payload_max_bytes
         self._lock = threading.Lock()
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS deadletter (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
-                " payload BLOB NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, received_ms INTEGER NOT NULL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS deadletter_reason ON deadletter(reason)")
+            self._create()
         else:
             if not path.exists():
                 raise FileNotFoundError(path)
             self._db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, check_same_thread=False,
                                        isolation_level=None, timeout=10)
+            self._create()  # a store an older ingester wrote gets the byte accounting too
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> DeadLetterStore:
+        """The store of ``settings`` (any group: the bounds are core settings) with its bounds."""
+        return cls(settings.deadletter_path, max_entries=settings.deadletter_max_entries,
+                   max_bytes=settings.deadletter_max_bytes,
+                   payload_max_bytes=settings.deadletter_payload_max_bytes, **kwargs)
+
+    def _create(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # several ingesters may open the file at once
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS deadletter (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+            " payload BLOB NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, received_ms INTEGER NOT NULL)"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS deadletter_reason ON deadletter(reason)")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(deadletter)")}
+        if "size" not in columns:  # a store written before the byte bound: account for what it holds
+            db.execute("ALTER TABLE deadletter ADD COLUMN size INTEGER")
+            db.execute("ALTER TABLE deadletter ADD COLUMN stored INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE deadletter SET size = length(payload), stored = length(payload) + length(topic) "
+                       "+ length(detail) + ?", (ROW_OVERHEAD,))
+        # The running total of the byte bound, kept by triggers so that no statement has to sum the table.
+        db.execute("CREATE TABLE IF NOT EXISTS deadletter_bytes (one INTEGER PRIMARY KEY CHECK (one = 1), "
+                   "total INTEGER NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO deadletter_bytes (one, total) "
+                   "SELECT 1, COALESCE(SUM(stored), 0) FROM deadletter")
+        db.execute("CREATE TRIGGER IF NOT EXISTS deadletter_bytes_add AFTER INSERT ON deadletter BEGIN "
+                   "UPDATE deadletter_bytes SET total = total + NEW.stored WHERE one = 1; END")
+        db.execute("CREATE TRIGGER IF NOT EXISTS deadletter_bytes_del AFTER DELETE ON deadletter BEGIN "
+                   "UPDATE deadletter_bytes SET total = total - OLD.stored WHERE one = 1; END")
+        db.execute("COMMIT")
 
     def __enter__(self) -> DeadLetterStore:
         return self
@@ -138,19 +193,49 @@ class DeadLetterStore:
         self.close()
 
     def add_many(self, letters: Iterable[DeadLetter]) -> int:
-        rows = [(d.topic, d.payload, d.reason, d.detail[:DETAIL_MAX], d.received_ms) for d in letters]
+        """Keep ``letters`` (payloads truncated past ``payload_max_bytes``), then trim the oldest past the bounds."""
+        keep = self.payload_max_bytes
+        rows = []
+        for d in letters:
+            payload = d.payload[:keep]
+            detail = d.detail[:DETAIL_MAX]
+            stored = len(payload) + len(d.topic.encode("utf-8", "replace")) + len(detail.encode("utf-8", "replace")) \
+                + ROW_OVERHEAD
+            rows.append((d.topic, payload, d.reason, detail, d.received_ms, d.original_size, stored))
         if not rows:
             return 0
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT INTO deadletter (topic, payload, reason, detail, received_ms) VALUES (?, ?, ?, ?, ?)", rows
-            )
-            self._db.execute(
-                "DELETE FROM deadletter WHERE id <= (SELECT MAX(id) FROM deadletter) - ?", (self.max_entries,)
-            )
-            self._db.execute("COMMIT")
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT INTO deadletter (topic, payload, reason, detail, received_ms, size, stored) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("DELETE FROM deadletter WHERE id <= (SELECT MAX(id) FROM deadletter) - ?",
+                           (self.max_entries,))
+                total = db.execute("SELECT total FROM deadletter_bytes WHERE one = 1").fetchone()[0]
+                if total > self.max_bytes:
+                    self._trim(total - self.max_bytes * 9 // 10)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return len(rows)
+
+    def _trim(self, excess: int) -> None:
+        """Delete the oldest letters holding at least ``excess`` bytes (in the caller's transaction)."""
+        row = self._db.execute(
+            "SELECT id FROM (SELECT id, SUM(stored) OVER (ORDER BY id) AS upto FROM deadletter) "
+            "WHERE upto >= ? ORDER BY id LIMIT 1", (excess,)).fetchone()
+        if row is None:  # everything together is not that much: cannot happen with the total right
+            self._db.execute("DELETE FROM deadletter")
+        else:
+            self._db.execute("DELETE FROM deadletter WHERE id <= ?", (row[0],))
+
+    def stored_bytes(self) -> int:
+        """The bytes the letters count for against ``max_bytes``."""
+        with self._lock:
+            row = self._db.execute("SELECT total FROM deadletter_bytes WHERE one = 1").fetchone()
+        return int(row[0]) if row else 0
 
     def list(self, *, limit: int = 100, after_id: int = 0, reason: str | None = None,
              device: str | None = None) -> list[DeadLetter]:

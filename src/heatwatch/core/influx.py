@@ -55,13 +55,18 @@ class Series:
 
 
 class InfluxClient:
-    """Async client for one database. Create it in a lifespan / service start and close it."""
+    """Async client for heatwatch's two databases: raw readings in ``database``, aggregates (every measurement
+    of the ``agg`` retention policy) in ``agg_database``. InfluxDB 1.x grants privileges per database, so the
+    split is what lets ingest write readings without being able to write or delete published aggregates.
+    Statements name their measurement through :meth:`table` / :meth:`qualified`, which picks the database;
+    writes pick it from their retention policy. Create it in a lifespan / service start and close it."""
 
     def __init__(
         self,
         base_url: str,
         database: str,
         *,
+        agg_database: str | None = None,
         token: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -71,6 +76,8 @@ class InfluxClient:
     ) -> None:
         ident(database)
         self.database = database
+        self.agg_database = agg_database or f"{database}_agg"
+        ident(self.agg_database)
         self.gzip = gzip
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = httpx.BasicAuth(username, password or "") if username else None
@@ -87,6 +94,7 @@ class InfluxClient:
         return cls(
             settings.influx_base_url,
             settings.influx_db,
+            agg_database=settings.influx_agg_database,
             token=settings.influx_token.get_secret_value() if settings.influx_token else None,
             username=settings.influx_user,
             password=settings.influx_password.get_secret_value() if settings.influx_password else None,
@@ -124,18 +132,34 @@ class InfluxClient:
         response = await self._request("GET", "/ping")
         return response.headers.get("X-Influxdb-Version", "unknown")
 
-    async def setup(self, raw_retention: str = "INF") -> None:
-        """Create the database and its retention policies. Idempotent; updates the raw duration."""
+    async def setup(self, raw_retention: str = "INF") -> bool:
+        """Create both databases and their retention policies. Idempotent; updates the raw duration.
+
+        These statements need an InfluxDB admin. A service running with its own least-privilege user (the
+        production set-up: ``heatwatch db init``) is refused them: that is not an error, the operator's
+        set-up made the databases; False is returned and nothing is changed.
+        """
         if not _DURATION.fullmatch(raw_retention):
             raise ValueError(f"invalid retention duration {raw_retention!r}")
-        db = ident(self.database)
-        await self.command(f"CREATE DATABASE {db}")
-        existing = {r["name"] for r in await self.query_records(f"SHOW RETENTION POLICIES ON {db}")}
-        verb = "ALTER" if RAW_RP in existing else "CREATE"
-        await self.command(f"{verb} RETENTION POLICY {ident(RAW_RP)} ON {db} DURATION {raw_retention} "
-                           "REPLICATION 1 DEFAULT")
-        if AGG_RP not in existing:
-            await self.command(f"CREATE RETENTION POLICY {ident(AGG_RP)} ON {db} DURATION INF REPLICATION 1")
+        db, agg = ident(self.database), ident(self.agg_database)
+        try:
+            await self.command(f"CREATE DATABASE {db}")
+            await self.command(f"CREATE DATABASE {agg}")
+            existing = {r["name"] for r in await self.query_records(f"SHOW RETENTION POLICIES ON {db}")}
+            verb = "ALTER" if RAW_RP in existing else "CREATE"
+            await self.command(f"{verb} RETENTION POLICY {ident(RAW_RP)} ON {db} DURATION {raw_retention} "
+                               "REPLICATION 1 DEFAULT")
+            existing = {r["name"] for r in await self.query_records(f"SHOW RETENTION POLICIES ON {agg}")}
+            if AGG_RP not in existing:
+                await self.command(f"CREATE RETENTION POLICY {ident(AGG_RP)} ON {agg} DURATION INF REPLICATION 1 "
+                                   "DEFAULT")
+        except InfluxAuthError:
+            return False
+        return True
+
+    def database_of(self, rp: str) -> str:
+        """The database holding the retention policy ``rp``."""
+        return self.agg_database if rp == AGG_RP else self.database
 
     # Writes ------------------------------------------------------------------------------
 
@@ -148,7 +172,7 @@ class InfluxClient:
         if self.gzip:
             data = gzip_module.compress(data, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        params = {"db": self.database, "rp": ident(rp).strip('"'), "precision": precision}
+        params = {"db": self.database_of(rp), "rp": ident(rp).strip('"'), "precision": precision}
         await self._request("POST", "/write", params=params, content=data, headers=headers)
 
     async def write_points(self, points: Iterable[Point], *, rp: str = AGG_RP) -> int:
@@ -159,10 +183,11 @@ class InfluxClient:
     # Queries -----------------------------------------------------------------------------
 
     async def query(
-        self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str | None = "ms"
+        self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str | None = "ms", db: str | None = None
     ) -> list[list[Series]]:
-        """Run one or more statements; returns, per statement, its series."""
-        form: dict[str, str] = {"db": self.database, "q": q}
+        """Run one or more statements; returns, per statement, its series. ``db``: the database unqualified
+        names refer to (DELETE and DROP cannot be qualified), the raw one by default."""
+        form: dict[str, str] = {"db": db or self.database, "q": q}
         if epoch:
             form["epoch"] = epoch
         if params:
@@ -189,14 +214,15 @@ class InfluxClient:
     async def query_records(self, q: str, params: Mapping[str, Any] | None = None, **kw: Any) -> list[dict]:
         return [r for s in await self.query_series(q, params, **kw) for r in s.records()]
 
-    async def query_csv(self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str = "ms") -> bytes:
+    async def query_csv(self, q: str, params: Mapping[str, Any] | None = None, *, epoch: str = "ms",
+                        db: str | None = None) -> bytes:
         """One statement's rows as InfluxDB's CSV output (columns name, tags, time, fields); b"" for none.
 
         For bulk reads: InfluxDB answers CSV as fast as JSON, and a CSV parser is many times
         faster than building rows from JSON. Caveat: InfluxDB 1.6 answers a statement that fails
         at execution (not at parsing) with an empty CSV body, so use it for fixed, tested statements.
         """
-        form = {"db": self.database, "q": q, "epoch": epoch}
+        form = {"db": db or self.database, "q": q, "epoch": epoch}
         if params:
             form["params"] = json.dumps(dict(params))
         response = await self._request("POST", "/query", data=form, headers={"Accept": "application/csv"})
@@ -205,11 +231,11 @@ class InfluxClient:
             raise InfluxClientError(body.decode("utf-8", "replace").split("\n", 1)[-1].strip(), status=200)
         return body if body.strip() else b""
 
-    async def command(self, q: str) -> None:
-        await self.query(q, epoch=None)
+    async def command(self, q: str, db: str | None = None) -> None:
+        await self.query(q, epoch=None, db=db)
 
     def qualified(self, measurement: str, rp: str) -> str:
-        return f"{ident(self.database)}.{ident(rp)}.{ident(measurement)}"
+        return f"{ident(self.database_of(rp))}.{ident(rp)}.{ident(measurement)}"
 
     def table(self, m: Measurement) -> str:
         """``"db"."rp"."measurement"`` of a stored measurement, its retention policy taken from the schema."""

@@ -22,7 +22,9 @@ def make_client(url: MqttUrl, client_id: str = "", *, manual_ack: bool = False,
     if url.username:
         client.username_pw_set(url.username, url.password)
     if url.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        # The broker's certificate is always verified, against HEATWATCH_MQTT_CA_FILE when set (a private or
+        # self-signed CA: deploy/gen-dev-cert.sh) or the system's CAs.
+        client.tls_set(ca_certs=url.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
 

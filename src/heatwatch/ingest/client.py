@@ -187,7 +187,9 @@ class MqttClient:
         self.keepalive_s = keepalive_s
         self.max_buffered_bytes = max_buffered_bytes
         self._on_event = on_event or (lambda _e: None)
-        self._ssl = ssl_context if ssl_context is not None else (ssl.create_default_context() if url.tls else None)
+        if ssl_context is None and url.tls:  # verified against HEATWATCH_MQTT_CA_FILE when set, else the system's CAs
+            ssl_context = ssl.create_default_context(cafile=url.ca_file)
+        self._ssl = ssl_context
         self.pending = _Pending()
         self.connection: _Connection | None = None  # the connection that is up, CONNACK received
         self.subscribed = False

@@ -56,7 +56,7 @@ class IngestService:
     def __init__(self, settings: IngestSettings, *, registry: Registry | None = None) -> None:
         self.settings = settings
         self.metrics = IngestMetrics()
-        self.deadletters = DeadLetterStore(settings.deadletter_path)
+        self.deadletters = DeadLetterStore.from_settings(settings)
         self.influx = InfluxClient.from_settings(settings)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sink = Sink(self.influx, self.spool, self.metrics, self._dead, raw_retention=settings.raw_retention)

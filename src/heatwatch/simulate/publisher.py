@@ -100,7 +100,7 @@ class Publisher:
         if url.username is not None:
             self.client.username_pw_set(url.username, url.password)
         if url.tls:
-            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            self.client.tls_set(ca_certs=url.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(self._max_inflight)
         self.client.reconnect_delay_set(0.2, 5)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-# Limits a persistent QoS 1 subscriber needs so the broker never drops what it queued for it
-# (mosquitto's defaults, 20 inflight and 1000 queued, silently drop beyond that). The same
-# values are in deploy/mosquitto.conf.
+# Limits of a persistent QoS 1 subscriber's queue: far above mosquitto's defaults (20 inflight and 1000
+# queued, beyond which it silently drops), yet bounded, sized for a 72-hour ingester outage of 500 sensors
+# (the arithmetic is in deploy/mosquitto.conf, which has the same values).
 MOSQUITTO_LIMITS = """\
 max_inflight_messages 0
-max_queued_messages 0
-max_queued_bytes 0
+max_queued_messages 500000
+max_queued_bytes 536870912
 max_packet_size 1048576
 persistent_client_expiration 14d
 """
@@ -99,6 +99,9 @@ class _Child:
 class Mosquitto(_Child):
     port: int = 0
     extra_conf: str = ""
+    #: password file and ACL file: every client authenticates and is held to the ACL (``heatwatch up``)
+    passwd: Path | None = None
+    acl: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,9 @@ class Mosquitto(_Child):
         conf.write_text(
             f"user {owner}\n"
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + (f"allow_anonymous false\npassword_file {self.passwd}\nacl_file {self.acl}\n"
+               if self.passwd is not None else "allow_anonymous true\n")
+            +
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             "autosave_interval 1\n"
@@ -136,6 +141,8 @@ class Mosquitto(_Child):
 class Influxd(_Child):
     port: int = 0
     rpc_port: int = 0
+    #: HTTP authentication on: every request needs a user (``heatwatch up``, the least-privilege tests)
+    auth: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +165,7 @@ class Influxd(_Child):
             '  cache-max-memory-size = "1g"\n  max-values-per-tag = 0\n'
             "[coordinator]\n  log-queries-after = \"0s\"\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            f"  auth-enabled = {'true' if self.auth else 'false'}\n"
             "  max-body-size = 0\n"
             "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n"

@@ -5,20 +5,33 @@ unless ``HEATWATCH_MQTT_URL`` / ``HEATWATCH_INFLUX_URL`` name external ones. The
 then run as the same child processes production runs (``heatwatch ingest`` and so on), so
 the demo exercises exactly what is deployed. Ctrl-C stops producers first, then consumers,
 then the databases, so nothing in flight is lost; a second ``up`` reuses the data.
+
+The embedded services are set up as production should be (SECURITY.md): influxd with authentication on, an
+admin only ``up`` uses, and one user per service with only its grants (:mod:`.influxusers`); mosquitto with
+no anonymous access, one account per service and the shipped ACL (:mod:`.mqttauth`). Passwords are made once,
+kept 0600 under ``<data>/secrets/`` and handed to each service as ``*_FILE`` settings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import time
 from pathlib import Path
 
+from ..core.influx import InfluxClient
 from ..core.logging import get_logger
 from ..core.registry import Registry
 from ..core.settings import Settings
 from .children import ServiceProcess
 from .embedded import Influxd, Mosquitto, free_port
+from .influxusers import ROLES, ServiceUser, ensure_admin, provision, stored_password
+from .mqttauth import SERVICE_ACL, acl_text, set_password
+
+INFLUX_ADMIN = "admin"
+#: The demo's simulator publishes for every example sensor from one connection, like a gateway.
+SIMULATOR_ACL = {"simulator": SERVICE_ACL["replay"]}
 
 log = get_logger("heatwatch.up")
 
@@ -82,22 +95,53 @@ def up(settings: Settings, *, demo: bool = False, host: str | None = None, port:
     return code
 
 
+async def _provision_influx(settings: Settings, url: str, admin_password: str, users: list[ServiceUser]) -> None:
+    """The embedded influxd's admin, databases and per-service users (idempotent: a second ``up`` keeps them)."""
+    await ensure_admin(url, INFLUX_ADMIN, admin_password)
+    async with InfluxClient(url, settings.influx_db, agg_database=settings.influx_agg_database,
+                            username=INFLUX_ADMIN, password=admin_password) as admin:
+        await provision(admin, users, settings.raw_retention)
+
+
 def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], services: list[ServiceProcess],
            *, demo: bool, host: str | None, port: int | None) -> None:
     """Start the stack, appending each child to ``embedded`` or ``services`` as soon as it exists."""
     env = {"HEATWATCH_DATA_DIR": str(data)}
+    secrets = data / "secrets"
+    # Each service's own credentials (command -> variables), added to env when it starts.
+    own: dict[str, dict[str, str]] = {name: {} for name in ("ingest", "analytics", "api", "simulate")}
     if settings.mqtt_url is None:
-        broker = Mosquitto(data / "mosquitto", port=_port(1883))
+        broker_dir = data / "mosquitto"
+        broker_dir.mkdir(parents=True, exist_ok=True)
+        passwd, acl = broker_dir / "passwd", broker_dir / "acl"
+        accounts = {"ingest": "ingest", "analytics": "analytics", "api": "api", "simulate": "simulator"}
+        for service, user in accounts.items():
+            secret = secrets / f"mqtt-{user}"
+            set_password(passwd, user, stored_password(secret))
+            own[service] |= {"HEATWATCH_MQTT_USERNAME": user, "HEATWATCH_MQTT_PASSWORD": "",
+                             "HEATWATCH_MQTT_PASSWORD_FILE": str(secret)}
+        replay = secrets / "mqtt-replay"
+        set_password(passwd, "replay", stored_password(replay))
+        own["api"] |= {"HEATWATCH_REPLAY_MQTT_USERNAME": "replay", "HEATWATCH_REPLAY_MQTT_PASSWORD": "",
+                       "HEATWATCH_REPLAY_MQTT_PASSWORD_FILE": str(replay)}
+        acl.write_text(acl_text(SIMULATOR_ACL), encoding="utf-8")
+        broker = Mosquitto(broker_dir, port=_port(1883), passwd=passwd, acl=acl)
         embedded.append(broker)
         broker.start()
         env["HEATWATCH_MQTT_URL"] = broker.url
-        log.info("up.mosquitto", url=broker.url, data=str(broker.data_dir))
+        log.info("up.mosquitto", url=broker.url, data=str(broker.data_dir), accounts=sorted(accounts.values()))
     if settings.influx_url is None:
-        db = Influxd(data / "influxdb", port=_port(8086))
+        db = Influxd(data / "influxdb", port=_port(8086), auth=True)
         embedded.append(db)
         db.start()
         env["HEATWATCH_INFLUX_URL"] = db.url
-        log.info("up.influxd", url=db.url, data=str(db.data_dir))
+        users = [ServiceUser(role, f"heatwatch_{role}", stored_password(secrets / f"influx-{role}")) for role in ROLES]
+        asyncio.run(_provision_influx(settings, db.url, stored_password(secrets / "influx-admin"), users))
+        for u in users:
+            own[u.role] |= {"HEATWATCH_INFLUX_USER": u.name, "HEATWATCH_INFLUX_TOKEN": "",
+                            "HEATWATCH_INFLUX_PASSWORD": "",
+                            "HEATWATCH_INFLUX_PASSWORD_FILE": str(secrets / f"influx-{u.role}")}
+        log.info("up.influxd", url=db.url, data=str(db.data_dir), users=[u.name for u in users])
 
     api_host = host or settings.api.host
     api_port = port if port is not None else _port(settings.api.port)
@@ -108,15 +152,18 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
         service.start(ready_marker=ready_marker, timeout=timeout)
 
     # Consumers first, so the persistent session exists before anything is published.
-    start(ServiceProcess(["ingest"], env, logs / "ingest.log", name="ingest"), "mqtt.subscribed", 60)
-    start(ServiceProcess(["api", "--host", api_host, "--port", str(api_port)], env, logs / "api.log", name="api"))
-    start(ServiceProcess(["analytics"], env, logs / "analytics.log", name="analytics"))
+    start(ServiceProcess(["ingest"], env | own["ingest"], logs / "ingest.log", name="ingest"), "mqtt.subscribed", 60)
+    start(ServiceProcess(["api", "--host", api_host, "--port", str(api_port)], env | own["api"], logs / "api.log",
+                         name="api"))
+    start(ServiceProcess(["analytics"], env | own["analytics"], logs / "analytics.log", name="analytics"))
     if demo:
         _place_example_sensors(settings)
         # Two past days first, so the dashboard and the indices have something to show at once.
-        start(ServiceProcess(["simulate", "--live", "--backfill", "2d"], env, logs / "simulate.log", name="simulate"))
+        start(ServiceProcess(["simulate", "--live", "--backfill", "2d"], env | own["simulate"],
+                             logs / "simulate.log", name="simulate"))
 
-    print(f"heatwatch is up: API and dashboard on http://{api_host}:{api_port}/  (docs: /docs)", flush=True)
+    shown = settings.base_url(api_host, api_port)
+    print(f"heatwatch is up: API and dashboard on {shown}/  (docs: /docs)", flush=True)
     print(f"  MQTT {env.get('HEATWATCH_MQTT_URL', settings.mqtt_url)}  "
           f"InfluxDB {env.get('HEATWATCH_INFLUX_URL', settings.influx_url)}  logs {logs}/", flush=True)
     print("  Ctrl-C stops everything.", flush=True)

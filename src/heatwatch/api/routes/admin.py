@@ -220,7 +220,9 @@ class ReplayRequest(BaseModel):
                          "`device` — e.g. after adding the device profile an `unknown_profile` or `no_measurement` "
                          "needed. Each message goes back on its original topic with its original bytes; the ones "
                          "the broker acknowledged are deleted here, and one that fails again is dead-lettered anew. "
-                         "`more` is true when the selection holds more than `limit`: call again.",
+                         "A letter whose payload the store kept truncated is not replayed (`truncated`). 403 when "
+                         "the broker refuses the api's replay account. `more` is true when the selection holds "
+                         "more than `limit`: call again.",
              responses={503: {"description": "broker unreachable"}})
 async def replay(req: ReplayRequest, settings: SettingsDep) -> JSONBytes:
     path = settings.deadletter_path
@@ -239,8 +241,16 @@ async def replay(req: ReplayRequest, settings: SettingsDep) -> JSONBytes:
         raise bad_request("give ids, or a reason and/or a device to replay")
     more = req.ids is None and len(letters) > req.limit
     letters = letters[:req.limit] if more else letters
-    done = await run_in_threadpool(deadletters.republish, settings.mqtt, letters) if letters else []
+    truncated = sorted(x.id for x in letters if x.truncated and x.id is not None)
+    letters = [x for x in letters if not x.truncated]
+    done, refused = (await run_in_threadpool(deadletters.republish, settings.replay_mqtt, letters)
+                     if letters else ([], []))
+    if refused and not done:
+        raise ApiError(403, "replay_not_permitted",
+                       "the broker refused to let the api publish on sensor topics: give the api the replay account "
+                       "(HEATWATCH_REPLAY_MQTT_USERNAME, HEATWATCH_REPLAY_MQTT_PASSWORD_FILE; deploy/mosquitto.acl)")
     if done:
         await run_in_threadpool(deadletters.with_store, path, lambda st: st.delete(done), None)
     return JSONBytes({"replayed": done, "missing": missing,
-                      "failed": sorted({x.id for x in letters} - set(done)), "more": more}, headers=_NO_STORE)
+                      "failed": sorted({x.id for x in letters} - set(done)), "truncated": truncated, "more": more},
+                     headers=_NO_STORE)

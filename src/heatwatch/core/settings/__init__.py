@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .analytics import AnalyticsSettings
 from .api import ApiOptions, ApiSettings, DashboardOptions, LiveOptions
-from .base import AlertSettings, CoreSettings, Group, MqttUrl, load_towns
+from .base import AlertSettings, CoreSettings, Group, MqttUrl, load_towns, read_secret_file
 from .ingest import DEFAULT_SUBSCRIPTIONS, IngestSettings, PayloadFormat, Subscription
 
 
@@ -46,4 +46,5 @@ __all__ = [
     "Settings",
     "Subscription",
     "load_towns",
+    "read_secret_file",
 ]

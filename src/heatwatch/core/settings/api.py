@@ -8,13 +8,30 @@ Three groups of options, each under its own prefix and validated with the rest a
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ..errors import ConfigError
 from ..topics import ALERTS_FILTER, LIVE_FILTER
-from .base import AlertSettings, CoreSettings, Group
+from .base import AlertSettings, CoreSettings, Group, MqttUrl
+
+#: Shortest admin token accepted: 32 characters is 128 bits of entropy for hex, more for base64.
+ADMIN_TOKEN_MIN = 32
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class ApiOptions(Group):
@@ -25,7 +42,16 @@ class ApiOptions(Group):
     producer: str = Field(default="heatwatch — réseau de capteurs de température urbaine",
                           description="named in every response: Etalab-2.0 attribution needs the source")
     contact_email: str = "opendata@heatwatch.example"
-    public_url: str | None = Field(default=None, description="base URL used in the catalogue; else the request's")
+    # Every absolute URL the API writes (catalogue, data package, next links) starts with this, never with the
+    # request's Host header: a forged Host would otherwise end up in cached answers served to everyone.
+    public_url: str | None = Field(default=None, description=(
+        "the API's public base URL (https://donnees.example.fr/heatwatch); required when the API listens "
+        "outside loopback; else http://<host>:<port>"))
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's forwarded_allow_ips): the
+    # client address they give is what the rate limit and the per-client caps count. Empty: none, the peer
+    # address is the client. IPs or networks, comma-separated, or "*" (only behind a proxy that is the sole
+    # way in).
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # Per-client token bucket; 0 disables (benchmarks, a deployment behind a rate-limiting proxy).
     rate_limit_per_s: float = Field(default=20.0, ge=0)
@@ -48,9 +74,51 @@ class ApiOptions(Group):
     # Statements scanning every sensor-day of a range (tropical nights of /v1/indices) sent to InfluxDB
     # at once; more wait their turn. 0: no bound.
     max_concurrent_scans: int = Field(default=2, ge=0)
+    # Expensive answers (PNG maps, the seasonal report, CSV/Parquet exports) share these slots; a request
+    # finding them and the queue full gets 503 with Retry-After instead of slowing everyone down. One client
+    # holds at most max_expensive_per_client of them, so it cannot take every slot.
+    max_expensive: int = Field(default=4, ge=1)
+    expensive_queue: int = Field(default=8, ge=0, description="requests that may wait for a slot")
+    max_expensive_per_client: int = Field(default=2, ge=1)
+    busy_retry_after_s: int = Field(default=10, ge=1)
 
     stale_after_s: int | None = Field(default=None, ge=60, description=(
         "a sensor silent longer is 'offline'; default: the offline alert's HEATWATCH_ALERT_OFFLINE_S"))
+
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the public URL must be an absolute http:// or https:// URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("the public URL must have no credentials, query or fragment")
+        return v.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (or '*')") from None
+        return v
 
 
 class LiveOptions(Group):
@@ -69,6 +137,9 @@ class LiveOptions(Group):
                                description="events queued for one slow client before it is cut off")
     ping_s: float = Field(default=15.0, gt=0, description="keep-alive comment period (proxies drop idle streams)")
     retry_ms: int = Field(default=3000, ge=100, description="reconnect delay suggested to browsers")
+    # Each open stream holds a socket and a queue: bounded in total and per client address.
+    max_clients: int = Field(default=1000, ge=1, description="open /v1/live streams, all clients together")
+    max_per_client: int = Field(default=8, ge=1, description="open /v1/live streams of one client address")
 
 
 class DashboardOptions(Group):
@@ -86,10 +157,68 @@ class DashboardOptions(Group):
 
 
 class ApiSettings(CoreSettings, AlertSettings):
-    admin_token: SecretStr | None = Field(default=None, description="bearer token of /v1/admin; unset: disabled")
+    admin_token: SecretStr | None = Field(default=None, description=(
+        f"bearer token of /v1/admin, at least {ADMIN_TOKEN_MIN} characters; unset or empty: admin disabled"))
+    # The dead-letter replay republishes messages on sensor topics, which the api's own MQTT account may not:
+    # an account of its own (``replay`` in deploy/mosquitto.acl), given only where replay is wanted.
+    replay_mqtt_username: str | None = Field(default=None, max_length=256)
+    replay_mqtt_password: SecretStr | None = None
     api: ApiOptions = Field(default_factory=ApiOptions)
     live: LiveOptions = Field(default_factory=LiveOptions)
     dashboard: DashboardOptions = Field(default_factory=DashboardOptions)
+
+    @property
+    def replay_mqtt(self) -> MqttUrl:
+        """The broker as the dead-letter replay reaches it: the replay account when set, else the api's."""
+        url = self.mqtt
+        if self.replay_mqtt_username is None:
+            return url
+        password = self.replay_mqtt_password.get_secret_value() if self.replay_mqtt_password else None
+        return url.model_copy(update={"username": self.replay_mqtt_username, "password": password})
+
+    @field_validator("replay_mqtt_username", "replay_mqtt_password", mode="before")
+    @classmethod
+    def _empty_replay_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None  # empty (compose's ${HEATWATCH_ADMIN_TOKEN:-}): admin disabled
+        n = len(v.get_secret_value())
+        if n < ADMIN_TOKEN_MIN:
+            raise ValueError(f"the admin token must be at least {ADMIN_TOKEN_MIN} characters (it has {n}); "
+                             "make one with `openssl rand -hex 32`")
+        return v
+
+    @model_validator(mode="after")
+    def _check_public(self) -> Self:
+        problem = self._listen_problem(self.api.host)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def _listen_problem(self, host: str) -> str | None:
+        if self.api.public_url is None and not is_loopback(host):
+            return (f"HEATWATCH_API_PUBLIC_URL is required when the api listens outside loopback (host {host}): "
+                    "the base URL clients reach it at, e.g. https://donnees.example.fr")
+        return None
+
+    def check_listen(self, host: str) -> None:
+        """Listening outside loopback needs the public base URL (``HEATWATCH_API_PUBLIC_URL``): absolute URLs
+        are never built from the request's Host header."""
+        problem = self._listen_problem(host)
+        if problem:
+            raise ConfigError(f"invalid heatwatch settings:\n  {problem}")
+
+    def base_url(self, host: str | None = None, port: int | None = None) -> str:
+        """What every absolute URL the api emits starts with (no trailing slash)."""
+        if self.api.public_url is not None:
+            return self.api.public_url
+        host = host or self.api.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.api.port if port is None else port}"
 
     @property
     def stale_after_s(self) -> int:

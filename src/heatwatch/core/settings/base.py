@@ -27,6 +27,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ..datafiles import read_toml
 from ..deadletters import FILENAME as DEADLETTER_FILE
+from ..deadletters import MAX_BYTES as DEADLETTER_MAX_BYTES
+from ..deadletters import MAX_ENTRIES as DEADLETTER_MAX_ENTRIES
+from ..deadletters import PAYLOAD_MAX_BYTES as DEADLETTER_PAYLOAD_MAX_BYTES
 from ..errors import ConfigError
 from ..model import Town
 from ..thresholds import DEFAULT_THRESHOLDS, AlertThresholds
@@ -40,24 +43,38 @@ class MqttUrl(BaseModel):
     port: int
     tls: bool
     username: str | None = None
-    password: str | None = None
+    # Out of repr: a settings object or a URL logged by mistake must not print a password.
+    password: str | None = Field(default=None, repr=False)
+    #: CA bundle the broker's certificate is checked against (``mqtts://``); None: the system's.
+    ca_file: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> MqttUrl:
+        # Error messages never repeat the URL: it may carry a password, and a mistyped URL may put the
+        # password where a parser does not expect one ("user:pass@host" parses as scheme "user").
         parts = urlsplit(url)
-        shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url  # never echo a password
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {shown!r}")
-        if not parts.hostname:
-            raise ValueError(f"MQTT URL has no host: {shown!r}")
+            raise ValueError("an MQTT URL must start with mqtt:// or mqtts:// (the value is not shown: it may "
+                             "hold a password)")
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise ValueError("the MQTT URL's port is not a number (the value is not shown)") from None
+        if not host:
+            raise ValueError("the MQTT URL has no host (the value is not shown)")
         tls = parts.scheme == "mqtts"
         return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
+            host=host,
+            port=port or (8883 if tls else 1883),
             tls=tls,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+    def redacted(self) -> str:
+        """The URL without its password, for logs."""
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
 def load_towns(path: Path | None = None) -> dict[str, Town]:
@@ -120,10 +137,54 @@ class _GroupEnvSource(PydanticBaseSettingsSource):
         return out
 
 
+#: Settings that are secrets, or may hold one (a URL with a password): never echoed in an error, and each
+#: may instead be read from the file named by ``<variable>_FILE`` (Docker and systemd credentials).
+SECRET_FIELDS = frozenset({"mqtt_url", "mqtt_password", "influx_url", "influx_token", "influx_password",
+                           "admin_token", "replay_mqtt_password"})
+_SECRET_WORDS = ("TOKEN", "PASSWORD", "URL", "SECRET")
+
+
 def _got(variable: str, value: object) -> str:
-    if not isinstance(value, str | int | float) or any(w in variable for w in ("TOKEN", "PASSWORD", "URL")):
+    if not isinstance(value, str | int | float) or any(w in variable for w in _SECRET_WORDS):
         return ""  # secrets (a URL may carry a password) are never echoed
     return f" (got {value!r})"
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The content of a ``*_FILE`` secret, without the final newline editors and ``echo`` add."""
+    try:
+        data = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid heatwatch settings:\n  {variable}: cannot read {path}: "
+                          f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    value = data.rstrip("\r\n")
+    if not value:
+        raise ConfigError(f"invalid heatwatch settings:\n  {variable}: {path} is empty")
+    return value
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """``HEATWATCH_<SECRET>_FILE=/run/secrets/x``: the secret is the file's content. Setting both the variable
+    and its ``_FILE`` is refused (which one wins would be a guess). Above the plain environment."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = {k.upper(): v for k, v in os.environ.items()}
+        out: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            if name not in SECRET_FIELDS:
+                continue
+            variable = PREFIX + name.upper()
+            path = env.get(variable + "_FILE")
+            if not path:
+                continue
+            if env.get(variable):
+                raise ConfigError(f"invalid heatwatch settings:\n  {variable}: set either {variable} or "
+                                  f"{variable}_FILE, not both")
+            out[name] = read_secret_file(variable + "_FILE", path)
+        return out
 
 
 class CoreSettings(BaseSettings):
@@ -133,11 +194,21 @@ class CoreSettings(BaseSettings):
 
     # Connections. None means "start the embedded one" for `heatwatch up`; services run alone fall
     # back to the loopback defaults.
-    mqtt_url: str | None = None
+    # Out of repr: the URL may carry a password, and settings objects end up in logs and tracebacks.
+    mqtt_url: str | None = Field(default=None, repr=False)
+    # Credentials apart from the URL, so that the password can come from a file (HEATWATCH_MQTT_PASSWORD_FILE).
+    mqtt_username: str | None = Field(default=None, max_length=256)
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA certificate(s) the broker's TLS certificate "
+                                                                  "is checked against (mqtts://); else the system's")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1,
                                        description="persistent MQTT sessions (ingest, recompute requests)")
     influx_url: str | None = None
     influx_db: str = Field(default="heatwatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Aggregates live in a database of their own, because InfluxDB 1.x grants are per database: ingest may
+    # then write raw readings without being able to touch (or DELETE) the published aggregates.
+    influx_agg_db: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                      description="database of aggregates, indices and alerts; default <db>_agg")
     influx_token: SecretStr | None = None
     influx_user: str | None = None
     influx_password: SecretStr | None = None
@@ -147,11 +218,22 @@ class CoreSettings(BaseSettings):
                                description="retention of raw readings, InfluxQL duration or INF")
 
     data_dir: Path = Path("./var")
+    # The dead-letter store is fed by whatever sensors send: bounded in bytes, payloads kept truncated.
+    deadletter_max_bytes: int = Field(default=DEADLETTER_MAX_BYTES, ge=1024 * 1024)
+    deadletter_payload_max_bytes: int = Field(default=DEADLETTER_PAYLOAD_MAX_BYTES, ge=256)
+    deadletter_max_entries: int = Field(default=DEADLETTER_MAX_ENTRIES, ge=100)
     log_level: str = "INFO"
     log_json: bool = False
     towns_file: Path | None = None
 
     _towns: dict[str, Town] = PrivateAttr(default_factory=dict)
+
+    @field_validator("mqtt_url", "mqtt_username", "mqtt_password", "influx_url", "influx_token", "influx_user",
+                     "influx_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        # VAR= in an env file or compose's ${VAR:-} means "not set", not "set to nothing".
+        return None if v == "" else v
 
     @field_validator("mqtt_url")
     @classmethod
@@ -163,9 +245,15 @@ class CoreSettings(BaseSettings):
     @field_validator("influx_url")
     @classmethod
     def _check_influx(cls, v: str | None) -> str | None:
-        if v is not None and urlsplit(v).scheme not in ("http", "https"):
-            raise ValueError(f"InfluxDB URL must be http:// or https://, got {v!r}")
-        return v.rstrip("/") if v else v
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("an InfluxDB URL must start with http:// or https:// (the value is not shown)")
+        if parts.username or parts.password:
+            raise ValueError("credentials go in HEATWATCH_INFLUX_USER and HEATWATCH_INFLUX_PASSWORD(_FILE) (or "
+                             "_TOKEN), not in the URL")
+        return v.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -188,6 +276,9 @@ class CoreSettings(BaseSettings):
     def _auth(self) -> Self:
         if self.influx_token is not None and self.influx_user is not None:
             raise ValueError("set either HEATWATCH_INFLUX_TOKEN or HEATWATCH_INFLUX_USER/_PASSWORD, not both")
+        if self.influx_agg_db is not None and self.influx_agg_db == self.influx_db:
+            raise ValueError("HEATWATCH_INFLUX_AGG_DB must differ from HEATWATCH_INFLUX_DB (per-database grants "
+                             "are what keep ingest away from the aggregates)")
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -200,7 +291,7 @@ class CoreSettings(BaseSettings):
         # Sources are deep-merged, highest first: a group's table in the file is completed, not replaced,
         # by its variables.
         path = os.environ.get("HEATWATCH_CONFIG")
-        return (init_settings, env_settings, _GroupEnvSource(settings_cls),
+        return (init_settings, _SecretFilesSource(settings_cls), env_settings, _GroupEnvSource(settings_cls),
                 _TomlFileSource(settings_cls, Path(path) if path else None))
 
     @classmethod
@@ -238,11 +329,25 @@ class CoreSettings(BaseSettings):
 
     @property
     def mqtt(self) -> MqttUrl:
-        return MqttUrl.parse(self.mqtt_url or "mqtt://127.0.0.1:1883")
+        """The broker: the URL, with the credentials and CA of their own settings when those are set."""
+        url = MqttUrl.parse(self.mqtt_url or "mqtt://127.0.0.1:1883")
+        update: dict[str, Any] = {}
+        if self.mqtt_username is not None:
+            update["username"] = self.mqtt_username
+        if self.mqtt_password is not None:
+            update["password"] = self.mqtt_password.get_secret_value()
+        if self.mqtt_ca_file is not None:
+            update["ca_file"] = str(self.mqtt_ca_file)
+        return url.model_copy(update=update) if update else url
 
     @property
     def influx_base_url(self) -> str:
         return self.influx_url or "http://127.0.0.1:8086"
+
+    @property
+    def influx_agg_database(self) -> str:
+        """Where aggregates, indices, alerts and reference stations are stored."""
+        return self.influx_agg_db or f"{self.influx_db}_agg"
 
     @property
     def registry_path(self) -> Path:
