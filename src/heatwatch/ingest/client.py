@@ -323,13 +323,16 @@ class MqttClient:
         """DISCONNECT (the session stays, for its expiry interval) and close."""
         self._closing = True
         conn = self.connection
-        if conn is not None:
-            conn.write(mqtt5.DisconnectPacket().write())
-            conn.close()
+        if conn is not None and conn.write(mqtt5.DisconnectPacket().write()):
+            # The broker closes the connection on DISCONNECT. Closing first would reset it (RST) if a delivery
+            # is still unread on this side, and the broker would drop the last PUBACKs with it.
+            t = conn.transport
+            if t is not None and t.can_write_eof():
+                t.write_eof()
             try:
                 await asyncio.wait_for(asyncio.shield(conn.closed), 5)
             except TimeoutError:
-                pass
+                conn.close()
         if self._task is not None:
             self._task.cancel()
             try:
