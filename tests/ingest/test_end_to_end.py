@@ -38,6 +38,20 @@ def test_full_speed_stream_stored_exactly_once(ingester, influxd, mosquitto, db_
     assert row == {"time": ts, "town": town, "sensor": sensor, "temperature": body["temperature"],
                    "humidity": body["humidity"], "source": "json"}
 
+    # Every sensor the registry did not know is registered, unplaced, in the town its topic names.
+    from pathlib import Path
+
+    from heatwatch.core.registry import Registry
+
+    expected = {(t, s) for _, _, (t, s, _ts) in stream}
+    with Registry(Path(ingester.env["HEATWATCH_DATA_DIR"]) / "registry.sqlite", towns=("vitre", "saint-omer")) as reg:
+        deadline = time.monotonic() + 30
+        while {(x.town, x.id) for x in reg.list()} != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sensors = reg.list()
+    assert {(x.town, x.id) for x in sensors} == expected
+    assert {x.site_class for x in sensors} == {"unplaced"}
+
 
 def test_array_payload_and_malformed_messages_do_not_stop_the_consumer(ingester, influxd, mosquitto, db_name):
     now = int(time.time() * 1000)

@@ -14,7 +14,8 @@ What it guarantees is what the delivery guarantee needs and nothing more (docs/i
 
 Received PUBLISH packets are handed over as :class:`Received` groups, one per read from the socket: the
 time of receipt and the connection are stamped once per group, not once per message. Reading stops
-(TCP back-pressure) while more than ``max_buffered_bytes`` of received data wait to be processed.
+(TCP back-pressure) while a Receive Maximum of messages or more than ``max_buffered_bytes`` of received data
+wait to be processed.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ log = get_logger("heatwatch.ingest.mqtt")
 _PUBLISH = mqtt5.PublishPacket
 _QOS1 = mqtt5.QoS.AT_LEAST_ONCE
 _PINGREQ = mqtt5.PingReqPacket().write()
-# Every PUBACK (reason "success") there can be, by packet id, made once by the codec: acknowledging is then
-# one list index per message.
-_PUBACKS = [b""] + [mqtt5.PubAckPacket(i).write() for i in range(1, 65536)]
+# Every PUBACK (reason "success") there can be, made once by the codec and laid end to end by packet id
+# (256 KiB): acknowledging is then one slice per message.
+_PUBACKS = b"\0\0\0\0" + b"".join(mqtt5.PubAckPacket(i).write() for i in range(1, 65536))
+assert len(_PUBACKS) == 4 * 65536
 CONNECT_TIMEOUT_S = 15.0
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 10.0
 
@@ -172,7 +174,7 @@ class MqttClient:
         receive_maximum: int,
         max_packet_size: int | None = None,
         keepalive_s: int = 30,
-        max_buffered_bytes: int = 64 * 1024 * 1024,
+        max_buffered_bytes: int = 16 * 1024 * 1024,
         on_event: Callable[[str], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -247,8 +249,10 @@ class MqttClient:
         if p.messages >= self.wake_at:
             self.arrived.set()
         conn = received.connection
-        if p.nbytes > self.max_buffered_bytes and isinstance(conn, _Connection) and not conn.paused:
-            # The collector is behind: stop reading, and TCP makes the broker wait.
+        if (p.messages >= self.receive_maximum or p.nbytes > self.max_buffered_bytes) \
+                and isinstance(conn, _Connection) and not conn.paused:
+            # The collector is behind: stop reading, and TCP makes the broker wait. Counting messages matters
+            # too: mosquitto 2.0 sends its whole queue past the Receive Maximum once acknowledgements come.
             conn.paused = True
             conn.transport.pause_reading()  # type: ignore[union-attr]
 
@@ -291,7 +295,8 @@ class MqttClient:
             p.nbytes -= g.nbytes
         p.messages -= n
         conn = self.connection
-        if conn is not None and conn.paused and p.nbytes <= self.max_buffered_bytes // 2:
+        if conn is not None and conn.paused and p.nbytes <= self.max_buffered_bytes // 2 \
+                and p.messages <= self.receive_maximum // 2:
             conn.paused = False
             conn.transport.resume_reading()  # type: ignore[union-attr]
         return out
@@ -303,7 +308,8 @@ class MqttClient:
         if conn is None:
             return 0
         pubacks = _PUBACKS
-        acks = [pubacks[pid] for g in groups if g.connection is conn for p in g.packets if (pid := p.packet_id)]
+        acks = [pubacks[4 * pid:4 * pid + 4] for g in groups if g.connection is conn
+                for p in g.packets if (pid := p.packet_id)]
         if acks:
             conn.write(b"".join(acks))
         return len(acks)

@@ -36,6 +36,8 @@ log = get_logger("heatwatch.ingest")
 
 # How often the operator's device profile file is checked for changes (a stat call).
 PROFILE_RECHECK_S = 2.0
+# A batch not yet full is written once no message has arrived for this long.
+QUIET_S = 0.05
 
 
 def max_packet_size(max_payload_bytes: int) -> int:
@@ -55,6 +57,9 @@ class _Batch:
 class IngestService:
     def __init__(self, settings: IngestSettings, *, registry: Registry | None = None) -> None:
         self.settings = settings
+        self.registry = registry
+        self._unregistered: list[tuple[str, str]] = []  # sensors seen for the first time, not yet registered
+        self._registering: asyncio.Queue[list[tuple[str, str]]] = asyncio.Queue()
         self.metrics = IngestMetrics()
         self.deadletters = DeadLetterStore.from_settings(settings)
         self.influx = InfluxClient.from_settings(settings)
@@ -70,7 +75,8 @@ class IngestService:
             devices=registry,
             decoders=decoders_for(settings, network),
             ignore=settings.ignore_filters,
-            on_sensor=registry.ensure if registry is not None else None,
+            # Registering a new sensor is an SQLite commit (an fsync): done by a thread, off the hot path.
+            on_sensor=self._note_sensor if registry is not None else None,
         )
         group = settings.mqtt_shared_group
         filters = [f"$share/{group}/{s.filter}" if group else s.filter for s in settings.subscriptions]
@@ -85,6 +91,23 @@ class IngestService:
             max_packet_size=max_packet_size(settings.max_payload_bytes),
             on_event=self._mqtt_event,
         )
+
+    def _note_sensor(self, town: str, sensor: str) -> None:
+        self._unregistered.append((town, sensor))
+
+    def _register(self, sensors: list[tuple[str, str]]) -> None:
+        assert self.registry is not None
+        for town, sensor in sensors:
+            try:
+                self.registry.ensure(town, sensor)
+            except Exception as exc:  # a registry problem must not stop ingest: the readings are stored
+                log.error("ingest.register_failed", town=town, sensor=sensor, error=str(exc))
+
+    async def _register_loop(self) -> None:
+        while True:
+            sensors = await self._registering.get()
+            await asyncio.to_thread(self._register, sensors)
+            self._registering.task_done()
 
     def _mqtt_event(self, event: str) -> None:
         if event == "connect":
@@ -103,11 +126,14 @@ class IngestService:
         replay = asyncio.create_task(self.sink.replay_forever(), name="spool-replay")
         watch = asyncio.create_task(self._watch_profiles(stop), name="profile-watch")
         store = asyncio.create_task(self._store_loop(queue, stop), name="store")
+        register = asyncio.create_task(self._register_loop(), name="register")
         try:
             await self._collect_loop(queue, stop)
             await queue.put(None)
             await store
+            await asyncio.wait_for(self._registering.join(), 30)
         finally:
+            register.cancel()
             replay.cancel()
             watch.cancel()
             store.cancel()
@@ -142,22 +168,28 @@ class IngestService:
                     client.wait_for(1)
                     await client.arrived.wait()
                     continue
-                # A batch is written when full, or as old as the interval, or when the service stops.
+                # A batch is written when full, as old as the interval, once the stream has paused (nothing new
+                # for QUIET_S: the end of a burst is not held back) or when the service stops.
                 deadline = time.monotonic() + interval
                 while pending.messages < size and not stop.is_set():
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
+                    before = pending.messages
                     client.wait_for(size)
                     try:
-                        await asyncio.wait_for(client.arrived.wait(), left)
+                        await asyncio.wait_for(client.arrived.wait(), min(left, QUIET_S))
                     except TimeoutError:
-                        break
+                        if pending.messages == before:
+                            break
                 groups = client.take(size)
                 n = sum(len(g.packets) for g in groups)
                 self.metrics.received.inc(n)
                 self.metrics.inbox.set(pending.messages)
                 await queue.put(_Batch(groups, n, self.pipeline.process(groups)))
+                if self._unregistered:
+                    self._registering.put_nowait(self._unregistered)
+                    self._unregistered = []
         finally:
             waker.cancel()
 
