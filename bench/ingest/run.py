@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import httpx
 
+from heatwatch.core.settings import MqttUrl
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import Influxd, Mosquitto
 
@@ -51,6 +53,7 @@ SUBSCRIPTIONS = {
 }
 COUNT_FILTERS = {"native": ("heat/#",), "simulator": ("heat/#", "senml/#", "v3/#")}
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+NODERED = Path(__file__).resolve().parent / "nodered"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -166,52 +169,86 @@ def print_payloads(p: Payloads) -> None:
 
 def _publisher(url: str, n: int, n_sensors: int, base_ms: int, part: int, parts: int,
                go: mp.Event, out: mp.Queue,  # type: ignore[valid-type]
-               prebuilt: list[tuple[str, bytes]] | None = None) -> None:
-    from heatwatch.core.mqtt import make_client
-    from heatwatch.core.settings import MqttUrl
+               prebuilt: list[tuple[str, bytes]] | None = None, window: int = 1000) -> None:
+    """QoS 1 publisher on a plain socket, packets made by the mqtt5 codec before timing, at most ``window``
+    unacknowledged: the load (paho's Python publish path tops out at a few thousand messages/s a process,
+    which would cap every consumer), as the shared peer harness's raw publisher."""
+    import socket
+
+    import mqtt5
 
     # Simulator messages come pre-built (inherited through fork); native ones are built here.
     msgs = prebuilt if prebuilt is not None else [reading(i, n_sensors, base_ms)[:2] for i in range(part, n, parts)]
+    packets = [mqtt5.PublishPacket(t, b, qos=mqtt5.QoS.AT_LEAST_ONCE, packet_id=i % 65535 + 1).write()
+               for i, (t, b) in enumerate(msgs)]
     target = MqttUrl.parse(url)
-    client = make_client(target, "")
-    # paho keeps at most this many unacknowledged and queues the rest itself: no per-message wait.
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
+    sock = socket.create_connection((target.host, target.port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(mqtt5.ConnectPacket(f"bench-pub-{os.getpid()}", clean_start=True).write())
     acked = [0]
-    done = threading.Event()
+    buf = bytearray()
+    cond = threading.Condition()
+    connected = threading.Event()
 
-    def on_publish(*_a: object) -> None:
-        acked[0] += 1
-        if acked[0] == len(msgs):
-            done.set()
+    def reader() -> None:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf.extend(data)
+            pos, k = 0, 0
+            view = memoryview(bytes(buf))
+            while pos < len(view):
+                try:
+                    packet, size = mqtt5.read(view[pos:])
+                except IndexError:
+                    break
+                pos += size
+                if isinstance(packet, mqtt5.PubAckPacket):
+                    k += 1
+                elif isinstance(packet, mqtt5.ConnAckPacket):
+                    connected.set()
+            del buf[:pos]
+            if k:
+                with cond:
+                    acked[0] += k
+                    cond.notify_all()
 
-    client.on_publish = on_publish
-    client.connect(target.host, target.port)
-    client.loop_start()
+    threading.Thread(target=reader, daemon=True).start()
+    connected.wait(30)
     go.wait()
     t0 = time.time()
-    for topic, payload in msgs:
-        client.publish(topic, payload, qos=1)
-    ok = done.wait(600)
+    sent = 0
+    while sent < len(packets):
+        with cond:
+            cond.wait_for(lambda s=sent: s - acked[0] < window, 60)
+            k = min(window - (sent - acked[0]), 500, len(packets) - sent)
+        sock.sendall(b"".join(packets[sent:sent + k]))
+        sent += k
+    with cond:
+        ok = cond.wait_for(lambda: acked[0] >= len(packets), 600)
     t1 = time.time()
-    client.disconnect()
-    client.loop_stop()
+    sock.sendall(mqtt5.DisconnectPacket().write())
+    sock.close()
     out.put({"part": part, "sent": len(msgs), "acked": acked[0], "ok": ok, "t0": t0, "t1": t1})
 
 
 def _paho_counter(url: str, n: int, client_id: str, ready: mp.Event, out: mp.Queue,  # type: ignore[valid-type]
-                  register_only: bool = False, filters: tuple[str, ...] = ("heat/#",)) -> None:
-    """The Python receive ceiling: QoS 1, persistent session, automatic acks, count and nothing else.
+                  register_only: bool = False, filters: tuple[str, ...] = ("heat/#",),
+                  persistent: bool = False) -> None:
+    """The Python receive ceiling as a user measures it: a plain paho-mqtt 2.x subscriber with default
+    settings (MQTT 3.1.1, automatic acks, QoS 1), counting and nothing else, as the shared peer harness's.
 
-    ``n`` is a number of messages. ``register_only`` subscribes and leaves, so the broker queues the burst
-    for the session."""
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-
-    from heatwatch.core.mqtt import connect_properties, make_client
-    from heatwatch.core.settings import MqttUrl
+    ``n`` is a number of messages. ``persistent`` (drain mode) keeps the session (``clean_session=False``) so
+    the broker queues the burst for it; ``register_only`` subscribes and leaves."""
+    import paho.mqtt.client as mqtt
 
     target = MqttUrl.parse(url)
-    client = make_client(target, client_id)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                         clean_session=not persistent)
     count = [0]
     first = [0.0]
     done = threading.Event()
@@ -225,15 +262,14 @@ def _paho_counter(url: str, n: int, client_id: str, ready: mp.Event, out: mp.Que
 
     connected = [0.0]
 
-    def on_connect(c: object, *_a: object) -> None:
+    def on_connect(c: mqtt.Client, *_a: object) -> None:
         connected[0] = time.time()
-        c.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])  # type: ignore[attr-defined]
+        c.subscribe([(f, 1) for f in filters])
 
     client.on_message = on_message
     client.on_subscribe = lambda *_a: ready.set()
     client.on_connect = on_connect
-    client.connect(target.host, target.port, clean_start=False,
-                   properties=connect_properties(session_expiry_s=3600, receive_maximum=65535))
+    client.connect(target.host, target.port)
     client.loop_start()
     if register_only:
         ready.wait(30)
@@ -341,9 +377,12 @@ class Bench:
     # One scenario: a fresh broker, the consumers started, then the publishers at full speed.
     def _broker(self, name: str) -> Mosquitto:
         # The production save period (deploy/mosquitto.conf), not the tests' 1 s: saving rewrites every
-        # queued message, which with a 200k burst queued would be most of the broker's work.
+        # queued message, which with a 200k burst queued would be most of the broker's work. In-flight
+        # window: mosquitto's default (20), as a stock broker and the shared peer harness have it; it limits
+        # MQTT 3.1.1 subscribers, while MQTT 5 ones (heatwatch) set theirs with a Receive Maximum.
         return Mosquitto(self.work / f"mosquitto-{name}",
-                         extra_conf=f"autosave_interval {self.args.broker_autosave}\n").start()
+                         extra_conf=f"autosave_interval {self.args.broker_autosave}\n"
+                                    "max_inflight_messages 20\n").start()
 
     def _publish(self, url: str) -> tuple[float, float, int]:
         go = self.ctx.Event()
@@ -393,7 +432,9 @@ class Bench:
             procs.append(p.start(ready_marker="mqtt.subscribed", timeout=60))
         try:
             if mode == "drain":
-                # Sessions stay on the broker while the ingesters are down: the burst queues for them.
+                # Sessions stay on the broker while the ingesters are down: the burst queues for them. The
+                # start-up's CPU (imports, settings, connect), measured now, is taken off the drain's.
+                startup = [proc_usage(p.pid)[0] for p in procs if p.pid]
                 for p in procs:
                     p.stop()
                 t_pub0, t_pub1, acked = self._publish(broker.url)
@@ -401,7 +442,7 @@ class Bench:
                 for p in procs:
                     p.start(ready_marker="mqtt.connected", timeout=60)
                 t0 = min(_log_time(p, "mqtt.connected", off) for p, off in zip(procs, offsets, strict=True))
-                base = {p.pid: 0.0 for p in procs}
+                base = {p.pid: cpu for p, cpu in zip(procs, startup, strict=True)}
             else:
                 base = {p.pid: proc_usage(p.pid)[0] for p in procs if p.pid}  # start-up is not ingest work
                 t_pub0, t_pub1, acked = self._publish(broker.url)
@@ -444,20 +485,22 @@ class Bench:
         return time.time(), max(last_n, 0)
 
     def paho(self, mode: str) -> Result:
-        name = f"paho count-only {mode}"
+        name = f"paho 3.1.1 count-only {mode}"
         print(f"- {name}", flush=True)
         broker = self._broker(f"paho{mode}")
         ready, out = self.ctx.Event(), self.ctx.Queue()
         try:
             if mode == "drain":
                 reg = self.ctx.Process(target=_paho_counter,
-                                       args=(broker.url, self.messages, "bench-paho", ready, out, True, self.filters))
+                                       args=(broker.url, self.messages, "bench-paho", ready, out, True, self.filters,
+                                             True))
                 reg.start()
                 reg.join(30)
                 ready.clear()
                 t_pub0, t_pub1, acked = self._publish(broker.url)
             proc = self.ctx.Process(target=_paho_counter,
-                                    args=(broker.url, self.messages, "bench-paho", ready, out, False, self.filters))
+                                    args=(broker.url, self.messages, "bench-paho", ready, out, False, self.filters,
+                                          mode == "drain"))
             proc.start()
             assert ready.wait(30)
             if mode == "live":
@@ -471,6 +514,67 @@ class Bench:
         got = self._readings_in(r["count"])
         return Result(name, "paho", mode, self.n, got, round(secs, 2), round(got / secs),
                       self.n - got, round(acked / (t_pub1 - t_pub0)), [], "Python receive ceiling, 1 process")
+
+    def nodered(self, mode: str) -> Result:
+        """Node-RED 4 with node-red-contrib-influxdb (``bench/ingest/nodered/``): what towns' integrators often
+        pick. It acknowledges on receipt (the MQTT node's automatic acks), not after the write."""
+        name = f"node-red {mode}"
+        print(f"- {name}", flush=True)
+        home = Path(self.args.node_red).resolve()
+        broker = self._broker(f"nodered{mode}")
+        db = f"bench_nodered_{mode}"
+        create_db(self.influx.url, db)
+        env = {**os.environ, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "INFLUX_HOST": "127.0.0.1",
+               "INFLUX_PORT": str(self.influx.port), "INFLUX_DB": db, "NODERED_USERDIR": str(home)}
+        log = self.work / f"nodered-{mode}.log"
+        argv = [str(home / "node_modules" / ".bin" / "node-red"), "--settings", str(NODERED / "settings.js")]
+
+        def start(settle: bool = True) -> tuple[subprocess.Popen, float]:
+            offset = log.stat().st_size if log.exists() else 0
+            with open(log, "ab") as f:
+                proc = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+            deadline = time.monotonic() + 90
+            while b"Connected to broker" not in log.read_bytes()[offset:]:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"node-red did not connect; see {log}")
+                time.sleep(0.05)
+            t = time.time()
+            if settle:
+                time.sleep(1.0)  # the subscription follows the connection
+            return proc, t
+
+        def stop(proc: subprocess.Popen) -> None:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)  # the process group this bench created for it
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+        proc = None
+        try:
+            proc, _ = start()
+            base = proc_usage(proc.pid)[0]  # start-up is not ingest work (in drain mode: the first start's)
+            if mode == "drain":
+                stop(proc)  # the session (clean session off, fixed client id) queues the burst meanwhile
+                t_pub0, t_pub1, acked = self._publish(broker.url)
+                proc, t0 = start(settle=False)
+            else:
+                t_pub0, t_pub1, acked = self._publish(broker.url)
+                t0 = t_pub0
+            t_last, stored = self._wait_stored(db)
+            cpu, rss = proc_usage(proc.pid)
+        finally:
+            if proc is not None:
+                stop(proc)
+            broker.stop()
+        secs = t_last - t0
+        return Result(name, "nodered", mode, self.n, stored, round(secs, 2), round(stored / secs), self.n - stored,
+                      round(acked / (t_pub1 - t_pub0)), [{"process": "node-red", "cpu_s": round(cpu - base, 2),
+                                                          "peak_rss_mb": round(rss, 1)}],
+                      "join 1000 / 0.5 s, acks on receipt")
 
     def mosquitto_sub(self, mode: str) -> Result:
         name = f"mosquitto_sub {mode}"
@@ -537,7 +641,8 @@ class Bench:
     def run(self) -> list[Result]:
         self.influx.start()
         try:
-            plan = self.args.only or ["lp1", "lp2", "sub", "paho", *[f"hw{k}" for k in self.args.ingesters]]
+            peers = ["nodered"] if self.args.node_red and self.args.payloads == "native" else []
+            plan = self.args.only or ["lp1", "lp2", "sub", "paho", *peers, *[f"hw{k}" for k in self.args.ingesters]]
             for step in plan:
                 for mode in self.args.modes if not step.startswith("lp") else ["-"]:
                     if step.startswith("lp"):
@@ -546,6 +651,8 @@ class Bench:
                         self.results.append(self.mosquitto_sub(mode))
                     elif step == "paho":
                         self.results.append(self.paho(mode))
+                    elif step == "nodered":
+                        self.results.append(self.nodered(mode))
                     elif step.startswith("hw"):
                         self.results.append(self.heatwatch(int(step[2:]), mode))
                     print(f"  {_row(self.results[-1])}", flush=True)
@@ -585,10 +692,14 @@ def report(results: list[Result], args: argparse.Namespace, payloads: Payloads |
     ratios = {}
     print()
     for r in results:
-        paho = next((x for x in results if x.kind == "paho" and x.mode == r.mode), None)
-        if r.kind == "heatwatch" and paho and paho.rate:
-            ratios[r.name] = round(r.rate / paho.rate, 2)
-            print(f"{r.name} / paho count-only {r.mode} = {ratios[r.name]:.2f}")
+        if r.kind != "heatwatch":
+            continue
+        for kind, label in (("paho", "paho 3.1.1 count-only"), ("nodered", "node-red"), ("broker", "mosquitto_sub")):
+            peer = next((x for x in results if x.kind == kind and x.mode == r.mode), None)
+            if peer and peer.rate:
+                ratio = round(r.rate / peer.rate, 2)
+                ratios.setdefault(r.name, {})[kind] = ratio
+                print(f"{r.name} / {label} {r.mode} = {ratio:.2f}")
     cpu_us = {}
     for r in results:
         cpu = sum(p.get("cpu_s", 0.0) for p in r.processes)
@@ -601,7 +712,7 @@ def report(results: list[Result], args: argparse.Namespace, payloads: Payloads |
                     "loadavg_at_end": os.getloadavg()},
         "params": {k: v for k, v in vars(args).items() if k != "keep"},
         "results": [asdict(r) for r in results],
-        "ratios_vs_paho": ratios,
+        "ratios": ratios,
         "cpu_us_per_reading": cpu_us,
         "payloads": payloads.summary() if payloads else None,
     }
@@ -616,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
     p.add_argument("-n", type=int, default=200_000, help="readings per scenario (default 200000)")
     p.add_argument("--sensors", type=int, default=500, help="sensors, half in each town (default 500)")
-    p.add_argument("--publishers", type=int, default=4, help="publisher processes (default 4)")
+    p.add_argument("--publishers", type=int, default=1,
+                   help="publisher processes (default 1, as the shared peer harness: one raw-socket publisher)")
     p.add_argument("--ingesters", type=int, nargs="+", default=[1, 2, 3], help="ingester counts to run")
     p.add_argument("--batch-size", type=int, default=5000)
     p.add_argument("--batch-interval", type=float, default=0.5)
@@ -633,6 +745,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-registry", action="store_true",
                    help="simulator: do not preload the ingesters' registry; TTS devices are then stored under "
                         "their device ids (application -> town fallback)")
+    p.add_argument("--node-red", default=os.environ.get("NODE_RED_DIR"), metavar="DIR",
+                   help="a folder where `npm install node-red@4 node-red-contrib-influxdb@0.7` was run: adds the "
+                        "Node-RED scenario (native payloads only; default $NODE_RED_DIR)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data and logs")
     args = p.parse_args(argv)
     bench = Bench(args)
