@@ -44,7 +44,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 if (( want_bench )); then
-  .venv/bin/python -m pip install -q py-spy
+  .venv/bin/python -m pip install -q -e '.[test,bench]'
 fi
 
 if [[ -f frontend/package-lock.json ]]; then

@@ -38,10 +38,6 @@ log = get_logger("heatwatch.ingest.mqtt")
 _PUBLISH = mqtt5.PublishPacket
 _QOS1 = mqtt5.QoS.AT_LEAST_ONCE
 _PINGREQ = mqtt5.PingReqPacket().write()
-# Every PUBACK (reason "success") there can be, made once by the codec and laid end to end by packet id
-# (256 KiB): acknowledging is then one slice per message.
-_PUBACKS = b"\0\0\0\0" + b"".join(mqtt5.PubAckPacket(i).write() for i in range(1, 65536))
-assert len(_PUBACKS) == 4 * 65536
 CONNECT_TIMEOUT_S = 15.0
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 10.0
 
@@ -307,9 +303,8 @@ class MqttClient:
         conn = self.connection
         if conn is None:
             return 0
-        pubacks = _PUBACKS
-        acks = [pubacks[4 * pid:4 * pid + 4] for g in groups if g.connection is conn
-                for p in g.packets if (pid := p.packet_id)]
+        puback = mqtt5.PubAckPacket
+        acks = [puback(pid).write() for g in groups if g.connection is conn for p in g.packets if (pid := p.packet_id)]
         if acks:
             conn.write(b"".join(acks))
         return len(acks)
