@@ -222,7 +222,7 @@ def client_heatwatch(port: int, n: int, out: mp.Queue) -> None:  # type: ignore[
             await c.arrived.wait()
             groups = c.take(65535)
             got += sum(len(g.packets) for g in groups)
-            c.ack(groups)
+            c.ack(c.pubacks(groups))
         await asyncio.sleep(0.2)
 
     uvloop.run(main())

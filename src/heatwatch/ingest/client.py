@@ -133,6 +133,15 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+@dataclass(frozen=True, slots=True)
+class PubAcks:
+    """The PUBACK packets, end to end, of messages received on ``connection``."""
+
+    connection: object
+    data: bytes
+    count: int
+
+
 def _packet_length(head: bytes) -> int:
     """Total length of the packet ``head`` starts (fixed header + remaining length); 0 while unknown.
 
@@ -297,17 +306,28 @@ class MqttClient:
             conn.transport.resume_reading()  # type: ignore[union-attr]
         return out
 
-    def ack(self, groups: Sequence[Received]) -> int:
-        """Acknowledge, in order and in one write, the QoS 1 messages of ``groups`` that came on the
-        connection still up; returns how many. The others will be redelivered by the broker."""
+    @staticmethod
+    def pubacks(groups: Sequence[Received]) -> list[PubAcks]:
+        """The PUBACKs of the QoS 1 messages of ``groups``, by connection, made before they are due: a batch
+        waiting for its write then holds 4 bytes per message, not the messages."""
+        puback = mqtt5.PubAckPacket
+        out: list[PubAcks] = []
+        for g in groups:
+            acks = [puback(pid).write() for p in g.packets if (pid := p.packet_id)]
+            if acks:
+                out.append(PubAcks(g.connection, b"".join(acks), len(acks)))
+        return out
+
+    def ack(self, pubacks: Sequence[PubAcks]) -> int:
+        """Send, in order and in one write, the PUBACKs of messages that came on the connection still up;
+        returns how many. The others will be redelivered by the broker."""
         conn = self.connection
         if conn is None:
             return 0
-        puback = mqtt5.PubAckPacket
-        acks = [puback(pid).write() for g in groups if g.connection is conn for p in g.packets if (pid := p.packet_id)]
-        if acks:
-            conn.write(b"".join(acks))
-        return len(acks)
+        mine = [a for a in pubacks if a.connection is conn]
+        if mine:
+            conn.write(b"".join(a.data for a in mine))
+        return sum(a.count for a in mine)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Fire-and-forget (QoS 0) on the ingester's own connection: for the live feed only."""

@@ -24,7 +24,7 @@ from ..core.model import Reading
 from ..core.registry import Registry
 from ..core.settings import IngestSettings
 from ..core.topics import encode_live, live_topic
-from .client import MqttClient, Received
+from .client import MqttClient, PubAcks
 from .decoders import decoders_for, network_from_settings
 from .metrics import IngestMetrics
 from .pipeline import Pipeline, Processed
@@ -49,7 +49,7 @@ def max_packet_size(max_payload_bytes: int) -> int:
 
 @dataclass(slots=True)
 class _Batch:
-    groups: list[Received]
+    pubacks: list[PubAcks]
     messages: int
     processed: Processed
 
@@ -186,7 +186,10 @@ class IngestService:
                 n = sum(len(g.packets) for g in groups)
                 self.metrics.received.inc(n)
                 self.metrics.inbox.set(pending.messages)
-                await queue.put(_Batch(groups, n, self.pipeline.process(groups)))
+                processed = self.pipeline.process(groups)
+                # The batch waits for its write holding its PUBACKs, not its messages.
+                await queue.put(_Batch(client.pubacks(groups), n, processed))
+                del groups
                 if self._unregistered:
                     self._registering.put_nowait(self._unregistered)
                     self._unregistered = []
@@ -210,7 +213,7 @@ class IngestService:
                 log.info("ingest.rejected", counts=dict(p.rejected), example=p.dead[0].detail[:120])
             self.metrics.stored.inc(p.readings)
             self.metrics.batch_size.observe(p.readings)
-            self.metrics.acked.inc(self.consumer.ack(batch.groups))
+            self.metrics.acked.inc(self.consumer.ack(batch.pubacks))
             self._publish_live(p)
 
     def _publish_live(self, p: Processed) -> None:
