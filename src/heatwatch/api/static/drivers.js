@@ -106,12 +106,17 @@
   async function load(effects, mapBox, tbody) {
     const seq = ++state.seq;
     const q = `season=${state.season}`;
-    let drivers, layers, prio, bio, ctx;
+    let drivers, layers, prio = { ok: false }, bio = { ok: false }, ctx = { ok: false };
     try {
-      [drivers, layers, prio, bio, ctx] = await Promise.all([
-        getJSON(`${base()}/uhi-drivers?${q}`), getJSON(`${base()}/layers`),
-        getJSON(`${base()}/greening-priorities?${q}&format=geojson&limit=5000`),
-        getJSON(`${base()}/heat-biodiversity?${q}&format=geojson`), getJSON(`${base()}/site-context?format=geojson`)]);
+      [drivers, layers] = await Promise.all([getJSON(`${base()}/uhi-drivers?${q}`), getJSON(`${base()}/layers`)]);
+      // The grids exist only when the season's model speaks (else a 409): ask for them only then, and for the
+      // map's layers only when the town has some.
+      const speaks = drivers.ok && drivers.body.data.uhi_night && drivers.body.data.uhi_night.status === "ok";
+      const hasLayers = layers.ok && layers.body.data.length > 0;
+      [prio, bio, ctx] = await Promise.all([
+        speaks ? getJSON(`${base()}/greening-priorities?${q}&format=geojson&limit=5000`) : prio,
+        speaks ? getJSON(`${base()}/heat-biodiversity?${q}&format=geojson`) : bio,
+        hasLayers ? getJSON(`${base()}/site-context?format=geojson`) : ctx]);
     } catch (_) { return; } // offline: the card stays empty
     if (seq !== state.seq) return;
     const layerList = (layers.body && layers.body.data) || [];
@@ -132,7 +137,7 @@
       el("td", { text: `${p.rank}. ${p.cell}` }), el("td", { class: "num", text: fmt(p.uhi_model, 2) }),
       el("td", { class: "num", text: fmt(p.impervious, 0) }), el("td", { class: "num", text: p.residents === null ? "—" : fmt(p.residents, 0) }),
       el("td", { class: "num", text: `${fmt(p.cooling_c, 2)} [${fmt(p.cooling_lo, 2)}, ${fmt(p.cooling_hi, 2)}]` })); }));
-    if (typeof L === "undefined") return; // no Leaflet installed: the tables and links remain
+    if (typeof L === "undefined" || !layerList.length) { mapBox.hidden = true; return; } // no Leaflet, or nothing to map
     const map = state.map = L.map(mapBox, { zoomControl: true, keyboard: true });
     L.control.scale({ metric: true, imperial: false }).addTo(map);
     const overlays = {};
