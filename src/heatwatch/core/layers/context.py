@@ -21,15 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from ..logging import get_logger
 from ..model import Sensor, Town
 from .cover import COVERS, RES_M, Cover, _disc
 from .extent import Extent, to_l93, town_extent
 from .store import LayerStore
+
+log = get_logger("heatwatch.layers")
 
 RADII_M = (50, 100, 250)
 #: bump when the computation changes, so stored contexts are recomputed
@@ -167,9 +171,14 @@ def site_context(store: LayerStore, town: Town, sensors: list[Sensor], *, extent
     data = {"fingerprint": fp, "computed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             .replace("+00:00", "Z"), "layers": [i.name for i in store.list()], "radii_m": list(RADII_M),
             "extent": ext.describe(), "sensors": rows}
+    json.dumps(data, allow_nan=False)  # NaN must have become null above
     if store.exists():
-        json.dumps(data, allow_nan=False)  # NaN must have become null above
-        store.store_context(fp, data)
+        try:
+            store.store_context(fp, data)
+        except (OSError, sqlite3.Error) as exc:
+            # A reader without write access to the data folder (the api under its own account) still answers;
+            # it recomputes next time instead of reading the stored copy.
+            log.warning("layers.context_not_stored", town=town.id, error=str(exc))
     return data
 
 
