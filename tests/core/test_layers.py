@@ -245,3 +245,24 @@ def test_lcz_rules(ctx, footprint, lcz) -> None:  # type: ignore[no-untyped-def]
 def test_shapes_stay_valid_after_storage(store: LayerStore) -> None:
     veg = store.read("vegetation")
     assert shapely.is_valid(veg.geometry.values).all()
+
+
+def test_large_files_are_read_through_the_towns_extent(monkeypatch, tmp_path: Path, towns, extent) -> None:  # type: ignore[no-untyped-def]
+    """A département's BD TOPO or France's Filosofi squares: only the town's features are loaded."""
+    from heatwatch.core.layers import io
+
+    monkeypatch.setattr(io, "FILTER_ABOVE", 10)
+    p = prepare_file(DATA / "bdtopo_batiment.shp", LayerKind.buildings, extent)
+    assert len(p.gdf) == 219
+    with pytest.raises(LayerError, match="none of its 219 features lies in the town's extent"):
+        prepare_file(DATA / "bdtopo_batiment.shp", LayerKind.buildings, town_extent(towns["saint-omer"]))
+    # A raster far wider than the town (30 km, as a Copernicus tile is 100 km): its window is read.
+    big = np.full((3000, 3000), 37, dtype="uint8")
+    big[:, :100] = 255
+    t = rasterio.transform.from_origin(3_475_000, 2_857_000, 10, 10)  # EPSG:3035, Vitré inside
+    with rasterio.open(tmp_path / "tile.tif", "w", driver="GTiff", width=3000, height=3000, count=1, dtype="uint8",
+                       crs="EPSG:3035", transform=t, nodata=255, compress="deflate") as dst:
+        dst.write(big, 1)
+    r = prepare_file(tmp_path / "tile.tif", LayerKind.impervious, extent)
+    v = r.raster[np.isfinite(r.raster)]
+    assert v.size > 0.9 * r.raster.size and np.allclose(v, 37)

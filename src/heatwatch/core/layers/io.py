@@ -56,6 +56,8 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 RASTER_SUFFIXES = (".tif", ".tiff")
 RASTER_RES_M = 10.0
 MAX_FEATURES = 2_000_000
+#: files with more features than this are read through a spatial filter on the town's extent
+FILTER_ABOVE = 200_000
 _INSEE_ID = re.compile(r"N(\d+)E(\d+)")
 _LAT_NAMES = ("decimallatitude", "latitude", "lat", "y_wgs84")
 _LON_NAMES = ("decimallongitude", "longitude", "lon", "lng", "x_wgs84")
@@ -162,7 +164,24 @@ def _swap_hint(gdf: gpd.GeoDataFrame, extent: Extent) -> str:
         (min(x), min(y), max(x), max(y))) else ""
 
 
-def read_vector(path: Path, layer: str | None = None) -> gpd.GeoDataFrame:
+def _extent_in(crs: Any, extent: Extent, margin_m: float = 500.0) -> tuple[float, float, float, float] | None:
+    """The town's extent (+ a margin) as a bounding box in another CRS, for a spatial filter; None if unknown."""
+    try:
+        c = CRS.from_user_input(crs)
+        xs = [extent.xmin - margin_m, extent.xmax + margin_m]
+        ys = [extent.ymin - margin_m, extent.ymax + margin_m]
+        gx, gy = np.meshgrid(np.linspace(*xs, 5), np.linspace(*ys, 5))
+        x, y = transformer(L93, c.to_string()).transform(gx.ravel(), gy.ravel())
+    except (CRSError, ValueError):
+        return None
+    b = (float(np.min(x)), float(np.min(y)), float(np.max(x)), float(np.max(y)))
+    return b if all(map(math.isfinite, b)) else None
+
+
+def read_vector(path: Path, layer: str | None = None, extent: Extent | None = None) -> gpd.GeoDataFrame:
+    """A vector layer. A large file (a département's BD TOPO, France's Filosofi squares) is read through a
+    spatial filter on the town's extent, so only the town's features are loaded; a small one is read whole, so
+    that a wrong CRS is diagnosed from its coordinates rather than seen as an empty town."""
     label = str(path)
     src = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
     try:
@@ -176,10 +195,16 @@ def read_vector(path: Path, layer: str | None = None) -> gpd.GeoDataFrame:
         raise LayerError(f"{label}: no layer {layer!r}; it holds {', '.join(str(n) for n, _ in layers)}")
     try:
         info = pyogrio.read_info(src, layer=layer)
-        if info["features"] > MAX_FEATURES:
-            raise LayerError(f"{label}: {info['features']} features, above the {MAX_FEATURES} heatwatch reads; "
-                             "cut the file to the town first")
-        return pyogrio.read_dataframe(src, layer=layer)
+        n = info["features"]
+        bbox = _extent_in(info["crs"], extent) if (extent is not None and info.get("crs") and
+                                                    (n < 0 or n > FILTER_ABOVE)) else None
+        gdf = pyogrio.read_dataframe(src, layer=layer, bbox=bbox, max_features=MAX_FEATURES + 1)
+        if len(gdf) > MAX_FEATURES:
+            raise LayerError(f"{label}: more than {MAX_FEATURES} features in the town's extent; cut the file first")
+        if bbox is not None and gdf.empty:
+            raise LayerError(f"{label}: none of its {n} features lies in the town's extent (another area, or a "
+                             "wrong CRS: give it with --crs)")
+        return gdf
     except LayerError:
         raise
     except Exception as exc:
@@ -423,7 +448,20 @@ def prepare_raster(path: Path, kind: LayerKind, extent: Extent, *, crs: CRS | No
         bounds_l93 = (min(x), min(y), max(x), max(y))
         if not all(map(math.isfinite, bounds_l93)) or not extent.intersects(bounds_l93):
             raise _outside(label, bounds_l93 if all(map(math.isfinite, bounds_l93)) else (0, 0, 0, 0), extent)
-        data = src.read(1, masked=True).astype("float32")
+        # Only the town's part of the file is read: a Copernicus tile is 100 km wide (10⁸ cells).
+        from rasterio.windows import Window, from_bounds
+
+        box = _extent_in(src_crs, extent, margin_m=100.0)
+        full = Window(0, 0, src.width, src.height)
+        window = full
+        if box is not None:
+            try:
+                window = from_bounds(*box, transform=src.transform).round_offsets().round_lengths()
+                window = window.intersection(full)
+            except (rasterio.errors.WindowError, ValueError):
+                window = full
+        win_transform = src.window_transform(window)
+        data = src.read(1, masked=True, window=window).astype("float32")
         arr = data.filled(np.nan)
         valid = np.isfinite(arr)
         if not valid.any():
@@ -440,7 +478,7 @@ def prepare_raster(path: Path, kind: LayerKind, extent: Extent, *, crs: CRS | No
         height = round((extent.ymax - extent.ymin) / RASTER_RES_M)
         transform = from_origin(extent.xmin, extent.ymax, RASTER_RES_M, RASTER_RES_M)
         dst = np.full((height, width), np.nan, dtype="float32")
-        reproject(arr, dst, src_transform=src.transform, src_crs=src_crs, dst_transform=transform, dst_crs=L93,
+        reproject(arr, dst, src_transform=win_transform, src_crs=src_crs, dst_transform=transform, dst_crs=L93,
                   src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
     if not np.isfinite(dst).any():
         raise _outside(label, bounds_l93, extent)
@@ -474,4 +512,5 @@ def prepare_file(path: Path, kind: LayerKind, extent: Extent, *, crs: str | None
     if suffix not in VECTOR_SUFFIXES:
         raise LayerError(f"{path}: unknown file type {suffix!r}; vectors: {', '.join(VECTOR_SUFFIXES)}; rasters: "
                          f"{', '.join(RASTER_SUFFIXES)}; tables: {', '.join(TABLE_SUFFIXES)}")
-    return prepare_vector(read_vector(path, source_layer), kind, extent, label=str(path), crs=given, fields=fields)
+    vec = read_vector(path, source_layer, extent if given is None else None)
+    return prepare_vector(vec, kind, extent, label=str(path), crs=given, fields=fields)
