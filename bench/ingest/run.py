@@ -582,8 +582,11 @@ class Bench:
         broker = self._broker(f"sub{mode}")
         binary = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
         topics = [a for f in self.filters for a in ("-t", f)]
-        argv = [binary, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", *topics, "-c",
-                "-i", "bench-sub", "-V", "mqttv5", "-x", "3600"]
+        # As the shared peer harness runs it (MQTT 3.1.1 defaults, the topic printed per message); drain mode
+        # adds a persistent session (-c, a fixed id) so the broker queues the burst for it.
+        argv = [binary, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", *topics, "-F", "%t"]
+        if mode == "drain":
+            argv += ["-c", "-i", "bench-sub"]
         try:
             if mode == "drain":
                 subprocess.run([*argv, "-E"], check=True, timeout=30)  # -E: subscribe, then leave
