@@ -34,7 +34,11 @@ class ServiceProcess:
                 start_new_session=True,
             )
         if ready_marker:
-            self.wait_for(ready_marker, timeout, offset)
+            try:
+                self.wait_for(ready_marker, timeout, offset)
+            except BaseException:
+                self.stop()  # a child that never became ready is not left running behind the caller
+                raise
         return self
 
     def wait_for(self, marker: str, timeout: float = 30.0, offset: int = 0) -> None:
