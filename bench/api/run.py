@@ -13,7 +13,9 @@ server-side cache on: 5 s for latest, 60 s for aggregates) and measures:
 * the same with the server cache off: what InfluxDB round trips cost;
 * a streamed CSV export of a year of hourly data for 200 sensors (1.75 M rows): rows/s, and the API
   process's RSS sampled every 50 ms through the export (it must stay flat: bounded memory);
-* the same export for one month, for comparison of peak RSS.
+* the same export for one month, for comparison of peak RSS;
+* fairness (``bench/api/fairness.py``): an ordinary client's latency and success alone and while a greedy
+  client hammers uncacheable CSV exports, with the protections at their defaults and off.
 
 Results: a table on stdout and JSON in bench/results/.
 """
@@ -39,6 +41,11 @@ import httpx
 
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.stack.embedded import Influxd, free_port
+
+try:  # the code before the last-value store (a before/after run from an older checkout) has none
+    from heatwatch.analytics.last import LastReadings
+except ImportError:  # pragma: no cover
+    LastReadings = None  # type: ignore[assignment,misc]
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DB = "heatwatch"
@@ -117,6 +124,9 @@ async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
                                                    AGG_RP)
     now = int(time.time() * 1000) // 60_000 * 60_000
     counts["reading"] = await _write_all(url, _readings("vitre", vitre, now), RAW_RP)
+    if LastReadings is not None:  # the last-value store /v1/latest reads, as analytics keeps it
+        async with InfluxClient(url, DB, timeout=120) as c:
+            counts["last_reading"] = await LastReadings(c).refresh(now - 3 * 86_400_000, now)
     counts["load_s"] = round(time.perf_counter() - t0, 1)
     return counts
 
@@ -124,13 +134,15 @@ async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
 # --- the API process --------------------------------------------------------------------------------
 
 
-def start_api(influx_url: str, port: int, data_dir: Path, cache: bool) -> subprocess.Popen:
+def start_api(influx_url: str, port: int, data_dir: Path, cache: bool,
+              extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, HEATWATCH_INFLUX_URL=influx_url, HEATWATCH_INFLUX_DB=DB,
                HEATWATCH_DATA_DIR=str(data_dir), HEATWATCH_API_RATE_LIMIT_PER_S="0",
                HEATWATCH_DASHBOARD_ENABLED="false", HEATWATCH_LOG_LEVEL="WARNING",
                HEATWATCH_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")  # nothing there: the live hub just waits
     if not cache:
         env |= {"HEATWATCH_API_CACHE_TTL_LATEST_S": "0", "HEATWATCH_API_CACHE_TTL_AGG_S": "0"}
+    env |= extra or {}
     code = ("from heatwatch.core.settings import ApiSettings; from heatwatch.api.server import serve; "
             f"serve(ApiSettings.load(), '127.0.0.1', {port})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
@@ -240,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("-d", "--duration", type=int, default=15, help="seconds of wrk per endpoint")
     ap.add_argument("-c", "--connections", type=int, default=100)
+    ap.add_argument("--no-fairness", action="store_true", help="skip the greedy-client scenario")
+    ap.add_argument("--only", choices=["throughput", "fairness"], help="one part only")
     args = ap.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -259,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         year_from = (today - timedelta(days=args.days)).isoformat()
         month_from = (today - timedelta(days=30)).isoformat()
         to = (today + timedelta(days=1)).isoformat()
-        for cache in (True, False):
+        for cache in ((True, False) if args.only != "fairness" else ()):
             port = free_port()
             api = start_api(influxd.url, port, tmp / "var", cache)
             base = f"http://127.0.0.1:{port}"
@@ -286,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
                               f"{res['rss_peak_mb']} MB, at 10/50/90%: {res['rss_at_10_50_90pct_mb']}", flush=True)
             finally:
                 stop(api)
+        if not args.no_fairness and args.only != "throughput":
+            from .fairness import run as fairness
+
+            result["fairness"] = fairness(start_api, stop, influxd.url, tmp / "var", free_port, args.duration,
+                                          args.sensors, args.days)
     finally:
         influxd.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -98,8 +98,9 @@ def api(chain: Settings) -> Iterator[TestClient]:
 
 
 def _rows(api: TestClient, path: str, **params: Any) -> list[dict[str, Any]]:
-    r = api.get(path, params={"town": "vitre", "from": FIRST.isoformat(),
-                              "to": (LAST + timedelta(days=1)).isoformat(), "limit": 10000, **params})
+    paged = {"limit": 10000} if path in ("/v1/hourly", "/v1/daily", "/v1/readings") else {}  # the api refuses
+    r = api.get(path, params={"town": "vitre", "from": FIRST.isoformat(),    # a parameter a route does not take
+                              "to": (LAST + timedelta(days=1)).isoformat(), **paged, **params})
     assert r.status_code == 200, r.text
     return r.json()["data"]
 

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from heatwatch.analytics.last import LastReadings
 from heatwatch.api.app import create_app
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.settings import Settings
@@ -25,11 +26,14 @@ ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijkl"
 
 
 def write(url: str, db: str, lines: list[str], rp: str = RAW_RP) -> None:
+    """Write line protocol; raw readings also update the last-value store, as analytics keeps it."""
     async def go() -> None:
         async with InfluxClient(url, db) as c:
             await c.setup()
             for i in range(0, len(lines), 5000):
                 await c.write_lines(lines[i:i + 5000], rp=rp)
+            if rp == RAW_RP and lines:
+                await LastReadings(c).refresh(0, int(time.time() * 1000))
 
     asyncio.run(go())
 
@@ -159,7 +163,7 @@ def live_server(api_settings, seed, mosquitto):
     port = free_port()
     # A broker too: admin recompute publishes its request on MQTT, and answers 503 without one.
     settings = api_settings.model_copy(update={"mqtt_url": mosquitto.url})
-    app = create_app(with_api(settings, **NO_LIMITS))
+    app = create_app(with_api(settings, **NO_LIMITS, port=port))  # its absolute URLs name where it listens
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from heatwatch.api.cache import TTL_HEADER, HotCache, ResponseCache, build_entry
+from heatwatch.api.params import SCOPE_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +69,7 @@ async def test_hot_cache_lets_one_request_refresh_an_expired_answer():
     async def app(scope, receive, send):
         nonlocal calls
         calls += 1
+        scope[SCOPE_KEY] = ""  # the normalised query, as the app's query guard records it
         await gate.wait()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain"), (TTL_HEADER.encode(), b"0.2")]})

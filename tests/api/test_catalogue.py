@@ -39,15 +39,15 @@ def test_dcat_catalogue_parses_into_expected_triples(client, dataset):
         assert {g.value(d, DCTERMS["format"]) for d in dists} == {EU_FT.CSV, EU_FT.JSON, EU_FT.PARQUET}
         for d in dists:
             assert (d, RDF.type, DCAT.Distribution) in g
-            assert str(g.value(d, DCAT.downloadURL)).startswith("http://testserver/v1/")
+            assert str(g.value(d, DCAT.downloadURL)).startswith("http://127.0.0.1:8000/v1/")
             assert (d, DCTERMS.license, LICENCE) in g
     # Temporal coverage from the data: Vitré's hourly aggregates span 19–21 July 2024.
-    hourly = URIRef("http://testserver/v1/catalog#heatwatch-vitre-hourly")
+    hourly = URIRef("http://127.0.0.1:8000/v1/catalog#heatwatch-vitre-hourly")
     period = g.value(hourly, DCTERMS.temporal)
     assert g.value(period, DCAT.startDate) == Literal("2024-07-19T00:00:00Z", datatype=URIRef(
         "http://www.w3.org/2001/XMLSchema#dateTime"))
     assert g.value(period, DCAT.endDate).toPython().isoformat() == "2024-07-21T23:00:00+00:00"
-    assert g.value(URIRef("http://testserver/v1/catalog#heatwatch-saint-omer-hourly"), DCTERMS.temporal) is None
+    assert g.value(URIRef("http://127.0.0.1:8000/v1/catalog#heatwatch-saint-omer-hourly"), DCTERMS.temporal) is None
 
 
 def _frictionless() -> str:

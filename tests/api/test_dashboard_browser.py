@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from heatwatch.analytics.last import LastReadings
 from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
 from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
@@ -87,6 +88,7 @@ def _write(url: str, db: str, raw: list[str], agg: list[str]) -> None:
             await c.setup()
             await c.write_lines(raw, rp=RAW_RP)
             await c.write_lines(agg, rp=AGG_RP)
+            await LastReadings(c).refresh(0, int(time.time() * 1000))  # as analytics keeps it
 
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with ThreadPoolExecutor(1) as pool:

@@ -72,7 +72,8 @@ def test_latest_per_sensor(client, seed):
     body = r.json()
     meta = body["meta"]
     assert meta["licence"]["url"] == LICENCE_URL and meta["producer"]
-    assert meta["query"] == {"path": "/v1/latest", "params": {"town": "vitre"}}
+    # The normalised query the answer was built (and cached) for: declared parameters, defaults filled in.
+    assert meta["query"] == {"path": "/v1/latest", "params": {"sep": ",", "town": "vitre"}}
     by_sensor = {row["sensor"]: row for row in body["data"]}
     assert set(by_sensor) == {"v1", "v2", "v3"}
     assert by_sensor["v1"]["temperature"] == 24.5 and by_sensor["v1"]["battery_v"] == 3.1

@@ -61,11 +61,16 @@ def test_mosquitto_password_hashes_are_mosquittos(tmp_path: Path) -> None:
         pytest.fail("mosquitto_passwd is not installed (Debian package mosquitto)")
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "tool", "tool-pw"], check=True)
+    mode = passwd.stat().st_mode & 0o777
     set_password(passwd, "ingest", "pw-ingest")
     set_password(passwd, "ingest", "pw-ingest-2")  # replaced, not duplicated
     lines = dict(line.split(":", 1) for line in passwd.read_text().splitlines())
-    assert set(lines) == {"tool", "ingest"} and (passwd.stat().st_mode & 0o777) == 0o600
+    assert set(lines) == {"tool", "ingest"}
+    assert passwd.stat().st_mode & 0o777 == mode  # an existing file keeps its mode (and owner: the broker's)
     assert check_password(lines["tool"], "tool-pw") and check_password(lines["ingest"], "pw-ingest-2")
+    fresh = tmp_path / "fresh"
+    set_password(fresh, "api", "pw")
+    assert fresh.stat().st_mode & 0o777 == 0o600  # a new one is the owner's only
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from .jobs import Analytics, RunStats, chunks
+from .last import LastReadings
 
 DEFAULT_CHUNK_DAYS = 14
 
@@ -37,4 +38,9 @@ async def backfill(analytics: Analytics, first: date, last: date, towns: Sequenc
         return out
 
     per_town = await asyncio.gather(*(one_town(c) for c in towns))
+    # The last-value store over the range too: a backfill is also the remedy for readings stored long after
+    # they were taken (analytics/last.py). A day either side covers every time zone's local days.
+    since = int(datetime.combine(first - timedelta(days=1), time.min, UTC).timestamp() * 1000)
+    until = int(datetime.combine(last + timedelta(days=2), time.min, UTC).timestamp() * 1000)
+    await LastReadings(analytics.client).refresh(since, int(datetime.now(UTC).timestamp() * 1000), until)
     return [s for town in per_town for s in town]

@@ -32,6 +32,7 @@ from heatwatch.core.settings import AnalyticsSettings
 from .alerts import AlertEngine, Publisher
 from .backfill import backfill
 from .jobs import Analytics, RunStats
+from .last import LastReadings
 from .requests import RecomputeRequest, RecomputeRequests
 
 log = get_logger("heatwatch.analytics")
@@ -51,6 +52,8 @@ class AnalyticsService:
         self.settings = settings
         self.analytics = Analytics(client, settings.towns, registry)
         self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher)
+        self.last = LastReadings(client)
+        self._last_since_ms: int | None = None
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: set[asyncio.Task[Any]] = set()
@@ -82,6 +85,28 @@ class AnalyticsService:
         st = self.settings
         await self._guard("hourly", lambda: self.analytics.hourly_run(
             self.clock(), st.analytics_recompute_hours, st.analytics_catchup_max_days))
+        # Readings that arrived hours after they were taken: the recompute window, once an hour.
+        await self.refresh_last(st.analytics_recompute_hours * 3600_000)
+
+    async def refresh_last(self, span_ms: int | None = None) -> None:
+        """The last-value store up to date: over ``span_ms`` of reading time, else since the previous refresh
+        (with one interval of overlap: a reading stored while the previous refresh ran is read again)."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        if span_ms is not None:
+            since = now_ms - span_ms
+        elif self._last_since_ms is not None:
+            since = self._last_since_ms - 2 * self.settings.analytics_last_interval_s * 1000
+        else:
+            since = now_ms - self.settings.analytics_catchup_max_days * 86_400_000
+
+        async def work() -> None:
+            n = await self.last.refresh(since, now_ms)
+            if span_ms is None:
+                self._last_since_ms = now_ms
+            if n:
+                log.info("analytics.last.updated", sensors=n)
+
+        await self._guard("last", work)
 
     async def daily(self) -> None:
         await self._guard("daily", lambda: self.analytics.daily_run(self.clock(), self.settings.analytics_daily_days))
@@ -100,6 +125,7 @@ class AnalyticsService:
 
     async def once(self) -> None:
         """Catch up, then evaluate alerts: what one start of the service does before scheduling."""
+        await self.refresh_last()  # first: "latest" is what the public sees most
         await self.catch_up()
         await self.evaluate_alerts()
 
@@ -114,6 +140,9 @@ class AnalyticsService:
         interval = self.settings.alert_interval_s
         self.scheduler.add_job(self.evaluate_alerts, IntervalTrigger(seconds=interval, timezone=UTC), id="alerts",
                                misfire_grace_time=interval, **common)
+        every = self.settings.analytics_last_interval_s
+        self.scheduler.add_job(self.refresh_last, IntervalTrigger(seconds=every, timezone=UTC), id="last",
+                               misfire_grace_time=every, **common)
         # The catch-up starts at once, on the scheduler like the rest, so a stop request during
         # a long catch-up is handled the same way as during any job.
         self.scheduler.add_job(self.once, id="startup", misfire_grace_time=None, **common)

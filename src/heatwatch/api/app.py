@@ -11,11 +11,11 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
@@ -24,7 +24,9 @@ from . import errors, openapi
 from .cache import HotCache, ResponseCache
 from .formats import JSONBytes
 from .licence import LicenceHeaders
+from .limits import Slots, Streams
 from .live import LiveHub
+from .params import query_guard
 from .ratelimit import RateLimit
 from .routes import (
     admin,
@@ -43,7 +45,7 @@ from .routes import (
     sensors,
     towns,
 )
-from .store import Store
+from .store import BoundedClient, Store
 
 log = get_logger("heatwatch.api")
 
@@ -64,9 +66,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Enough pooled connections for concurrent requests and a few streaming exports at once.
-        client = InfluxClient.from_settings(settings, max_connections=64)
+        # Every statement the api sends has a time bound and a row cap (BoundedClient refuses any other).
+        client = BoundedClient.from_settings(settings, max_connections=64)
         app.state.influx = client
-        app.state.store = Store(client, scan_slots=config.max_concurrent_scans)
+        app.state.store = Store(client, scan_slots=config.max_concurrent_scans,
+                                latest_window_s=config.latest_window_s)
         app.state.registry = open_registry(settings)
         # Everything allocated so far lives as long as the process: keep it out of GC passes, which
         # otherwise walk it again and again (visible as p99 spikes under load).
@@ -83,6 +87,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 app.state.registry.close()
 
     app = FastAPI(
+        # Every route: unknown query parameters refused, the normalised query recorded for answers and caches.
+        dependencies=[Depends(query_guard)],
         title="heatwatch open data API",
         version="1.0.0",
         description=openapi.DESCRIPTION,
@@ -92,6 +98,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         contact={"name": config.producer, "email": config.contact_email},
     )
     app.state.settings = settings
+    app.state.base_url = settings.base_url()
+    app.state.slots = Slots(config.max_expensive, config.expensive_queue, config.max_expensive_per_client,
+                            config.busy_retry_after_s)
+    app.state.streams = Streams(settings.live.max_clients, settings.live.max_per_client)
     cache = app.state.cache = ResponseCache(config.cache_entries)
     app.state.registry = None
 
@@ -117,4 +127,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
                         "X-Total-Count"],
         max_age=3600,
     )
+    if config.trusted_proxies:
+        # Outermost: the rate limit, the per-client caps and the logs see the client the trusted proxy names.
+        # uvicorn's own middleware (what its forwarded_allow_ips configures): X-Forwarded-For read from the
+        # right, up to the first address that is not a trusted proxy; X-Forwarded-Proto. Host is never used.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     return app

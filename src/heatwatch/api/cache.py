@@ -21,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heatwatch.core.logging import get_logger
 
+from .formats import accept_key
+from .params import SCOPE_KEY
+
 log = get_logger("heatwatch.api")
 
 TTL_HEADER = "x-heatwatch-cache-ttl"
@@ -59,7 +62,9 @@ class ResponseCache:
         self._inflight: dict[str, asyncio.Future[Cached]] = {}
         self._tasks: set[asyncio.Task[Cached]] = set()  # background refreshes (strong refs)
         # Finished responses kept by HotCache; here so that clear() empties both layers.
-        self.hot: OrderedDict[tuple[str, bytes, bytes, bool], _Hot] = OrderedDict()
+        self.hot: OrderedDict[tuple[str, str, str, bool], _Hot] = OrderedDict()
+        # Raw request (path, query string, accepted formats, gzip) → the normalised key its answer is kept under.
+        self.aliases: OrderedDict[tuple[str, bytes, str, bool], tuple[str, str, str, bool]] = OrderedDict()
 
     async def get_or_build(self, key: str, ttl: float, build: Callable[[], Awaitable[Cached]]) -> Cached:
         """Fresh entry, or build it once for all concurrent callers (single flight).
@@ -115,6 +120,7 @@ class ResponseCache:
     def clear(self) -> None:
         self._entries.clear()
         self.hot.clear()
+        self.aliases.clear()
 
 
 def conditional(request: Request, entry: Cached, max_age: int, now: float | None = None) -> Response:
@@ -153,8 +159,15 @@ class HotCache:
     Routing, dependency injection and parameter validation cost far more than sending cached bytes;
     under 100 concurrent clients that cost is the queue every request waits in. This layer keeps the
     finished response (already gzipped when the client accepts it) for the remaining life of the
-    route's cache entry, which the route announces in an internal header stripped here. Key: path,
-    query, Accept and gzip acceptance. If-None-Match is answered with 304 on this path too.
+    route's cache entry, which the route announces in an internal header stripped here. If-None-Match is
+    answered with 304 on this path too.
+
+    Key: the normalised request (:mod:`.params`: path, declared parameters sorted with their defaults), the
+    formats ``Accept`` ranks (:func:`.formats.accept_key`) and gzip acceptance — never a raw header or the
+    raw query string. This layer runs before routing, so it cannot normalise a query itself: it learns
+    which raw query stands for which normalised one when the app answers it (``aliases``, bounded), and a
+    raw query it has not seen goes through the app, where the guard refuses unknown parameters and the
+    response cache answers the rest without touching the database.
     """
 
     def __init__(self, app: ASGIApp, cache: ResponseCache) -> None:
@@ -162,8 +175,18 @@ class HotCache:
         self.max_entries = cache.max_entries
         self.clock = cache.clock
         self._entries = cache.hot
+        self._aliases = cache.aliases
+        self._accepts: dict[bytes, str] = {}
         # Keys whose expired entry one request is refreshing through the app right now.
-        self._refreshing: set[tuple[str, bytes, bytes, bool]] = set()
+        self._refreshing: set[tuple[str, str, str, bool]] = set()
+
+    def _accept_key(self, accept: bytes) -> str:
+        hit = self._accepts.get(accept)
+        if hit is None:
+            hit = accept_key(accept.decode("latin-1"))
+            if len(self._accepts) < 1024:  # a few distinct browsers and tools; anything beyond is computed
+                self._accepts[accept] = hit
+        return hit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith("/v1/") \
@@ -180,9 +203,11 @@ class HotCache:
                 gz = b"gzip" in v
             elif k == b"if-none-match":
                 inm = v
-        key = (scope["path"], scope.get("query_string", b""), accept, gz)
-        hit = self._entries.get(key)
-        if hit is not None:
+        acc = self._accept_key(accept)
+        raw = (scope["path"], scope.get("query_string", b""), acc, gz)
+        key = self._aliases.get(raw)
+        hit = self._entries.get(key) if key is not None else None
+        if hit is not None and key is not None:
             now = self.clock()
             # Expired: one request refreshes it through the app, the others keep getting the old
             # answer meanwhile (for at most one refresh, bounded by STALE_GRACE_S). Letting them all
@@ -222,19 +247,27 @@ class HotCache:
                 start = message
             elif message["type"] == "http.response.body" and ttl > 0:
                 chunks.append(message.get("body", b""))
-                if not message.get("more_body", False) and start is not None and start["status"] == 200:
-                    self._store(key, start, b"".join(chunks), ttl)
+                normalised = scope.get(SCOPE_KEY)
+                if not message.get("more_body", False) and start is not None and start["status"] == 200 \
+                        and normalised is not None:
+                    self._store(raw, (scope["path"], normalised, acc, gz), start, b"".join(chunks), ttl)
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            self._refreshing.discard(key)
+            if key is not None:
+                self._refreshing.discard(key)
 
-    def _store(self, key: tuple[str, bytes, bytes, bool], start: Message, body: bytes, ttl: float) -> None:
+    def _store(self, raw: tuple[str, bytes, str, bool], key: tuple[str, str, str, bool], start: Message,
+               body: bytes, ttl: float) -> None:
         headers = list(start["headers"])
         etag = next((v for k, v in headers if k == b"etag"), b"")
         self._entries[key] = _Hot(start["status"], headers, body, etag, self.clock() + ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        self._aliases[raw] = key
+        self._aliases.move_to_end(raw)
+        while len(self._aliases) > 8 * self.max_entries:
+            self._aliases.popitem(last=False)

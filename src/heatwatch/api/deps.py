@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
@@ -22,7 +23,9 @@ from heatwatch.core.settings import ApiOptions, ApiSettings
 
 from .cache import ResponseCache
 from .errors import ApiError, not_found
-from .formats import LICENCE
+from .formats import LICENCE, accept_key
+from .limits import Slots, client_key
+from .params import SCOPE_KEY, normalised_params
 from .store import Store
 from .timeutil import iso_z, zone
 
@@ -131,30 +134,47 @@ class Ctx:
     registry: Registry | None
 
     def meta(self, last_update_ms: int | None, **extra: Any) -> dict[str, Any]:
-        """The attribution Etalab-2.0 requires (source and date) plus the query that produced the data."""
+        """The attribution Etalab-2.0 requires (source and date) plus the query that produced the data: the
+        normalised one (:mod:`.params`), every parameter with its value, defaults included."""
         meta: dict[str, Any] = {
             "licence": LICENCE,
             "producer": self.config.producer,
             "last_update": iso_z(last_update_ms),
-            "query": {"path": self.request.url.path, "params": dict(self.request.query_params)},
+            "query": {"path": self.request.url.path, "params": dict(normalised_params(self.request))},
         }
         meta.update(extra)
         return meta
 
     def url_with(self, **params: Any) -> str:
-        """This request's URL with some query parameters replaced (next links)."""
-        q = dict(self.request.query_params)
+        """This request's URL with some query parameters replaced (next links): the configured public base URL
+        and the normalised query, never the request's Host header (which anyone can forge)."""
+        q = dict(normalised_params(self.request))
         for k, v in params.items():
             if v is None:
                 q.pop(k, None)
             else:
                 q[k] = str(v)
-        return str(self.request.url.replace_query_params(**q))
+        return f"{self.base_url}{self.request.url.path}?{urlencode(sorted(q.items()))}"
+
+    @property
+    def base_url(self) -> str:
+        return self.request.app.state.base_url
+
+    @property
+    def client(self) -> str:
+        """Who the request is from, as the rate limit and the per-client caps count it (:mod:`.limits`)."""
+        return client_key(self.request.scope)
+
+    @property
+    def slots(self) -> Slots:
+        """The expensive-work slots shared by maps, models and exports."""
+        return self.request.app.state.slots
 
     @property
     def cache_key(self) -> str:
-        accept = self.request.headers.get("accept", "")
-        return f"{self.request.url.path}?{self.request.url.query}|{accept}"
+        """The normalised request: path, declared parameters with defaults, and the formats Accept ranks."""
+        query = self.request.scope.get(SCOPE_KEY, self.request.url.query)
+        return f"{self.request.url.path}?{query}|{accept_key(self.request.headers.get('accept', ''))}"
 
 
 def ctx_dep(request: Request, settings: SettingsDep, config: ConfigDep, store: StoreDep, cache: CacheDep,

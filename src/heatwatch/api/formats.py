@@ -45,20 +45,17 @@ _ACCEPT = {
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
     "application/parquet": "parquet",
+    "image/png": "png",
+    "application/ld+json": "jsonld",
 }
 EXTENSIONS = {"json": "json", "csv": "csv", "geojson": "geojson", "parquet": "parquet"}
 
-def choose_format(request: Request, param: str | None, allowed: Sequence[str]) -> str:
-    """``format=`` wins; else the first acceptable type of ``Accept`` in the client's order; else JSON."""
-    if param:
-        fmt = param.lower()
-        if fmt not in allowed:
-            raise ApiError(400, "unsupported_format",
-                           f"format={param!r} is not available here; choose one of {', '.join(allowed)}")
-        return fmt
-    accept = request.headers.get("accept", "")
+def ranked_formats(accept: str) -> list[str]:
+    """The formats an ``Accept`` header asks for, most wanted first (q, then order), media types heatwatch does
+    not serve left out. Every choice of format depends on the header only through this list, which is why
+    it, not the header, is part of cache keys: a made-up ``Accept`` cannot make an entry of its own."""
     ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate(accept.split(",")):
+    for i, part in enumerate(accept.split(",")[:32]):
         bits = [b.strip() for b in part.split(";")]
         q = 1.0
         for b in bits[1:]:
@@ -68,10 +65,27 @@ def choose_format(request: Request, param: str | None, allowed: Sequence[str]) -
                 except ValueError:
                     q = 0.0
         ranked.append((-q, i, bits[0].lower()))
+    out: list[str] = []
     for negq, _, media in sorted(ranked):
-        if negq == 0:
-            continue
         fmt = _ACCEPT.get(media)
+        if negq < 0 and fmt is not None and fmt not in out:
+            out.append(fmt)
+    return out
+
+
+def accept_key(accept: str) -> str:
+    return ",".join(ranked_formats(accept))
+
+
+def choose_format(request: Request, param: str | None, allowed: Sequence[str]) -> str:
+    """``format=`` wins; else the first acceptable type of ``Accept`` in the client's order; else the first allowed."""
+    if param:
+        fmt = param.lower()
+        if fmt not in allowed:
+            raise ApiError(400, "unsupported_format",
+                           f"format={param!r} is not available here; choose one of {', '.join(allowed)}")
+        return fmt
+    for fmt in ranked_formats(request.headers.get("accept", "")):
         if fmt in allowed:
             return fmt
     return allowed[0]

@@ -1,7 +1,10 @@
 """Per-client rate limit: a token bucket per client address, as pure ASGI middleware.
 
 In memory and per process: each API replica limits on its own, which is the usual trade-off
-(no shared store to run) and still protects InfluxDB from one greedy client. Health probes are
+(no shared store to run) and still protects InfluxDB from one greedy client. The client is the address
+uvicorn's proxy-headers middleware leaves in the scope: the one a trusted proxy forwards
+(``HEATWATCH_API_TRUSTED_PROXIES``), else the peer — so behind a proxy each user has a bucket of their own,
+and nobody else can pick theirs by sending an ``X-Forwarded-For``. Health probes are
 exempt so an orchestrator never sees a throttled probe as a dead service.
 """
 
@@ -13,6 +16,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .formats import dumps
+from .limits import client_key
 
 _EXEMPT = ("/healthz", "/readyz")
 
@@ -49,8 +53,8 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0 or scope["path"] in _EXEMPT:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        key = client[0] if client else "unknown"
+        # The client behind a trusted proxy (the proxy-headers middleware runs first), an IPv6 client as its /64.
+        key = client_key(scope)
         if len(self._buckets) > self.max_clients:
             self._evict()
         wait = self._take(key)

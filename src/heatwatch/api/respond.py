@@ -26,6 +26,7 @@ from .formats import (
     json_stream,
     parquet_stream,
 )
+from .limits import HeldStreamingResponse, Ticket
 from .store import Cursor
 from .timeutil import local_date
 
@@ -50,7 +51,7 @@ async def cached_json(ctx: Ctx, ttl: float, max_age: int,
 
 def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any],
                   batches: AsyncIterator[list[list[Any]]], filename: str, last_ms: int | None,
-                  max_age: int = 60) -> StreamingResponse:
+                  max_age: int = 60, ticket: Ticket | None = None) -> StreamingResponse:
     if fmt == "csv":
         body = csv_stream(ds.names, batches, sep, bool_cols=bool_columns(ds))
     elif fmt == "parquet":
@@ -66,6 +67,8 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any
     media = MEDIA_TYPES[fmt]
     if fmt == "csv" and sep == ";":
         media = "text/csv; charset=utf-8; header=present"
+    if ticket is not None:  # the export's slot is given back when the stream ends, however it ends
+        return HeldStreamingResponse(body, ticket, media_type=media, headers=headers)
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
@@ -105,11 +108,18 @@ async def series_response(
         if cursor is not None or limit is not None:
             raise bad_request("limit and cursor page JSON answers; CSV and Parquet export the whole range "
                               "(narrow it with from/to)", "not_paginated")
-        last = await ctx.store.last_update(ds, town)
-        batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
-        if to_date is not None:
-            batches = add_dates(batches, to_date)
-        return stream_export(ctx, ds, fmt, sep, {}, batches, filename, last, max_age)
+        # A whole-range export is the costliest answer: it takes one of the shared expensive slots for as
+        # long as it streams (503 when they and their queue are taken, 429 past the client's share).
+        ticket = await ctx.slots.acquire(ctx.client)
+        try:
+            last = await ctx.store.last_update(ds, town)
+            batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
+            if to_date is not None:
+                batches = add_dates(batches, to_date)
+            return stream_export(ctx, ds, fmt, sep, {}, batches, filename, last, max_age, ticket)
+        except BaseException:
+            ticket.release()
+            raise
 
     size = ctx.config.default_page_size if limit is None else limit
     if size > ctx.config.max_page_size:

@@ -11,15 +11,24 @@ from .app import create_app
 
 def serve(settings: ApiSettings, host: str | None = None, port: int | None = None) -> None:
     """Blocking: serve until SIGINT/SIGTERM. Host and port default to ``HEATWATCH_API_HOST/_PORT``."""
+    # The app builds absolute URLs from the address it really listens on (when no public URL is set).
+    listen = settings.api.model_copy(update={"host": host or settings.api.host,
+                                             "port": settings.api.port if port is None else port})
+    settings = settings.model_copy(update={"api": listen})
+    settings.check_listen(listen.host)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=host or settings.api.host,
-        port=settings.api.port if port is None else port,
+        host=listen.host,
+        port=listen.port,
         log_level=settings.log_level.lower(),
         # The app logs through heatwatch's logging set-up; uvicorn's own dictConfig would replace it.
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto are believed from HEATWATCH_API_TRUSTED_PROXIES only: the app installs
+        # uvicorn's own ProxyHeadersMiddleware with that list (create_app), so uvicorn must not add one of its
+        # own trusting its default (127.0.0.1, or FORWARDED_ALLOW_IPS from the environment).
+        proxy_headers=False,
+        forwarded_allow_ips="",
         server_header=False,
         timeout_graceful_shutdown=10,
     )

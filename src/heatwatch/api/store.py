@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heatwatch.core.influx import RAW_RP, InfluxClient, ident
-from heatwatch.core.measurements import MEASUREMENTS
+from heatwatch.core.influx import InfluxClient, ident
+from heatwatch.core.measurements import LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
+from heatwatch.core.measurements import READING as READING_M
 
 from .datasets import ALERT, READING, Dataset
 from .errors import bad_request
@@ -34,6 +35,15 @@ _CURSOR = re.compile(r"^\d{1,16}$")
 # Buckets of the per-day counts: every UTC offset in use since 1972 is a multiple of 15 minutes, so
 # a bucket never holds two local days (checked anyway, see Store.true_per_day).
 _BUCKET_MS = 15 * 60_000
+#: Row caps of the statements that are not paged: far above any town's data in one answer.
+ROW_CAP = 500_000
+MAX_SERIES = 100_000
+#: Readings are accepted up to 5 minutes in the future (ingest's validation).
+FUTURE_MS = 5 * 60_000
+#: Windows the newest point of a dataset is looked for in, most recent first (days).
+NEWEST_WINDOWS_DAYS = (2, 45, 800, 20_000)
+#: Everything heatwatch can hold: readings go back at most to 1970 (their timestamps are validated).
+COVERAGE_SPAN_DAYS = 100 * 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +84,65 @@ class Filter:
         return " AND ".join(clauses), params
 
 
+_TIME_BOUND = re.compile(r"\bWHERE\b.*\btime\s*(>=|>|=)\s*\$", re.IGNORECASE | re.DOTALL)
+_ROW_CAP = re.compile(r"\bS?LIMIT\s+\d+", re.IGNORECASE)
+
+
+class UnboundedQuery(RuntimeError):
+    """A statement without a time bound or a row cap: a programming error, refused before it reaches InfluxDB."""
+
+
+def check_bounded(q: str) -> None:
+    """Every SELECT the api sends names a lower time bound (``time >= $x``, ``time > $x`` or ``time = $x``, a bind
+    parameter) and caps its rows (``LIMIT`` or ``SLIMIT``): what one request can make InfluxDB read is bounded,
+    whatever the history's length. Anything else is refused here, so a new unbounded statement fails its tests
+    (the API fuzz test reaches every route) instead of reaching production."""
+    for statement in q.split(";"):
+        text = statement.strip()
+        if not text.upper().startswith("SELECT"):
+            continue
+        if not _TIME_BOUND.search(text) or not _ROW_CAP.search(text):
+            raise UnboundedQuery(f"refusing an unbounded statement (no time bound or no LIMIT): {text[:200]}")
+
+
+class BoundedClient(InfluxClient):
+    """The api's InfluxDB client: every statement checked by :func:`check_bounded` before it is sent."""
+
+    async def query(self, q: str, params: Any = None, **kw: Any) -> Any:
+        check_bounded(q)
+        return await super().query(q, params, **kw)
+
+    async def query_csv(self, q: str, params: Any = None, **kw: Any) -> bytes:
+        check_bounded(q)
+        return await super().query_csv(q, params, **kw)
+
+
+async def newest_point_ms(client: InfluxClient, m: Measurement, field: str, town: str | None) -> int | None:
+    """Time of the newest point of ``m`` with ``field`` (of ``town``): the most recent window first, a wider one
+    only when it is empty. Each statement is bounded in time and reads one row (``ORDER BY time DESC LIMIT 1``),
+    so the usual answer costs one small statement however long the history (``SELECT LAST()`` over all time
+    scanned every shard)."""
+    now = int(time.time() * 1000)
+    town_is = f" AND {m.col('town')} = $town" if town is not None else ""
+    q = (f"SELECT {m.col(field)} FROM {client.table(m)} WHERE time >= $since AND time <= $until{town_is} "
+         "ORDER BY time DESC LIMIT 1")
+    until = now + 2 * 86_400_000  # daily points are stamped at a local midnight, alerts when they open
+    for span_days in NEWEST_WINDOWS_DAYS:
+        params: dict[str, Any] = {"since": ms_to_ns(now - span_days * 86_400_000), "until": ms_to_ns(until)}
+        if town is not None:
+            params["town"] = town
+        records = await client.query_records(q, params)
+        if records:
+            return int(records[0]["time"])
+        until = now - span_days * 86_400_000
+    return None
+
+
 class Store:
-    def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2) -> None:
+    def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2,
+                 latest_window_s: float = 900.0) -> None:
         self.client = client
+        self._latest_window_ms = int(latest_window_s * 1000)
         self._last_update: dict[tuple[str, str | None], tuple[float, int | None]] = {}
         self._ttl = last_update_ttl_s
         # Statements that read every sensor-day of a range (true_per_day) cost InfluxDB tens of ms of CPU
@@ -111,7 +177,7 @@ class Store:
         rows = [r for r in rows if r[0] != last]
         where_at, params_at = flt.where()
         params_at["at"] = ms_to_ns(last)
-        rows += await self._rows(ds, f"{where_at} AND time = $at", params_at)
+        rows += await self._rows(ds, f"{where_at} AND time = $at LIMIT {MAX_SERIES}", params_at)
         return rows, Cursor(last)
 
     async def _rows(self, ds: Dataset, tail: str, params: dict[str, Any]) -> list[list[Any]]:
@@ -193,8 +259,9 @@ class Store:
         qual = self.client.qualified(ds.measurement, ds.rp)
         f = ident(field)
         where, params = flt.where()
+        buckets = (flt.end_ms - flt.start_ms) // _BUCKET_MS + 2
         q = (f"SELECT COUNT({f}) FROM {qual} WHERE {where} AND {f} = true "
-             f"GROUP BY time({_BUCKET_MS // 60_000}m) fill(none)")
+             f"GROUP BY time({_BUCKET_MS // 60_000}m) fill(none) LIMIT {buckets}")
         counts: Counter[str] = Counter()
         if self._scans is None:
             answer = await self.client.query_series(q, params)
@@ -212,29 +279,46 @@ class Store:
                     continue
                 sub = replace(flt, start_ms=max(t, flt.start_ms), end_ms=min(t + _BUCKET_MS, flt.end_ms))
                 w, p = sub.where()
-                for r in await self.client.query_records(f"SELECT {f} FROM {qual} WHERE {w} AND {f} = true", p):
+                for r in await self.client.query_records(
+                        f"SELECT {f} FROM {qual} WHERE {w} AND {f} = true LIMIT {ROW_CAP}", p):
                     counts[local_date(int(r["time"]), tz)] += 1
         return counts
 
     async def count(self, ds: Dataset, flt: Filter) -> int:
         where, params = flt.where()
-        q = f"SELECT COUNT({ident(ds.fields[0])}) FROM {self.client.qualified(ds.measurement, ds.rp)} WHERE {where}"
+        q = (f"SELECT COUNT({ident(ds.fields[0])}) FROM {self.client.qualified(ds.measurement, ds.rp)} WHERE {where} "
+             "LIMIT 1")
         records = await self.client.query_records(q, params)
         return int(records[0].get("count") or 0) if records else 0
 
     async def latest(self, town: str | None) -> list[dict[str, Any]]:
-        """The newest reading of every sensor (of one town, or of all), one query."""
-        qual = self.client.qualified(READING.measurement, RAW_RP)
-        if town is None:
-            q = f"SELECT * FROM {qual} GROUP BY {ident('town')}, {ident('sensor')} ORDER BY time DESC LIMIT 1"
-            params: dict[str, Any] = {}
-        else:
-            q = (f"SELECT * FROM {qual} WHERE {ident('town')} = $town GROUP BY {ident('sensor')} "
-                 "ORDER BY time DESC LIMIT 1")
-            params = {"town": town}
-        records = await self.client.query_records(q, params)
-        records.sort(key=lambda r: (r.get("town") or "", r.get("sensor") or ""))
-        return records
+        """The newest reading of every sensor (of one town, or of all): the last-value store, which analytics
+        keeps (one point per sensor), and the readings of the last ``latest_window_s`` seconds, which the store
+        may not hold yet. Two statements, each bounded in time and rows, whatever the history's length."""
+        m, r = LAST_READING, READING_M
+        town_is = f" AND {m.col('town')} = $town" if town is not None else ""
+        base: dict[str, Any] = {"town": town} if town is not None else {}
+        stored_q = (f"SELECT * FROM {self.client.table(m)} WHERE time = $t0{town_is} "
+                    f"GROUP BY {m.col('town')}, {m.col('sensor')} LIMIT 1 SLIMIT {MAX_SERIES}")
+        now = int(time.time() * 1000)
+        recent_q = (f"SELECT * FROM {self.client.table(r)} WHERE time >= $since AND time <= $until{town_is} "
+                    f"GROUP BY {r.col('town')}, {r.col('sensor')} ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}")
+        stored, recent = await asyncio.gather(
+            self.client.query_records(stored_q, base | {"t0": LAST_READING_TIME * 1_000_000}),
+            self.client.query_records(recent_q, base | {"since": ms_to_ns(now - self._latest_window_ms),
+                                                        "until": ms_to_ns(now + FUTURE_MS)}))
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for rec in stored:
+            if rec.get("ts") is None:
+                continue
+            row = {k: v for k, v in rec.items() if k != "ts"}
+            row["time"] = int(rec["ts"])
+            newest[(rec.get("town") or "", rec.get("sensor") or "")] = row
+        for rec in recent:
+            key = (rec.get("town") or "", rec.get("sensor") or "")
+            if key not in newest or int(rec["time"]) > newest[key]["time"]:
+                newest[key] = dict(rec)
+        return [newest[k] for k in sorted(newest)]
 
     async def last_update(self, ds: Dataset, town: str | None) -> int | None:
         """Time of the newest point of a dataset (for one town): the 'last update' of the licence
@@ -244,23 +328,19 @@ class Store:
         now = time.monotonic()
         if hit and now - hit[0] < self._ttl:
             return hit[1]
-        qual = self.client.qualified(ds.measurement, ds.rp)
-        field = ident(ds.fields[0])
-        if town is None:
-            records = await self.client.query_records(f"SELECT LAST({field}) FROM {qual}")
+        if ds.measurement == READING.measurement:
+            value = max((int(r["time"]) for r in await self.latest(town)), default=None)
         else:
-            records = await self.client.query_records(
-                f"SELECT LAST({field}) FROM {qual} WHERE {ident('town')} = $town", {"town": town})
-        value = int(records[0]["time"]) if records else None
+            value = await self._newest(MEASUREMENTS[ds.measurement], ds.fields[0], town)
         self._last_update[key] = (now, value)
         return value
 
+    async def _newest(self, m: Measurement, field: str, town: str | None) -> int | None:
+        return await newest_point_ms(self.client, m, field, town)
+
     async def last_time(self, ds: Dataset, field: str, town: str) -> int | None:
         """Time of the newest point of ``town`` with ``field`` set (uncached, unlike :meth:`last_update`)."""
-        m = MEASUREMENTS[ds.measurement]
-        records = await self.client.query_records(
-            f"SELECT LAST({m.col(field)}) FROM {self.client.table(m)} WHERE {m.col('town')} = $town", {"town": town})
-        return int(records[0]["time"]) if records else None
+        return await self._newest(MEASUREMENTS[ds.measurement], field, town)
 
     async def per_sensor(self, ds: Dataset, fields: list[str], flt: Filter) -> list[dict[str, Any]]:
         """``fields`` of every point of the filter, one record per point with its ``sensor``."""
@@ -268,7 +348,8 @@ class Store:
         where, params = flt.where()
         cols = ", ".join(m.col(f) for f in fields)
         return await self.client.query_records(
-            f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} GROUP BY {m.col('sensor')}", params)
+            f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} GROUP BY {m.col('sensor')} "
+            f"LIMIT {ROW_CAP} SLIMIT {MAX_SERIES}", params)
 
     async def open_alerts(self, flt: Filter) -> list[dict[str, Any]]:
         """The newest point of each (sensor, kind) whose alert is still open: one per standing condition."""
@@ -277,16 +358,22 @@ class Store:
         params["state"] = "open"
         cols = ", ".join(m.col(f) for f in ALERT.fields)
         q = (f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} AND {m.col('state')} = $state "
-             f"GROUP BY {m.col('sensor')}, {m.col('kind')} ORDER BY time DESC LIMIT 1")
+             f"GROUP BY {m.col('sensor')}, {m.col('kind')} ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}")
         return await self.client.query_records(q, params)
 
     async def coverage(self, ds: Dataset) -> tuple[dict[str, int], dict[str, int]]:
-        """First and last time (epoch ms) of a dataset per town: two aggregate statements, all towns at once."""
+        """First and last time (epoch ms) of a dataset per town: the first and the last row of each town (``LIMIT 1``
+        per town, read from the ends of the history), within the span any heatwatch data can have."""
         m = MEASUREMENTS[ds.measurement]
         field, table, town = m.col(ds.fields[0]), self.client.table(m), m.col("town")
+        now = int(time.time() * 1000)
+        params = {"since": ms_to_ns(now - COVERAGE_SPAN_DAYS * 86_400_000), "until": ms_to_ns(now + 2 * 86_400_000)}
+        where = "time >= $since AND time <= $until"
         first, last = await asyncio.gather(
-            self.client.query_series(f"SELECT FIRST({field}) FROM {table} GROUP BY {town}"),
-            self.client.query_series(f"SELECT LAST({field}) FROM {table} GROUP BY {town}"))
+            self.client.query_series(f"SELECT {field} FROM {table} WHERE {where} GROUP BY {town} "
+                                     f"ORDER BY time ASC LIMIT 1 SLIMIT {MAX_SERIES}", params),
+            self.client.query_series(f"SELECT {field} FROM {table} WHERE {where} GROUP BY {town} "
+                                     f"ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}", params))
         starts = {s.tags.get("town", ""): s.values[0][0] for s in first if s.values}
         ends = {s.tags.get("town", ""): s.values[0][0] for s in last if s.values}
         return starts, ends

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ..core.errors import ConfigError, RegistryError
 from ..core.registry import Registry
 from ..core.settings import IngestSettings
 from ..ingest.decoders.profiles import load_profiles
+from ..stack.mqttauth import set_password
 
 # Non-LoRaWAN sensors name their payload format as profile (see data/sensors/README.md).
 _FORMAT_PROFILES = frozenset({"native", "json", "senml"})
@@ -58,21 +57,19 @@ def _unknown_profiles(registry: Registry, settings: IngestSettings) -> list[str]
 
 
 def mqtt_user(registry: Registry, sensor_id: str, passwd: Path, password: str | None = None) -> tuple[str, str]:
-    """Write the account of a registered sensor into ``passwd`` with mosquitto_passwd; (user name, password)."""
+    """Write the account of a registered sensor into ``passwd`` in mosquitto's own hash format; (user name,
+    password). Written by Python, not ``mosquitto_passwd -b``, which would show the password to every local user
+    in the process list."""
     sensor = registry.get(sensor_id)
     if sensor is None or sensor.retired:
         raise RegistryError(f"no active sensor {sensor_id!r} in the registry: register it first "
                             "(heatwatch sensors import), its town decides the topics it may publish")
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        raise RegistryError("mosquitto_passwd is not installed (Debian package mosquitto)")
     user = f"{sensor.town}/{sensor.id}"
     password = password or secrets.token_urlsafe(18)
-    # -c would truncate an existing file: only for the first account.
-    flags = ["-b"] if passwd.exists() else ["-c", "-b"]
-    done = subprocess.run([tool, *flags, str(passwd), user, password], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RegistryError(f"mosquitto_passwd failed: {(done.stderr or done.stdout).strip()}")
+    try:
+        set_password(passwd, user, password)
+    except OSError as exc:
+        raise RegistryError(f"cannot write {passwd}: {exc.strerror or exc}") from None
     return user, password
 
 

@@ -1,10 +1,11 @@
 """Every measurement heatwatch stores in InfluxDB: the one definition of the stored schema.
 
-Ingest writes ``reading``; analytics writes ``hourly``, ``daily``, ``town_daily`` and ``alert``; the api
-reads them all. Each service derives what it needs from the :class:`Measurement` objects below — the
-analytics writer its field types, the aggregate frames their column order, the readers their
-statements, the api its datasets (CSV header, Parquet schema, datapackage, OpenAPI row schemas) — so
-a field is added or renamed here and nowhere else. ``docs/architecture.md`` describes the contract.
+Ingest writes ``reading``; analytics writes ``hourly``, ``daily``, ``town_daily``, ``alert`` and the
+last-value store ``last_reading``; the api reads them all. Each service derives what it needs from the
+:class:`Measurement` objects below — the analytics writer its field types, the aggregate frames their column
+order, the readers their statements, the api its datasets (CSV header, Parquet schema, datapackage, OpenAPI
+row schemas) — so a field is added or renamed here and nowhere else. ``docs/architecture.md`` describes the
+contract.
 
 Conventions of the stored data, whatever the measurement:
 
@@ -240,7 +241,19 @@ STATION_HOURLY = Measurement(
     ),
 )
 
+#: The last-value store: the newest reading of each sensor, so that "latest" reads one point per sensor instead
+#: of scanning readings. One point per (town, sensor) at the fixed time :data:`LAST_READING_TIME`, written by
+#: analytics (``analytics/last.py``) only when the reading it holds is newer than the stored one (``ts``): a
+#: redelivered message or a backlog flush of older readings never replaces a newer value.
+LAST_READING = Measurement(
+    "last_reading", AGG_RP, "newest reading of each sensor (the last-value store)",
+    "fixed: the epoch (1970-01-01T00:00:00Z), one point per sensor, overwritten; the reading's time is ts",
+    (_TOWN, _SENSOR),
+    (Field("ts", "int", "time of the reading, epoch ms UTC"), *READING.fields),
+)
+LAST_READING_TIME = 0
+
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT,
-                                                             STATION_HOURLY)}
+                                                             STATION_HOURLY, LAST_READING)}
 #: What one analytics recompute writes, in the order it writes them.
 AGGREGATES: tuple[Measurement, ...] = (HOURLY, DAILY, TOWN_DAILY)

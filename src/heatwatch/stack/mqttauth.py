@@ -131,4 +131,11 @@ def set_password(passwd: Path, user: str, password: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
+    if passwd.exists():  # keep the file's owner and mode: the broker (another user) must still read it
+        st = passwd.stat()
+        os.chmod(tmp, st.st_mode & 0o777)
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass  # not root: the file stays ours, as it was
     os.replace(tmp, passwd)

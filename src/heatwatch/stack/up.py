@@ -164,6 +164,11 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
 
     shown = settings.base_url(api_host, api_port)
     print(f"heatwatch is up: API and dashboard on {shown}/  (docs: /docs)", flush=True)
-    print(f"  MQTT {env.get('HEATWATCH_MQTT_URL', settings.mqtt_url)}  "
-          f"InfluxDB {env.get('HEATWATCH_INFLUX_URL', settings.influx_url)}  logs {logs}/", flush=True)
+    # Never a password on the terminal: the URL is shown without its credentials.
+    mqtt_shown = settings.mqtt.redacted() if settings.mqtt_url is not None else env["HEATWATCH_MQTT_URL"]
+    print(f"  MQTT {mqtt_shown}  InfluxDB {env.get('HEATWATCH_INFLUX_URL', settings.influx_url)}  logs {logs}/",
+          flush=True)
+    if settings.mqtt_url is None:
+        print(f"  the broker takes no anonymous client: accounts' passwords in {secrets}/mqtt-* (publish as "
+              "'simulator', or add sensor accounts with `heatwatch sensors mqtt-user`)", flush=True)
     print("  Ctrl-C stops everything.", flush=True)

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, MEASUREMENTS, TOWN_DAILY, VALUE_FLAGS
 
+from ..store import MAX_SERIES, ROW_CAP, newest_point_ms
+
 
 def usable_hour(qc: Any) -> bool:
     """An hour's value is usable unless a value flag is set (day-level flags such as AVAILABILITY, and
@@ -69,7 +71,7 @@ async def daily_rows(client: InfluxClient, town: str, first: date, last: date, t
     wanted = list(dict.fromkeys([*fields, "qc"]))
     cols = ", ".join(ident(f) for f in wanted)
     q = (f"SELECT {cols} FROM {client.table(DAILY)} WHERE {ident('town')} = $town "
-         f"AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+         f"AND time >= $start AND time < $end GROUP BY {ident('sensor')} LIMIT {ROW_CAP} SLIMIT {MAX_SERIES}")
     records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     only = set(sensors) if sensors is not None else None
     out = []
@@ -85,15 +87,15 @@ async def daily_rows(client: InfluxClient, town: str, first: date, last: date, t
 
 
 async def newest_daily_day(client: InfluxClient, town: str, tz: ZoneInfo) -> date | None:
-    q = f"SELECT LAST({ident('uhi_mean')}) FROM {client.table(DAILY)} WHERE {ident('town')} = $town"
-    records = await client.query_records(q, {"town": town})
-    return local_day(int(records[0]["time"]), tz) if records else None
+    ms = await newest_point_ms(client, DAILY, "uhi_mean", town)
+    return local_day(ms, tz) if ms is not None else None
 
 
 async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str, float]:
     """Hourly UHI per sensor for the UTC hour starting at ``hour_ms``, flagged hours left out."""
     q = (f"SELECT {ident('uhi')}, {ident('qc')} FROM {client.table(HOURLY)} "
-         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')}")
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end GROUP BY {ident('sensor')} "
+         f"LIMIT 1 SLIMIT {MAX_SERIES}")
     records = await client.query_records(q, {"town": town, "start": ns(hour_ms), "end": ns(hour_ms + 3600_000)})
     out: dict[str, float] = {}
     for r in records:
@@ -103,9 +105,7 @@ async def hourly_uhi(client: InfluxClient, town: str, hour_ms: int) -> dict[str,
 
 
 async def newest_hour(client: InfluxClient, town: str) -> int | None:
-    q = f"SELECT LAST({ident('uhi')}) FROM {client.table(HOURLY)} WHERE {ident('town')} = $town"
-    records = await client.query_records(q, {"town": town})
-    return int(records[0]["time"]) if records else None
+    return await newest_point_ms(client, HOURLY, "uhi", town)
 
 
 async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: date, tz: ZoneInfo,
@@ -123,7 +123,8 @@ async def hours_at_or_above(client: InfluxClient, town: str, first: date, last: 
         return {}
     start, end = day_range_ms(first, last, tz)
     q = (f"SELECT {ident('t_mean')}, {ident('qc')} FROM {client.table(HOURLY)} WHERE {ident('town')} = $town "
-         f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr GROUP BY {ident('sensor')}")
+         f"AND time >= $start AND time < $end AND {ident('t_mean')} >= $thr GROUP BY {ident('sensor')} "
+         f"LIMIT {ROW_CAP} SLIMIT {MAX_SERIES}")
     params = {"town": town, "start": ns(start), "end": ns(end), "thr": float(min(thresholds))}
     for r in await client.query_records(q, params):
         t = r.get("t_mean")
@@ -161,7 +162,7 @@ async def reference_weather(client: InfluxClient, town: str, references: Iterabl
     refs = list(dict.fromkeys(references))
     start, end = day_range_ms(first, last, tz)
     q = (f"SELECT {ident('tn_ref')}, {ident('tx_ref')}, {ident('ibm_source')} FROM {client.table(TOWN_DAILY)} "
-         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end")
+         f"WHERE {ident('town')} = $town AND time >= $start AND time < $end LIMIT {ROW_CAP}")
     town_rows = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     by_source: dict[str, dict[date, dict[str, float]]] = defaultdict(dict)
     for r in town_rows:
@@ -195,7 +196,7 @@ async def town_daily_rows(client: InfluxClient, town: str, first: date, last: da
     start, end = day_range_ms(first, last, tz)
     cols = ", ".join(ident(f) for f in TOWN_FIELDS)
     q = (f"SELECT {cols} FROM {client.table(TOWN_DAILY)} WHERE {ident('town')} = $town "
-         "AND time >= $start AND time < $end")
+         f"AND time >= $start AND time < $end LIMIT {ROW_CAP}")
     records = await client.query_records(q, {"town": town, "start": ns(start), "end": ns(end)})
     rows = [{"date": local_day(int(r["time"]), tz), **{f: r.get(f) for f in TOWN_FIELDS}} for r in records]
     rows.sort(key=lambda r: r["date"])
@@ -205,6 +206,4 @@ async def town_daily_rows(client: InfluxClient, town: str, first: date, last: da
 async def last_update_ms(client: InfluxClient, town: str, measurement: str = "daily") -> int | None:
     m = MEASUREMENTS[measurement]
     field = "uhi_mean" if "uhi_mean" in m.field_names else "uhi"
-    q = f"SELECT LAST({m.col(field)}) FROM {client.table(m)} WHERE {m.col('town')} = $town"
-    records = await client.query_records(q, {"town": town})
-    return int(records[0]["time"]) if records else None
+    return await newest_point_ms(client, m, field, town)

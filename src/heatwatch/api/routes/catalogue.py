@@ -20,7 +20,9 @@ CATALOGUE_TTL_S = 600.0  # coverage moves by an hour at most between analytics r
 
 
 def base_url(ctx: Ctx) -> str:
-    return (ctx.config.public_url or str(ctx.request.base_url)).rstrip("/")
+    # HEATWATCH_API_PUBLIC_URL (or the loopback listen address): never the request's Host header, which would
+    # let one forged request rewrite the cached catalogue every harvester then reads.
+    return ctx.base_url
 
 
 async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | None]]:

@@ -41,9 +41,10 @@ async def cached(ctx: Any, town: Any, season: int, render: Any, max_age: int = 3
     fp = LayerStore(ctx.settings.layers_dir, town.id).fingerprint()
 
     async def make() -> Cached:
-        ts = await load_season(ctx, town, season)
-        last = await queries.last_update_ms(ctx.store.client, town.id)
-        return await render(ts, last)
+        async with ctx.slots.hold(ctx.client):  # the season's model: one of the shared expensive slots
+            ts = await load_season(ctx, town, season)
+            last = await queries.last_update_ms(ctx.store.client, town.id)
+            return await render(ts, last)
 
     entry = await ctx.cache.get_or_build(season_key(ctx, fp), ctx.config.cache_ttl_agg_s, make)
     return conditional(ctx.request, entry, max_age)

@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from ..deps import OptTownDep
 from ..errors import ApiError
+from ..limits import HeldStreamingResponse, Streams, client_key
 from ..live import LiveHub
 
 router = APIRouter(prefix="/v1", tags=["live"])
@@ -51,7 +52,8 @@ def _last_id(value: str | None) -> int | None:
     include_in_schema=False,
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
-               404: {"description": "unknown town"}, 503: {"description": "live stream disabled on this server"}},
+               404: {"description": "unknown town"}, 429: {"description": "this client has its streams open"},
+               503: {"description": "live stream disabled on this server, or at capacity"}},
 )
 async def live(
     request: Request,
@@ -69,8 +71,12 @@ async def live(
     resume = _last_id(last_event_id_header)
     if resume is None:
         resume = last_event_id
-    return StreamingResponse(
+    # Each open stream holds a socket, a queue and a task: capped in total (503) and per client (429).
+    streams: Streams = request.app.state.streams
+    ticket = streams.acquire(client_key(request.scope))
+    return HeldStreamingResponse(
         hub.stream(town.id if town else None, resume),
+        ticket,
         media_type="text/event-stream",
         # no-transform and X-Accel-Buffering: proxies (nginx) must neither buffer nor compress the stream.
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},

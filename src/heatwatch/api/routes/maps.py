@@ -240,13 +240,17 @@ async def uhi_map(
                                         "cross-validates at least as well as IDW, else IDW; or force one")] = "auto",
 ) -> Response:
     t = known_town(ctx.settings, town)
+    # Accept: image/png (before any JSON type) gets the image; the choice depends on Accept only through the
+    # ranked list of known types, which is what the cache key holds.
     fmt = choose_format(ctx.request, format, ["geojson", "json", "png"])
-    accept = ctx.request.headers.get("accept", "")
-    if format is None and "image/png" in accept and "json" not in accept:  # an <img> tag asks for images
-        fmt = "png"
     client = ctx.store.client
 
     async def make() -> Cached:
+        # Built on a cache miss only, in one of the shared expensive slots (interpolation, kriging, PNG).
+        async with ctx.slots.hold(ctx.client):
+            return await _make()
+
+    async def _make() -> Cached:
         req = await resolve_request(client, t, kind, date_, from_, to, at)
         sensors = list_sensors(ctx.registry, t.id)
         mv = await map_values(client, t, req, sensors)

@@ -76,7 +76,8 @@ async def rankings(
     first, last = season_window(season)
 
     async def build() -> tuple[Any, int | None, str]:
-        ranking, summary = await season_ranking(ctx.store.client, t, ctx.registry, season, thr)
+        async with ctx.slots.hold(ctx.client):  # a season of every site: one of the shared expensive slots
+            ranking, summary = await season_ranking(ctx.store.client, t, ctx.registry, season, thr)
         last_ms = await queries.last_update_ms(ctx.store.client, t.id)
         if fmt == "csv":
             return ranking, last_ms, "text/csv"

@@ -15,3 +15,6 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     analytics_catchup_max_days: int = Field(default=31, ge=1)
     analytics_mqtt_client_id: str = Field(default="heatwatch-analytics", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     alert_interval_s: int = Field(default=300, ge=10, description="how often the alert rules are evaluated")
+    analytics_last_interval_s: int = Field(default=30, ge=5, le=3600, description=(
+        "how often the last-value store (the newest reading of each sensor, what the api's latest reads) is "
+        "brought up to date"))
