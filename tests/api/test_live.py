@@ -229,7 +229,7 @@ def test_readings_of_every_format_arrive_and_never_move_back_in_time(live_api, m
         assert got["fmt-tts"] | {"_rx": 0} == {
             "town": "vitre", "sensor": "fmt-tts", "ts": now - 30_000, "time": got["fmt-tts"]["time"],
             "temperature": 26.0, "humidity": None, "battery_v": 3.3, "battery_pct": None, "rssi": -97.0,
-            "source": "tts", "_rx": 0}
+            "source": "tts", "network": "town", "trust": "official", "_rx": 0}
     finally:
         s.close()
 

@@ -8,17 +8,21 @@ middleware is :mod:`.licence`, the OpenAPI document :mod:`.openapi`.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from heatwatch.core import privacy
 from heatwatch.core.logging import get_logger
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
+from heatwatch.core.trust import network_of, trust_of
 
 from . import errors, openapi
 from .cache import HotCache, ResponseCache
@@ -59,9 +63,28 @@ def open_registry(settings: ApiSettings) -> Registry | None:
         return None
 
 
+def _describer(registry: Callable[[], Registry | None], ttl_s: float = 30.0) -> Callable[[str], dict[str, Any]]:
+    """sensor id -> its network and trust for the live events, from a copy of the registry refreshed every
+    ``ttl_s`` (a live event must not wait on SQLite)."""
+    state: dict[str, Any] = {"at": -ttl_s, "index": {}}
+
+    def describe(sensor: str) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - state["at"] >= ttl_s:
+            reg = registry()
+            state["index"] = {s.id: s for s in reg.list(include_retired=True)} if reg is not None else {}
+            state["at"] = now
+        s = state["index"].get(sensor)
+        return {"network": network_of(s), "trust": trust_of(s)}
+
+    return describe
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     """The app of validated settings: every option it uses is read from ``settings`` here, once."""
     config = settings.api
+    # Every public output blurs private sites on the same grid (core/privacy.py).
+    privacy.configure(settings.privacy_grid_m)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +99,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # otherwise walk it again and again (visible as p99 spikes under load).
         gc.freeze()
         # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
-        app.state.live = LiveHub(settings.mqtt, settings.towns, settings.live)
+        app.state.live = LiveHub(settings.mqtt, settings.towns, settings.live,
+                                 describe=_describer(lambda: app.state.registry))
         await app.state.live.start()
         try:
             yield

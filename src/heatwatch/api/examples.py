@@ -25,6 +25,7 @@ from .respond import csv_bytes
 from .routes.aggregates import EPISODES, UHI_COLUMNS
 from .routes.latest import LATEST_COLUMNS
 from .routes.sensors import CSV_COLUMNS as SENSOR_CSV_COLUMNS
+from .routes.sensors import META_FIELDS
 from .routes.towns import town_json
 
 BASE = "https://heatwatch.example.fr"  # the catalogue's links use HEATWATCH_API_PUBLIC_URL when set
@@ -66,12 +67,17 @@ _SITES = {
 }
 _LATEST_ROWS = [
     {"town": "vitre", "sensor": "vitre-centre-01", "time": _T, "temperature": 24.6, "humidity": 58.2,
-     "battery_v": 3.02, "battery_pct": None, "rssi": None, "source": "json", "status": "ok"},
+     "battery_v": 3.02, "battery_pct": None, "rssi": None, "source": "json", "status": "ok", "network": "town",
+     "trust": "official"},
     {"town": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
-     "humidity": 66.5, "battery_v": 3.05, "battery_pct": None, "rssi": -97.0, "source": "tts", "status": "ok"},
+     "humidity": 66.5, "battery_v": 3.05, "battery_pct": None, "rssi": -97.0, "source": "tts", "status": "ok",
+     "network": "town", "trust": "official"},
     {"town": "vitre", "sensor": "vitre-rural-01", "time": _T, "temperature": 20.3, "humidity": 71.0,
-     "battery_v": 2.98, "battery_pct": None, "rssi": None, "source": "json", "status": "ok"},
+     "battery_v": 2.98, "battery_pct": None, "rssi": None, "source": "json", "status": "ok", "network": "town",
+     "trust": "official"},
 ]
+#: What every public row about one of the example (town) sites adds (core/public.py).
+_PUBLIC = {"position_blurred": False, "network": "town", "trust": "official"}
 
 
 def _point(row: Mapping[str, Any], fid: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +107,9 @@ def _sensors() -> dict[str, Any]:
     items = []
     for r in _LATEST_ROWS:
         site = _SITES[r["sensor"]]
-        items.append({"town": "vitre", "id": r["sensor"], **site, "status": r["status"],
+        # In the order the route builds them: the registry's published fields, then the public columns.
+        items.append({"town": "vitre", "id": r["sensor"], **{f: site.get(f) for f in META_FIELDS}, **_PUBLIC,
+                      "status": r["status"],
                       "reference": site["site_class"] == "rural_reference",
                       "latest": {"time": r["time"], **{f: r[f] for f in READING.fields}}})
     m = meta("/v1/sensors", {"town": "vitre"}, _T, returned=len(items), registry=True)
@@ -183,8 +191,8 @@ def _uhi() -> dict[str, Any]:
     rows = []
     for sensor, uhi, t in (("vitre-centre-01", 4.6, 25.3), ("vitre-parc-01", 1.9, 22.6), ("vitre-rural-01", 0.0, 20.7)):
         s = _SITES[sensor]
-        rows.append({"sensor": sensor, "name": s["name"], "site_class": s["site_class"], "latitude": s["latitude"],
-                     "longitude": s["longitude"], "uhi": uhi, "t": t, "time": "2024-07-20T02:00:00Z"})
+        rows.append({"sensor": sensor, "name": s["name"], "latitude": s["latitude"], "longitude": s["longitude"],
+                     **_PUBLIC, "site_class": s["site_class"], "uhi": uhi, "t": t, "time": "2024-07-20T02:00:00Z"})
     m = meta("/v1/uhi", {"town": "vitre", "at": "2024-07-20T02:30:00Z"}, "2024-07-20T23:00:00Z",
              hour="2024-07-20T02:00:00Z", value="uhi", returned=len(rows))
     return {GEOJSON: {"type": "FeatureCollection", "meta": m, "features": [_point(r, r["sensor"], r) for r in rows]},

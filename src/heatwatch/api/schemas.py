@@ -115,14 +115,22 @@ _READING_VALUES = {c.name: _column_field(c) for c in READING.columns if c.name i
 STATUS = Literal["ok", "offline", "retired", "unregistered", "no_data"]
 
 LatestRow = create_model("LatestRow", __base__=_Open, town=(str, ...), sensor=(str, ...), time=(UtcTime, ...),
-                         **_READING_VALUES, status=(STATUS, ...))
+                         **_READING_VALUES, status=(STATUS, ...), network=(Literal["town", "citizen"], ...),
+                         trust=(Literal["official", "provisional", "confirmed"], ...))
 LatestReading = create_model("LatestReading", __base__=_Open, time=(UtcTime, ...), **_READING_VALUES)
 # Sensors: the registry's published fields, nullable.
 SensorRow = create_model(
     "SensorRow", __base__=_Open, town=(str, ...), id=(str, ...),
     **{n: (f.annotation | None, Field(default=None, description=f.description))
-       for n, f in Sensor.model_fields.items() if n in META_FIELDS},
+       for n, f in Sensor.model_fields.items() if n in META_FIELDS and n != "trust"},
+    trust=(Literal["official", "provisional", "confirmed"], ...),
+    position_blurred=(bool, Field(description="true for a private site shown on the privacy grid")),
+    network=(Literal["town", "citizen"], ...),
     status=(STATUS, ...), reference=(bool, ...), latest=(LatestReading | None, ...))
+
+
+NETWORK = Literal["town", "citizen"]
+TRUST = Literal["official", "provisional", "confirmed"]
 
 
 class UhiRow(_Open):
@@ -131,6 +139,9 @@ class UhiRow(_Open):
     site_class: str | None
     latitude: float | None
     longitude: float | None
+    position_blurred: bool = Field(description="true for a private site shown on the privacy grid")
+    network: NETWORK
+    trust: TRUST
     uhi: float | None = Field(description="UHI intensity (°C)")
     t: float | None = Field(description="temperature: hourly mean, or Tn for a night (°C)")
     time: UtcTime

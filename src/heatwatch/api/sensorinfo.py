@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from heatwatch.core.model import Sensor
+from heatwatch.core.privacy import public_sensor
+from heatwatch.core.public import public_fields
 from heatwatch.core.registry import Registry
+
+__all__ = ["list_public_sensors", "list_sensors", "public_fields", "sensor_index", "status_of"]
 
 
 def list_sensors(registry: Registry | None, town: str | None, include_retired: bool = True) -> list[Sensor]:
     if registry is None:
         return []
     return list(registry.list(town=town, include_retired=include_retired))
+
+
+def list_public_sensors(registry: Registry | None, town: str | None, include_retired: bool = True) -> list[Sensor]:
+    """The registry's sensors as public outputs may show them: private sites blurred and neutrally named
+    (core/privacy.py). For display only: analyses take :func:`list_sensors`."""
+    return [public_sensor(s) for s in list_sensors(registry, town, include_retired)]
+
 
 
 def sensor_index(registry: Registry | None, town: str | None) -> dict[str, Sensor]:

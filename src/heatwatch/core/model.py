@@ -126,6 +126,17 @@ class Sensor(BaseModel):
         default=None, description="network identity: a LoRaWAN DevEUI (any case, separators allowed), a The Things "
                                    "Stack device_id or a ChirpStack device name")
     retired: bool = False
+    # Participatory science (docs/citizens.md): citizen and crowd sensors earn trust; the town's own network is
+    # official (None here).
+    trust: Literal["provisional", "confirmed"] | None = Field(
+        default=None, description="citizen/crowd sensors: provisional until they have passed quality control for "
+                                  "the probation period, then confirmed; empty for the town's own network")
+    trust_since: date | None = Field(default=None, description="when the sensor entered its trust state")
+    licence: str | None = Field(default=None, description="licence of this sensor's data where it differs from the "
+                                                          "instance's (e.g. ODbL-1.0 for sensor.community)")
+    provenance: str | None = Field(default=None, max_length=200,
+                                   description="where the sensor comes from: contributor, sensor.community:<id>, "
+                                               "import")
 
     @property
     def placed(self) -> bool:

@@ -54,8 +54,12 @@ def build_cells(model: DriversModel, store: Any, cover: Any, sensors: list[Any],
 
     from heatwatch.core.layers import LayerKind
     from heatwatch.core.layers.extent import to_l93, to_wgs84
+    from heatwatch.core.privacy import public_sensors
 
-    placed = [s for s in sensors if s.latitude is not None and s.longitude is not None and not s.is_reference]
+    # Cells are kept within REACH_M of a sensor: the edge of that disc must not outline a resident's home, so
+    # private sites count at their privacy-grid position here (core/privacy.py).
+    placed = [s for s in public_sensors(sensors) if s.latitude is not None and s.longitude is not None
+              and not s.is_reference]
     sx, sy = to_l93([s.longitude for s in placed], [s.latitude for s in placed])
     sx_a, sy_a = np.array(sx), np.array(sy)
     ext = cover.extent

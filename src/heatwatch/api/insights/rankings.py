@@ -25,6 +25,8 @@ from datetime import date, timedelta
 from statistics import fmean
 from typing import Any
 
+from heatwatch.core.public import public_fields
+
 from .queries import DailyRow
 
 SEASON_START = (6, 1)
@@ -43,7 +45,8 @@ BASIS_OWN = "own_days"
 BASIS_REFERENCE = "reference"
 
 RANKING_COLUMNS = [
-    "rank", "sensor", "name", "site_class", "lcz", "latitude", "longitude", "basis", "days_measured", "coverage",
+    "rank", "sensor", "name", "site_class", "lcz", "latitude", "longitude", "position_blurred", "network", "trust",
+    "basis", "days_measured", "coverage",
     "days_compared", "uhi_night_max_mean", "uhi_night_max_max", "uhi_mean_mean", "tropical_nights", "tn_mean",
     "tx_max",
 ]
@@ -63,6 +66,10 @@ COLUMN_DOC = {
     "tx_max": "highest daily maximum temperature over days_compared (°C)",
     "hours_ge_T": "hours of days_compared whose mean temperature reached T °C (QC-passed hourly aggregates)",
     "note": "why a site is not ranked",
+    "position_blurred": "true for a resident's or crowd site: latitude/longitude are the centre of its privacy-grid "
+                        "cell, name a neutral label (docs/privacy.md)",
+    "network": "town (the town's own network) or citizen (residents' and crowd sensors)",
+    "trust": "official (town network), provisional or confirmed (citizen sensors, docs/citizens.md)",
 }
 
 
@@ -214,11 +221,10 @@ def rank_sites(rows: Sequence[DailyRow], sensors: Mapping[str, Any],
         row: dict[str, Any] = {
             "rank": None,
             "sensor": sensor,
-            "name": getattr(meta, "name", None),
+            # Name and position as the public may see them (a private site blurred: core/privacy.py).
+            **public_fields(meta),
             "site_class": str(meta.site_class) if meta is not None else None,
             "lcz": getattr(meta, "lcz", None),
-            "latitude": getattr(meta, "latitude", None),
-            "longitude": getattr(meta, "longitude", None),
             "basis": basis,
             "days_measured": measured,
             "coverage": round(measured / n_days, 3) if n_days else None,

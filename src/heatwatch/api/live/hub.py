@@ -19,7 +19,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from heatwatch.core.logging import get_logger
@@ -33,8 +33,11 @@ log = get_logger("heatwatch.api.live")
 
 
 class LiveHub:
-    def __init__(self, url: MqttUrl, towns: Iterable[str], config: LiveOptions) -> None:
+    def __init__(self, url: MqttUrl, towns: Iterable[str], config: LiveOptions,
+                 describe: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.config = config
+        #: sensor id -> the public columns every event about it carries (network, trust: core/trust.py)
+        self._describe = describe or (lambda _sensor: {"network": "town", "trust": "official"})
         self.stats = Stats()
         self.connected = False
         self._feed = MqttFeed(url, towns, config, Handlers(self._on_readings, self._on_alerts, self._set_connected,
@@ -115,7 +118,7 @@ class LiveHub:
         return Event("reading", town, {"town": town, "sensor": sensor, "time": iso_ms(r["ts"]), "ts": r["ts"],
                                        "temperature": r["temperature"], "humidity": r["humidity"],
                                        "battery_v": r["battery_v"], "battery_pct": r.get("battery_pct"),
-                                       "rssi": r["rssi"], "source": r["source"]})
+                                       "rssi": r["rssi"], "source": r["source"], **self._describe(sensor)})
 
     def _emit_reading(self, key: tuple[str, str]) -> None:
         assert self._loop is not None

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from heatwatch.core import privacy
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.interventions import InterventionStore
 from heatwatch.core.model import Town
@@ -355,6 +356,7 @@ def drivers_lines(dr: dict[str, Any] | None) -> list[str]:
 
 
 async def collect(settings: ApiSettings, town: Town, season: int, registry: Registry | None = None) -> ReportData:
+    privacy.configure(settings.privacy_grid_m)  # the report is public: private sites on the same grid as the api
     store = InterventionStore.for_data_dir(settings.data_dir)
     async with InfluxClient.from_settings(settings) as client:
         return await gather(client, settings, town, season, registry, store, settings.api.producer)

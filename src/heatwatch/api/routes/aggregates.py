@@ -25,7 +25,7 @@ from ..deps import (
 from ..errors import bad_request
 from ..formats import GeoJSONBytes, choose_format, feature_collection, point_feature
 from ..respond import cached_csv, cached_json, series_response, table_response
-from ..sensorinfo import sensor_index
+from ..sensorinfo import public_fields, sensor_index
 from ..store import Filter
 from ..timeutil import MS_PER_DAY, iso_z, local_date, now_ms, parse_instant, time_range, zone
 
@@ -210,7 +210,8 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
 
 # UHI snapshot ----------------------------------------------------------------------------------
 
-UHI_COLUMNS = ["sensor", "name", "site_class", "latitude", "longitude", "uhi", "t"]
+UHI_COLUMNS = ["sensor", "name", "latitude", "longitude", "position_blurred", "network", "trust", "site_class", "uhi",
+               "t"]
 
 
 @router.get("/uhi", summary="UHI snapshot of a town (GeoJSON)",
@@ -219,7 +220,7 @@ UHI_COLUMNS = ["sensor", "name", "site_class", "latitude", "longitude", "uhi", "
             description="Each sensor with its urban heat island intensity: for the hour containing `at` "
                         "(hourly `uhi`), or for the night starting on the evening of local date `night` (daily "
                         "`uhi_night_max`, 18:00 that day to 06:00 the next). Neither: the newest hour computed. "
-                        "Positions come from the registry.")
+                        "Positions come from the registry; residents' sites are shown on a grid (`position_blurred`).")
 async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
               at: Annotated[str | None, Query(max_length=40, pattern=ISO_PATTERN,
                                               description="an instant; its hour is shown",
@@ -262,9 +263,8 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
         rows = []
         for r in sorted(records, key=lambda r: r.get("sensor") or ""):
             s = index.get(r.get("sensor", ""))
-            rows.append({"sensor": r.get("sensor"), "name": s.name if s else None,
-                         "site_class": str(s.site_class) if s else None,
-                         "latitude": s.latitude if s else None, "longitude": s.longitude if s else None,
+            # Name and position as the public may see them: a private site is blurred (core/privacy.py).
+            rows.append({"sensor": r.get("sensor"), **public_fields(s), "site_class": str(s.site_class) if s else None,
                          "uhi": r.get(field), "t": r.get(temp), "time": iso_z(r["time"])})
         last = await ctx.store.last_update(ds, town.id)
         meta = ctx.meta(last, **period, value=field, returned=len(rows))

@@ -61,7 +61,9 @@ async def dashboard_config(request: Request) -> JSONBytes:
     return JSONBytes({"vendor": request.app.state.dashboard_vendor, "tiles_url": cfg.tiles_url or None,
                       "tiles_attribution": cfg.tiles_attribution, "thresholds": thresholds,
                       "qc_flags": {f.name: int(f) for f in QcFlag},
-                      "qc_info_flags": int(INFO_FLAGS)},
+                      "qc_info_flags": int(INFO_FLAGS),
+                      # residents' sites are shown on this grid, never exactly (docs/privacy.md)
+                      "privacy_grid_m": settings.privacy_grid_m},
                      headers={"Cache-Control": "no-cache"})
 
 

@@ -347,11 +347,14 @@ async def polygon_scenario_route(ctx: CtxDep, town: TownPath, body: Annotated[Po
 
     def run() -> dict[str, Any]:
         from heatwatch.core.layers.extent import to_l93
+        from heatwatch.core.privacy import public_sensors
 
         store = LayerStore(ctx.settings.layers_dir, t.id)
         cover = cover_for(store, t, ts.sensors)
         ctxs = ts.contexts
-        placed = [s for s in ts.sensors if s.id in ctxs and s.latitude is not None]
+        # Which sites a polygon touches is answered at their public position: a private site's exact one could
+        # be found by drawing smaller and smaller polygons (core/privacy.py).
+        placed = [s for s in public_sensors(ts.sensors) if s.id in ctxs and s.latitude is not None]
         xs, ys = to_l93([s.longitude for s in placed], [s.latitude for s in placed])
         return polygon_scenario(model, cover, l93, body.canopy, body.sealed, ctxs,
                                 {s.id: (x, y) for s, x, y in zip(placed, xs, ys, strict=True)})

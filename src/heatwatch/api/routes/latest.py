@@ -7,16 +7,18 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from heatwatch.core.trust import network_of, trust_of
+
 from ..datasets import READING
 from ..deps import CtxDep, FormatParam, OptTownDep, SepParam
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_csv, cached_json
-from ..sensorinfo import sensor_index, status_of
+from ..sensorinfo import public_fields, sensor_index, status_of
 from ..timeutil import iso_z, now_ms
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 
-LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status"]
+LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status", "network", "trust"]
 
 
 @router.get(
@@ -39,7 +41,9 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
             row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
             for f in READING.fields:
                 row[f] = r.get(f)
-            row["status"] = status_of(index.get(row["sensor"]), row["time"], now, ctx.settings.stale_after_s)
+            s = index.get(row["sensor"])
+            row["status"] = status_of(s, row["time"], now, ctx.settings.stale_after_s)
+            row["network"], row["trust"] = network_of(s), trust_of(s)
             rows.append(row)
         last = max((r["time"] for r in rows), default=None)
         for row in rows:
@@ -48,8 +52,10 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
         if fmt == "geojson":
             feats = []
             for row in rows:
-                s = index.get(row["sensor"])
-                feats.append(point_feature(s.longitude if s else None, s.latitude if s else None, row,
+                # The position as the public may see it: blurred for a private site (core/privacy.py).
+                pub = public_fields(index.get(row["sensor"]))
+                feats.append(point_feature(pub["longitude"], pub["latitude"],
+                                           {**row, "position_blurred": pub["position_blurred"]},
                                            f"{row['town']}/{row['sensor']}"))
             return feature_collection(feats, meta), last, GeoJSONBytes.media_type
         if fmt == "csv":

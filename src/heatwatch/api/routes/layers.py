@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from heatwatch.core.errors import LayerError
+from heatwatch.core.privacy import is_private, public_sensor
 
 from ..cache import Cached, build_entry, conditional
 from ..deps import TOWN_PATTERN, CtxDep, SepParam, known_town
@@ -113,7 +114,7 @@ async def layer(ctx: CtxDep, town: TownPath, name: NamePath,
 def context_columns(rows: list[dict[str, Any]]) -> list[str]:
     from heatwatch.core.layers.context import RADII_M
 
-    base = ["sensor", "name", "site_class", "latitude", "longitude"]
+    base = ["sensor", "name", "site_class", "latitude", "longitude", "position_blurred"]
     per_r = [f"{n}_{r}" for r in RADII_M for n in ("vegetation", "canopy", "impervious", "building",
                                                     "building_volume", "building_height")]
     tail = ["water_distance_m", "park_distance_m", "in_perimeter", "lcz_registry", "lcz_suggested", "lcz_layers",
@@ -122,12 +123,30 @@ def context_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 async def town_context(ctx: Any, town: Any) -> dict[str, Any]:
-    from heatwatch.core.layers.context import site_context
+    """The town's site context as the public may see it.
+
+    The stored context is computed at each sensor's exact position (the drivers model needs it). A private
+    site's row is recomputed at the centre of its privacy-grid cell before it is published: fifteen shares of
+    canopy, sealing and buildings within 50–250 m, matched against the town's own layers, would otherwise find
+    the exact spot again (core/privacy.py, docs/privacy.md).
+    """
+    from heatwatch.core.layers.context import compute_context, cover_for, site_context
 
     store = layer_store(ctx, town.id)
     sensors = list_sensors(ctx.registry, town.id, include_retired=False)
+
+    def build() -> dict[str, Any]:
+        data = site_context(store, town, sensors)
+        private = [public_sensor(s) for s in sensors if is_private(s)]
+        if not private:
+            return data
+        blurred = {r["sensor"]: r for r in compute_context(cover_for(store, town, sensors), private)}
+        rows = [{**blurred[r["sensor"]], "position_blurred": True} if r["sensor"] in blurred
+                else {**r, "position_blurred": False} for r in data["sensors"]]
+        return {**data, "sensors": rows}
+
     try:
-        return await asyncio.to_thread(site_context, store, town, sensors)
+        return await asyncio.to_thread(build)
     except LayerError as exc:
         raise ApiError(409, "layers_unusable", str(exc)) from exc
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.model import Sensor, Town
+from heatwatch.core.privacy import public_sensors
 
 from ..cache import Cached, build_entry, conditional
 from ..deps import TOWN_PATTERN, CtxDep, known_town
@@ -138,9 +139,14 @@ async def map_values(client: InfluxClient, town: Town, req: MapRequest, sensors:
 
 
 def positioned(values: dict[str, float], sensors: list[Sensor], town: Town) -> list[SensorValue]:
-    """The mappable sensors that have a value."""
+    """The mappable sensors that have a value, each where a public map may put it.
+
+    A private site (a resident's, a crowd station: core/privacy.py) enters the interpolation at the centre of its
+    privacy-grid cell, never at its exact position: an IDW or kriging "bull's-eye" is centred on the point a
+    sensor is placed at, and a map must not draw one on a resident's home (docs/privacy.md).
+    """
     return [SensorValue(s.id, s.latitude, s.longitude, values[s.id])  # type: ignore[arg-type]
-            for s in mappable(sensors, town) if s.id in values]
+            for s in public_sensors(mappable(sensors, town)) if s.id in values]
 
 
 def build_grid(points: list[SensorValue], cell_m: float, power: float, max_distance_m: float) -> Grid:

@@ -13,14 +13,16 @@ from ..datasets import READING
 from ..deps import CtxDep, FormatParam, SepParam, TownDep
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_csv, cached_json
-from ..sensorinfo import list_sensors, status_of
+from ..sensorinfo import list_sensors, public_fields, status_of
 from ..timeutil import iso_z, now_ms
 
 router = APIRouter(prefix="/v1", tags=["sensors"])
 
 #: What the api publishes of a registry entry: all of it but the ids (own columns) and the network identity.
 META_FIELDS = [n for n in Sensor.model_fields if n not in ("id", "town", "mqtt_identity")]
-CSV_COLUMNS = ["town", "id", *META_FIELDS, "status", "last_time",
+#: Added to each sensor: whether its position is blurred (a private site: core/privacy.py), its network and trust.
+PUBLIC_FIELDS = ["position_blurred", "network"]
+CSV_COLUMNS = ["town", "id", *META_FIELDS, *PUBLIC_FIELDS, "status", "last_time",
                *(f"last_{f}" for f in READING.fields if f != "source")]
 
 
@@ -29,6 +31,8 @@ CSV_COLUMNS = ["town", "id", *META_FIELDS, "status", "last_time",
     summary="Sensors of a town, with their latest reading and status",
     description="Registry metadata (position, site class, Local Climate Zone, height) joined with the newest "
                 "reading. Sensors that sent data but are not in the registry appear as `unregistered`. "
+                "Residents' and crowd stations (`network` citizen) are shown on a grid (`position_blurred`, "
+                "docs/privacy.md) under a neutral name, with their `trust` (provisional, confirmed). "
                 "GeoJSON features have no geometry when the position is unknown.",
     responses={200: {"content": {"application/geo+json": {}, "text/csv": {}}}, 404: {"description": "unknown town"}},
 )
@@ -51,6 +55,8 @@ async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: S
             meta = s.model_dump(mode="json") if s else {}
             for f in META_FIELDS:
                 item[f] = meta.get(f)
+            # Name, position, network and trust as the public may see them (blurred for a private site).
+            item.update(public_fields(s))
             item["status"] = status_of(s, r["time"] if r else None, now, ctx.settings.stale_after_s)
             item["reference"] = bool(s and s.is_reference) or sid in town.reference_sensors
             item["latest"] = ({"time": iso_z(r["time"]), **{f: r.get(f) for f in READING.fields}} if r else None)

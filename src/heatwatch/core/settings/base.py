@@ -225,6 +225,9 @@ class CoreSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     towns_file: Path | None = None
+    # Residents' sites are published on a grid of this size, never exactly (core/privacy.py, docs/privacy.md).
+    privacy_grid_m: int = Field(default=200, ge=100, le=1000,
+                                description="grid (m) private sites' positions are snapped to in every public output")
 
     _towns: dict[str, Town] = PrivateAttr(default_factory=dict)
 
