@@ -37,6 +37,8 @@ import pandas as pd
 
 from heatwatch.core.measurements import DAILY, DAILY_BLOCKING, HOURLY, TOWN_DAILY, VALUE_FLAGS, QcFlag
 from heatwatch.core.model import CaniculeThresholds, Sensor, SiteClass, Town
+from heatwatch.core.privacy import PRIVATE_OWNERS
+from heatwatch.core.trust import network_of, weight_of
 
 from .indices import dew_point, heat_index, humidex
 from .qc import POINT_FLAGS, QcConfig, Site, run_qc
@@ -52,7 +54,9 @@ WINDOW_COVERAGE = 0.8
 #: Reference sources a town may list, in its order of preference.
 STATION, SENSORS = "station", "sensors"
 #: Crowd / citizen stations, by the registry's ``owner``: they get the CrowdQC+ town-wide test.
-CROWD_OWNERS = frozenset({"citizen", "crowd"})
+CROWD_OWNERS = PRIVATE_OWNERS
+#: Weight of a confirmed citizen sensor in the town's indices (HEATWATCH_ANALYTICS_CITIZEN_WEIGHT).
+DEFAULT_CITIZEN_WEIGHT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +82,15 @@ class TownContext:
     station: str | None = None
     ibm_sources: tuple[str, ...] = (STATION, SENSORS)
     uhi_sources: tuple[str, ...] = (SENSORS,)
+    #: Weight of each sensor in the town's indices (core/trust.py): absent = 1 (the town's network); a
+    #: confirmed citizen sensor the citizen weight; a provisional one 0 (computed and published, never counted).
+    weights: Mapping[str, float] = field(default_factory=dict)
+    #: Citizen and crowd sensors: left out of the town-network variant of the indices (``*_town`` fields).
+    citizens: frozenset[str] = frozenset()
 
     @classmethod
-    def from_registry(cls, town: Town, sensors: Iterable[Sensor], qc: QcConfig | None = None) -> TownContext:
+    def from_registry(cls, town: Town, sensors: Iterable[Sensor], qc: QcConfig | None = None,
+                      citizen_weight: float = DEFAULT_CITIZEN_WEIGHT) -> TownContext:
         """Build from the kernel's town config and the registry's sensors of that town."""
         mine = [s for s in sensors if s.town == town.id and not s.retired]
         refs = set(town.reference_sensors) | {s.id for s in mine if s.is_reference}
@@ -102,12 +112,20 @@ class TownContext:
             station=ref.station,
             ibm_sources=tuple(ref.ibm_sources),
             uhi_sources=tuple(ref.uhi_sources),
+            weights={s.id: weight_of(s, citizen_weight) for s in mine if network_of(s) == "citizen"},
+            citizens=frozenset(s.id for s in mine if network_of(s) == "citizen"),
         )
 
     def is_urban(self, sensors: pd.Series) -> pd.Series:
         if self.urban is not None:
-            return sensors.isin(list(self.urban))
-        return ~sensors.isin(list(self.references | self.cool_sites | self.unplaced))
+            urban = sensors.isin(list(self.urban))
+        else:
+            urban = ~sensors.isin(list(self.references | self.cool_sites | self.unplaced))
+        # A provisional citizen sensor (weight 0) is computed and published, never counted in the town's values.
+        return urban & ~sensors.isin([s for s, w in self.weights.items() if w <= 0])
+
+    def weight(self, sensors: pd.Series) -> pd.Series:
+        return sensors.map(lambda s: self.weights.get(s, 1.0)).astype("float64")
 
 
 def town_qc(town: Town, qc: QcConfig | None = None) -> QcConfig:
@@ -454,11 +472,23 @@ def town_daily_aggregates(
     urban = town.is_urban(d["sensor"])
 
     by_day = pd.DataFrame(index=pd.Index(sorted(d["date"].unique()), name="date"))
-    by_day["sensors_ok"] = good.groupby(d["date"]).sum().astype("int64")
-    by_day["uhi_mean"] = d["uhi_mean"][good & urban].groupby(d["date"][good & urban]).mean()
+    counted = d["sensor"].map(lambda s: town.weights.get(s, 1.0) > 0)
+    own = ~d["sensor"].isin(list(town.citizens))
+    by_day["sensors_ok"] = (good & counted).groupby(d["date"]).sum().astype("int64")
+    by_day["sensors_ok_town"] = (good & own).groupby(d["date"]).sum().astype("int64")
+    # The town's UHI: every counted sensor, a confirmed citizen one with its weight (docs/citizens.md)...
+    sel = good & urban & d["uhi_mean"].notna()
+    w = town.weight(d["sensor"])[sel]
+    wsum = w.groupby(d["date"][sel]).sum()
+    by_day["uhi_mean"] = (d["uhi_mean"][sel] * w).groupby(d["date"][sel]).sum() / wsum.where(wsum > 0)
+    # ...and the town network's own, without any citizen data (network=town in the api).
+    sel_own = sel & own
+    by_day["uhi_mean_town"] = d["uhi_mean"][sel_own].groupby(d["date"][sel_own]).mean()
     h = hourly[_hour_ok(hourly) & town.is_urban(hourly["sensor"])]
     h_date = h["time"].dt.tz_convert(tz).dt.date
     by_day["uhi_max"] = h["uhi"].groupby(h_date).max()
+    h_own = h[~h["sensor"].isin(list(town.citizens))]
+    by_day["uhi_max_town"] = h_own["uhi"].groupby(h_own["time"].dt.tz_convert(tz).dt.date).max()
     ref = reference_per_hour(hourly, town, station)
     if len(ref):
         ref_date = ref.index.tz_convert(tz).date
@@ -467,9 +497,11 @@ def town_daily_aggregates(
     else:
         by_day["uhi_source"] = None
     # Highest daily mean among usable sensor-days; sorting by sensor first breaks ties by id.
-    ranked = d[good & d["t_mean"].notna()].sort_values(["date", "t_mean", "sensor"],
-                                                       ascending=[True, False, True])
+    ranked = d[good & counted & d["t_mean"].notna()].sort_values(["date", "t_mean", "sensor"],
+                                                                 ascending=[True, False, True])
     by_day["hottest_sensor"] = ranked.groupby("date")["sensor"].first()
+    ranked_own = ranked[~ranked["sensor"].isin(list(town.citizens))]
+    by_day["hottest_sensor_town"] = ranked_own.groupby("date")["sensor"].first()
 
     makers = {STATION: lambda: _station_source(station, town), SENSORS: lambda: _sensor_source(hourly, town)}
     sources = [makers[s]() for s in town.ibm_sources if s in makers]

@@ -46,7 +46,7 @@ from heatwatch.core.logging import get_logger
 from heatwatch.core.model import Sensor, Town
 from heatwatch.core.registry import Registry
 
-from .aggregate import TownAggregates, TownContext, aggregate_town, town_qc
+from .aggregate import DEFAULT_CITIZEN_WEIGHT, TownAggregates, TownContext, aggregate_town, town_qc
 from .qc import QcConfig
 from .reader import first_reading, last_hourly, read_hourly_history, read_readings
 from .reference import read_station
@@ -104,6 +104,8 @@ class RunStats:
     readings: int = 0
     points: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: points deleted per measurement by an erasure (a contributor's withdrawal) before the recompute
+    erased: dict[str, int] = field(default_factory=dict)
 
     def as_log(self) -> dict[str, Any]:
         return {"town": self.town, "days": f"{self.days[0]}..{self.days[-1]}" if self.days else "-",
@@ -111,14 +113,15 @@ class RunStats:
                 **{f"s_{k}": round(v, 3) for k, v in self.seconds.items()}}
 
 
-def town_context(town: Town, sensors: Sequence[Sensor], qc: QcConfig | None = None) -> TownContext:
+def town_context(town: Town, sensors: Sequence[Sensor], qc: QcConfig | None = None,
+                 citizen_weight: float = DEFAULT_CITIZEN_WEIGHT) -> TownContext:
     """The town as the aggregates see it; without any registered sensor, every non-reference is urban."""
     if not [s for s in sensors if s.town == town.id]:
         return TownContext(id=town.id, timezone=town.timezone, references=frozenset(town.reference_sensors),
                            thresholds=town.canicule, qc=town_qc(town, qc), position=(town.latitude, town.longitude),
                            station=town.reference.station, ibm_sources=tuple(town.reference.ibm_sources),
                            uhi_sources=tuple(town.reference.uhi_sources))
-    return TownContext.from_registry(town, sensors, qc)
+    return TownContext.from_registry(town, sensors, qc, citizen_weight)
 
 
 def build_lines(aggs: TownAggregates) -> dict[str, list[str]]:
@@ -130,8 +133,9 @@ class Analytics:
     """The aggregate jobs of every configured town, over one InfluxDB client."""
 
     def __init__(self, client: InfluxClient, towns: Mapping[str, Town], registry: Registry | None = None,
-                 qc: QcConfig | None = None) -> None:
+                 qc: QcConfig | None = None, citizen_weight: float = DEFAULT_CITIZEN_WEIGHT) -> None:
         self.client = client
+        self.citizen_weight = citizen_weight
         self.towns = dict(towns)
         self.registry = registry
         self.qc = qc
@@ -142,7 +146,7 @@ class Analytics:
         return list(self.registry.list(town=town)) if self.registry is not None else []
 
     def context(self, town: str) -> TownContext:
-        return town_context(self.towns[town], self.sensors(town), self.qc)
+        return town_context(self.towns[town], self.sensors(town), self.qc, self.citizen_weight)
 
     async def recompute(self, town: str, days: Sequence[date]) -> RunStats:
         """Recompute and replace the aggregates of ``days`` (local dates) of one town.

@@ -219,8 +219,13 @@ class RecomputeRequests:
         else:
             readings = sum(s.readings for s in stats)
             points = sum(sum(s.points.values()) for s in stats)
-            log.info("recompute.done", **req.describe(), readings=readings, points=points, seconds=seconds)
+            erased: dict[str, int] = {}
+            for s in stats:
+                for m, n in s.erased.items():
+                    erased[m] = erased.get(m, 0) + n
+            more = {"erased": erased} if req.erase else {}
+            log.info("recompute.done", **req.describe(), readings=readings, points=points, seconds=seconds, **more)
             self._notify({**req.describe(), "status": "done", "readings": readings, "points": points,
-                          "seconds": seconds})
+                          "seconds": seconds, **more})
         self._remember(req.id)
         self._ack(d)

@@ -17,23 +17,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from heatwatch.core.contributors import ContributorStore
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import AnalyticsSettings
+from heatwatch.core.trust import network_of
 
 from .alerts import AlertEngine, Publisher
 from .backfill import backfill
+from .erase import describe, erase_sensor
 from .jobs import Analytics, RunStats
 from .last import LastReadings
+from .reader import read_hourly_history
 from .requests import RecomputeRequest, RecomputeRequests
+from .trust import TrustRules, Verdict, apply, review
 
 log = get_logger("heatwatch.analytics")
 
@@ -50,7 +55,7 @@ class AnalyticsService:
     def __init__(self, settings: AnalyticsSettings, client: InfluxClient, registry: Registry | None = None,
                  publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
-        self.analytics = Analytics(client, settings.towns, registry)
+        self.analytics = Analytics(client, settings.towns, registry, citizen_weight=settings.analytics_citizen_weight)
         self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher)
         self.last = LastReadings(client)
         self._last_since_ms: int | None = None
@@ -110,6 +115,34 @@ class AnalyticsService:
 
     async def daily(self) -> None:
         await self._guard("daily", lambda: self.analytics.daily_run(self.clock(), self.settings.analytics_daily_days))
+        await self._guard("trust", self.review_trust)
+
+    async def review_trust(self) -> list[Verdict]:
+        """Promote (or demote) citizen sensors from their QC record (analytics/trust.py); the changes go to the
+        registry. Runs after the daily job, and at start."""
+        registry = self.analytics.registry
+        if registry is None:
+            return []
+        st = self.settings
+        rules = TrustRules(st.analytics_citizen_probation_days, st.analytics_citizen_min_coverage,
+                           st.analytics_citizen_max_flagged)
+        today = self.clock().date()
+        verdicts: list[Verdict] = []
+        for town in self.analytics.towns:
+            citizens = [s for s in registry.list(town=town) if network_of(s) == "citizen"]
+            if not citizens:
+                continue
+            end = datetime(today.year, today.month, today.day, tzinfo=UTC)
+            hourly = await read_hourly_history(self.analytics.client, town,
+                                               end - timedelta(days=rules.probation_days), end)
+            mine = review(citizens, hourly, today, rules)
+            for s in apply(citizens, mine, today):
+                registry.upsert(s)
+                v = next(v for v in mine if v.sensor == s.id)
+                log.info("trust.changed", town=town, sensor=s.id, trust=s.trust, coverage=v.coverage,
+                         flagged=v.flagged, reason=v.reason)
+            verdicts += mine
+        return verdicts
 
     async def evaluate_alerts(self) -> None:
         await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
@@ -120,12 +153,30 @@ class AnalyticsService:
             self.clock(), st.analytics_recompute_hours, st.analytics_catchup_max_days))
 
     async def recompute_request(self, req: RecomputeRequest) -> list[RunStats]:
-        """One request from the api: exactly what ``heatwatch backfill --from --to [--town]`` does."""
-        return await backfill(self.analytics, req.first, req.last, [req.town] if req.town else None)
+        """One request from the api: exactly what ``heatwatch backfill --from --to [--town]`` does, after erasing
+        the sensors it names (a contributor's withdrawal: analytics/erase.py)."""
+        erased: dict[str, int] = {}
+        if req.erase and req.town is not None:
+            for sensor in req.erase:
+                counts = await erase_sensor(self.analytics.client, req.town, sensor)
+                for m, n in counts.items():
+                    erased[m] = erased.get(m, 0) + n
+        stats = await backfill(self.analytics, req.first, req.last, [req.town] if req.town else None)
+        if req.erase:
+            if not stats:
+                stats = [RunStats(req.town or "", [])]
+            stats[0].erased = erased
+            if req.town is not None:
+                await asyncio.to_thread(ContributorStore.for_data_dir(self.settings.data_dir).erasure_done, req.id,
+                                        "done", {"sensors": list(req.erase), **describe(erased),
+                                                 "recomputed": {"from": req.first.isoformat(),
+                                                                "to": req.last.isoformat()}})
+        return stats
 
     async def once(self) -> None:
         """Catch up, then evaluate alerts: what one start of the service does before scheduling."""
         await self.refresh_last()  # first: "latest" is what the public sees most
+        await self._guard("trust", self.review_trust)
         await self.catch_up()
         await self.evaluate_alerts()
 

@@ -36,8 +36,10 @@ from .routes import (
     admin,
     aggregates,
     catalogue,
+    contribute,
     dashboard,
     drivers,
+    governance,
     health,
     interventions,
     latest,
@@ -131,7 +133,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     errors.install(app)
     openapi.install(app)
-    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live):
+    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live, contribute,
+                   governance):
         app.include_router(module.router)
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)

@@ -190,7 +190,7 @@ class HotCache:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith("/v1/") \
-                or scope["path"].startswith("/v1/admin"):
+                or scope["path"].startswith(("/v1/admin", "/v1/contribute")):  # never a shared answer
             await self.app(scope, receive, send)
             return
         accept = b""

@@ -198,11 +198,17 @@ TOWN_DAILY = Measurement(
                                        "forecasts, reconstructed from observations", "°C"),
         Field("ibmx_forward", "float", "mean of the reference Tx over D…D+2 (see ibmn_forward)", "°C"),
         Field("canicule_forward", "bool", "ibmn_forward and ibmx_forward at or above the thresholds"),
-        Field("uhi_mean", "float", "mean UHI intensity over urban sensors", "°C"),
+        Field("uhi_mean", "float", "mean UHI intensity over urban sensors (confirmed citizen sensors weighted, "
+                                   "provisional ones left out)", "°C"),
         Field("uhi_max", "float", "maximum UHI intensity over urban sensors", "°C"),
         Field("uhi_source", "str", "rural reference(s) the day's UHI was measured against"),
         Field("hottest_sensor", "str", "sensor with the highest daily mean temperature"),
         Field("sensors_ok", "int", "sensors that passed quality control"),
+        # The same without any citizen or crowd sensor: what /v1/indices?network=town shows (docs/citizens.md).
+        Field("uhi_mean_town", "float", "uhi_mean over the town's own network only (no citizen data)", "°C"),
+        Field("uhi_max_town", "float", "uhi_max over the town's own network only (no citizen data)", "°C"),
+        Field("hottest_sensor_town", "str", "hottest_sensor among the town's own network only"),
+        Field("sensors_ok_town", "int", "sensors_ok of the town's own network only"),
     ),
 )
 

@@ -227,14 +227,25 @@ class RecomputeRequest(BaseModel):
     first: date = Field(alias="from")
     last: date = Field(alias="to")
     requested_at: datetime | None = None
+    #: Sensors of ``town`` whose every stored point (raw readings, hourly, daily, alerts, last value) is deleted
+    #: before the range is recomputed: a contributor's withdrawal (docs/citizens.md).
+    erase: list[str] = Field(default_factory=list, max_length=20)
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "town": self.town, "from": self.first.isoformat(), "to": self.last.isoformat()}
+        out = {"id": self.id, "town": self.town, "from": self.first.isoformat(), "to": self.last.isoformat()}
+        if self.erase:
+            out["erase"] = list(self.erase)
+        return out
 
 
-def recompute_request(rid: str, town: str | None, first: date, last: date, requested_at: str) -> dict[str, Any]:
+def recompute_request(rid: str, town: str | None, first: date, last: date, requested_at: str,
+                      erase: Iterable[str] = ()) -> dict[str, Any]:
     """The JSON object of a :class:`RecomputeRequest`, as the api publishes it."""
-    return {"id": rid, "town": town, "from": first.isoformat(), "to": last.isoformat(), "requested_at": requested_at}
+    body: dict[str, Any] = {"id": rid, "town": town, "from": first.isoformat(), "to": last.isoformat(),
+                            "requested_at": requested_at}
+    if erase:
+        body["erase"] = list(erase)
+    return body
 
 
 def range_problem(first: date, last: date) -> tuple[str, str] | None:
@@ -272,6 +283,11 @@ def parse_request(payload: bytes, towns: Collection[str]) -> RecomputeRequest:
         raise InvalidRequest(problems, rid) from None
     if req.town is not None and req.town not in towns:
         raise InvalidRequest(f"unknown town {req.town!r}; configured: {', '.join(sorted(towns))}", req.id)
+    if req.erase and req.town is None:
+        raise InvalidRequest("erase names sensors of one town: give the town", req.id)
+    bad = [s for s in req.erase if not valid_sensor_id(s)]
+    if bad:
+        raise InvalidRequest(f"erase: invalid sensor id(s) {bad[:3]}", req.id)
     problem = range_problem(req.first, req.last)
     if problem is not None:
         raise InvalidRequest(problem[1], req.id)
@@ -291,6 +307,8 @@ class RecomputeDone(BaseModel):
     last: str | None = Field(default=None, alias="to")
     readings: int | None = None
     points: int | None = None
+    #: points deleted per measurement, for a request that erased sensors
+    erased: dict[str, int] | None = None
     seconds: float | None = None
     error: str | None = None
     finished_at: str | None = None

@@ -9,7 +9,7 @@ therefore keeps raw readings and aggregates in two databases (``HEATWATCH_INFLUX
 service     raw database                aggregates database
 ==========  ==========================  ====================================================================
 ingest      WRITE                       none: it cannot read anything, nor touch published aggregates
-analytics   READ                        ALL: writes aggregates, alerts, the last-value store, DELETEs a range
+analytics   ALL (for DELETE only)       ALL: writes aggregates, alerts, the last-value store, DELETEs a range
                                         it recomputes
 api         READ                        READ
 ==========  ==========================  ====================================================================
@@ -38,7 +38,9 @@ def grants(role: str, raw_db: str, agg_db: str) -> dict[str, Privilege]:
     """Database → privilege of a service's user."""
     table: dict[str, dict[str, Privilege]] = {
         "ingest": {raw_db: "WRITE"},
-        "analytics": {raw_db: "READ", agg_db: "ALL"},
+        # WRITE on raw only to DELETE a withdrawn contributor's readings (analytics/erase.py): InfluxDB 1.x has
+        # no DELETE-only grant, and analytics never writes readings.
+        "analytics": {raw_db: "ALL", agg_db: "ALL"},
         "api": {raw_db: "READ", agg_db: "READ"},
     }
     return table[role]

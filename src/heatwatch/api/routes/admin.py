@@ -18,7 +18,7 @@ from heatwatch.core.deadletters import DeadLetter, DeadLetterStore, device_of
 from heatwatch.core.model import Sensor
 from heatwatch.core.mqtt import make_client
 from heatwatch.core.registry import Registry
-from heatwatch.core.settings import ApiSettings
+from heatwatch.core.settings import ApiSettings, MqttUrl
 from heatwatch.core.topics import RECOMPUTE, RECOMPUTE_DONE, range_problem, recompute_request
 
 from .. import deadletters
@@ -99,13 +99,17 @@ def _broker_error(message: str) -> ApiError:
 
 
 def publish_recompute(settings: ApiSettings, payload: bytes, timeout_s: float = BROKER_TIMEOUT_S) -> None:
-    """Publish one request at QoS 1 and return only once the broker has acknowledged it (PUBACK).
+    """Publish one recompute request at QoS 1 and return only once the broker has acknowledged it."""
+    publish_acked(settings.mqtt, RECOMPUTE, payload, "the recompute request", timeout_s)
+
+
+def publish_acked(url: MqttUrl, topic: str, payload: bytes, what: str, timeout_s: float = BROKER_TIMEOUT_S) -> None:
+    """Publish one message at QoS 1 and return only once the broker has acknowledged it (PUBACK).
 
     A client per request rather than one held by the app: requests are rare, and a fresh connection
-    makes "202" mean the broker has the request now, not that a background client may send it later.
+    makes "202" mean the broker has the message now, not that a background client may send it later.
     Every failure (unreachable, CONNACK refused, PUBACK refused by an ACL, no answer) is a 503.
     """
-    url = settings.mqtt
     client = make_client(url, client_id="")
     client.connect_timeout = timeout_s
     connected, acked = threading.Event(), threading.Event()
@@ -125,21 +129,19 @@ def publish_recompute(settings: ApiSettings, payload: bytes, timeout_s: float = 
     try:
         client.connect(url.host, url.port, keepalive=30)
     except OSError as exc:  # refused, unresolvable, timed out, TLS failure
-        raise _broker_error(f"cannot reach the MQTT broker at {where} to queue the recompute request: "
-                            f"{exc}") from None
+        raise _broker_error(f"cannot reach the MQTT broker at {where} to queue {what}: {exc}") from None
     client.loop_start()
     try:
         if not connected.wait(timeout_s):
             raise _broker_error(f"the MQTT broker at {where} did not answer the connection in {timeout_s:g} s")
         if getattr(outcome["connack"], "is_failure", False):
             raise _broker_error(f"the MQTT broker at {where} refused the connection: {outcome['connack']}")
-        client.publish(RECOMPUTE, payload, qos=1)
+        client.publish(topic, payload, qos=1)
         if not acked.wait(timeout_s):
-            raise _broker_error(f"the MQTT broker at {where} did not acknowledge the recompute request "
-                                f"in {timeout_s:g} s")
+            raise _broker_error(f"the MQTT broker at {where} did not acknowledge {what} in {timeout_s:g} s")
         if getattr(outcome["puback"], "is_failure", False):
             # MQTT 5 brokers answer an ACL denial with PUBACK 0x87 instead of dropping silently.
-            raise _broker_error(f"the MQTT broker refused the request on {RECOMPUTE}: {outcome['puback']} "
+            raise _broker_error(f"the MQTT broker refused {what} on {topic}: {outcome['puback']} "
                                 "(the api's MQTT user needs write access to that topic)")
     finally:
         client.disconnect()

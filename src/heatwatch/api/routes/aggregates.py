@@ -69,16 +69,30 @@ async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
                         "UHI mean and max over urban sensors, hottest sensor, sensors passing QC, and the number "
                         "of sensors with a tropical night. Default: the last 365 days.")
 async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
-                  format: FormatParam = None, sep: SepParam = ",") -> Response:
+                  format: FormatParam = None, sep: SepParam = ",",
+                  network: Annotated[Literal["all", "town"], Query(description=(
+                      "all (default): the town's sensors plus confirmed citizen sensors with their weight; town: "
+                      "the town's own network only, without any citizen data (docs/citizens.md)"))] = "all",
+                  ) -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
         rows, last = await _indices_rows(ctx, town, start, end)
-        return rows, last, {"canicule_thresholds": town.canicule.model_dump()}
+        if network == "town":
+            # The town network's own values in the usual columns: the same table, without citizen data.
+            at = {f: 2 + len(TOWN_DAILY.tag_keys) + i for i, f in enumerate(TOWN_DAILY.fields)}
+            for row in rows:
+                for f in NETWORK_FIELDS:
+                    row[at[f]] = row[at[f"{f}_town"]]
+        return rows, last, {"canicule_thresholds": town.canicule.model_dump(), "network": network}
 
     return await table_response(ctx, TOWN_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-indices-{town.id}")
+
+
+#: Town indices that citizen sensors may enter, each with its town-network twin ``<field>_town``.
+NETWORK_FIELDS = ("uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
 
 
 EPISODES = Dataset(

@@ -49,6 +49,20 @@ async def index() -> Response:
                         headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/contribute")
+async def contribute_page() -> Response:
+    """Residents register their sensor here (POST /v1/contribute, docs/citizens.md)."""
+    return FileResponse(STATIC_DIR / "contribute.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/governance")
+async def governance_page() -> Response:
+    """Who produces which data, licences, retention, processing, rights (GET /v1/governance)."""
+    return FileResponse(STATIC_DIR / "governance.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/dashboard/config.json")
 async def dashboard_config(request: Request) -> JSONBytes:
     """What the page needs to know about this server: which libraries it can load, which tiles, and the

@@ -18,3 +18,12 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     analytics_last_interval_s: int = Field(default=30, ge=5, le=3600, description=(
         "how often the last-value store (the newest reading of each sensor, what the api's latest reads) is "
         "brought up to date"))
+    # Participatory science (docs/citizens.md): a citizen sensor stays provisional for this many days at least,
+    # and is confirmed once, over the last that many days, it was present and passed quality control enough.
+    analytics_citizen_probation_days: int = Field(default=14, ge=1, le=365)
+    analytics_citizen_min_coverage: float = Field(default=0.8, gt=0, le=1, description=(
+        "share of the probation window's hours a citizen sensor must have reported"))
+    analytics_citizen_max_flagged: float = Field(default=0.1, ge=0, lt=1, description=(
+        "share of its present hours a citizen sensor may have flagged by QC and still be confirmed"))
+    analytics_citizen_weight: float = Field(default=0.5, ge=0, le=1, description=(
+        "weight of a confirmed citizen sensor in the town's indices (the town's own sensors weigh 1)"))

@@ -89,6 +89,16 @@ class ApiOptions(Group):
     stale_after_s: int | None = Field(default=None, ge=60, description=(
         "a sensor silent longer is 'offline'; default: the offline alert's HEATWATCH_ALERT_OFFLINE_S"))
 
+    # Participatory science (docs/citizens.md): residents register sensors through POST /v1/contribute.
+    contribute_enabled: bool = True
+    # Registrations a client (address, or IPv6 /64) may make per hour: the endpoint is public and each
+    # registration creates a sensor and credentials.
+    contribute_per_hour: int = Field(default=5, ge=1, le=1000)
+    # Issue an MQTT account with each registration; the broker learns it from `heatwatch contributors mqtt-sync`.
+    contribute_mqtt: bool = True
+    # Told to contributors with their MQTT account (their device connects there); default: the api's broker.
+    contribute_mqtt_public_url: str | None = Field(default=None, description="mqtts://broker.example.fr:8883")
+
 
     @field_validator("public_url")
     @classmethod
