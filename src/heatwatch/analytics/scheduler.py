@@ -34,11 +34,12 @@ from heatwatch.core.trust import network_of
 from .alerts import AlertEngine, Publisher
 from .backfill import backfill
 from .erase import describe, erase_sensor
-from .jobs import Analytics, RunStats
+from .jobs import Analytics, RunStats, day_span
 from .last import LastReadings
 from .reader import read_hourly_history
 from .requests import RecomputeRequest, RecomputeRequests
 from .trust import TrustRules, Verdict, apply, review
+from .writer import replace_range
 
 log = get_logger("heatwatch.analytics")
 
@@ -161,6 +162,12 @@ class AnalyticsService:
                 counts = await erase_sensor(self.analytics.client, req.town, sensor)
                 for m, n in counts.items():
                     erased[m] = erased.get(m, 0) + n
+        if req.erase and req.town is not None:
+            # The town's rows of those days were computed with the erased sensors: deleted, then recomputed below
+            # from what remains (a day left without any raw reading keeps no town row).
+            tz = self.analytics.towns[req.town].timezone
+            start, end = day_span([req.first, req.last], tz)
+            await replace_range(self.analytics.client, req.town, start, end, measurements=["town_daily"])
         stats = await backfill(self.analytics, req.first, req.last, [req.town] if req.town else None)
         if req.erase:
             if not stats:

@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections import deque
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -250,7 +250,13 @@ async def push(request: Request, ctx: CtxDep, c: ContributorDep) -> JSONBytes:
 async def export(ctx: CtxDep, c: ContributorDep, format: str = "json") -> Response:
     if format not in ("json", "csv"):
         raise bad_request("format is json or csv", "invalid_parameter")
-    start = int(datetime.fromisoformat(c.created.replace("Z", "+00:00")).timestamp() * 1000) - 86_400_000
+    # From the registration, or the sensor's installation day when the registry says it is earlier (a device
+    # that sent buffered readings, a sensor imported before it was contributed), a day early for time zones.
+    first = date.fromisoformat(c.created[:10])
+    s = ctx.registry.get(c.sensor) if ctx.registry is not None else None
+    if s is not None and s.installed is not None:
+        first = min(first, s.installed)
+    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000) - 86_400_000
     flt = Filter(start, now_ms() + 300_000, town=c.town, sensor=c.sensor)
     out: dict[str, list[dict[str, Any]]] = {}
     for ds in (READING, HOURLY, DAILY):
@@ -260,10 +266,10 @@ async def export(ctx: CtxDep, c: ContributorDep, format: str = "json") -> Respon
             rows += [dict(zip(cols, r, strict=False)) | {"time": iso_z(r[0])} for r in page]
             if len(rows) > MAX_EXPORT_ROWS:
                 raise ApiError(413, "export_too_large", "more rows than one export holds: ask the town")
-        out[ds.name] = rows
+        out[ds.measurement] = rows
     name = f"heatwatch-{c.sensor}"
     if format == "csv":
-        body = csv_bytes(["time", *READING.tag_keys, *READING.fields], out[READING.name], ",")
+        body = csv_bytes(["time", *READING.tag_keys, *READING.fields], out[READING.measurement], ",")
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}-readings.csv"'})
     doc = {"contribution": c.model_dump(), "erasures": store_of(ctx.request).erasures(c.sensor), **out}
@@ -280,6 +286,9 @@ async def export(ctx: CtxDep, c: ContributorDep, format: str = "json") -> Respon
 async def withdraw(ctx: CtxDep, c: ContributorDep, settings: SettingsDep) -> JSONBytes:
     rid = f"{now_ms()}-{uuid.uuid4().hex[:12]}"
     first = date.fromisoformat(c.created[:10])
+    s = ctx.registry.get(c.sensor) if ctx.registry is not None else None
+    if s is not None and s.installed is not None:
+        first = min(first, s.installed) - timedelta(days=1)
     last = datetime.now(UTC).date()
     body = recompute_request(rid, c.town, first, last, iso_z(now_ms()) or "", erase=[c.sensor])
     store = store_of(ctx.request)

@@ -1,0 +1,280 @@
+"""Participatory science end to end (docs/citizens.md, docs/privacy.md), on the real broker, ingester and database:
+
+registration → HTTP push → stored, provisional → confirmed after the probation (the analytics clock injected) →
+every public output scanned for the exact position and the personal data → withdrawal erases everything and
+recomputes the town's indices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from heatwatch.analytics.scheduler import AnalyticsService
+from heatwatch.api.app import create_app
+from heatwatch.core.contributors import CHARTER_VERSION, ContributorStore
+from heatwatch.core.influx import InfluxClient
+from heatwatch.core.layers.extent import to_l93, to_wgs84
+from heatwatch.core.mqtt import make_client
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import MqttUrl, Settings
+from heatwatch.core.topics import RECOMPUTE, parse_request
+from heatwatch.stack.children import ServiceProcess
+from support.apps import NO_LIMITS, with_api
+from support.mqtt import publish_all
+from support.wait import wait_until
+
+TOWNS = ("vitre", "saint-omer")
+PSEUDONYM = "Mme Roselyne Quintal-Berthou"
+CONTACT = "roselyne.qb@exemple-mail.fr"
+DESCRIPTION = "Cour intérieure du 17 rue des Tanneurs, à côté de la fenêtre"
+
+
+def home() -> tuple[float, float]:
+    """A position 70 m east and 80 m north of a 200 m cell's centre: its digits differ from the published ones
+    from the third decimal of longitude / fourth of latitude on."""
+    (x,), (y,) = to_l93([-1.2105], [48.1235])
+    cx, cy = (x // 200 + 0.5) * 200, (y // 200 + 0.5) * 200
+    (lon,), (lat,) = to_wgs84([cx + 70], [cy + 80])
+    return round(lat, 7), round(lon, 7)
+
+
+def spellings(lat: float, lon: float) -> list[str]:
+    out = [repr(lat), repr(lon)]
+    for nd in (4, 5, 6):
+        out += [f"{lat:.{nd}f}", f"{lon:.{nd}f}"]
+    return out
+
+
+def count(influx_url: str, db: str, measurement: str, sensor: str, rp: str = "raw") -> int:
+    r = httpx.post(f"{influx_url}/query", data={"db": db, "q": f'SELECT COUNT(*) FROM "{rp}"."{measurement}" WHERE '
+                                                f'"sensor" = \'{sensor}\''}, timeout=30)
+    r.raise_for_status()
+    series = r.json()["results"][0].get("series")
+    return max((v for v in series[0]["values"][0][1:] if v is not None), default=0) if series else 0
+
+
+@pytest.fixture(scope="module")
+def world(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("citizens")
+    data_dir = root / "var"
+    db = f"citizens_{os.getpid()}"
+    with Registry(data_dir / "registry.sqlite", towns=TOWNS) as registry:
+        registry.load_examples()
+    env = {"HEATWATCH_MQTT_URL": mosquitto.url, "HEATWATCH_INFLUX_URL": influxd.url, "HEATWATCH_INFLUX_DB": db,
+           "HEATWATCH_DATA_DIR": str(data_dir), "HEATWATCH_MQTT_CLIENT_ID": f"ingest-{db}",
+           "HEATWATCH_BATCH_INTERVAL_S": "0.2"}
+    settings = Settings.load(influx_url=influxd.url, influx_db=db, mqtt_url=mosquitto.url, data_dir=data_dir,
+                             admin_token="t" * 40, analytics_citizen_probation_days=2)
+    ingester = ServiceProcess(["ingest"], env, root / "ingest.log", name="ingest")
+    ingester.start(ready_marker="mqtt.subscribed")
+    try:
+        with TestClient(create_app(with_api(settings, **NO_LIMITS))) as client:
+            yield {"settings": settings, "client": client, "db": db, "influx": influxd.url, "root": root,
+                   "mqtt": mosquitto.url}
+    finally:
+        ingester.stop()
+
+
+def registration(**over: Any) -> dict[str, Any]:
+    lat, lon = home()
+    return {"town": "vitre", "pseudonym": PSEUDONYM, "contact": CONTACT, "device_model": "DHT22 + ESP8266",
+            "latitude": lat, "longitude": lon, "height_m": 1.8, "setting": "courtyard", "shade": "partial",
+            "description": DESCRIPTION, "licence": "odbl-1.0", "consent": True, "charter_version": CHARTER_VERSION,
+            **over}
+
+
+@pytest.fixture(scope="module")
+def joined(world: Any) -> dict[str, Any]:
+    """A resident registered and pushed two days of hourly readings; a town sensor published the same days;
+    analytics computed them and reviewed trust on the third morning."""
+    c: TestClient = world["client"]
+    r = c.post("/v1/contribute", json=registration())
+    assert r.status_code == 201, r.text
+    out = r.json()
+    auth = {"Authorization": f"Bearer {out['token']}"}
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=3), today - timedelta(days=2)]
+    start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
+    hours = [start + timedelta(hours=h, minutes=10) for h in range(48)]
+    readings = [{"ts": int(t.timestamp()), "temperature": 21.0 + (h % 24) / 4, "humidity": 60.0}
+                for h, t in enumerate(hours)]
+    r = c.post("/v1/contribute/me/readings", content=json.dumps(readings), headers=auth)
+    assert r.status_code == 202, r.text
+    town = [("heat/vitre/vitre-centre-01",
+             json.dumps({"ts": int(t.timestamp()), "temperature": 22.0 + (h % 24) / 4, "humidity": 55.0}).encode())
+            for h, t in enumerate(hours)]
+    assert publish_all(world["mqtt"], town) == len(town)
+    wait_until(lambda: count(world["influx"], world["db"], "reading", out["sensor"]) == 48 and
+               count(world["influx"], world["db"], "reading", "vitre-centre-01") == 48, 60, "readings stored")
+    settings: Settings = world["settings"]
+    with Registry.from_settings(settings) as registry:
+        stored = registry.get(out["sensor"])
+        assert stored is not None and stored.owner == "citizen" and stored.trust == "provisional"
+        # As if registered on the first day of its readings: the probation counts from there.
+        registry.upsert(stored.model_copy(update={"trust_since": days[0], "installed": days[0]}))
+        clock = [datetime.combine(days[0] + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=7)]
+
+        async def analytics() -> list[Any]:
+            async with InfluxClient.from_settings(settings) as client:
+                service = AnalyticsService(settings, client, registry, clock=lambda: clock[0])
+                for d in days:
+                    await service.analytics.recompute("vitre", [d])
+                before = await service.review_trust()
+                clock[0] += timedelta(days=1)  # the probation (2 days) is over the next morning
+                after = await service.review_trust()
+                for d in days:  # confirmed: it now counts in the town's indices, with its weight
+                    await service.analytics.recompute("vitre", [d])
+                return [before, after]
+
+        out["verdicts"] = asyncio.run(analytics())
+        out["trust_after"] = registry.get(out["sensor"]).trust  # type: ignore[union-attr]
+    out["auth"], out["days"] = auth, days
+    return out
+
+
+def test_registration_refuses_without_consent_and_caps_per_client(world: Any) -> None:
+    c: TestClient = world["client"]
+    r = c.post("/v1/contribute", json=registration(consent=False))
+    assert r.status_code == 422 and "consent" in r.text  # the api's answer to an invalid body
+    r = c.post("/v1/contribute", json=registration(charter_version="0.1"))
+    assert r.status_code == 422 and CHARTER_VERSION in r.text
+    r = c.post("/v1/contribute", json=registration(town="paris"))
+    assert r.status_code == 400
+    assert c.get("/v1/contribute/me").status_code == 401
+    assert c.get("/v1/contribute/me", headers={"Authorization": "Bearer nope"}).status_code == 403
+
+
+def test_publish_stored_provisional_then_confirmed(world: Any, joined: dict[str, Any]) -> None:
+    c: TestClient = world["client"]
+    before, after = joined["verdicts"]
+    mine = next(v for v in before if v.sensor == joined["sensor"])
+    assert mine.trust == "provisional" and "probation" in mine.reason
+    mine = next(v for v in after if v.sensor == joined["sensor"])
+    assert mine.trust == "confirmed", mine
+    assert joined["trust_after"] == "confirmed"
+    # the private view: own data, QC, how it is used
+    me = c.get("/v1/contribute/me", headers=joined["auth"]).json()
+    assert me["trust"] == "confirmed" and me["contribution"]["contact"] == CONTACT
+    assert me["how_your_data_is_used"]["position_shown"]["latitude"] != home()[0]
+    # every public output marks the network and the trust
+    sensors = {s["id"]: s for s in c.get("/v1/sensors", params={"town": "vitre"}).json()["data"]}
+    s = sensors[joined["sensor"]]
+    assert (s["network"], s["trust"], s["position_blurred"]) == ("citizen", "confirmed", True)
+    assert sensors["vitre-centre-01"]["trust"] == "official"
+    # the town network's indices stay computable without citizen data
+    d, e = joined["days"][-1].isoformat(), (joined["days"][-1] + timedelta(days=1)).isoformat()
+    every = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e}).json()["data"]
+    town = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e, "network": "town"}).json()["data"]
+    assert every[0]["sensors_ok"] == 2 and town[0]["sensors_ok"] == 1
+
+
+def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dict[str, Any]) -> None:
+    """Every GET path of the OpenAPI document, in every format it documents, searched for the exact
+    coordinates (4–6 decimals and full) and the personal data."""
+    c: TestClient = world["client"]
+    doc = c.get("/openapi.json").json()
+    secrets = [*spellings(*home()), PSEUDONYM, CONTACT, "Tanneurs"]
+    d = joined["days"][-1].isoformat()
+    values = {"town": "vitre", "sensor": joined["sensor"], "name": "trees", "id": "1", "season": str(date.today().year)}
+    checked = 0
+    for path, ops in doc["paths"].items():
+        if "get" not in ops or path.startswith(("/v1/admin", "/v1/contribute", "/v1/live")):
+            continue
+        url = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
+        params: dict[str, str] = {}
+        for p in ops["get"].get("parameters", []):
+            if p["in"] == "query" and p["name"] in ("town", "sensor"):
+                params[p["name"]] = values[p["name"]]
+            if p["in"] == "query" and p["name"] in ("from", "to") and "indices" in path:
+                params[p["name"]] = d
+        media = list(ops["get"]["responses"].get("200", {}).get("content", {"application/json": {}}))
+        fmts = {"application/json": "json", "application/geo+json": "geojson", "text/csv": "csv",
+                "image/png": "png"}
+        has_format = any(p["name"] == "format" for p in ops["get"].get("parameters", []))
+        for m in media:
+            q = dict(params)
+            if has_format and m in fmts:
+                q["format"] = fmts[m]
+            r = c.get(url, params=q)
+            body = r.content.decode("utf-8", "replace")
+            for s in secrets:
+                assert s not in body, (path, m, r.status_code, s)
+            checked += 1
+    for page in ("/", "/contribute", "/governance", "/dashboard/config.json"):
+        body = c.get(page).text
+        assert not any(s in body for s in secrets), page
+    assert checked > 30
+    # the report is public too
+    from heatwatch.api.report import write_report
+
+    with Registry.from_settings(world["settings"]) as registry:
+        paths = write_report(world["settings"], "vitre", date.today().year, world["root"] / "report",
+                             registry=registry)
+    for p in paths:
+        text = Path(p).read_text(encoding="utf-8", errors="replace")
+        assert not any(s in text for s in secrets), p
+
+
+def test_withdrawal_erases_everything_and_recomputes(world: Any, joined: dict[str, Any]) -> None:
+    c: TestClient = world["client"]
+    settings: Settings = world["settings"]
+    sensor = joined["sensor"]
+    export = c.get("/v1/contribute/me/export", headers=joined["auth"]).json()
+    assert len(export["reading"]) == 48 and export["contribution"]["pseudonym"] == PSEUDONYM
+    assert len(export["hourly"]) == 47  # the last UTC hour falls on the next local day, not recomputed
+    csv = c.get("/v1/contribute/me/export", params={"format": "csv"}, headers=joined["auth"])
+    assert csv.status_code == 200 and csv.text.count("\n") == 49
+
+    got: list[bytes] = []
+    ready = threading.Event()
+    sub = make_client(MqttUrl.parse(world["mqtt"]), "")
+    sub.on_connect = lambda cl, *_: cl.subscribe(RECOMPUTE, qos=1)
+    sub.on_subscribe = lambda *_: ready.set()
+    sub.on_message = lambda _c, _u, msg: got.append(msg.payload)
+    sub.connect(MqttUrl.parse(world["mqtt"]).host, MqttUrl.parse(world["mqtt"]).port)
+    sub.loop_start()
+    try:
+        assert ready.wait(10)
+        r = c.post("/v1/contribute/me/withdraw", headers=joined["auth"])
+        assert r.status_code == 202, r.text
+        wait_until(lambda: got, 10, "the erasure request")
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    req = parse_request(got[0], TOWNS)
+    assert req.erase == [sensor] and req.town == "vitre"
+    assert c.get("/v1/contribute/me", headers=joined["auth"]).status_code == 403
+    store = ContributorStore.for_data_dir(settings.data_dir)
+    gone = store.get(sensor)
+    assert gone is not None and gone.pseudonym == "" and gone.contact == "" and gone.withdrawn
+    assert gone.consent["withdrawn"]
+
+    agg_db = f"{world['db']}_agg"
+    with Registry.from_settings(settings) as registry:
+        async def run() -> list[Any]:
+            async with InfluxClient.from_settings(settings) as client:
+                return await AnalyticsService(settings, client, registry).recompute_request(req)
+
+        stats = asyncio.run(run())
+    assert stats[0].erased["reading"] == 48 and stats[0].erased["hourly"] == 47
+    for m, db in (("reading", world["db"]), ("hourly", agg_db), ("daily", agg_db), ("last_reading", agg_db)):
+        assert count(world["influx"], db, m, sensor, "raw" if m == "reading" else "agg") == 0, m
+    assert count(world["influx"], world["db"], "reading", "vitre-centre-01") == 48  # the town's own kept
+    d, e = joined["days"][-1].isoformat(), (joined["days"][-1] + timedelta(days=1)).isoformat()
+    row = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e}).json()["data"][0]
+    assert row["sensors_ok"] == 1 and row["hottest_sensor"] == "vitre-centre-01"
+    log = store.erasures(sensor)
+    assert log and log[-1]["status"] == "done" and log[-1]["details"]["deleted"]["reading"] == 48
+    ids = {s["id"] for s in c.get("/v1/sensors", params={"town": "vitre"}).json()["data"]}
+    assert sensor not in ids
