@@ -78,7 +78,7 @@ def test_a_site_whose_gaps_would_halve_the_common_days_is_flagged_not_ranked() -
 
 def test_references_are_listed_not_ranked_and_do_not_cut_the_common_days() -> None:
     class Ref:
-        is_reference = True
+        is_reference, owner = True, "town"
         name, site_class, lcz, latitude, longitude = "ref", "rural_reference", "LCZ D", 48.1, -1.2
 
     data = rows("s1", [2.0] * 10) + rows("s2", [1.0] * 10) + rows("rural", [0.0] * 4)
@@ -151,7 +151,7 @@ def test_season_window() -> None:
 def test_a_registered_sensor_without_any_usable_day_is_listed_with_the_reason() -> None:
     class Meta:
         def __init__(self, retired: bool = False) -> None:
-            self.retired, self.is_reference = retired, False
+            self.retired, self.is_reference, self.owner = retired, False, "town"
             self.name, self.site_class, self.lcz, self.latitude, self.longitude = "x", "urban", "LCZ 2", 48.1, -1.2
 
     ranked, _ = rank_sites(rows("a", [2.0] * 5), {"a": Meta(), "gone": Meta(), "old": Meta(retired=True)})
