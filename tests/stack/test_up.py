@@ -7,6 +7,7 @@ started and exits 0; a second ``up`` on the same folder serves what the first on
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from heatwatch.core.contributors import CHARTER_VERSION
 from heatwatch.core.registry import Registry
 from heatwatch.stack.embedded import free_port
 from stack.upstack import alive, children_of, stack_processes, wait_ready
@@ -72,6 +76,38 @@ def readings_of(url: str, sensor: str) -> dict[str, Any]:
     return {"count": body["meta"]["count"], "oldest": body["data"][0] if body["data"] else None}
 
 
+def resident_publishes(url: str, mqtt_url: str) -> None:
+    """A resident registered on the stack publishes with the MQTT account of the registration answer: ``up`` puts
+    it into its broker's password file by itself (docs/citizens.md); the reading is stored, provisional."""
+    r = httpx.post(f"{url}/v1/contribute", timeout=10, json={
+        "town": TOWN, "pseudonym": "Jo", "contact": "jo@exemple.fr", "device_model": "DHT22", "latitude": 48.1241,
+        "longitude": -1.2093, "height_m": 2.0, "setting": "garden", "shade": "shade", "licence": "etalab-2.0",
+        "consent": True, "charter_version": CHARTER_VERSION})
+    assert r.status_code == 201, r.text
+    joined = r.json()
+    account, port = joined["mqtt"], int(mqtt_url.rsplit(":", 1)[1])
+
+    def published() -> bool:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        c.username_pw_set(account["username"], account["password"])
+        try:
+            if c.connect("127.0.0.1", port) != 0:
+                return False
+            c.loop_start()
+            info = c.publish(account["topic"], json.dumps({"ts": int(time.time()), "temperature": 23.0}), qos=1)
+            info.wait_for_publish(5)
+            return info.is_published()
+        except (OSError, RuntimeError, ValueError):
+            return False  # refused until up's next sync has reloaded the broker
+        finally:
+            c.loop_stop()
+            c.disconnect()
+
+    wait_until(published, 30, "the resident's MQTT account to work on up's broker", interval=0.5)
+    row = wait_until(lambda: latest(url, TOWN).get(joined["sensor"]), 30, "the resident's reading in latest")
+    assert (row["network"], row["trust"]) == ("citizen", "provisional")
+
+
 def assert_all_gone(data_dir: Path, children: dict[int, str]) -> None:
     left = {pid: cmd for pid, cmd in children.items() if alive(pid, cmd)}
     assert left == {}, f"children of heatwatch up still running: {left}"
@@ -116,7 +152,7 @@ def test_demo_then_ctrl_c_then_second_up_on_the_same_data(heatwatch_up, tmp_path
 
     # Second run on the same folder, without the simulator: what the first one stored is served. ------
     again = heatwatch_up(data, [], {"HEATWATCH_API_PORT": str(free_port())})
-    url2, _ = again.wait_up()
+    url2, mqtt2 = again.wait_up()
     wait_ready(url2)
     second = latest(url2, TOWN)
     assert set(second) >= sensors
@@ -129,6 +165,7 @@ def test_demo_then_ctrl_c_then_second_up_on_the_same_data(heatwatch_up, tmp_path
     kept = readings_of(url2, PROBE)
     assert kept["oldest"] == history["oldest"]
     assert kept["count"] >= history["count"]
+    resident_publishes(url2, mqtt2)
     children = children_of(again.pid)
     assert again.interrupt() == 0, again.output()
     assert_all_gone(data, children)

@@ -83,6 +83,8 @@ DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
      AnalyticsSettings),
     ("layers", "heatwatch.cli.layers", "a town's geographic layers: import, list, remove, site context", CoreSettings),
     ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", ApiSettings),
+    ("contributors", "heatwatch.cli.contributors", "participatory science: the contributors' MQTT accounts into "
+     "the broker's password file", CoreSettings),
     ("db", "heatwatch.cli.db", "InfluxDB set-up with one least-privilege user per service (as the admin)",
      CoreSettings),
 ]

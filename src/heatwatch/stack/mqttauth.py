@@ -16,6 +16,10 @@ account        reads (subscribes)                                  writes (publi
 ``<town>/<s>`` nothing                                             ``heat/<town>/<s>``, ``senml/<town>/<s>``
 =============  ==================================================  ==========================================
 
+Sensor accounts are made by ``heatwatch sensors mqtt-user`` (the town's sensors) or come from the contributors
+store (residents registered through ``POST /v1/contribute``: :func:`sync_contributors`, run by ``heatwatch
+contributors mqtt-sync`` and by ``heatwatch up`` for its embedded broker).
+
 Passwords are written in mosquitto's own format (``$7$``: PBKDF2-SHA512, 101 iterations, 12-byte salt, as
 ``mosquitto_passwd`` 2.0 writes them) by Python, so no password ever appears on a command line.
 """
@@ -26,9 +30,12 @@ import base64
 import hashlib
 import os
 import secrets
+import signal
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.contributors import ContributorStore
 from ..core.topics import (
     ALERTS_ALL,
     ALERTS_FILTER,
@@ -120,17 +127,43 @@ def check_password(line_hash: str, password: str) -> bool:
 
 def set_password(passwd: Path, user: str, password: str) -> None:
     """Add or replace ``user`` in a mosquitto password file (created 0600). User names hold no ':' or newline."""
+    write_hashes(passwd, {user: password_hash(password)})
+
+
+def _valid_user(user: str) -> None:
     if ":" in user or "\n" in user or not user:
         raise ValueError(f"invalid MQTT user name {user!r}")
-    lines = []
-    if passwd.exists():
-        lines = [ln for ln in passwd.read_text(encoding="utf-8").splitlines()
-                 if ln.strip() and ln.split(":", 1)[0] != user]
-    lines.append(f"{user}:{password_hash(password)}")
+
+
+def read_passwd(passwd: Path) -> dict[str, str]:
+    """user → hash of a mosquitto password file ({} when it does not exist)."""
+    if not passwd.exists():
+        return {}
+    out: dict[str, str] = {}
+    for ln in passwd.read_text(encoding="utf-8").splitlines():
+        if ln.strip() and ":" in ln:
+            user, _, digest = ln.partition(":")
+            out[user] = digest
+    return out
+
+
+def write_hashes(passwd: Path, hashes: Mapping[str, str], remove: Iterable[str] = ()) -> bool:
+    """Set ``hashes`` (user → an already hashed ``$7$`` password) and drop the users of ``remove`` in a mosquitto
+    password file, keeping every other account; True when the file changed. The file is replaced atomically with
+    its owner and mode kept (created 0600): the broker, another user, must still read it."""
+    for user in (*hashes, *remove):
+        _valid_user(user)
+    gone = set(remove) - set(hashes)
+    current = read_passwd(passwd)
+    wanted = {u: h for u, h in current.items() if u not in gone}
+    wanted.update(hashes)
+    if passwd.exists() and wanted == current:
+        return False
+    lines = [f"{u}:{h}" for u, h in wanted.items()]
     tmp = passwd.with_name(passwd.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write("\n".join(lines) + "\n")
+        out.write("\n".join(lines) + ("\n" if lines else ""))
     if passwd.exists():  # keep the file's owner and mode: the broker (another user) must still read it
         st = passwd.stat()
         os.chmod(tmp, st.st_mode & 0o777)
@@ -139,3 +172,37 @@ def set_password(passwd: Path, user: str, password: str) -> None:
         except PermissionError:
             pass  # not root: the file stays ours, as it was
     os.replace(tmp, passwd)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What :func:`sync_contributors` did to the password file."""
+
+    active: int
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+def sync_contributors(store: ContributorStore, passwd: Path) -> SyncResult:
+    """The contributors' MQTT accounts (``<town>/<sensor>``, docs/citizens.md) written into a mosquitto password
+    file from the contributors store: every active account with the hash the store keeps (the password itself is
+    never known here), withdrawn ones removed; every other account of the file is left as it is. Idempotent: a
+    second sync with nothing new changes nothing (the broker then needs no reload)."""
+    accounts = store.mqtt_accounts()
+    current = read_passwd(passwd)
+    withdrawn = [u for u in store.withdrawn_accounts() if u in current and u not in accounts]
+    added = tuple(sorted(u for u in accounts if u not in current))
+    updated = tuple(sorted(u for u, h in accounts.items() if u in current and current[u] != h))
+    write_hashes(passwd, accounts, withdrawn)
+    return SyncResult(len(accounts), added, updated, tuple(sorted(withdrawn)))
+
+
+def reload_broker(pid: int) -> None:
+    """Ask mosquitto to re-read its password and ACL files (SIGHUP, as ``systemctl reload mosquitto`` does)."""
+    os.kill(pid, signal.SIGHUP)

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
+from ..core.contributors import ContributorStore
 from ..core.influx import InfluxClient
 from ..core.logging import get_logger
 from ..core.registry import Registry
@@ -27,9 +29,11 @@ from ..core.settings import Settings
 from .children import ServiceProcess
 from .embedded import Influxd, Mosquitto, free_port
 from .influxusers import ROLES, ServiceUser, ensure_admin, provision, stored_password
-from .mqttauth import SERVICE_ACL, acl_text, set_password
+from .mqttauth import SERVICE_ACL, acl_text, set_password, sync_contributors
 
 INFLUX_ADMIN = "admin"
+#: How often the embedded broker's password file is brought up to date with the contributors' MQTT accounts.
+ACCOUNTS_SYNC_S = 2.0
 #: The demo's simulator publishes for every example sensor from one connection, like a gateway.
 SIMULATOR_ACL = {"simulator": SERVICE_ACL["replay"]}
 
@@ -74,7 +78,12 @@ def up(settings: Settings, *, demo: bool = False, host: str | None = None, port:
         _start(settings, data, embedded, services, demo=demo, host=host, port=port)
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+        broker = next((e for e in embedded if isinstance(e, Mosquitto)), None)
+        synced = 0.0
         while not stopping:
+            if broker is not None and time.monotonic() - synced >= ACCOUNTS_SYNC_S:
+                _sync_accounts(data, broker)
+                synced = time.monotonic()
             dead = [s for s in services if not s.running]
             if dead:
                 for s in dead:
@@ -93,6 +102,23 @@ def up(settings: Settings, *, demo: bool = False, host: str | None = None, port:
             e.stop()
         log.info("up.stopped")
     return code
+
+
+def _sync_accounts(data: Path, broker: Mosquitto) -> None:
+    """Residents' MQTT accounts (``POST /v1/contribute``) into the embedded broker's password file, and a SIGHUP
+    when it changed: an account works a few seconds after its registration, with no manual step (production runs
+    ``heatwatch contributors mqtt-sync``: docs/citizens.md)."""
+    store = ContributorStore.for_data_dir(data)
+    if broker.passwd is None or broker.proc is None or not store.path.exists():
+        return
+    try:
+        result = sync_contributors(store, broker.passwd)
+        if result.changed and broker.running:
+            broker.proc.send_signal(signal.SIGHUP)
+            log.info("up.contributor_accounts", active=result.active, added=len(result.added),
+                     removed=len(result.removed))
+    except (OSError, ValueError, sqlite3.Error) as exc:  # retried at the next round; the stack keeps running
+        log.error("up.contributor_accounts_failed", error=str(exc))
 
 
 async def _provision_influx(settings: Settings, url: str, admin_password: str, users: list[ServiceUser]) -> None:
@@ -170,5 +196,6 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
           flush=True)
     if settings.mqtt_url is None:
         print(f"  the broker takes no anonymous client: accounts' passwords in {secrets}/mqtt-* (publish as "
-              "'simulator', or add sensor accounts with `heatwatch sensors mqtt-user`)", flush=True)
+              "'simulator', or add sensor accounts with `heatwatch sensors mqtt-user`; residents' accounts from "
+              "/v1/contribute are added by up itself)", flush=True)
     print("  Ctrl-C stops everything.", flush=True)

@@ -171,7 +171,9 @@ async def register(request: Request, ctx: CtxDep, reg: Annotated[Registration, B
         "sensor": sensor_id, "town": reg.town, "trust": "provisional", "token": token,
         "mqtt": ({"url": mqtt_url, "username": f"{reg.town}/{sensor_id}", "password": mqtt_password,
                   "topic": f"heat/{reg.town}/{sensor_id}",
-                  "payload": '{"ts": 1718000000, "temperature": 23.4, "humidity": 55.0}'}
+                  "payload": '{"ts": 1718000000, "temperature": 23.4, "humidity": 55.0}',
+                  "active": "once the broker has taken the account: within seconds under heatwatch up, else at the "
+                            "operator's next `heatwatch contributors mqtt-sync` (docs/citizens.md)"}
                  if mqtt_password else None),
         "push_url": f"{base}/v1/contribute/me/readings", "private_view": f"{base}/v1/contribute/me",
         "public_position": {"latitude": lat, "longitude": lon, "grid_m": settings.privacy_grid_m},
