@@ -193,8 +193,12 @@ async def _recent(ctx: Any, c: Contribution, hours: int = 24) -> dict[str, Any]:
             "hourly": [dict(zip(cols_h, r, strict=False)) | {"time": iso_z(r[0])} for r in hourly]}
 
 
-@router.get("/me", summary="The contributor's private view of their sensor",
-            responses={401: {"description": "no token"}, 403: {"description": "unknown or revoked token"}})
+#: What every token-authenticated route may answer before it looks at the request itself.
+_TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no token"}, 403: {"description": "unknown or revoked token"}}
+
+
+@router.get("/me", summary="The contributor's private view of their sensor", responses=_TOKEN_RESPONSES)
 async def me(ctx: CtxDep, c: ContributorDep) -> JSONBytes:
     s = ctx.registry.get(c.sensor) if ctx.registry is not None else None
     recent = await _recent(ctx, c)
@@ -221,7 +225,8 @@ async def me(ctx: CtxDep, c: ContributorDep) -> JSONBytes:
 
 
 @router.post("/me/readings", status_code=202, summary="Push readings over HTTP (devices without MQTT)",
-             responses={400: {"description": "not a JSON reading or array of readings"},
+             responses={**_TOKEN_RESPONSES, 400: {"description": "not a JSON reading or array of readings"},
+                        413: {"description": "too large a push"},
                         503: {"description": "the broker could not take them; retry"}},
              description="Body: native JSON, one reading or an array (`{\"ts\": 1718000000, \"temperature\": "
                          "23.4, \"humidity\": 55.0}`). Published at QoS 1 on the sensor's own topic: ingest "
@@ -247,6 +252,7 @@ async def push(request: Request, ctx: CtxDep, c: ContributorDep) -> JSONBytes:
 
 
 @router.get("/me/export", summary="Export everything heatwatch holds about the contributor's sensor (GDPR)",
+            responses={**_TOKEN_RESPONSES, 413: {"description": "more rows than one export holds"}},
             description="The registration, the consent and every stored reading, hourly and daily aggregate of "
                         "the sensor: `format=json` (one document) or `csv` (the readings).")
 async def export(ctx: CtxDep, c: ContributorDep, format: str = "json") -> Response:
@@ -279,7 +285,8 @@ async def export(ctx: CtxDep, c: ContributorDep, format: str = "json") -> Respon
 
 
 @router.post("/me/withdraw", status_code=202, summary="Withdraw: stop, erase the readings, delete personal data",
-             responses={503: {"description": "the erasure could not be queued; retry (the token still works)"}},
+             responses={**_TOKEN_RESPONSES,
+                        503: {"description": "the erasure could not be queued; retry (the token still works)"}},
              description="Revokes the token and the MQTT account, retires the sensor, blanks the personal data "
                          "and asks analytics (a recompute request naming the sensor to erase) to delete every "
                          "reading, hourly and daily aggregate, alert and last value of the sensor and to recompute "
