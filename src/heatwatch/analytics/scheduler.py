@@ -38,6 +38,7 @@ from .jobs import Analytics, RunStats, day_span
 from .last import LastReadings
 from .reader import read_hourly_history
 from .requests import RecomputeRequest, RecomputeRequests
+from .sensorcommunity import ImportReport, boxes_for, pull
 from .trust import TrustRules, Verdict, apply, review
 from .writer import replace_range
 
@@ -145,6 +146,26 @@ class AnalyticsService:
             verdicts += mine
         return verdicts
 
+    async def pull_sensor_community(self) -> ImportReport | None:
+        """One pull of the sensor.community data API for every town's box (analytics/sensorcommunity.py): new
+        stations registered as provisional citizen sensors, their readings stored; the last-value store brought up
+        to date over what was pulled (up to 5 minutes old, older than the 30-second refresh looks)."""
+        st, registry = self.settings, self.analytics.registry
+        if not st.sensor_community_url or registry is None:
+            return None
+        now = self.clock()
+        now_ms = int(now.timestamp() * 1000)
+        report = await pull(self.analytics.client, registry, st.sensor_community_url,
+                            boxes_for(self.analytics.towns, st.sensor_community_radius_km), now_ms=now_ms,
+                            today=now.date())
+        log.info("analytics.sensor_community.pulled", **report.as_log())
+        if report.span:
+            await self.last.refresh(min(lo for lo, _ in report.span.values()), now_ms)
+        return report
+
+    async def sensor_community(self) -> None:
+        await self._guard("sensor_community", self.pull_sensor_community)
+
     async def evaluate_alerts(self) -> None:
         await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
 
@@ -201,6 +222,11 @@ class AnalyticsService:
         every = self.settings.analytics_last_interval_s
         self.scheduler.add_job(self.refresh_last, IntervalTrigger(seconds=every, timezone=UTC), id="last",
                                misfire_grace_time=every, **common)
+        if self.settings.sensor_community_url:
+            pull_every = self.settings.sensor_community_interval_s
+            self.scheduler.add_job(self.sensor_community, IntervalTrigger(seconds=pull_every, timezone=UTC),
+                                   id="sensor_community", next_run_time=self.clock(), misfire_grace_time=pull_every,
+                                   **common)
         # The catch-up starts at once, on the scheduler like the rest, so a stop request during
         # a long catch-up is handled the same way as during any job.
         self.scheduler.add_job(self.once, id="startup", misfire_grace_time=None, **common)

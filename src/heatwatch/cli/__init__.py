@@ -81,6 +81,8 @@ DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
     ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", AnalyticsSettings),
     ("reference", "heatwatch.analytics.reference_cli", "official reference stations (Météo-France hourly files)",
      AnalyticsSettings),
+    ("sensor-community", "heatwatch.analytics.sensorcommunity_cli",
+     "sensor.community stations as citizen sensors: archive files, the data API", AnalyticsSettings),
     ("layers", "heatwatch.cli.layers", "a town's geographic layers: import, list, remove, site context", CoreSettings),
     ("report", "heatwatch.cli.report", "seasonal report of a town (HTML, optional PDF)", ApiSettings),
     ("contributors", "heatwatch.cli.contributors", "participatory science: the contributors' MQTT accounts into "

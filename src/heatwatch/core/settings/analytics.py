@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, field_validator
 
 from .base import AlertSettings, CoreSettings
 
@@ -27,3 +29,17 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
         "share of its present hours a citizen sensor may have flagged by QC and still be confirmed"))
     analytics_citizen_weight: float = Field(default=0.5, ge=0, le=1, description=(
         "weight of a confirmed citizen sensor in the town's indices (the town's own sensors weigh 1)"))
+    # sensor.community (docs/citizens.md): the stations of each town's box as citizen sensors, pulled from the data
+    # API on a schedule when its base URL is set (e.g. https://data.sensor.community); archive files are imported
+    # with `heatwatch sensor-community import`.
+    sensor_community_url: str | None = Field(default=None, pattern=r"^https?://\S+$", description=(
+        "base URL of the sensor.community data API; set: analytics pulls each town's box on a schedule"))
+    sensor_community_interval_s: int = Field(default=300, ge=60, le=86_400, description=(
+        "how often the data API is pulled (it answers the measurements of the last 5 minutes)"))
+    sensor_community_radius_km: float = Field(default=5.0, gt=0, le=50, description=(
+        "half the side of the square around each town's centre whose stations are taken"))
+
+    @field_validator("sensor_community_url", mode="before")
+    @classmethod
+    def _empty_url_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
