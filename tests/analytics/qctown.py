@@ -65,6 +65,8 @@ class QcTown:
     error: pd.Series
     kinds: dict[str, str] = field(default_factory=dict)
     references: frozenset[str] = frozenset({"rural-ref"})
+    #: sunshine on an open site at each time (0…1: the sun's height and the day's clouds)
+    sun: pd.Series | None = None
 
     @property
     def cool_sites(self) -> list[str]:
@@ -182,7 +184,8 @@ def build(seed: int = 1, days: int = 21, start: str = "2025-07-01", step_min: in
         readings.loc[cut[-1] + 1, "temperature"] = readings.loc[cut[0] - 1, "temperature"]
         keep = ~readings.index.isin(cut)
         readings, truth, error = (x[keep].reset_index(drop=True) for x in (readings, truth, error))
-    return QcTown(readings, sites, truth, error, kinds={s: FAULTS[s] for s in FAULTS if faults})
+    return QcTown(readings, sites, truth, error, kinds={s: FAULTS[s] for s in FAULTS if faults},
+                  sun=pd.Series(sun, index=times))
 
 
 def _inject(sid: str, t: np.ndarray, times: pd.DatetimeIndex, sun: np.ndarray, rng: np.random.Generator,
@@ -232,3 +235,45 @@ def _inject(sid: str, t: np.ndarray, times: pd.DatetimeIndex, sun: np.ndarray, r
         t = np.where(m, 24.0 + 0.5 * np.sin(2 * np.pi * (local_h - 14) / 24) + rng.normal(0, 0.05, len(t)), t)
         bad = m
     return t, bad
+
+
+#: Residents' stations added to a town by :func:`with_citizens`: id -> (kind, the street it stands next to).
+CITIZENS = {
+    # An unshielded kit in a sunny courtyard: a street's night, and in sunshine up to +4 °C more (clear sky).
+    "c-courtyard": ("sunny_courtyard", "street-05"),
+    # A kit moved indoors: a damped, lagged echo of the outdoor cycle around 24 °C.
+    "c-indoor": ("indoor", "street-09"),
+    # A well-sited kit in a street: the street's air with a small bias and its own noise.
+    "c-street": ("healthy", "street-02"),
+}
+
+
+def with_citizens(town: QcTown, seed: int = 0, sun_c: float = 4.0) -> QcTown:
+    """``town`` plus the residents' stations of :data:`CITIZENS` (crowd sites, 40 m from their street)."""
+    rng = np.random.default_rng(seed)
+    r = town.readings
+    frames = [r]
+    sites = dict(town.sites)
+    kinds = dict(town.kinds)
+    for sid, (kind, next_to) in CITIZENS.items():
+        base = r[r["sensor"] == next_to]
+        t = base["temperature"].to_numpy(dtype=np.float64)
+        times = pd.DatetimeIndex(base["time"])
+        if kind == "sunny_courtyard":
+            assert town.sun is not None
+            t = t + sun_c * town.sun.reindex(times).to_numpy(dtype=np.float64)
+        elif kind == "indoor":
+            step = max(round(pd.Timedelta(hours=3) / (times[1] - times[0])), 1)
+            lagged = np.concatenate([np.full(step, t[0]), t[:-step]])
+            t = 24.0 + 0.25 * (lagged - np.mean(t)) + rng.normal(0, 0.03, len(t))
+        else:
+            t = t + rng.normal(0.2, 0.1) + rng.normal(0, 0.08, len(t))
+        frames.append(base.assign(sensor=sid, temperature=np.round(t, 2)))
+        near = sites[next_to]
+        assert near.latitude is not None and near.longitude is not None
+        sites[sid] = Site(site_class=near.site_class, lcz=None, latitude=near.latitude + 40 / 111_195.0,
+                          longitude=near.longitude, crowd=True)
+        if kind != "healthy":
+            kinds[sid] = kind
+    return QcTown(pd.concat(frames, ignore_index=True), sites, pd.Series(False, index=range(0)),
+                  pd.Series(0.0, index=range(0)), kinds=kinds, references=town.references, sun=town.sun)

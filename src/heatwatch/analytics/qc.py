@@ -13,11 +13,12 @@ steadily warmer than its peers night after night is the finding, not a fault. So
   the peer median, availability (information only).
 
 Citizen / crowd stations (``Site.crowd``) keep the CrowdQC+ town-wide robust z-score (m2),
-where being warmer than everyone *is* suspicious. Every check sets a bit in an integer ``qc``
-column; rows are never dropped: flagged data is stored and kept out of indices, never deleted.
-Spatial and monthly flags never count against availability (they remove values, not hours of
-presence). Temperature is the tested variable; humidity only gets its physical range, since RH
-sits at 100 % for hours in fog and follows temperature steps.
+where being warmer than everyone *is* suspicious, and are compared with the town's own sensors
+of their class for the radiation signature and drift (never the other way round). Every check
+sets a bit in an integer ``qc`` column; rows are never dropped: flagged data is stored and kept
+out of indices, never deleted. Spatial and monthly flags never count against availability (they
+remove values, not hours of presence). Temperature is the tested variable; humidity only gets its
+physical range, since RH sits at 100 % for hours in fog and follows temperature steps.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class Site:
     lcz: str | None = None
     latitude: float | None = None
     longitude: float | None = None
-    #: citizen / crowd station: CrowdQC+ town-wide z-score instead of the peer checks
+    #: citizen / crowd station: CrowdQC+ town-wide z-score; nobody's peer, compared with the town's sensors
     crowd: bool = False
 
     @property
@@ -544,16 +545,20 @@ def _distance_m(lat1: float, lon1: float, lat2: F64, lon2: F64) -> F64:
 
 
 def peer_sets(sensors: npt.ArrayLike, sites: Mapping[str, Site], eligible: npt.ArrayLike,
-              cfg: QcConfig) -> list[tuple[npt.NDArray[np.int64], str]]:
+              cfg: QcConfig, judged: npt.ArrayLike | None = None) -> list[tuple[npt.NDArray[np.int64], str]]:
     """Each sensor's peers (column indices) and the tier they were found at.
 
-    Tiers, first with at least ``peer_min`` peers wins: same class and LCZ within the radius,
-    same class and LCZ, same class within the radius, same class, same family (built: urban and
-    suburban; green: parks and water) within the radius, same family. ``"none"`` when no tier has
-    enough: such a sensor gets no peer check (a lone rural reference, two parks).
+    Peers are taken among ``eligible`` sensors (the town's own placed network); the sensors of
+    ``judged`` get peers (default: the eligible ones — crowd stations are given them too, among the
+    town's sensors, for the radiation signature of the crowd profile). Tiers, first with at least
+    ``peer_min`` peers wins: same class and LCZ within the radius, same class and LCZ, same class
+    within the radius, same class, same family (built: urban and suburban; green: parks and water)
+    within the radius, same family. ``"none"`` when no tier has enough: such a sensor gets no peer
+    check (a lone rural reference, two parks).
     """
     names = [str(s) for s in np.asarray(sensors, dtype=object)]
     ok = np.asarray(eligible, dtype=bool)
+    wanted = ok if judged is None else np.asarray(judged, dtype=bool)
     info = [sites.get(s, Site(site_class="town")) for s in names]
     cls = np.array([i.site_class for i in info], dtype=object)
     lcz = np.array([(i.lcz or "").replace(" ", "").upper() for i in info], dtype=object)
@@ -573,7 +578,7 @@ def peer_sets(sensors: npt.ArrayLike, sites: Mapping[str, Site], eligible: npt.A
                  ("class-near", same_cls & near), ("class", same_cls),
                  ("family-near", others & (fam == fam[k]) & near), ("family", others & (fam == fam[k]))]
         found: tuple[npt.NDArray[np.int64], str] = (np.empty(0, dtype=np.int64), "none")
-        if ok[k] and not me.crowd:
+        if wanted[k]:
             for tier, mask in tiers:
                 if mask.sum() >= cfg.peer_min:
                     found = (np.flatnonzero(mask), tier)
@@ -589,7 +594,9 @@ def _spatial(grid: _Grid, sites: Mapping[str, Site], cool: set[str], unplaced: s
     codes = np.zeros((n_h, n_s), dtype=np.int64)
     crowd = np.array([sites.get(str(s), Site()).crowd for s in grid.sensors], dtype=bool)
     placed = ~grid.unplaced & ~np.isin(grid.sensors, list(unplaced))
-    peers = peer_sets(grid.sensors, sites, placed & ~crowd, cfg)
+    # Crowd stations get peers among the town's own sensors (never among each other): what the
+    # radiation signature and drift compare them with; the town's sensors never compare with them.
+    peers = peer_sets(grid.sensors, sites, placed & ~crowd, cfg, judged=placed)
     ref = np.full((n_h, n_s), np.nan)
     shared: dict[tuple[int, ...], F64] = {}
     with np.errstate(invalid="ignore"):
@@ -599,7 +606,8 @@ def _spatial(grid: _Grid, sites: Mapping[str, Site], cool: set[str], unplaced: s
             if len(cols) >= SHARED_MEDIAN_MIN:
                 # In a large group the median of the whole group (the sensor included) differs
                 # from the leave-one-out one by at most half a rank: compute it once per group.
-                key = tuple(sorted({*cols.tolist(), k}))
+                # A crowd station is no member of its peers' group: their own median.
+                key = tuple(sorted({*cols.tolist()} if crowd[k] else {*cols.tolist(), k}))
                 if key not in shared:
                     shared[key] = _peer_median(m[:, list(key)], len(key))
                 ref[:, k] = shared[key]
