@@ -10,8 +10,8 @@ its ``X-Forwarded-For`` names, as behind nginx. Two clients:
   town's indices, a sensor's daily rows and a one-week CSV export.
 
 The ordinary client's latency and success are measured alone, then during the greedy client's load, with the
-protections at their defaults (rate limit 20/s with bursts of 200, 4 shared slots for maps/models/exports of
-which one client holds at most 3, a queue of 16) and with them off (no rate limit, unlimited slots), as a
+protections at their defaults (rate limit 20/s with bursts of 200, 4 shared slots for maps/models/exports,
+of which one client runs at most 2, a queue of 16) and with them off (no rate limit, unlimited slots), as a
 contrast.
 """
 
@@ -122,9 +122,10 @@ def run(start_api: Any, stop_api: Any, influx_url: str, data_dir: Path, port_of:
             during = _ordinary(base, seconds - 2, 5)
             thread.join()
             out[label] = {"ordinary_alone": alone, "ordinary_during_greedy": during, "greedy": result}
-            print(f"  fairness, protections {label}: ordinary alone p50 {alone['p50_ms']} ms p99 {alone['p99_ms']} "
-                  f"ms ok {alone['ok_share']:.0%}; during greedy p50 {during['p50_ms']} ms p99 {during['p99_ms']} ms "
-                  f"ok {during['ok_share']:.0%} {during['statuses']}; greedy {result.get('req_s')} req/s, "
+            print(f"  fairness, protections {label}: ordinary alone {alone['requests']} requests, p50 "
+                  f"{alone['p50_ms']} ms p99 {alone['p99_ms']} ms ok {alone['ok_share']:.0%}; during greedy "
+                  f"{during['requests']} requests, p50 {during['p50_ms']} ms p99 {during['p99_ms']} ms ok "
+                  f"{during['ok_share']:.0%} {during['statuses']}; greedy {result.get('req_s')} req/s, "
                   f"{result.get('answered_200')} answered, {result.get('refused_429_503')} refused", flush=True)
         finally:
             stop_api(api)

@@ -4,8 +4,9 @@
     .venv/bin/python -m bench.api --days 30 -d 5     # quick look
 
 Starts its own influxd (heatwatch.stack.embedded), loads one year of ``hourly`` and ``daily`` for
-200 sensors in Vitré (plus 20 in Saint-Omer), ``town_daily`` for both towns and two days of 10-minute
-readings, then runs the API under uvicorn in a separate process (rate limit off; the default
+200 sensors in Vitré (plus 20 in Saint-Omer), ``town_daily`` for both towns and ``--reading-days`` (60) of
+10-minute readings (1.7 M; before issue 13 the bench loaded two days, which hid what an unbounded latest
+query costs as the history grows), then runs the API under uvicorn in a separate process (rate limit off; the default
 server-side cache on: 5 s for latest, 60 s for aggregates) and measures:
 
 * ``wrk -c 100`` (Debian's wrk, 2 threads) against ``/v1/latest?town=vitre`` and
@@ -75,8 +76,8 @@ def _daily_lines(town: str, sensors: list[str], start_ms: int, days: int):
                f'uhi_mean=1.1,uhi_max=2.9,hottest_sensor="{sensors[0]}",sensors_ok={len(sensors)}i {ts}')
 
 
-def _readings(town: str, sensors: list[str], end_ms: int):
-    for i in range(288):  # two days every 10 minutes
+def _readings(town: str, sensors: list[str], end_ms: int, days: int = 2):
+    for i in range(days * 144):  # every 10 minutes
         ts = end_ms - i * 600_000
         for s in sensors:
             yield f"reading,town={town},sensor={s} temperature=21.5,humidity=50.0,battery_v=3.1 {ts}"
@@ -108,7 +109,7 @@ async def _write_all(url: str, gen, rp: str, batch: int = 10000, writers: int = 
     return total
 
 
-async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
+async def load(url: str, n_sensors: int, days: int, reading_days: int = 2) -> dict[str, int]:
     async with InfluxClient(url, DB) as c:
         await c.setup()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -123,7 +124,7 @@ async def load(url: str, n_sensors: int, days: int) -> dict[str, int]:
     counts["daily+town_daily"] += await _write_all(url, _daily_lines("saint-omer", so, start - 7200_000, days),
                                                    AGG_RP)
     now = int(time.time() * 1000) // 60_000 * 60_000
-    counts["reading"] = await _write_all(url, _readings("vitre", vitre, now), RAW_RP)
+    counts["reading"] = await _write_all(url, _readings("vitre", vitre, now, reading_days), RAW_RP)
     if LastReadings is not None:  # the last-value store /v1/latest reads, as analytics keeps it
         async with InfluxClient(url, DB, timeout=120) as c:
             counts["last_reading"] = await LastReadings(c).refresh(now - 3 * 86_400_000, now)
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("-d", "--duration", type=int, default=15, help="seconds of wrk per endpoint")
     ap.add_argument("-c", "--connections", type=int, default=100)
+    ap.add_argument("--reading-days", type=int, default=60,
+                    help="days of 10-minute raw readings (what an unbounded latest query scanned)")
     ap.add_argument("--no-fairness", action="store_true", help="skip the greedy-client scenario")
     ap.add_argument("--only", choices=["throughput", "fairness"], help="one part only")
     args = ap.parse_args(argv)
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                     "sensors": args.sensors, "days": args.days, "connections": args.connections}
     try:
         print(f"loading {args.days} days x {args.sensors} sensors ...", flush=True)
-        result["loaded"] = asyncio.run(load(influxd.url, args.sensors, args.days))
+        result["reading_days"] = args.reading_days
+        result["loaded"] = asyncio.run(load(influxd.url, args.sensors, args.days, args.reading_days))
         print(f"  {result['loaded']}", flush=True)
         result["settle_s"] = settle(influxd.proc.pid)
         print(f"  influxd compactions settled after {result['settle_s']} s", flush=True)

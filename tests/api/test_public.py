@@ -291,53 +291,68 @@ def test_live_streams_are_capped_per_client_and_in_total(api_settings, mosquitto
 
 @pytest.mark.anyio
 async def test_slots_queue_then_refuse() -> None:
-    slots = Slots(slots=2, queue=1, per_client=1, retry_after_s=7)
+    """Two slots, a queue of two, one running request per client (and one waiting)."""
+    slots = Slots(slots=2, queue=2, per_client=1, retry_after_s=7)
     a1 = await slots.acquire("a")
     b1 = await slots.acquire("b")
-    waiting = asyncio.create_task(slots.acquire("c"))  # the queue's one place
+    a2 = asyncio.create_task(slots.acquire("a"))  # waits for a's own turn
+    await asyncio.sleep(0)
+    with pytest.raises(ApiError) as mine:
+        await slots.acquire("a")  # one running, one waiting: a's share is taken
+    assert mine.value.status == 429 and mine.value.headers == {"Retry-After": "7"}
+    c1 = asyncio.create_task(slots.acquire("c"))  # waits for a free slot
     await asyncio.sleep(0)
     with pytest.raises(ApiError) as busy:
-        await slots.acquire("d")
-    assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "7"}
-    with pytest.raises(ApiError) as mine:
-        await slots.acquire("a")  # "a" holds its share already
-    assert mine.value.status == 429
-    a1.release()
-    c1 = await waiting
-    assert slots.active == 2
+        await slots.acquire("d")  # every slot running, the queue full
+    assert busy.value.status == 503
+    a1.release()  # a's next request may run, but c has waited for a slot longer: c goes first
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert c1.done() and not a2.done()
     b1.release()
-    c1.release()
-    c1.release()  # idempotent
+    a2_ticket = await a2
+    (await c1).release()
+    a2_ticket.release()
+    a2_ticket.release()  # idempotent
     assert slots.active == 0
-    (await slots.acquire("a")).release()  # "a" again, once its slot is back
+    (await slots.acquire("a")).release()
 
 
 def test_expensive_answers_get_503_when_the_pool_is_taken(api_settings, dataset) -> None:
-    """Maps, models and exports share a small pool: when other clients hold it (and its queue), a new one gets 503
+    """Maps, models and exports share a small pool: when other clients hold it and its queue, a new one gets 503
     with Retry-After at once, and cheap answers are unaffected; past its own share a client gets 429."""
-    with served(api_settings, max_expensive=2, expensive_queue=0, max_expensive_per_client=1,
+    with served(api_settings, max_expensive=2, expensive_queue=1, max_expensive_per_client=1,
                 **NO_LIMITS) as (base, app):
         loop = app.state.live._loop
-        hold = [asyncio.run_coroutine_threadsafe(app.state.slots.acquire(f"198.51.100.{i}"), loop).result(5)
-                for i in (1, 2)]
+        slots = app.state.slots
+
+        def take(client: str) -> Any:
+            return asyncio.run_coroutine_threadsafe(slots.acquire(client), loop)
+
+        running = [take("198.51.100.1").result(5), take("198.51.100.2").result(5)]
+        queued = take("198.51.100.3")  # the queue's one place
         export = {"town": "vitre", "from": "2024-07-19", "to": "2024-07-22", "format": "csv", "tz": "UTC"}
         r = httpx.get(f"{base}/v1/hourly", params=export)
         assert r.status_code == 503 and r.json()["error"]["code"] == "busy" and r.headers["retry-after"] == "10"
         r = httpx.get(f"{base}/v1/towns/vitre/uhi-map", params={"date": "2024-07-20", "format": "png"})
         assert r.status_code == 503
         assert httpx.get(f"{base}/v1/latest", params={"town": "vitre"}).status_code == 200  # cheap: unaffected
-        loop.call_soon_threadsafe(hold[0].release)
-        mine = asyncio.run_coroutine_threadsafe(app.state.slots.acquire("127.0.0.1"), loop).result(5)
+        loop.call_soon_threadsafe(running[0].release)
+        loop.call_soon_threadsafe(queued.result(5).release)
+        # This client (the test's own address) runs one and has another waiting: its share is taken.
+        mine = take("127.0.0.1").result(5)
+        waiting = take("127.0.0.1")
         r = httpx.get(f"{base}/v1/hourly", params=export)
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_expensive_requests"
         loop.call_soon_threadsafe(mine.release)
+        loop.call_soon_threadsafe(waiting.result(5).release)
+        loop.call_soon_threadsafe(running[1].release)
         r = httpx.get(f"{base}/v1/hourly", params=export)
         assert r.status_code == 200 and len(r.text.splitlines()) == 1 + 72 * 3
-        loop.call_soon_threadsafe(hold[1].release)
         deadline = time.monotonic() + 5
-        while app.state.slots.active and time.monotonic() < deadline:
+        while slots.active and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert app.state.slots.active == 0  # the export's slot came back when its stream ended
+        assert slots.active == 0  # the export's slot came back when its stream ended
 
 
 # --- no leaks -------------------------------------------------------------------------------------------

@@ -106,14 +106,18 @@ class AnalyticsService:
         else:
             since = now_ms - self.settings.analytics_catchup_max_days * 86_400_000
 
-        async def work() -> None:
+        # Not through _guard: every 30 s, a "done" line each time would drown the log. Updates and failures only.
+        try:
             n = await self.last.refresh(since, now_ms)
-            if span_ms is None:
-                self._last_since_ms = now_ms
-            if n:
-                log.info("analytics.last.updated", sensors=n)
-
-        await self._guard("last", work)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # retried by the next refresh, which starts from the same point
+            log.error("analytics.last.failed", error=repr(exc))
+            return
+        if span_ms is None:
+            self._last_since_ms = now_ms
+        if n:
+            log.info("analytics.last.updated", sensors=n)
 
     async def daily(self) -> None:
         await self._guard("daily", lambda: self.analytics.daily_run(self.clock(), self.settings.analytics_daily_days))

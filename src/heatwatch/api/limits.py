@@ -4,10 +4,10 @@
   scope (the trusted proxy's ``X-Forwarded-For`` client, else the peer). An IPv6 client is its /64: one host
   gets a whole /64 and could otherwise spread its requests over 2^64 addresses.
 * :class:`Slots` — a small pool shared by the expensive answers (PNG and kriged maps, the drivers model,
-  intervention effects, CSV and Parquet exports). A request beyond the pool waits in a short queue; beyond the
-  queue it gets 503 with ``Retry-After`` at once, so a burst of renders cannot take the workers and the
-  database from everyone else. One client holds at most ``per_client`` slots (429 beyond), so it cannot take
-  the whole pool either.
+  intervention effects, rankings, CSV and Parquet exports). A request beyond the pool waits in a short queue;
+  beyond the queue it gets 503 with ``Retry-After`` at once, so a burst of renders cannot take the workers and
+  the database from everyone else. One client runs at most ``per_client`` of them (its next ones wait their
+  turn, 429 past as many waiting), so it cannot take the whole pool either.
 * :class:`Streams` — open ``/v1/live`` connections, in total (503 beyond) and per client (429 beyond).
 """
 
@@ -55,15 +55,22 @@ class Ticket:
 
 
 class Slots:
+    """``slots`` expensive answers at once, of which one client runs at most ``per_client``; a request beyond its
+    client's share waits for one of that client's own (at most ``per_client`` waiting per client, 429 beyond:
+    a page opening three maps waits a little, a flood is refused), then for a free slot (at most ``queue``
+    waiting in all, 503 beyond). Waiting is first come, first served, so a busy client's next request queues
+    behind everyone else's."""
+
     def __init__(self, slots: int, queue: int, per_client: int, retry_after_s: int) -> None:
         self.slots = slots
         self.queue = queue
         self.per_client = per_client
         self.retry_after_s = retry_after_s
         self._sem = asyncio.Semaphore(slots)
+        self._mine: dict[str, asyncio.Semaphore] = {}
         self._waiting = 0
         self._active = 0
-        self._held: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()  # per client: running and waiting
 
     @property
     def active(self) -> int:
@@ -73,17 +80,25 @@ class Slots:
         return ApiError(status, code, message, {"Retry-After": str(self.retry_after_s)})
 
     async def acquire(self, client: str) -> Ticket:
-        if self._held[client] >= self.per_client:
+        if self._held[client] >= 2 * self.per_client:
             raise self._busy(429, "too_many_expensive_requests",
-                             f"at most {self.per_client} maps, models or exports at once per client: wait for "
-                             "yours to finish")
-        if self._sem.locked() and self._waiting >= self.queue:
+                             f"at most {self.per_client} maps, models or exports at once per client (and as many "
+                             "waiting): wait for yours to finish")
+        mine = self._mine.get(client)
+        if mine is None:
+            mine = self._mine[client] = asyncio.Semaphore(self.per_client)
+        if (mine.locked() or self._sem.locked()) and self._waiting >= self.queue:
             raise self._busy(503, "busy", "the server is busy with maps, models and exports; retry later")
         self._held[client] += 1
         self._waiting += 1
+        got_mine = False
         try:
+            await mine.acquire()
+            got_mine = True
             await self._sem.acquire()
         except BaseException:
+            if got_mine:
+                mine.release()
             self._drop(client)
             raise
         finally:
@@ -93,6 +108,7 @@ class Slots:
         def release() -> None:
             self._active -= 1
             self._sem.release()
+            mine.release()
             self._drop(client)
 
         return Ticket(release)
@@ -101,6 +117,7 @@ class Slots:
         self._held[client] -= 1
         if self._held[client] <= 0:
             del self._held[client]
+            self._mine.pop(client, None)
 
     @asynccontextmanager
     async def hold(self, client: str) -> AsyncIterator[None]:

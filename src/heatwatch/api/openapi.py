@@ -35,11 +35,12 @@ indices (UHI, IBMn/IBMx, canicule days, tropical nights), canicule episodes, ale
 
 # Answers any endpoint may give (errors.py): documented everywhere so clients and schema checks expect them.
 COMMON_ERRORS = {
-    "400": "invalid parameter combination, range or page size above a cap, unsupported format",
+    "400": "a query parameter this endpoint does not take (unknown_parameter) or given twice, an invalid parameter "
+           "combination, range or page size above a cap, unsupported format",
     "404": "unknown town or resource",
     "422": "a parameter does not match its documented type or pattern",
-    "429": "rate limit exceeded; see Retry-After",
-    "503": "InfluxDB unavailable; see Retry-After",
+    "429": "rate limit exceeded, or this client's share of maps/models/exports or live streams taken; see Retry-After",
+    "503": "InfluxDB unavailable, or the shared slots for maps, models and exports busy; see Retry-After",
 }
 JSON, GEOJSON, CSV, PARQUET, JSONLD = examples.JSON, examples.GEOJSON, examples.CSV, examples.PARQUET, examples.JSONLD
 # Which generated schema each public 200 answer follows, per media type.

@@ -75,15 +75,16 @@ class ApiOptions(Group):
     # at once; more wait their turn. 0: no bound.
     max_concurrent_scans: int = Field(default=2, ge=0)
     # "latest" is the last-value store analytics keeps plus the readings of this many last seconds, which the
-    # store may not hold yet (analytics refreshes it every HEATWATCH_ANALYTICS_LAST_INTERVAL_S).
-    latest_window_s: int = Field(default=900, ge=60, le=86_400)
-    # Expensive answers (PNG maps, the seasonal report, CSV/Parquet exports) share these slots; a request
-    # finding them and the queue full gets 503 with Retry-After instead of slowing everyone down. One client
-    # holds at most max_expensive_per_client of them, so it cannot take every slot.
-    # Per client: the dashboard asks for up to three of them at once when a page opens (drivers card).
+    # store may not hold yet (analytics refreshes it every HEATWATCH_ANALYTICS_LAST_INTERVAL_S, 30 s: ten times
+    # that covers a slow refresh).
+    latest_window_s: int = Field(default=300, ge=60, le=86_400)
+    # Expensive answers (maps, models, effects, rankings, CSV/Parquet exports) share these slots; a request
+    # finding them and the queue full gets 503 with Retry-After instead of slowing everyone down. One client runs
+    # at most max_expensive_per_client of them; its next ones wait (as many at most, 429 beyond): the dashboard
+    # opens three at once, a flood is refused, and the others always have slots left.
     max_expensive: int = Field(default=4, ge=1)
     expensive_queue: int = Field(default=16, ge=0, description="requests that may wait for a slot")
-    max_expensive_per_client: int = Field(default=3, ge=1)
+    max_expensive_per_client: int = Field(default=2, ge=1)
     busy_retry_after_s: int = Field(default=10, ge=1)
 
     stale_after_s: int | None = Field(default=None, ge=60, description=(
