@@ -131,3 +131,21 @@ def test_evaluate_is_sorted_and_complete() -> None:
     kinds = [(c.kind, c.sensor) for c in evaluate(snap(live_frame=frame))]
     assert kinds == sorted(kinds)
     assert {k for k, _ in kinds} == {"battery", "heat_index", "temperature", "uhi_night"}
+
+
+def test_battery_in_percent_for_devices_that_report_no_volts() -> None:
+    frame = live(volts={"battery_v": 2.55}, pct={"battery_v": None}, fine={"battery_v": None}, both={"battery_v": 3.1})
+    frame["battery_pct"] = pd.Series({"pct": 12.0, "fine": 64.0, "both": 5.0})
+    checks = {c.sensor: c for c in battery_rule(snap(live_frame=frame))}
+    assert set(checks) == {"volts", "pct"}  # a device reporting volts is judged on volts only
+    assert checks["pct"].raised and checks["pct"].threshold == 20.0 and "12 %" in checks["pct"].message
+    assert checks["volts"].threshold == 2.6
+
+
+def test_a_canicule_day_of_a_past_summer_is_history_not_a_condition() -> None:
+    days = pd.DataFrame({"time": [pd.Timestamp("2025-07-19T22:00Z")], "ibmn": [20.0], "ibmx": [34.0],
+                         "canicule": [True]})
+    assert canicule_rule(snap(now=NIGHT, town_daily=days))  # that very day
+    assert canicule_rule(snap(now=NIGHT + pd.Timedelta(days=2), town_daily=days))  # IBM of D is known on D+1
+    assert canicule_rule(snap(now=NIGHT + pd.Timedelta(days=3), town_daily=days)) == []
+    assert canicule_rule(snap(now=pd.Timestamp("2025-11-29T08:00Z"), town_daily=days)) == []

@@ -28,10 +28,11 @@ from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.model import Sensor
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
-from support.browser import MARKS, TILE_HOST, example_registry, launch
+from support.browser import MARKS, TILE_HOST, example_registry, launch, marker_values
 from support.mqtt import publish_all, subscribed
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 SILENT = "vitre-za-01"  # last heard 3 h ago: must show as silent
 ADMIN_TOKEN = "dashboard-admin-token-0123456789-abcdef"
 LHT65_TOPIC = "v3/capteurs-vitre@ttn/devices/lht65-mairie/up"
@@ -42,6 +43,10 @@ DEAD_LETTERS = [
                "sensor 'vitre-centre-01' is registered in 'vitre'", 3),
 ]
 FLAGGED = "vitre-gare-01"  # hourly QC flag "too warm vs. peers"
+TODAY = datetime.now(UTC).date()
+SEASON = TODAY.year if TODAY.month >= 6 else TODAY.year - 1  # the dashboard's newest summer
+IN_SEASON = (6, 1) <= (TODAY.month, TODAY.day) <= (9, 15)
+SO_SUMMER_DAYS = (10, 11, 12)  # July
 
 pytestmark = MARKS
 
@@ -76,6 +81,12 @@ def _seed_lines(sensors: dict[str, list[Sensor]]) -> tuple[list[str], list[str]]
         agg.append(f"town_daily,town=vitre ibmn={19.5 if hot else 15.0 + d % 3},ibmx={34.5 if hot else 26.0 + d % 4},"
                    f"canicule={'true' if hot else 'false'},uhi_mean={1.2 + (d % 5) * 0.3:.1f},"
                    f'uhi_max={3.0 + (d % 4) * 0.5:.1f},hottest_sensor="vitre-centre-01",sensors_ok=13i {ts}')
+    # Saint-Omer: one day of indices in the last 30 days, three in the newest summer (the axis with one or few days).
+    agg.append(f"town_daily,town=saint-omer ibmn=12.0,ibmx=17.0,canicule=false,uhi_mean=0.8,uhi_max=2.1 "
+               f"{(now // day - 1) * day - 3600_000}")
+    for d in SO_SUMMER_DAYS:
+        ts = int(datetime(SEASON, 7, d, tzinfo=UTC).timestamp() * 1000) - 2 * 3600_000
+        agg.append(f"town_daily,town=saint-omer ibmn=19.0,ibmx=33.5,canicule=true,uhi_mean=1.9,uhi_max=3.8 {ts}")
     agg.append(f'alert,town=vitre,sensor=vitre-centre-01,kind=tropical_night value=21.2,threshold=20.0,'
                f'message="Nuit tropicale : Tn 21,2 °C",state="open",started={now - 2 * 3600_000}i '
                f'{now - 2 * 3600_000}')
@@ -174,7 +185,7 @@ def placed(sensors: list[Sensor]) -> set[str]:
 
 
 def marker_value(pg: Any, sensor: str) -> str | None:
-    return pg.get_attribute(f".hw-marker span[data-sensor='{sensor}']", "data-value")
+    return marker_values(pg).get(sensor)
 
 
 # Tests ---------------------------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ def marker_value(pg: Any, sensor: str) -> str | None:
 def test_map_list_alerts_and_charts_for_each_town(page, stack):
     url, sensors = stack["url"], stack["sensors"]
     open_town(page, url, "vitre")
-    shown = set(page.eval_on_selector_all(".hw-marker span[data-sensor]", "els => els.map(e => e.dataset.sensor)"))
+    shown = set(marker_values(page))
     assert shown == placed(sensors["vitre"])  # every sensor of the town, nothing else (the retired one neither)
     assert all(marker_value(page, s) not in (None, "") for s in shown)
     rows = page.eval_on_selector_all("#sensors tbody tr", "els => els.map(e => e.dataset.sensor)")
@@ -214,7 +225,7 @@ def test_map_list_alerts_and_charts_for_each_town(page, stack):
 
     page.select_option("#town", "saint-omer")
     page.wait_for_selector("body[data-ready='saint-omer']", timeout=20_000)
-    shown = set(page.eval_on_selector_all(".hw-marker span[data-sensor]", "els => els.map(e => e.dataset.sensor)"))
+    shown = set(marker_values(page))
     assert shown == placed(sensors["saint-omer"])
     shot(page, "saint-omer-desktop")
 
@@ -230,7 +241,7 @@ def test_new_reading_changes_its_marker_within_seconds(page, stack):
     t0 = time.monotonic()
     assert publish_all(stack["mqtt"], [("heatwatch/live/vitre", payload.encode())]) == 1
     page.wait_for_function(
-        "s => document.querySelector(`.hw-marker span[data-sensor='${s}']`)?.dataset.value === '36.6'",
+        "s => heatwatch.markers()[s]?.value === '36.6'",
         arg=sensor, timeout=5_000)
     took = time.monotonic() - t0
     assert before != "36.6" and took < 5
@@ -271,7 +282,9 @@ def test_a_close_event_removes_the_alert_from_the_list(page, stack):
               "threshold": 35.0, "message": "Température 35,2 °C", "state": "open", "started": iso(now),
               "ended": None, "ts": now}
     assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(opened).encode())]) == 1
-    page.wait_for_selector("#alerts li:has-text('Température 35,2')", timeout=5_000)
+    hot = "#alerts li[data-kind='temperature'][data-sensor='vitre-centre-04']"
+    page.wait_for_selector(hot, timeout=5_000)
+    assert "35,2 °C sur les 30 dernières minutes (seuil 35 °C)" in page.inner_text(hot)
     before = int(page.inner_text("#alerts-count"))
     # Analytics closes it, and the tropical night loaded over REST (same sensor and kind, whatever the ts).
     closed = opened | {"event": "close", "state": "closed", "ended": iso(now + 10_000), "ts": now + 10_000}
@@ -280,7 +293,7 @@ def test_a_close_event_removes_the_alert_from_the_list(page, stack):
              "started": iso(now - 2 * 3600_000), "ended": iso(now + 10_000), "ts": now + 10_000}
     assert publish_all(stack["mqtt"], [("heat/alerts/vitre", json.dumps(closed).encode()),
                                        ("heat/alerts/vitre", json.dumps(night).encode())]) == 2
-    page.wait_for_function("() => !document.querySelector('#alerts').textContent.includes('Température 35,2')"
+    page.wait_for_function("() => !document.querySelector(\"#alerts li[data-sensor='vitre-centre-04']\")"
                            " && !document.querySelector('#alerts').textContent.includes('Nuit tropicale')",
                            timeout=5_000)
     assert int(page.inner_text("#alerts-count")) == before - 2  # removed, no "closed" entry added
@@ -291,7 +304,7 @@ def test_a_close_event_removes_the_alert_from_the_list(page, stack):
     open_town(page, stack["url"], "vitre")
     page.wait_for_timeout(1000)
     text = page.inner_text("#alerts")
-    assert "Nuit tropicale" not in text and "Température 35,2" not in text
+    assert "Nuit tropicale" not in text and "35,2" not in text
 
 
 def test_english_keyboard_and_phone_width(browser, stack):
@@ -352,3 +365,103 @@ def test_technician_sees_dead_letters_per_device_and_replays_them(page, stack):
     # The page reloads the counts: what is left is the town mismatch.
     page.wait_for_function("document.querySelector('#deadletters-totals strong')?.textContent === '1'",
                            timeout=10_000)
+
+
+def month_axis(pg: Any) -> dict[str, Any]:
+    """The daily chart's x scale (days) and the labels its axis drew."""
+    return pg.evaluate("() => { const u = heatwatch.state.monthChart; return { span_days: (u.scales.x.max - "
+                       "u.scales.x.min) / 86400, n: u.data[0].length, labels: heatwatch.state.monthAxis, "
+                       "period: heatwatch.state.monthPeriod, first: u.data[0][0] }; }")
+
+
+def day_label(pg: Any, epoch_s: float) -> str:
+    return pg.evaluate("x => new Date(x * 1000).toLocaleString('fr-FR', {timeZone: 'Europe/Paris', day: 'numeric', "
+                       "month: 'short'})", epoch_s)
+
+
+def test_daily_chart_axis_with_one_or_a_few_days(page, stack):
+    """One day of indices used to stretch the axis over years ("1 mai, 1 nov., 1 mai…"): it spans a week of days."""
+    open_town(page, stack["url"], "saint-omer")
+    page.wait_for_selector("#chart-month canvas")
+    # Out of the vigilance season the card opens on the last summer when the town has indices for it.
+    assert month_axis(page)["period"] == ("30d" if IN_SEASON else "season")
+    for period, days in (("30d", 1), ("season", len(SO_SUMMER_DAYS))):
+        page.select_option("#month-period", period)
+        page.wait_for_function("([p, n]) => heatwatch.state.monthPeriod === p && heatwatch.state.monthChart"
+                               " && heatwatch.state.monthChart.data[0].length === n", arg=[period, days])
+        axis = month_axis(page)
+        assert 7 <= axis["span_days"] <= 8, axis  # a week, not years
+        labels = axis["labels"]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), axis  # one tick per day, no repeats
+        assert day_label(page, axis["first"]) in labels, axis
+        assert all(any(m in x for m in ("janv", "févr", "mars", "avr", "mai", "juin", "juil", "août", "sept", "oct",
+                                          "nov", "déc")) and x.split()[0].isdigit() for x in labels), labels
+    assert "Été" in page.inner_text("#month-period")
+    shot(page, "saint-omer-few-days")
+
+
+def test_nearby_markers_are_clustered_and_open_on_click(page, stack):
+    open_town(page, stack["url"], "vitre")
+    expected = placed(stack["sensors"]["vitre"])
+    states = page.evaluate("heatwatch.markers()")
+    assert set(states) == expected
+    clusters = page.eval_on_selector_all(".hw-cluster .cl", "els => els.map(e => Number(e.dataset.count))")
+    alone = page.eval_on_selector_all(".hw-marker span[data-sensor]", "els => els.map(e => e.dataset.sensor)")
+    # The town centre's sites overlap at the town's zoom: some are grouped; every sensor is drawn once.
+    assert clusters and len(alone) + sum(clusters) == len(expected), (clusters, alone)
+    assert sum(1 for m in states.values() if m["cluster"]) == sum(clusters)
+    # A cluster names its count and hottest value for screen readers.
+    assert "capteurs proches" in page.inner_text(".hw-cluster .cl .sr-only")
+    page.click(".hw-cluster")
+    page.wait_for_function("n => document.querySelectorAll('.hw-marker span[data-sensor]').length > n",
+                           arg=len(alone), timeout=10_000)
+    shot(page, "vitre-cluster-opened")
+
+
+def test_alerts_read_as_plain_words(page, stack):
+    open_town(page, stack["url"], "vitre")
+    now = int(time.time() * 1000)
+    alerts = [
+        {"sensor": "vitre-centre-06", "kind": "offline", "value": 1684.0, "threshold": 60.0,
+         "message": "vitre-centre-06: no reading for 1684 min"},
+        {"sensor": "vitre-parc-02", "kind": "battery", "value": 2.55, "threshold": 2.6,
+         "message": "vitre-parc-02: battery 2.55 V, threshold 2.6 V"},
+        {"sensor": "vitre-vilaine-02", "kind": "battery", "value": 12.0, "threshold": 20.0,
+         "message": "vitre-vilaine-02: battery 12 %, threshold 20 %"},
+        {"sensor": "vitre-sub-01", "kind": "qc", "value": 4.0, "threshold": 3.0,
+         "message": "vitre-sub-01: quality control failing for 4 h (PERSISTENCE)"},
+        {"sensor": None, "kind": "offline", "value": 95.0, "threshold": 60.0,
+         "message": "no reading from any sensor of the town for 95 min"},
+    ]
+    payloads = [("heat/alerts/vitre", json.dumps(a | {"event": "open", "town": "vitre", "ts": now}).encode())
+                for a in alerts]
+    assert publish_all(stack["mqtt"], payloads) == len(payloads)
+    page.wait_for_selector("#alerts li[data-kind='qc']", timeout=5_000)
+    text = page.inner_text("#alerts")
+    for words in ("Capteur muet", "silencieux depuis 28 h", "batterie à 2,55 V (seuil 2,6 V)",
+                  "batterie à 12 % (seuil 20 %)", "valeur figée", "aucune mesure de la commune depuis 1 h 35"):
+        assert words in text, (words, text)
+    assert "1684" not in text and "1 684" not in text and " / " not in text
+    shot(page, "vitre-alert-words")
+    page.click("#lang")
+    page.wait_for_function("() => document.querySelector('#alerts').textContent.includes('silent for 28 h')")
+    assert "battery at 12 % (threshold 20 %)" in page.inner_text("#alerts")
+
+
+def run_axe(pg: Any) -> list[dict[str, Any]]:
+    """axe-core (npm, frontend/node_modules) injected into the page: its serious and critical violations."""
+    pg.add_script_tag(path=str(AXE))
+    found = pg.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+                        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target)}))")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def test_no_serious_or_critical_accessibility_violation(page, stack):
+    assert AXE.exists(), "axe-core is not installed: npm ci --prefix frontend"
+    open_town(page, stack["url"], "vitre")
+    page.wait_for_selector("#chart-month canvas")
+    page.wait_for_selector("#insights-ranking")
+    assert run_axe(page) == []
+    page.click("#lang")  # English, and the UHI colouring
+    page.click("label[for='mode-uhi']")
+    assert run_axe(page) == []

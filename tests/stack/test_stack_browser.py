@@ -3,9 +3,10 @@
 Nothing is seeded: ``heatwatch up`` runs mosquitto, influxd, ingest, analytics and the api; the
 simulator streams readings of every example site (one every 10 s per sensor, each in its device
 profile's format: native JSON, SenML or The Things Stack uplinks) through the broker; analytics
-evaluates its rules every 10 s with a temperature threshold every reading passes, so it raises real
-alerts and publishes them on ``heat/alerts/<town>``; its first evaluation, before any reading, finds
-every registered sensor silent ("offline" alerts, closed as soon as they report). The page is opened
+evaluates its rules every 10 s with a temperature threshold every reading passes, and no start-up grace,
+so it raises real alerts and publishes them on ``heat/alerts/<town>``; its first evaluation, before any
+reading, finds the whole town silent (one town-level "offline" alert, closed as soon as readings arrive).
+The page is opened
 before the first reading, so everything it shows after that arrived live. Map tiles are blocked (the
 page as it runs offline). Screenshots go to ``test-artifacts/stack/``.
 
@@ -29,7 +30,7 @@ from heatwatch.simulate.formats import format_for
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
 from stack.upstack import Up, children_of, stack_processes, stop_stacks, wait_ready
-from support.browser import MARKS, TILE_HOST, example_registry, launch
+from support.browser import MARKS, TILE_HOST, example_registry, launch, marker_values
 from support.wait import wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "stack"
@@ -76,14 +77,13 @@ def shot(pg: Any, name: str) -> None:
 
 def markers(pg: Any) -> dict[str, str]:
     """Sensor → data-value of every marker on the map ("" while it has no reading)."""
-    return pg.eval_on_selector_all(
-        ".hw-marker span[data-sensor]", "els => Object.fromEntries(els.map(e => [e.dataset.sensor, e.dataset.value]))")
+    return marker_values(pg)
 
 
 def wait_markers_filled(pg: Any, sensors: set[str], timeout_ms: int) -> None:
     try:
         pg.wait_for_function(
-            "ids => ids.every(s => !!document.querySelector(`.hw-marker span[data-sensor='${s}']`)?.dataset.value)",
+            "ids => { const m = heatwatch.markers(); return ids.every(s => !!(m[s] && m[s].value)); }",
             arg=sorted(sensors), timeout=timeout_ms)
     except PlaywrightTimeout:
         empty = sorted(s for s, v in markers(pg).items() if s in sensors and not v)
@@ -104,7 +104,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "HEATWATCH_API_PORT": str(free_port()),
         "HEATWATCH_ALERT_INTERVAL_S": "10",
         "HEATWATCH_ALERT_TEMPERATURE_C": "-30",  # every reading is above: a real alert per reporting sensor
-        # (and, before the first reading, analytics holds every registered sensor "offline")
+        # (and, before the first reading, analytics finds the whole town silent: one town-level "offline" alert)
+        "HEATWATCH_ALERT_GRACE_S": "0",  # no start-up grace: the alerts of the first seconds are what is tested
         "HEATWATCH_LIVE_COALESCE_S": "1",
     }, tmp / "up-output")
     simulator = ServiceProcess(["simulate", "--live", "--step", "10s"], {"HEATWATCH_DATA_DIR": str(data)},
@@ -175,8 +176,8 @@ def wait_marker_change(pg: Any, url: str, sensors: set[str], what: str) -> tuple
     try:
         sensor, second = pg.wait_for_function(
             "old => { for (const [s, v] of Object.entries(old)) {"
-            " const e = document.querySelector(`.hw-marker span[data-sensor='${s}']`);"
-            " if (e && e.dataset.value && e.dataset.value !== v) return [s, e.dataset.value]; } return null; }",
+            " const m = heatwatch.markers()[s];"
+            " if (m && m.value && m.value !== v) return [s, m.value]; } return null; }",
             arg=before, timeout=40_000).json_value()
     except PlaywrightTimeout:
         probe = sorted(sensors)[0]
@@ -223,8 +224,7 @@ def test_an_alert_raised_by_analytics_appears_in_the_open_alerts(live):
 
 def test_an_alert_analytics_closed_leaves_the_open_alerts(live):
     pg, url = live["page"], live["url"]
-    # The probe was "offline" until its first reading; analytics closed that alert when it raised the
-    # temperature one.
+    # The town was silent until the first readings; analytics closed that alert, and raised none per sensor.
     pg.wait_for_selector(f"#alerts li[data-kind='temperature']:has-text('{PROBE}')", timeout=45_000)
     stored = api(url, "/v1/alerts", town=TOWN, status="open")["data"]
     assert not [a for a in stored if a["sensor"] == PROBE and a["kind"] == "offline"]

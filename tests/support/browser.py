@@ -35,3 +35,12 @@ def example_registry(data_dir: Path) -> dict[str, list[Sensor]]:
     with Registry(data_dir / "registry.sqlite", towns=towns.keys()) as reg:
         assert reg.load_examples() > 0
         return {t: reg.list(t) for t in towns}
+
+
+#: Every marker of the dashboard's map, sensor → shown value ("" without one), whether drawn alone or inside a cluster
+#: (Leaflet.markercluster keeps clustered markers out of the DOM): the page's own ``heatwatch.markers()``.
+MARKER_VALUES = "() => Object.fromEntries(Object.entries(heatwatch.markers()).map(([s, m]) => [s, m.value || '']))"
+
+
+def marker_values(pg: Any) -> dict[str, str]:
+    return pg.evaluate(MARKER_VALUES)

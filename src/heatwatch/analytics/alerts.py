@@ -13,7 +13,7 @@ after the point is stored: a crash in between loses the notification, never the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from heatwatch.core.topics import AlertEvent, alerts_topic
 from .jobs import Analytics
 from .qc import QcConfig
 from .reader import read_hourly_qc, read_live, read_town_daily
-from .rules import DIRECTION, TOWN, Check, Snapshot, evaluate
+from .rules import DIRECTION, TOWN, Check, Snapshot, data_lag_s, evaluate, town_silence_rule
 
 log = get_logger("heatwatch.analytics.alerts")
 
@@ -86,21 +86,40 @@ def _worse(kind: str, new: float, old: float) -> bool:
 
 
 def transition(town: str, open_alerts: Mapping[tuple[str, str], Alert], checks: Sequence[Check],
-               now_ms: int) -> list[Change]:
-    """What changes, given the open alerts and the conditions that hold now. Pure."""
+               now_ms: int, may_open: Callable[[Check], bool] = lambda c: True,
+               may_close: bool = True) -> list[Change]:
+    """What changes, given the open alerts and the conditions that hold now. Pure.
+
+    ``may_open`` says whether a raised check may open its alert now (the grace rule of :class:`AlertEngine`);
+    ``may_close`` False keeps every open alert as it is (the town's data is late: no evidence either way)."""
     holding = {(c.sensor, c.kind): c for c in checks}
     changes: list[Change] = []
     for key, alert in sorted(open_alerts.items()):
         check = holding.get(key)
         if check is None:
-            changes.append(Change("close", replace(alert, state=CLOSED, ended=now_ms)))
+            if may_close:
+                changes.append(Change("close", replace(alert, state=CLOSED, ended=now_ms)))
         elif _worse(alert.kind, check.value, alert.value):
             changes.append(Change("update", replace(alert, value=check.value, message=check.message)))
     for key, check in sorted(holding.items()):
-        if key not in open_alerts and check.raised:
+        if key not in open_alerts and check.raised and may_open(check):
             changes.append(Change("open", Alert(town, check.sensor, check.kind, check.value, check.threshold,
                                                 check.message, now_ms)))
     return changes
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What the grace rule lets one evaluation of a town do (docs/alerts.md, "When an alert may open")."""
+
+    lag_s: float | None  # seconds since the town's newest reading; None: none within the look-back
+    lagging: bool  # the town's data is late: per-sensor silence is not evidence, nothing closes
+    settled: bool  # past the grace period after the start and after the town's data caught up
+
+    def may_open(self, check: Check, started_ok: bool) -> bool:
+        if check.sensor == TOWN and check.kind == "offline":
+            return started_ok  # the town's silence is the lag itself: only the start-up grace applies
+        return self.settled and not self.lagging
 
 
 async def load_open(client: InfluxClient, town: str) -> dict[tuple[str, str], Alert]:
@@ -129,15 +148,48 @@ async def alert_history(client: InfluxClient, town: str) -> list[dict[str, Any]]
 
 
 class AlertEngine:
-    """Evaluates the rules of every town and keeps the alert state in InfluxDB."""
+    """Evaluates the rules of every town and keeps the alert state in InfluxDB.
+
+    The grace rule (docs/alerts.md): no alert opens for a condition seen only before the service started or while
+    a town's data was catching up. ``grace_s`` after ``started`` and after a town's data stops lagging, raised checks
+    wait (they open at the first evaluation past it if they still hold); while a town lags (its newest reading is
+    older than ``lag_s``), its per-sensor ``offline`` checks give way to one town-level silence check and no alert
+    of it closes. ``grace_s=0`` and ``lag_s=None`` (the defaults) evaluate every snapshot on its own.
+    """
 
     def __init__(self, analytics: Analytics, thresholds: AlertThresholds | None = None,
-                 publisher: Publisher | None = None, qc: QcConfig | None = None) -> None:
+                 publisher: Publisher | None = None, qc: QcConfig | None = None, *, grace_s: float = 0.0,
+                 lag_s: float | None = None, started: datetime | None = None) -> None:
         self.analytics = analytics
         self.client = analytics.client
         self.thresholds = thresholds or AlertThresholds()
         self.publisher = publisher
         self.qc = qc or QcConfig()
+        self.grace = pd.Timedelta(seconds=grace_s)
+        self.lag_s = lag_s
+        self.started = pd.Timestamp(started) if started is not None else None
+        #: per town, since when its data has been on time (None while it lags, absent before its first evaluation)
+        self.settled_since: dict[str, pd.Timestamp | None] = {}
+        #: per town, the data lag of the last evaluation (the metrics read it)
+        self.lags: dict[str, float | None] = {}
+
+    def gate(self, town: str, snap: Snapshot) -> Gate:
+        now = snap.now
+        lag = data_lag_s(snap)
+        self.lags[town] = lag
+        if self.lag_s is None:
+            lagging = False
+        else:
+            lagging = lag is None or lag > self.lag_s
+        if lagging:
+            self.settled_since[town] = None
+        elif self.settled_since.get(town) is None:
+            # First evaluation on time: from the start if this is the first one, else from now (a catch-up ended).
+            first = town not in self.settled_since
+            self.settled_since[town] = (self.started if first and self.started is not None else now)
+        since = self.settled_since.get(town)
+        settled = since is not None and now - since >= self.grace
+        return Gate(lag, lagging, settled)
 
     async def snapshot(self, town: str, now: pd.Timestamp) -> Snapshot:
         th = self.thresholds
@@ -157,9 +209,21 @@ class AlertEngine:
         now_ts = pd.Timestamp(now)
         now_ms = int(now_ts.value // 1_000_000)
         changes: list[Change] = []
+        started_ok = self.started is None or now_ts - self.started >= self.grace
         for town in self.analytics.towns:
             snap = await self.snapshot(town, now_ts)
-            town_changes = transition(town, await load_open(self.client, town), evaluate(snap), now_ms)
+            gate = self.gate(town, snap)
+            checks = evaluate(snap)
+            if gate.lagging:
+                checks = [c for c in checks if c.kind != "offline"] + town_silence_rule(snap, gate.lag_s)
+            open_alerts = await load_open(self.client, town)
+            town_changes = transition(town, open_alerts, checks, now_ms,
+                                      lambda c, g=gate: g.may_open(c, started_ok), may_close=not gate.lagging)
+            waiting = sum(1 for c in checks if c.raised and (c.sensor, c.kind) not in open_alerts
+                          and not gate.may_open(c, started_ok))
+            if waiting:
+                log.info("alert.deferred", town=town, checks=waiting, lagging=gate.lagging,
+                         lag_s=None if gate.lag_s is None else round(gate.lag_s))
             if town_changes:
                 await self.client.write_points([c.alert.point() for c in town_changes], rp=ALERT.rp)
             for c in town_changes:

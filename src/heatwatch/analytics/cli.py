@@ -38,6 +38,7 @@ async def serve(settings: AnalyticsSettings, *, once: bool = False, mqtt: bool =
         await client.setup(settings.raw_retention)
         service = AnalyticsService(settings, client, registry, publisher)
         if once:
+            service.without_startup_grace()
             await service.once()
         else:
             await service.run(stop, requests=mqtt)

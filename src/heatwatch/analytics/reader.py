@@ -124,10 +124,10 @@ async def first_reading(client: InfluxClient, town: str, since: datetime) -> pd.
 
 async def read_live(client: InfluxClient, town: str, since: datetime, now: datetime, seen_since: datetime,
                     t_range: tuple[float, float]) -> pd.DataFrame:
-    """Per sensor: median temperature and humidity since ``since``, last reading and battery.
+    """Per sensor: median temperature and humidity since ``since``, last reading and battery (volts, percent).
 
     Medians resist the spikes a faulty sensor emits; implausible values are left out in the
-    database. One request, three statements, one row per sensor each.
+    database. One request, four statements, one row per sensor each.
     """
     raw = client.table(READING)
     c = READING.col
@@ -140,15 +140,18 @@ async def read_live(client: InfluxClient, town: str, since: datetime, now: datet
         f"AND time <= $now GROUP BY {c('sensor')}",
         f"SELECT LAST({c('battery_v')}) AS battery_v FROM {raw} WHERE {town_is} AND time >= $seen "
         f"AND time <= $now GROUP BY {c('sensor')}",
+        f"SELECT LAST({c('battery_pct')}) AS battery_pct FROM {raw} WHERE {town_is} AND time >= $seen "
+        f"AND time <= $now GROUP BY {c('sensor')}",
     ]
     params = {"town": town, "since": to_ns(since), "now": to_ns(now), "seen": to_ns(seen_since),
               "tmin": t_range[0], "tmax": t_range[1]}
-    med, last, batt = await client.query(";".join(stmts), params)
+    med, last, batt, pct = await client.query(";".join(stmts), params)
     m = series_frame(med, ["t", "rh", "n"]).set_index("sensor")
     la = series_frame(last, ["last_t"]).set_index("sensor")
     b = series_frame(batt, ["battery_v"]).set_index("sensor")
+    bp = series_frame(pct, ["battery_pct"]).set_index("sensor")
     out = m[["t", "rh", "n"]].join(la.rename(columns={"time": "last_seen"})[["last_seen"]], how="outer")
-    out = out.join(b[["battery_v"]], how="outer")
+    out = out.join(b[["battery_v"]], how="outer").join(bp[["battery_pct"]], how="outer")
     out.index.name = "sensor"
     return out
 

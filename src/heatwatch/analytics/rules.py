@@ -129,6 +129,12 @@ def uhi_night_rule(s: Snapshot) -> list[Check]:
     return out
 
 
+#: The canicule rule looks at the newest day with IBM known only if it is this recent: IBMx of day D needs D's Tx
+#: window, which closes at 06:00 UTC on D+1, so yesterday's is the newest a morning evaluation can know. An older
+#: day (a recomputed past summer, a town whose reference stopped reporting) is history, not a condition now.
+CANICULE_RECENT_DAYS = 2
+
+
 def canicule_rule(s: Snapshot) -> list[Check]:
     thr = s.context.thresholds
     if thr is None or s.town_daily.empty:
@@ -140,6 +146,9 @@ def canicule_rule(s: Snapshot) -> list[Check]:
     if not bool(last["canicule"]):
         return []
     day = last["time"].tz_convert(s.context.timezone).date()
+    today = s.now.tz_convert(s.context.timezone).date()
+    if (today - day).days > CANICULE_RECENT_DAYS:
+        return []
     return [Check(TOWN, "canicule", float(last["ibmx"]), thr.ibmx,
                   f"canicule thresholds reached on {day}: IBMn {last['ibmn']:.1f} ≥ {thr.ibmn:g} °C and "
                   f"IBMx {last['ibmx']:.1f} ≥ {thr.ibmx:g} °C", True)]
@@ -165,15 +174,44 @@ def offline_rule(s: Snapshot) -> list[Check]:
 
 
 def battery_rule(s: Snapshot) -> list[Check]:
+    """Volts where the device reports volts; else its percent of charge (SenML ``%EL``, Milesight...), each
+    against its own threshold (``battery_v``, ``battery_pct``)."""
     th = s.thresholds
     out: list[Check] = []
-    if "battery_v" not in s.live.columns:
-        return out
-    for sensor, v in s.live["battery_v"].dropna().items():
+    volts = s.live["battery_v"].dropna() if "battery_v" in s.live.columns else pd.Series(dtype=float)
+    for sensor, v in volts.items():
         if v <= th.battery_v + th.battery_clear_v:
             out.append(Check(str(sensor), "battery", float(v), th.battery_v,
                              f"{sensor}: battery {v:.2f} V, threshold {th.battery_v:g} V", bool(v < th.battery_v)))
+    if "battery_pct" in s.live.columns:
+        for sensor, p in s.live["battery_pct"].dropna().items():
+            if sensor in volts.index or p > th.battery_pct + th.battery_clear_pct:
+                continue
+            out.append(Check(str(sensor), "battery", float(p), th.battery_pct,
+                             f"{sensor}: battery {p:.0f} %, threshold {th.battery_pct:g} %", bool(p < th.battery_pct)))
     return out
+
+
+def data_lag_s(s: Snapshot) -> float | None:
+    """Seconds since the newest reading of any sensor of the town (None: none within the look-back)."""
+    if "last_seen" not in s.live.columns:
+        return None
+    newest = s.live["last_seen"].dropna()
+    if newest.empty:
+        return None
+    return max(0.0, (s.now - newest.max()).total_seconds())
+
+
+def town_silence_rule(s: Snapshot, lag_s: float | None) -> list[Check]:
+    """The whole town silent: one town-level ``offline`` check instead of one per sensor, since a stalled pipeline
+    (broker or ingester down, a backlog still queued) or a dead gateway cannot be told from every sensor dying."""
+    th = s.thresholds
+    age = float(th.seen_lookback_s) if lag_s is None else lag_s
+    if age < th.offline_s:
+        return []
+    since = f"more than {th.seen_lookback_s // 86400} days" if lag_s is None else f"{age / 60:.0f} min"
+    return [Check(TOWN, "offline", age / 60, th.offline_s / 60, f"no reading from any sensor of the town for {since}",
+                  True)]
 
 
 def qc_rule(s: Snapshot) -> list[Check]:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -58,7 +59,8 @@ class AnalyticsService:
                  publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.analytics = Analytics(client, settings.towns, registry, citizen_weight=settings.analytics_citizen_weight)
-        self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher)
+        self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher,
+                                  grace_s=settings.alert_grace_s, lag_s=settings.alert_lag_s, started=clock())
         self.last = LastReadings(client)
         self._last_since_ms: int | None = None
         self.clock = clock
@@ -204,6 +206,11 @@ class AnalyticsService:
                                                  "recomputed": {"from": req.first.isoformat(),
                                                                 "to": req.last.isoformat()}})
         return stats
+
+    def without_startup_grace(self) -> None:
+        """``heatwatch analytics --once`` (cron-style): every run is a start, so the start-up grace would hold every
+        alert forever; a lagging town's grace still applies."""
+        self.alerts.started = pd.Timestamp(self.clock()) - self.alerts.grace
 
     async def once(self) -> None:
         """Catch up, then evaluate alerts: what one start of the service does before scheduling."""

@@ -18,12 +18,15 @@ class AlertThresholds:
     uhi_night_c: float = 4.0
     offline_s: int = 3600
     battery_v: float = 2.6
+    #: devices that report their charge in percent (SenML %EL, Milesight, SenseCAP), not volts
+    battery_pct: float = 20.0
     qc_hours: int = 3
     #: hysteresis: how far back past the threshold a value must go to end the alert
     temperature_clear_c: float = 0.5
     heat_index_clear_c: float = 1.0
     uhi_clear_c: float = 0.5
     battery_clear_v: float = 0.05
+    battery_clear_pct: float = 3.0
     #: span of the median the heat rules look at
     live_window_s: int = 1800
     #: how far back "last seen" looks; older sensors count as offline since at least that long
@@ -31,7 +34,7 @@ class AlertThresholds:
 
     def public(self) -> dict[str, Any]:
         """What a client (the dashboard) needs: where each alert opens."""
-        keep = ("temperature_c", "heat_index_c", "uhi_night_c", "offline_s", "battery_v", "qc_hours")
+        keep = ("temperature_c", "heat_index_c", "uhi_night_c", "offline_s", "battery_v", "battery_pct", "qc_hours")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 

@@ -7,11 +7,13 @@ With no range options it runs live (readings for "now", in real time, until stop
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
 import sys
 import threading
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -54,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--client-id", help="MQTT client id (default: unique per run)")
     g.add_argument("--workers", type=int, default=1, help="publisher processes, one sensor shard each (replay only)")
     g.add_argument("--dry-run", action="store_true", help="print messages instead of publishing them")
+    g.add_argument("--result", metavar="FILE",
+                   help="write what the broker acknowledged (messages, readings, range, heat wave) to FILE as JSON")
 
     g = parser.add_argument_group("time")
     g.add_argument("--live", action="store_true", help="send readings in real time (default without a range)")
@@ -64,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="live mode: also send the past BACKFILL first, as fast as --rate allows")
     g.add_argument("--step", type=parse_duration, default=timedelta(minutes=5), help="between readings (5m)")
     g.add_argument("--rate", type=float, default=0.0, help="messages per second, 0 = as fast as possible")
+    g.add_argument("--batch", type=parse_duration,
+                   help="one message per sensor and BATCH of readings (e.g. 1d: a data logger's daily upload); "
+                        "needs --format json or senml")
 
     g = parser.add_argument_group("sensors")
     g.add_argument("--towns", help="comma-separated town ids (default: all)")
@@ -101,6 +108,7 @@ def options_from_args(args: argparse.Namespace, now: datetime | None = None) -> 
         towns=[t.strip() for t in args.towns.split(",") if t.strip()] if args.towns else None,
         sensors=args.sensors, format=args.format, lorawan=args.lorawan, heatwave=heatwave, faults=not args.no_faults,
         live=live, rate=args.rate, qos=args.qos, max_inflight=args.max_inflight, client_id=args.client_id,
+        batch=args.batch,
     )
 
 
@@ -122,6 +130,8 @@ def run(args: argparse.Namespace, settings: CoreSettings) -> int:
     except (ValueError, OSError, TimeoutError) as exc:
         print(f"heatwatch simulate: {exc}", file=sys.stderr)
         return 2
+    if args.result:
+        _write_result(args.result, result)
     end = result.end.isoformat() if result.end else "now"
     print(f"published {result.messages} messages ({result.readings} readings) from {len(result.sensors)} sensors, "
           f"{result.start.isoformat() if result.start else '?'} to {end}, in {result.elapsed_s:.1f} s "
@@ -131,6 +141,22 @@ def run(args: argparse.Namespace, settings: CoreSettings) -> int:
         print(f"heat wave from {result.heatwave.start} for {result.heatwave.days} days; "
               f"canicule days (trailing 3-day means): {days or 'none'}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _write_result(path: str, result: Any) -> None:
+    hw = result.heatwave
+    doc = {"messages": result.messages, "readings": result.readings, "failed": result.failed,
+           "dropped": result.dropped, "sensors": len(result.sensors),
+           "start": result.start.isoformat() if result.start else None,
+           "end": result.end.isoformat() if result.end else None,
+           "heatwave": {"start": hw.start.isoformat(), "days": hw.days,
+                        "canicule_days": [d.isoformat() for d in hw.canicule_days()]}
+           if hw is not None and hw.start is not None else None}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(target)
 
 
 def _dry_run(opts: SimOptions, sensors: Any) -> int:

@@ -25,6 +25,16 @@ _S_PICK, _S_SPIKE, _S_SPIKE_SIGN, _S_SPIKE_SIZE = 30, 31, 32, 33
 SPIKE_PROBABILITY = 0.03
 # For open-ended live runs, faults are laid out over this horizon.
 LIVE_HORIZON = timedelta(days=2)
+# A long run (a summer's replay) is laid out as a looked-after network's summer: short faults, put right within
+# days, in its last third (after the second half of July, where heat waves are simulated: a fault's trailing month
+# of CrowdQC+ flags would otherwise take the heat wave's days out of the sites' comparisons). A drift of a degree a
+# day for months would leave the plausible range, which no real drift does.
+LONG_RUN_DAYS = 10
+DAY_MS = 86_400_000
+#: fault → (start as a fraction of the run, days, magnitude) on a long run
+Window = tuple[int, int | None, float]  # start ms, end ms (None: to the end), magnitude
+LONG_FAULTS = {FaultKind.offline: (0.62, 1.0, 0.0), FaultKind.stuck: (0.70, 2.0, 0.0),
+               FaultKind.drift: (0.78, 6.0, 0.5)}
 
 
 def plan_faults(sensors: Sequence[Sensor], start: datetime, end: datetime | None, seed: int,
@@ -33,8 +43,10 @@ def plan_faults(sensors: Sequence[Sensor], start: datetime, end: datetime | None
 
     Windows, as fractions of the run: stuck 25-40 %, spiking throughout, drifting from 20 % to
     the end (at least 4 °C in total, 1 °C/day or more), offline 55-65 % (at least 30 min), then
-    its backlog is flushed. The offline one is picked among sensors whose format can carry a
-    backlog (LoRaWAN uplinks cannot, so a TTS device's outage is a plain gap).
+    its backlog is flushed. On runs over ten days: offline one day from 62 %, stuck two days from
+    70 %, drifting 0.5 °C/day for six days from 78 % (:data:`LONG_FAULTS`). The offline one is picked
+    among sensors whose format can carry a backlog (LoRaWAN uplinks cannot, so a TTS device's outage
+    is a plain gap).
     """
     horizon = (end - start) if end is not None else LIVE_HORIZON
     days = horizon.total_seconds() / 86400.0
@@ -42,7 +54,14 @@ def plan_faults(sensors: Sequence[Sensor], start: datetime, end: datetime | None
     def at(fraction: float) -> int:
         return int((start + horizon * fraction).timestamp() * 1000)
 
-    off_start, off_end = at(0.55), at(0.65)
+    def window(kind: FaultKind, short: tuple[float, float | None], magnitude: float = 0.0) -> Window:
+        if days > LONG_RUN_DAYS and kind in LONG_FAULTS:
+            frac, length, mag = LONG_FAULTS[kind]
+            return at(frac), at(frac) + int(length * DAY_MS), mag
+        return at(short[0]), (at(short[1]) if short[1] is not None else None), magnitude
+
+    off_start, off_end, _ = window(FaultKind.offline, (0.55, 0.65))
+    assert off_end is not None
     off_end = max(off_end, off_start + 30 * 60 * 1000)
     faults: list[Fault] = []
     towns = sorted({s.town for s in sensors})
@@ -61,11 +80,12 @@ def plan_faults(sensors: Sequence[Sensor], start: datetime, end: datetime | None
             if sensor is None:
                 continue
             if kind is FaultKind.stuck:
-                faults.append(Fault(sensor.id, kind, at(0.25), at(0.40)))
+                faults.append(Fault(sensor.id, kind, *window(kind, (0.25, 0.40))[:2]))
             elif kind is FaultKind.spike:
                 faults.append(Fault(sensor.id, kind, at(0.0), None, magnitude=10.0))
             elif kind is FaultKind.drift:
-                faults.append(Fault(sensor.id, kind, at(0.2), None, magnitude=max(1.0, 4.0 / (0.8 * days))))
+                f0, f1, mag = window(kind, (0.2, None), max(1.0, 4.0 / (0.8 * days)))
+                faults.append(Fault(sensor.id, kind, f0, f1, magnitude=mag))
             else:
                 faults.append(Fault(sensor.id, kind, off_start, off_end))
     return faults

@@ -109,6 +109,9 @@ class SimOptions:
     # The network server LoRaWAN device profiles are heard through under format "profile".
     lorawan: LorawanServer = "tts"
     shard: tuple[int, int] = (0, 1)
+    #: Each sensor's readings sent as one message per ``batch`` of time (a data logger uploading its memory, an
+    #: archive imported), instead of one per reading; only formats that carry a backlog (json, senml).
+    batch: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.step <= timedelta(0) or self.step.total_seconds() % 1:
@@ -119,6 +122,10 @@ class SimOptions:
             raise ValueError("qos must be 0, 1 or 2")
         if self.sensors is not None and self.sensors < 1:
             raise ValueError("sensors must be >= 1")
+        if self.batch is not None and (self.batch < self.step or self.batch.total_seconds() % 1):
+            raise ValueError("batch must be a whole number of seconds, at least one step")
+        if self.batch is not None and self.format not in ("json", "senml"):
+            raise ValueError("batch needs a format that carries several readings: json or senml")
         index, count = self.shard
         if not 0 <= index < count:
             raise ValueError("shard must be (index, count) with 0 <= index < count")

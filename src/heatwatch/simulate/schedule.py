@@ -91,6 +91,9 @@ class Simulation:
     # Messages ----------------------------------------------------------------------
 
     def messages(self) -> Iterator[Message]:
+        if self.options.batch is not None:
+            yield from self._batches(int(self.options.batch.total_seconds() * 1000))
+            return
         outages = offline_windows(self.faults)
         backlog: dict[str, list[Reading]] = {}
         by_id = {s.id: s for s in self.sensors}
@@ -116,6 +119,30 @@ class Simulation:
         for sensor_id, held in backlog.items():
             yield encode(by_id[sensor_id], held, self.formats[sensor_id], seed=opts.seed, step_s=opts.step_s,
                          tts_tenant=opts.tts_tenant, emit_ms=end_ms or held[-1].ts_ms)
+
+    def _batches(self, batch_ms: int) -> Iterator[Message]:
+        """One message per sensor and ``batch_ms`` window (UTC-aligned), sent at the window's end: a logger's
+        upload. Outages do not apply (the logger kept its readings); LoRaWAN formats are refused by the options."""
+        by_id = {s.id: s for s in self.sensors}
+        held: dict[str, list[Reading]] = {}
+        window: int | None = None
+        for chunk in self._chunks():
+            for r in chunk:
+                w = r.ts_ms // batch_ms
+                if window is not None and w != window:
+                    yield from self._flush(held, by_id, (window + 1) * batch_ms)
+                window = w
+                held.setdefault(r.sensor, []).append(r)
+        if window is not None:
+            end_ms = int(self.end.timestamp() * 1000) if self.end is not None else (window + 1) * batch_ms
+            yield from self._flush(held, by_id, min(end_ms, (window + 1) * batch_ms))
+
+    def _flush(self, held: dict[str, list[Reading]], by_id: dict[str, Sensor], emit_ms: int) -> Iterator[Message]:
+        opts = self.options
+        for sensor_id, readings in held.items():
+            yield encode(by_id[sensor_id], readings, self.formats[sensor_id], seed=opts.seed, step_s=opts.step_s,
+                         tts_tenant=opts.tts_tenant, emit_ms=emit_ms)
+        held.clear()
 
     # Helpers -----------------------------------------------------------------------
 

@@ -67,6 +67,19 @@ class ServiceProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def wait(self, timeout: float | None = None, stopping: object = None) -> int | None:
+        """The exit code once the child exits (a one-shot command); None if ``timeout`` passes first or
+        ``stopping()`` becomes true (the caller is being stopped)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.proc is not None:
+            code = self.proc.poll()
+            if code is not None:
+                return code
+            if (deadline is not None and time.monotonic() > deadline) or (callable(stopping) and stopping()):
+                return None
+            time.sleep(0.2)
+        return None
+
     def stop(self, timeout: float = 30.0) -> int | None:
         return None if self.proc is None else terminate(self.proc, timeout)
 

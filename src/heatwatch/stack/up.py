@@ -3,7 +3,8 @@
 Embedded mosquitto and influxd start as children, with their data under the data folder,
 unless ``HEATWATCH_MQTT_URL`` / ``HEATWATCH_INFLUX_URL`` name external ones. The services
 then run as the same child processes production runs (``heatwatch ingest`` and so on), so
-the demo exercises exactly what is deployed. Ctrl-C stops producers first, then consumers,
+the demo exercises exactly what is deployed; with ``--demo``, a past summer is loaded and
+analysed before live readings go on (:mod:`.demo`). Ctrl-C stops producers first, then consumers,
 then the databases, so nothing in flight is lost; a second ``up`` reuses the data.
 
 The embedded services are set up as production should be (SECURITY.md): influxd with authentication on, an
@@ -27,6 +28,16 @@ from ..core.logging import get_logger
 from ..core.registry import Registry
 from ..core.settings import Settings
 from .children import ServiceProcess
+from .demo import (
+    LIVE_BACKFILL,
+    DemoSummer,
+    load_marker,
+    save_marker,
+    today_local,
+    wait_live,
+    wait_stored,
+    where_to_look,
+)
 from .embedded import Influxd, Mosquitto, free_port
 from .influxusers import ROLES, ServiceUser, ensure_admin, provision, stored_password
 from .mqttauth import SERVICE_ACL, acl_text, set_password, sync_contributors
@@ -172,23 +183,85 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
     api_host = host or settings.api.host
     api_port = port if port is not None else _port(settings.api.port)
     logs = data / "logs"
+    shown = settings.base_url(api_host, api_port)
 
     def start(service: ServiceProcess, ready_marker: str | None = None, timeout: float = 30.0) -> None:
         services.append(service)
         service.start(ready_marker=ready_marker, timeout=timeout)
 
+    summer = DemoSummer.before(today_local()) if demo else None
+    ingest_env = dict(own["ingest"])
+    if summer is not None:
+        # The summer's readings are months old: the ingester must accept them as a backlog.
+        window = max(settings.backlog_window, summer.backlog_window(today_local()))
+        ingest_env["HEATWATCH_BACKLOG_WINDOW"] = f"PT{int(window.total_seconds())}S"
     # Consumers first, so the persistent session exists before anything is published.
-    start(ServiceProcess(["ingest"], env | own["ingest"], logs / "ingest.log", name="ingest"), "mqtt.subscribed", 60)
+    start(ServiceProcess(["ingest"], env | ingest_env, logs / "ingest.log", name="ingest"), "mqtt.subscribed", 60)
     start(ServiceProcess(["api", "--host", api_host, "--port", str(api_port)], env | own["api"], logs / "api.log",
                          name="api"))
-    start(ServiceProcess(["analytics"], env | own["analytics"], logs / "analytics.log", name="analytics"))
-    if demo:
-        _place_example_sensors(settings)
-        # Two past days first, so the dashboard and the indices have something to show at once.
-        start(ServiceProcess(["simulate", "--live", "--backfill", "2d"], env | own["simulate"],
-                             logs / "simulate.log", name="simulate"))
+    analytics = ServiceProcess(["analytics"], env | own["analytics"], logs / "analytics.log", name="analytics")
+    live = ServiceProcess(["simulate", "--live", "--backfill", LIVE_BACKFILL], env | own["simulate"],
+                          logs / "simulate.log", name="simulate")
+    if summer is None:
+        start(analytics)
+        _announce(settings, env, shown, logs, secrets)
+        return
+    _announce(settings, env, shown, logs, secrets, demo=True)
+    _place_example_sensors(settings)
+    influx_env = env | own["api"]  # a reader: the api's user
 
-    shown = settings.base_url(api_host, api_port)
+    def reader() -> InfluxClient:
+        if settings.influx_url is None:
+            return InfluxClient(env["HEATWATCH_INFLUX_URL"], settings.influx_db,
+                                agg_database=settings.influx_agg_database, username=INFLUX_ADMIN,
+                                password=stored_password(secrets / "influx-admin"))
+        return InfluxClient.from_settings(settings)
+
+    marker = summer.marker(data)
+    loaded = load_marker(marker) or {}
+    if not loaded.get("analysed"):
+        print(f"demo: loading the summer of {summer.season} (1 June – 15 September, a heat wave from "
+              f"{summer.heatwave_start}) for both towns, as the sensors' loggers would upload it…", flush=True)
+        result = marker.with_name(f"summer-{summer.season}-published.json")
+        _run_once(services, ServiceProcess(summer.simulate_args(result), env | own["simulate"],
+                                           logs / "simulate-summer.log", name="simulate-summer"))
+        loaded = load_marker(result) or {}
+    start(live)  # the live day streams in while the summer is stored and analysed
+    if not loaded.get("analysed"):
+        first, end = summer.utc_range
+        stored = wait_stored(reader, first, end, int(loaded.get("readings", 0)))
+        log.info("up.demo.stored", readings=stored, published=loaded.get("readings"))
+        print(f"demo: {stored:,} readings of the summer stored; computing its aggregates, indices and quality "
+              "control…", flush=True)
+        _run_once(services, ServiceProcess(summer.backfill_args(), env | own["analytics"], logs / "backfill.log",
+                                           name="backfill"))
+        loaded["analysed"] = True
+        save_marker(marker, loaded)
+    if not wait_live(reader, set(settings.towns)):
+        log.warning("up.demo.live_late", hint=f"see {logs / 'simulate.log'} and {logs / 'ingest.log'}")
+    start(analytics)
+    report_env = {"HEATWATCH_DATA_DIR": str(data), "HEATWATCH_INFLUX_URL": influx_env.get("HEATWATCH_INFLUX_URL",
+                                                                                        settings.influx_base_url)}
+    for key in ("HEATWATCH_INFLUX_USER", "HEATWATCH_INFLUX_PASSWORD_FILE"):
+        if influx_env.get(key):
+            report_env[key] = influx_env[key]
+    print(where_to_look(shown, summer, loaded, report_env), flush=True)
+
+
+def _run_once(services: list[ServiceProcess], child: ServiceProcess) -> None:
+    """A one-shot command of the demo: listed with the services while it runs (so a Ctrl-C stops it), waited for,
+    then dropped from the list (its exit is not a service dying)."""
+    services.append(child)
+    child.start()
+    code = child.wait()
+    services.remove(child)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(child.command)} exited with {code}; log {child.log_path}:\n"
+                           f"{child.log_text()[-2000:]}")
+
+
+def _announce(settings: Settings, env: dict[str, str], shown: str, logs: Path, secrets: Path,
+              demo: bool = False) -> None:
     print(f"heatwatch is up: API and dashboard on {shown}/  (docs: /docs)", flush=True)
     # Never a password on the terminal: the URL is shown without its credentials.
     mqtt_shown = settings.mqtt.redacted() if settings.mqtt_url is not None else env["HEATWATCH_MQTT_URL"]

@@ -28,7 +28,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _CHECKOUT_FRONTEND = Path(__file__).resolve().parents[4] / "frontend"
 
 # npm package → the folder of it that the page loads (nothing else of node_modules is exposed).
-VENDOR = {"leaflet": "leaflet/dist", "uplot": "uplot/dist"}
+VENDOR = {"leaflet": "leaflet/dist", "uplot": "uplot/dist", "markercluster": "leaflet.markercluster/dist"}
 
 
 def frontend_dir(config: DashboardOptions) -> Path | None:

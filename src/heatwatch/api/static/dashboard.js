@@ -11,7 +11,9 @@
   // Information-only flags (a sparse month) do not make a value bad (docs/science/qc.md).
   const qcInfo = () => state.config.qc_info_flags || 0;
   const staleMs = () => (state.config.thresholds ? state.config.thresholds.stale_after_s * 1000 : Infinity);
-  const lowBattery = (v) => v !== null && !!state.config.thresholds && v < state.config.thresholds.battery_v;
+  // The battery alert's own thresholds: volts where the device reports volts, else its percent of charge.
+  const lowBattery = (v, pct) => !!state.config.thresholds && (v !== null ? v < state.config.thresholds.battery_v
+    : pct !== null && pct !== undefined && pct < state.config.thresholds.battery_pct);
   const T_SCALE = { min: 10, max: 40, step: 5 };
   const UHI_SCALE = { min: -2, max: 6, step: 1 };
 
@@ -295,7 +297,8 @@
     s.latest = { ts: r.ts, temperature: r.temperature, humidity: r.humidity, battery_v: r.battery_v ?? (s.latest ? s.latest.battery_v : null),
                  battery_pct: r.battery_pct ?? (s.latest ? s.latest.battery_pct : null) };
     if (s.status === "no_data" || s.status === "offline") s.status = "ok";
-    if (s.reference || state.mode === "uhi") renderMarkers(); else renderMarker(s, true);
+    if (s.reference || state.mode === "uhi") renderMarkers();
+    else { renderMarker(s, true); if (state.cluster) state.cluster.refreshClusters(state.markers.get(s.id)); }
     renderTable();
     appendDayPoint(s, r);
   }
@@ -311,7 +314,8 @@
       return;
     }
     if (!state.map) {
-      state.map = L.map(box, { zoomControl: true, keyboard: true, attributionControl: true });
+      // maxZoom on the map itself: without tiles (offline) the cluster plugin needs it to know when to spiderfy.
+      state.map = L.map(box, { zoomControl: true, keyboard: true, attributionControl: true, maxZoom: 19 });
       L.control.scale({ metric: true, imperial: false }).addTo(state.map);
       state.offline = !state.config.tiles_url;
       if (state.config.tiles_url) {
@@ -332,7 +336,15 @@
       showMapNote();
     }
     if (state.layer) state.layer.remove();
+    if (state.cluster) state.cluster.remove();
     state.layer = L.layerGroup().addTo(state.map);
+    // Sites a few metres apart (a square, both ends of a street) would hide each other: nearby markers are grouped
+    // into a cluster showing how many and the hottest value; a click zooms in, or fans them out ("spiderfy") when
+    // zooming cannot part them. Leaflet.markercluster, from npm like Leaflet; without it, plain markers.
+    state.cluster = L.markerClusterGroup ? L.markerClusterGroup({
+      maxClusterRadius: 30, showCoverageOnHover: false, spiderfyOnMaxZoom: true, zoomToBoundsOnClick: true,
+      spiderLegPolylineOptions: { weight: 1.5, color: "#33404d", opacity: 0.6 }, iconCreateFunction: clusterIcon,
+    }).addTo(state.map) : null;
     state.markers = new Map();
     const pts = [...state.sensors.values()].filter((s) => s.lat !== null && s.lon !== null && s.lat !== undefined);
     // The view first: Leaflet only creates marker elements once the map has one.
@@ -349,12 +361,13 @@
       interactive: false, keyboard: false,
     }).addTo(state.layer);
     for (const s of pts) {
-      const m = L.marker([s.lat, s.lon], { icon: markerIcon(s, null), keyboard: true, title: s.id + " — " + s.name, riseOnHover: true });
+      const m = L.marker([s.lat, s.lon], { icon: markerIcon(s, null), keyboard: true, title: s.id + " — " + s.name, riseOnHover: true, sensor: s.id });
       // Leaflet turns Enter on a focused marker into a click: keyboard users select sensors the same way.
       m.on("click", () => selectSensor(s.id, true));
-      m.addTo(state.layer);
+      m.addTo(state.cluster || state.layer);
       state.markers.set(s.id, m);
     }
+    if (state.cluster) state.cluster.on("animationend spiderfied unspiderfied", () => renderMarkers());
     setTimeout(() => state.map.invalidateSize(), 0);
   }
 
@@ -389,6 +402,21 @@
     return L.divIcon({ className: "hw-marker", html: span, iconSize: null });
   }
 
+  // A cluster: how many sensors, coloured by the hottest of them (in the map's mode), named for screen readers.
+  function clusterIcon(cluster) {
+    const ref = referenceTemperature();
+    const values = cluster.getAllChildMarkers().map((m) => m.options.sensor).filter(Boolean)
+      .map((id) => valueOf(state.sensors.get(id), ref)).filter((v) => v !== null && v !== undefined);
+    const top = values.length ? Math.max(...values) : null;
+    const c = colourFor(top);
+    const n = cluster.getChildCount();
+    const label = t("cluster_label", { n, v: top === null ? t("no_value") : fmt1(top) + " °C" });
+    const span = el("span", { class: "cl", style: `background:${c.bg};color:${c.fg}`, "data-count": String(n),
+                              "data-value": top === null ? "" : String(top), title: label },
+      el("strong", { text: String(n) }), el("span", { class: "sr-only", text: " " + label }));
+    return L.divIcon({ className: "hw-cluster", html: span, iconSize: L.point(40, 40) });
+  }
+
   function markerLabel(s, ref) {
     const v = valueOf(s, ref);
     const what = state.mode === "uhi" ? t("mode_uhi") : t("mode_t");
@@ -414,6 +442,18 @@
   function renderMarkers() {
     const ref = referenceTemperature();
     for (const s of state.sensors.values()) renderMarker(s, false, ref);
+    if (state.cluster) state.cluster.refreshClusters();
+  }
+
+  // Every marker of the map: its value, and whether it is drawn on its own or inside a cluster (tests, debugging).
+  function markerStates() {
+    const out = {};
+    for (const [id, m] of state.markers) {
+      const parent = state.cluster ? state.cluster.getVisibleParent(m) : m;
+      out[id] = { value: m.options.icon.options.html.dataset.value,
+                  cluster: parent && parent !== m && parent.getChildCount ? parent.getChildCount() : null };
+    }
+    return out;
   }
 
   function renderLegend() {
@@ -448,22 +488,60 @@
         el("td", { class: "num", text: fmt1(uhiOf(s, ref)) }),
         el("td", { title: l ? localTime(l.ts) : "", text: ago(l ? l.ts : null) }),
         // Devices that report charge in percent (Milesight, SenseCAP) show it as such: no volts to compare.
-        el("td", { class: "num" + (lowBattery(batt) ? " low-batt" : ""), text: batt !== null ? batt.toFixed(2) + " V"
+        el("td", { class: "num" + (lowBattery(batt, l ? l.battery_pct : null) ? " low-batt" : ""), text: batt !== null ? batt.toFixed(2) + " V"
           : l && l.battery_pct !== null && l.battery_pct !== undefined ? Math.round(l.battery_pct) + " %" : "—" }),
         el("td", { class: "st st-" + st, text: t("status_" + st) }),
         el("td", { class: qc.cls, text: qc.text }));
     }));
   }
 
+  // "28 h", "45 min", "3 j": how long, in words a technician reads at a glance.
+  function duration(minutes) {
+    if (minutes < 90) return t("dur_min", { n: Math.max(1, Math.round(minutes)) });
+    if (minutes < 10 * 60 && Math.round(minutes) % 60 !== 0) {
+      const m = Math.round(minutes);
+      return t("dur_hm", { h: Math.floor(m / 60), m: String(m % 60).padStart(2, "0") });
+    }
+    if (minutes < 48 * 60) return t("dur_h", { n: Math.round(minutes / 60) });
+    return t("dur_d", { n: Math.round(minutes / 1440) });
+  }
+
+  const num = (v, digits) => v.toLocaleString(state.lang, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+
+  // What an alert says, in the page's language, from its kind, value and threshold (analytics' own message is
+  // English and technical: it stays in the logs and on MQTT). The rules are in docs/alerts.md.
+  function alertText(a) {
+    const v = typeof a.value === "number" ? a.value : null;
+    const thr = typeof a.threshold === "number" ? a.threshold : null;
+    if (v === null) return a.message || "";
+    switch (a.kind) {
+      case "offline": return t(a.sensor ? "al_offline" : "al_offline_town", { d: duration(v) });
+      case "battery": return thr !== null && thr > 5 ? t("al_battery_pct", { v: num(v, 0), thr: num(thr, 0) })
+        : t("al_battery_v", { v: num(v, 2), thr: num(thr ?? 0, 2) });
+      case "temperature": return t("al_temperature", { v: fmt1(v), thr: num(thr ?? 0, 1) });
+      case "heat_index": return t("al_heat_index", { v: fmt1(v), thr: num(thr ?? 0, 1) });
+      case "uhi_night": return t("al_uhi_night", { v: fmt1(v), thr: num(thr ?? 0, 1) });
+      case "canicule": return t("al_canicule", { v: fmt1(v), thr: num(thr ?? 0, 1) });
+      case "qc": {
+        // The flags analytics names ("PERSISTENCE|DRIFT"), in words.
+        const m = /\(([A-Z_|]+)\)/.exec(a.message || "");
+        const flags = m ? m[1].split("|").map((name) => state.config.qc_flags && state.config.qc_flags[name])
+          .filter(Boolean).map((bit) => t("qc_" + bit)).join(", ") : "";
+        return t("al_qc", { d: duration(v * 60) }) + (flags ? " : " + flags : "");
+      }
+      default: return a.message || "";
+    }
+  }
+
   function renderAlerts() {
     const ul = $("alerts");
     ul.replaceChildren(...state.alerts.map((a) => {
       const s = state.sensors.get(a.sensor);
-      const detail = [a.value, a.threshold].every((x) => typeof x === "number") ? ` (${fmt1(a.value)} / ${fmt1(a.threshold)})` : "";
-      return el("li", { "data-alert-id": a.id ?? "", "data-kind": a.kind ?? "" },
-        el("div", {}, el("span", { class: "kind", text: a.kind || "alert" }), " — ", el("span", { text: a.sensor || "" }), s && s.name !== s.id ? el("span", { class: "site", text: " " + s.name }) : null,
+      const kindName = I18N[state.lang]["kind_" + a.kind] || I18N.fr["kind_" + a.kind] || a.kind || "alert";
+      return el("li", { "data-alert-id": a.id ?? "", "data-kind": a.kind ?? "", "data-sensor": a.sensor || "" },
+        el("div", {}, el("span", { class: "kind", text: kindName }), " — ", el("span", { text: a.sensor || state.town.name }), s && s.name !== s.id ? el("span", { class: "site", text: " " + s.name }) : null,
           a.live ? el("span", { class: "new", text: t("alert_new") }) : null),
-        el("div", { text: (a.message || "") + detail }),
+        el("div", { class: "what", title: a.message || "", text: alertText(a) }),
         el("div", { class: "when", title: localTime(a.ts), text: ago(a.ts) }));
     }));
     $("alerts-count").textContent = String(state.alerts.length);
@@ -567,22 +645,76 @@
     return { scales: { x: { time: true }, ...(days ? { uhi: { auto: true } } : {}) }, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), state.town.timezone) };
   }
 
-  async function loadMonth(seq) {
-    const from = new Date(Date.now() - 30 * 86400 * 1000).toISOString().slice(0, 10);
+  // The vigilance season of Météo-France's heat-wave warnings: 1 June – 15 September (docs/science/canicule.md).
+  // Its newest summer: this year's from June on, else last year's.
+  function seasonYear(now) {
+    return now.getMonth() >= 5 ? now.getFullYear() : now.getFullYear() - 1;
+  }
+
+  function inSeason(now) {
+    const m = now.getMonth(), d = now.getDate();
+    return (m >= 5 && m <= 7) || (m === 8 && d <= 15);
+  }
+
+  function periodQuery(period) {
+    if (period === "season") {
+      const y = state.season;
+      return `from=${y}-06-01&to=${y}-09-16`; // "to" is exclusive
+    }
+    return `from=${new Date(Date.now() - 30 * 86400 * 1000).toISOString().slice(0, 10)}`;
+  }
+
+  function fillPeriods() {
+    const sel = $("month-period");
+    const keep = state.monthPeriod;
+    sel.replaceChildren(el("option", { value: "30d", text: t("period_30d") }),
+      el("option", { value: "season", text: t("period_season", { y: state.season }) }));
+    sel.value = keep || "30d";
+  }
+
+  async function fetchIndices(period) {
+    return getJSON(`/v1/indices?town=${encodeURIComponent(state.town.id)}&${periodQuery(period)}`);
+  }
+
+  // Outside the vigilance season the last 30 days say little about heat: the card opens on the last summer when
+  // the town has indices for it (a technician's first look, the demo's summer), and on the last 30 days otherwise.
+  async function loadMonth(seq, chosen) {
     const box = $("chart-month");
+    let period = chosen || state.monthPeriod;
     let body;
     try {
-      body = await getJSON(`/v1/indices?town=${encodeURIComponent(state.town.id)}&from=${from}`);
+      if (!period) {
+        period = "30d";
+        if (!inSeason(new Date())) {
+          const summer = await fetchIndices("season");
+          if ((summer.data || []).length) { period = "season"; body = summer; }
+        }
+      }
+      if (!body) body = await fetchIndices(period);
     } catch (e) {
       $("month-desc").textContent = t("month_unavailable");
       return;
     }
     if (seq !== state.loadSeq) return;
+    state.monthPeriod = period;
+    $("month-period").value = period;
     const thr = (body.meta && body.meta.canicule_thresholds) || state.town.canicule_thresholds || {};
     const rows = body.data || [];
-    state.month = { rows, thr };
+    state.month = { rows, thr, period };
     drawMonth();
-    if (!rows.length) box.setAttribute("data-empty", "true");
+    if (!rows.length) box.setAttribute("data-empty", "true"); else box.removeAttribute("data-empty");
+  }
+
+  // The time axis of the daily chart: at least a week wide (uPlot would stretch one or two days over years),
+  // ticks on whole days in the town's time zone, labelled "12 juil.".
+  const DAY_S = 86400;
+  const DAY_INCRS = [DAY_S, 2 * DAY_S, 7 * DAY_S, 14 * DAY_S, 28 * DAY_S, 91 * DAY_S];
+
+  // uPlot widens a single point of a time scale by 86400 / ms, which with times in seconds is a thousand days.
+  function dayRange(xs) {
+    let lo = Math.min(...xs) - DAY_S / 2, hi = Math.max(...xs) + DAY_S / 2;
+    if (hi - lo < 7 * DAY_S) lo = hi - 7 * DAY_S;
+    return { min: lo, max: hi };
   }
 
   function drawMonth() {
@@ -590,7 +722,8 @@
     const m = state.month;
     if (!m) return;
     const { rows, thr } = m;
-    $("month-desc").textContent = rows.length ? t("month_desc", { tn: thr.ibmn, tx: thr.ibmx, source: thr.source || "" }) : t("month_empty");
+    $("month-desc").textContent = rows.length ? t("month_desc", { tn: thr.ibmn, tx: thr.ibmx, source: thr.source || "" })
+      : t(m.period === "season" ? "season_empty" : "month_empty");
     if (!window.uPlot) { box.textContent = t("chart_missing"); return; }
     if (state.monthChart) { state.monthChart.destroy(); state.monthChart = null; }
     box.replaceChildren();
@@ -598,18 +731,27 @@
     const xs = rows.map((r) => Date.parse(r.time) / 1000);
     const col = (k) => rows.map((r) => (typeof r[k] === "number" ? r[k] : null));
     const fmtC = (u, v) => (v === null || v === undefined ? "—" : fmt1(v) + " °C");
+    const opts = timeOpts(true);
+    const dayLabels = (u, splits) => {
+      const labels = splits.map((v) => fmtTime(v, true));
+      state.monthAxis = labels; // what the axis shows, for the tests
+      return labels;
+    };
     state.monthChart = new uPlot({
       width: chartWidth("chart-month"), height: 260,
-      ...timeOpts(true),
+      ...opts,
+      // With few days, every point is drawn: a single day is a dot, not an empty chart.
       series: [{ label: t("s_date"), value: (u, v) => (v === null ? "—" : fmtTime(v, true)) },
         { label: t("s_ibmn"), stroke: "#1f5fa8", width: 2, value: fmtC },
         { label: t("s_ibmx"), stroke: "#c0392b", width: 2, value: fmtC },
         { label: t("s_thr_n"), stroke: "#1f5fa8", dash: [6, 4], width: 1, value: fmtC },
         { label: t("s_thr_x"), stroke: "#c0392b", dash: [6, 4], width: 1, value: fmtC },
         { label: t("s_uhi_mean"), stroke: "#b35806", width: 2, scale: "uhi", value: fmtC },
-        { label: t("s_uhi_max"), stroke: "#542788", width: 1, scale: "uhi", value: fmtC }],
-      axes: [{ values: (u, splits) => splits.map((v) => fmtTime(v, true)) }, { label: "Tn / Tx °C" }, { scale: "uhi", side: 1, label: t("mode_uhi") + " °C", grid: { show: false } }],
+        { label: t("s_uhi_max"), stroke: "#542788", width: 1, scale: "uhi", value: fmtC }]
+        .map((x, i) => (i === 0 ? x : { ...x, points: { show: rows.length <= 14 } })),
+      axes: [{ values: dayLabels, incrs: DAY_INCRS, space: 60 }, { label: "Tn / Tx °C" }, { scale: "uhi", side: 1, label: t("mode_uhi") + " °C", grid: { show: false } }],
     }, [xs, col("ibmn"), col("ibmx"), xs.map(() => thr.ibmn ?? null), xs.map(() => thr.ibmx ?? null), col("uhi_mean"), col("uhi_max")], box);
+    state.monthChart.setScale("x", dayRange(xs));
   }
 
   // Language, errors, start-up ----------------------------------------------------------------------
@@ -620,10 +762,12 @@
     for (const e of document.querySelectorAll("[data-i18n-aria]")) e.setAttribute("aria-label", t(e.dataset.i18nAria));
     const b = $("lang");
     b.textContent = t("lang_button");
-    b.setAttribute("aria-label", t("lang_label"));
+    // The visible text first: what a voice-control user says is part of the name (WCAG 2.5.3).
+    b.setAttribute("aria-label", t("lang_button") + ": " + t("lang_label"));
     b.setAttribute("lang", state.lang === "fr" ? "en" : "fr");
     document.title = state.lang === "fr" ? "heatwatch — îlots de chaleur en direct" : "heatwatch — live urban heat islands";
     setLive(state.liveState);
+    if (state.season) fillPeriods();
     if (state.town) {
       renderAll();
       drawDay();
@@ -651,7 +795,13 @@
     // Only what the server says is installed: a missing library degrades the page without a 404.
     const v = state.config.vendor || {};
     const jobs = [];
-    if (v.leaflet) jobs.push(loadAsset("link", { rel: "stylesheet", href: "/vendor/leaflet/leaflet.css" }), loadAsset("script", { src: "/vendor/leaflet/leaflet.js" }));
+    if (v.leaflet) {
+      // The cluster plugin extends L: it loads once Leaflet has.
+      jobs.push(loadAsset("link", { rel: "stylesheet", href: "/vendor/leaflet/leaflet.css" }),
+        loadAsset("script", { src: "/vendor/leaflet/leaflet.js" }).then((ok) => ok && v.markercluster && Promise.all([
+          loadAsset("link", { rel: "stylesheet", href: "/vendor/markercluster/MarkerCluster.css" }),
+          loadAsset("script", { src: "/vendor/markercluster/leaflet.markercluster.js" })])));
+    }
     if (v.uplot) jobs.push(loadAsset("link", { rel: "stylesheet", href: "/vendor/uplot/uPlot.min.css" }), loadAsset("script", { src: "/vendor/uplot/uPlot.iife.min.js" }));
     await Promise.all(jobs);
   }
@@ -673,6 +823,9 @@
       history.replaceState(null, "", "#" + sel.value);
       loadTown(sel.value);
     });
+    state.season = seasonYear(new Date());
+    fillPeriods();
+    $("month-period").addEventListener("change", (ev) => loadMonth(state.loadSeq, ev.target.value));
     $("lang").addEventListener("click", () => {
       state.lang = state.lang === "fr" ? "en" : "fr";
       try { localStorage.setItem("heatwatch.lang", state.lang); } catch (_) { /* private mode */ }
@@ -695,6 +848,6 @@
     await loadTown(sel.value || state.towns[0].id);
   }
 
-  window.heatwatch = { state };
+  window.heatwatch = { state, markers: markerStates };
   start().catch(showError);
 })();

@@ -29,9 +29,12 @@
   };
   const lang = () => (document.documentElement.lang === "en" ? "en" : "fr");
   const tr = (k) => TEXT[lang()][k] || TEXT.fr[k] || k;
-  // Before June the newest complete summer is last year's.
+  // Before June the newest complete summer is last year's. Outside the vigilance season (1 June – 15 September) the
+  // map opens on that summer's nights rather than on last night, which says little about heat.
   const now = new Date();
-  const state = { town: null, kind: "night", date: "", season: now.getFullYear() - (now.getMonth() < 5 ? 1 : 0), seq: 0 };
+  const inSeason = (now.getMonth() >= 5 && now.getMonth() <= 7) || (now.getMonth() === 8 && now.getDate() <= 15);
+  const state = { town: null, kind: inSeason ? "night" : "season", date: "",
+                  season: now.getFullYear() - (now.getMonth() < 5 ? 1 : 0), seq: 0 };
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);

@@ -17,6 +17,13 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     analytics_catchup_max_days: int = Field(default=31, ge=1)
     analytics_mqtt_client_id: str = Field(default="heatwatch-analytics", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     alert_interval_s: int = Field(default=300, ge=10, description="how often the alert rules are evaluated")
+    # docs/alerts.md, "When an alert may open": no alert for a condition seen only before start-up or while a
+    # backlog was being flushed.
+    alert_grace_s: int = Field(default=600, ge=0, description=(
+        "after the service starts, and after a town's data has caught up, alerts wait this long before opening"))
+    alert_lag_s: int = Field(default=900, ge=60, description=(
+        "a town whose newest reading is older than this is lagging: one town-level silence alert instead of one "
+        "per sensor, and no alert of it closes until its data is back"))
     analytics_last_interval_s: int = Field(default=30, ge=5, le=3600, description=(
         "how often the last-value store (the newest reading of each sensor, what the api's latest reads) is "
         "brought up to date"))

@@ -379,6 +379,8 @@ class AlertSettings(BaseModel):
     alert_uhi_night_c: float = DEFAULT_THRESHOLDS.uhi_night_c
     alert_offline_s: int = Field(default=DEFAULT_THRESHOLDS.offline_s, ge=60)
     alert_battery_v: float = Field(default=DEFAULT_THRESHOLDS.battery_v, ge=0)
+    alert_battery_pct: float = Field(default=DEFAULT_THRESHOLDS.battery_pct, ge=0, le=100,
+                                     description="battery alert of devices reporting percent, not volts")
     alert_qc_hours: int = Field(default=DEFAULT_THRESHOLDS.qc_hours, ge=1,
                                 description="consecutive flagged hours before a QC alert")
 
@@ -386,4 +388,5 @@ class AlertSettings(BaseModel):
     def alert_thresholds(self) -> AlertThresholds:
         return AlertThresholds(temperature_c=self.alert_temperature_c, heat_index_c=self.alert_heat_index_c,
                                uhi_night_c=self.alert_uhi_night_c, offline_s=self.alert_offline_s,
-                               battery_v=self.alert_battery_v, qc_hours=self.alert_qc_hours)
+                               battery_v=self.alert_battery_v, battery_pct=self.alert_battery_pct,
+                               qc_hours=self.alert_qc_hours)
