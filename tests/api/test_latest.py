@@ -73,7 +73,8 @@ def test_latest_per_sensor(client, seed):
     meta = body["meta"]
     assert meta["licence"]["url"] == LICENCE_URL and meta["producer"]
     # The normalised query the answer was built (and cached) for: declared parameters, defaults filled in.
-    assert meta["query"] == {"path": "/v1/latest", "params": {"sep": ",", "town": "vitre"}}
+    assert meta["query"] == {"path": "/v1/latest", "params": {"sep": ",", "times": "utc", "town": "vitre",
+                                                                "tz": "Europe/Paris"}}
     by_sensor = {row["sensor"]: row for row in body["data"]}
     assert set(by_sensor) == {"v1", "v2", "v3"}
     assert by_sensor["v1"]["temperature"] == 24.5 and by_sensor["v1"]["battery_v"] == 3.1
@@ -95,7 +96,8 @@ def test_latest_per_sensor(client, seed):
     c = client.get("/v1/latest", params={"town": "vitre", "format": "csv", "sep": ";"})
     assert c.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(c.content.decode("utf-8-sig")), delimiter=";"))
-    assert len(rows) == 3 and rows[0]["sensor"] == "v1" and float(rows[0]["temperature"]) == 24.5
+    # sep=; writes decimal commas: French spreadsheets read 24,5 as a number
+    assert len(rows) == 3 and rows[0]["sensor"] == "v1" and rows[0]["temperature"] == "24,5"
 
 
 def test_latest_validation(client):

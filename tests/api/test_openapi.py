@@ -17,6 +17,7 @@ from heatwatch.core.settings import Settings
 
 JSON, GEOJSON, CSV, PARQUET, JSONLD = ("application/json", "application/geo+json", "text/csv",
                                        "application/vnd.apache.parquet", "application/ld+json")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JSONISH = (JSON, GEOJSON, JSONLD)
 
 # The public endpoints and the formats each one documents.
@@ -24,12 +25,12 @@ MEDIA = {
     "/v1/towns": {JSON, GEOJSON},
     "/v1/latest": {JSON, CSV, GEOJSON},
     "/v1/sensors": {JSON, CSV, GEOJSON},
-    "/v1/readings": {JSON, CSV, PARQUET},
-    "/v1/hourly": {JSON, CSV, PARQUET},
-    "/v1/daily": {JSON, CSV, PARQUET},
-    "/v1/indices": {JSON, CSV, PARQUET},
-    "/v1/canicule-episodes": {JSON, CSV, PARQUET},
-    "/v1/alerts": {JSON, CSV, PARQUET},
+    "/v1/readings": {JSON, CSV, PARQUET, XLSX},
+    "/v1/hourly": {JSON, CSV, PARQUET, XLSX},
+    "/v1/daily": {JSON, CSV, PARQUET, XLSX},
+    "/v1/indices": {JSON, CSV, PARQUET, XLSX},
+    "/v1/canicule-episodes": {JSON, CSV, PARQUET, XLSX},
+    "/v1/alerts": {JSON, CSV, PARQUET, XLSX},
     "/v1/uhi": {JSON, CSV, GEOJSON},
     "/v1/catalog": {JSONLD},
     "/v1/datapackage.json": {JSON},
@@ -106,9 +107,10 @@ def test_every_documented_format_has_an_example(doc, path):
     content = doc["paths"][path]["get"]["responses"]["200"]["content"]
     assert set(content) == MEDIA[path]
     for media, entry in content.items():
-        if media == PARQUET:  # binary: an example is a link to a sample file
+        if media in (PARQUET, XLSX):  # binary: an example is a link to a sample file
             (sample,) = entry["examples"].values()
-            assert sample["externalValue"].endswith("format=parquet") and sample["summary"]
+            assert sample["externalValue"].endswith("format=" + ("parquet" if media == PARQUET else "xlsx"))
+            assert sample["summary"]
             continue
         assert "example" in entry, (path, media)
         example = entry["example"]
@@ -147,9 +149,9 @@ def test_examples_agree_across_formats(doc):
 def test_live_answers_match_the_documented_schemas_and_examples(doc, client, dataset):
     for path, params in LIVE.items():
         content = doc["paths"][path]["get"]["responses"]["200"]["content"]
-        for media in sorted(MEDIA[path] - {PARQUET}):
+        for media in sorted(MEDIA[path] - {PARQUET, XLSX}):
             query = dict(params)
-            if media in FORMAT_PARAM and len(MEDIA[path] - {PARQUET}) > 1:
+            if media in FORMAT_PARAM and len(MEDIA[path] - {PARQUET, XLSX}) > 1:
                 query["format"] = FORMAT_PARAM[media]
             r = client.get(path, params=query)
             assert r.status_code == 200, (path, media, r.text)

@@ -116,7 +116,7 @@ def test_every_route_refuses_an_unknown_parameter_by_name(client) -> None:
     checked = 0
     for route in _routes(client.app):
         for method in sorted(route.methods - {"HEAD"}):
-            path = route.path.format(town="vitre", sensor_id="x-1", id="1", name="trees")
+            path = route.path.format(town="vitre", sensor_id="x-1", id="1", name="trees", dataset="hourly")
             r = client.request(method, path, params={"utm_source": "x", "bogus": "1"},
                                headers={"Authorization": "Bearer " + "t" * 40})
             assert r.status_code == 400, (method, route.path, r.status_code, r.text[:200])
@@ -145,11 +145,12 @@ def test_one_cache_entry_for_one_meaning(api_settings, dataset) -> None:
             bodies.add(r.content)
         for i in range(20):
             assert c.get(f"/v1/latest?town=vitre&nocache={i}").status_code == 400
-        assert list(app.state.cache._entries) == ["/v1/latest?sep=%2C&town=vitre|json"]
-        assert {(k[0], k[1]) for k in app.state.cache.hot} == {("/v1/latest", "sep=%2C&town=vitre")}
+        normalised = "sep=%2C&times=utc&town=vitre&tz=Europe%2FParis"
+        assert list(app.state.cache._entries) == [f"/v1/latest?{normalised}|json"]
+        assert {(k[0], k[1]) for k in app.state.cache.hot} == {("/v1/latest", normalised)}
         assert len(bodies) == 1  # the answer is a function of the normalised request only
         meta = c.get("/v1/latest?town=vitre").json()["meta"]
-        assert meta["query"]["params"] == {"sep": ",", "town": "vitre"}
+        assert meta["query"]["params"] == {"sep": ",", "times": "utc", "town": "vitre", "tz": "Europe/Paris"}
 
 
 # --- bounded statements ---------------------------------------------------------------------------------

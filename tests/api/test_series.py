@@ -265,8 +265,8 @@ def test_true_per_day_in_zones_with_odd_offsets(influxd, db_name, seed, tz):
     from collections import Counter
     from zoneinfo import ZoneInfo
 
-    from heatwatch.api.datasets import DAILY
     from heatwatch.api.store import Filter, Store
+    from heatwatch.core.datasets import DAILY
     from heatwatch.core.influx import AGG_RP, InfluxClient
 
     days = ["1971-06-01", "1971-06-02", "2024-03-31", "2024-11-03", "2024-07-15"]

@@ -45,7 +45,7 @@ def test_analytics_writes_what_the_schema_says() -> None:
 
 
 def test_api_datasets_publish_what_the_schema_says() -> None:
-    from heatwatch.api.datasets import DATASETS, FRICTIONLESS
+    from heatwatch.core.datasets import DATASETS, FRICTIONLESS
 
     for ds in DATASETS.values():
         m = MEASUREMENTS[ds.measurement]

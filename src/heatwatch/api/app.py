@@ -30,12 +30,14 @@ from .formats import JSONBytes
 from .licence import LicenceHeaders
 from .limits import Slots, Streams
 from .live import LiveHub
+from .methods import HeadAndVary
 from .params import query_guard
 from .ratelimit import RateLimit
 from .routes import (
     admin,
     aggregates,
     catalogue,
+    codes,
     contribute,
     dashboard,
     drivers,
@@ -133,8 +135,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     errors.install(app)
     openapi.install(app)
-    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, admin, live, contribute,
-                   governance):
+    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, codes, admin, live,
+                   contribute, governance):
         app.include_router(module.router)
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)
@@ -144,6 +146,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     app.add_middleware(HotCache, cache=cache)
     app.add_middleware(LicenceHeaders, producer=config.producer)
+    app.add_middleware(HeadAndVary)  # outside the caches: a HEAD is their GET
     app.add_middleware(RateLimit, rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst)
     app.add_middleware(
         CORSMiddleware,
@@ -151,7 +154,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "Content-Type"],
         expose_headers=["ETag", "Link", "Last-Modified", "Retry-After", "X-Data-Licence", "X-Data-Producer",
-                        "X-Total-Count"],
+                        "X-Total-Count", "Content-Length", "Accept-Ranges", "Content-Range"],
         max_age=3600,
     )
     if config.trusted_proxies:

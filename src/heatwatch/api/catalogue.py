@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
 from heatwatch.core.model import Town
 from heatwatch.core.settings import ApiOptions
 
-from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 
 EU_FREQ = "http://publications.europa.eu/resource/authority/frequency/"
@@ -124,14 +124,6 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
     }
 
 
-def _field(c: Any) -> dict[str, Any]:
-    f: dict[str, Any] = {"name": c.name, "type": c.type, "description": c.description}
-    if c.unit:
-        f["unit"] = c.unit  # not in the core spec, kept as a custom property (allowed by the spec)
-        f["description"] = f"{c.description} ({c.unit})"
-    return f
-
-
 def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions) -> dict[str, Any]:
     """A Frictionless Data Package describing each CSV export (one resource per town and dataset)."""
     resources = []
@@ -148,10 +140,7 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions) -> dic
                 "profile": "tabular-data-resource",
                 "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True,
                             "header": True},
-                "schema": {
-                    "fields": [_field(c) for c in ds.columns],
-                    "missingValues": [""],
-                },
+                "schema": table_schema(ds),
                 "licenses": [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}],
             })
     return {

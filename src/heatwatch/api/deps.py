@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from heatwatch.core.settings import ApiOptions, ApiSettings
 
 from .cache import ResponseCache
 from .errors import ApiError, not_found
-from .formats import LICENCE, accept_key
+from .formats import LICENCE, Style, accept_key, style_of
 from .limits import Slots, client_key
 from .params import SCOPE_KEY, normalised_params
 from .store import Store
@@ -90,12 +90,21 @@ ToParam = Annotated[str | None, Query(alias="to", max_length=40, pattern=ISO_PAT
                                       description="end (exclusive), ISO 8601",
                                       examples=["2024-07-08"])]
 TzParam = Annotated[str, Query(alias="tz", max_length=64, pattern=TZ_PATTERN,
-                               description="IANA zone for naive times and local days; output times stay UTC",
+                               description="IANA zone for naive times and local days, and for output times with "
+                                           "times=local (else output times are UTC)",
                                examples=["Europe/Paris", "UTC"])]
-FormatParam = Annotated[str | None, Query(alias="format", pattern=r"^(json|csv|geojson|parquet)$",
-                                          description="json, csv, geojson or parquet; else from Accept")]
+FormatParam = Annotated[str | None, Query(alias="format", pattern=r"^(json|csv|geojson|parquet|xlsx)$",
+                                          description="json, csv, geojson, parquet or xlsx (where the endpoint has "
+                                                      "them); else from Accept")]
 SepParam = Annotated[str, Query(alias="sep", pattern=r"^[,;]$",
                                 description="CSV separator: ',' (RFC 4180) or ';' for French spreadsheets")]
+
+
+DecimalParam = Annotated[str | None, Query(alias="decimal", pattern=r"^[.,]$", description=(
+    "CSV decimal mark: '.' or ','; default ',' with sep=; (French spreadsheets read 23,4 as a number), else '.'"))]
+TimesParam = Annotated[Literal["utc", "local"], Query(alias="times", description=(
+    "output times in UTC with Z (default), or local: in tz with their UTC offset (2024-07-20T02:00:00+02:00); "
+    "spreadsheet (xlsx) times are written in that zone without an offset"))]
 
 
 def known_town(settings: ApiSettings, town: str) -> Town:
@@ -120,6 +129,14 @@ def tz_dep(tz: TzParam = "Europe/Paris") -> ZoneInfo:
 TownDep = Annotated[Town, Depends(town_dep)]
 OptTownDep = Annotated[Town | None, Depends(opt_town_dep)]
 TzDep = Annotated[ZoneInfo, Depends(tz_dep)]
+
+
+def style_dep(tz: TzDep, sep: SepParam = ",", decimal: DecimalParam = None, times: TimesParam = "utc") -> Style:
+    """How the answer writes its values: CSV separator and decimal mark, and the zone of output times."""
+    return style_of(sep, decimal, tz if times == "local" else None)
+
+
+StyleDep = Annotated[Style, Depends(style_dep)]
 
 
 @dataclass(slots=True)

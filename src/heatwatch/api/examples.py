@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from heatwatch.core.settings import ApiOptions, load_towns
 
 from .catalogue import datapackage, dcat_catalogue
-from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset
 from .formats import LICENCE
 from .respond import csv_bytes
 from .routes.aggregates import EPISODES, UHI_COLUMNS
@@ -218,6 +218,14 @@ def parquet_sample(path: str) -> dict[str, Any]:
     return {"sample": {"summary": "Apache Parquet (zstd): one row group per page read, column units and "
                                   "descriptions in the field metadata, the licence in the file metadata",
                        "externalValue": f"{BASE}{path}&format=parquet"}}
+
+
+def xlsx_sample(path: str) -> dict[str, Any]:
+    """XLSX is binary: its example is a link to a sample."""
+    return {"sample": {"summary": "Office Open XML spreadsheet: the rows on a 'data' sheet (times as spreadsheet "
+                                  "date-times, numbers as numbers), the licence, producer, source and each column's "
+                                  "meaning and unit on an 'about' sheet",
+                       "externalValue": f"{BASE}{path}&format=xlsx"}}
 
 
 @cache

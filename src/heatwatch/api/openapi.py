@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import examples, schemas
+from .formats import XLSX_MEDIA
 from .routes.aggregates import EPISODES
 
 DESCRIPTION = """
@@ -109,6 +110,9 @@ def _answers(schema: dict[str, Any]) -> None:
         if PARQUET in content:
             content[PARQUET] = {"schema": {"type": "string", "contentMediaType": PARQUET},
                                 "examples": examples.parquet_sample(path + _SAMPLE_QUERY.get(path, "?town=vitre"))}
+        if XLSX_MEDIA in content:
+            content[XLSX_MEDIA] = {"schema": {"type": "string", "contentMediaType": XLSX_MEDIA},
+                                   "examples": examples.xlsx_sample(path + _SAMPLE_QUERY.get(path, "?town=vitre"))}
 
 
 def document(app: FastAPI) -> dict[str, Any]:

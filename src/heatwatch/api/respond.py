@@ -10,21 +10,27 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from heatwatch.core.datasets import Dataset
+
 from .cache import Cached, build_entry, conditional
-from .datasets import Dataset
 from .deps import Ctx
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .formats import (
     EXTENSIONS,
+    LICENCE,
     MEDIA_TYPES,
+    XLSX_MAX_ROWS,
+    Style,
     add_dates,
-    bool_columns,
-    csv_stream,
+    auto_decimal,
+    dataset_csv,
     dumps,
     envelope,
     json_rows,
     json_stream,
+    number_columns,
     parquet_stream,
+    xlsx_bytes,
 )
 from .limits import HeldStreamingResponse, Ticket
 from .store import Cursor
@@ -35,29 +41,30 @@ def http_date(ms: int | None) -> str | None:
     return formatdate(ms / 1000, usegmt=True) if ms is not None else None
 
 
-async def cached_json(ctx: Ctx, ttl: float, max_age: int,
-                      build: Callable[[], Awaitable[tuple[Any, int | None, str]]]) -> Response:
-    """``build`` returns (payload, last update ms, media type); the rendered bytes are cached, and the
-    ETag lets clients revalidate with If-None-Match for a 304."""
+async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Awaitable[tuple[Any, ...]]]) -> Response:
+    """``build`` returns (payload, last update ms, media type[, extra headers]); the rendered bytes are cached, and
+    the ETag lets clients revalidate with If-None-Match for a 304."""
 
     async def make() -> Cached:
-        payload, last_ms, media_type = await build()
+        payload, last_ms, media_type, *more = await build()
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
+        if more:
+            headers.update(more[0])
         return build_entry(dumps(payload), media_type, headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make)
     return conditional(ctx.request, entry, max_age, ctx.cache.clock())
 
 
-def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any],
+def stream_export(ctx: Ctx, ds: Dataset, fmt: str, style: Style, meta: dict[str, Any],
                   batches: AsyncIterator[list[list[Any]]], filename: str, last_ms: int | None,
                   max_age: int = 60, ticket: Ticket | None = None) -> StreamingResponse:
     if fmt == "csv":
-        body = csv_stream(ds.names, batches, sep, bool_cols=bool_columns(ds))
+        body = dataset_csv(ds, batches, style)
     elif fmt == "parquet":
-        body = parquet_stream(ds, batches)
+        body = parquet_stream(ds, batches, style.tz)
     else:
-        body = json_stream(meta, ds, batches)
+        body = json_stream(meta, ds, batches, style)
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}.{EXTENSIONS[fmt]}"',
         "Cache-Control": f"public, max-age={max_age}",
@@ -65,45 +72,96 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, sep: str, meta: dict[str, Any
     if (lm := http_date(last_ms)) is not None:
         headers["Last-Modified"] = lm
     media = MEDIA_TYPES[fmt]
-    if fmt == "csv" and sep == ";":
-        media = "text/csv; charset=utf-8; header=present"
     if ticket is not None:  # the export's slot is given back when the stream ends, however it ends
         return HeldStreamingResponse(body, ticket, media_type=media, headers=headers)
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
-def csv_bytes(columns: list[str], rows: list[dict[str, Any]], sep: str) -> bytes:
-    """A small CSV answer in one piece (RFC 4180, CRLF); BOM with ';' as in streamed exports."""
+def _csv_cell(v: Any, comma: bool) -> Any:
+    if v is None:
+        return ""
+    if v is True or v is False:
+        return "true" if v else "false"
+    if comma and type(v) is float:
+        return repr(v).replace(".", ",")
+    return v
+
+
+def csv_bytes(columns: list[str], rows: list[dict[str, Any]], sep: str, decimal: str | None = None) -> bytes:
+    """A small CSV answer in one piece (RFC 4180, CRLF); BOM and decimal commas with ';' as in streamed exports."""
+    comma = auto_decimal(sep, decimal) == ","
     buf = io.StringIO()
     if sep == ";":
         buf.write("\ufeff")
     writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
     writer.writerow(columns)
     for r in rows:
-        writer.writerow(["" if (v := r.get(c)) is None else ("true" if v is True else "false" if v is False else v)
-                         for c in columns])
+        writer.writerow([_csv_cell(r.get(c), comma) for c in columns])
     return buf.getvalue().encode("utf-8")
 
 
 async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | None, str]]], columns: list[str],
-                     sep: str, ttl: float | None = None, max_age: int = 30) -> Response:
+                     sep: str | Style, ttl: float | None = None, max_age: int = 30) -> Response:
+    style = sep if isinstance(sep, Style) else Style(sep, auto_decimal(sep, None))
+
     async def make() -> Cached:
         rows, last_ms, _ = await build()
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
-        return build_entry(csv_bytes(columns, rows, sep), MEDIA_TYPES["csv"], headers)
+        return build_entry(csv_bytes(columns, rows, style.sep, style.decimal), MEDIA_TYPES["csv"], headers)
 
     entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_latest_s if ttl is None else ttl, make)
     return conditional(ctx.request, entry, max_age, ctx.cache.clock())
 
 
+def about_rows(ctx: Ctx, ds: Dataset, last_ms: int | None) -> list[tuple[str, str]]:
+    """The attribution an XLSX file carries on its "about" sheet (it has no headers once saved)."""
+    return [("dataset", f"{ds.title} ({ds.id})"), ("licence", f"{LICENCE['title']} — {LICENCE['url']}"),
+            ("producer", ctx.config.producer), ("source", ctx.url_with()),
+            ("last update", http_date(last_ms) or ""), ("qc flags", f"{ctx.base_url}/v1/qc-flags")]
+
+
+def xlsx_entry(ctx: Ctx, ds: Dataset, rows: list[list[Any]], last_ms: int | None, style: Style,
+               filename: str) -> Cached:
+    if len(rows) > XLSX_MAX_ROWS:
+        raise ApiError(400, "too_many_rows", f"{len(rows)} rows are too many for a spreadsheet (at most "
+                                             f"{XLSX_MAX_ROWS}); narrow from/to, or export as CSV or Parquet")
+    body = xlsx_bytes(ds.names, rows, style=style, about=about_rows(ctx, ds, last_ms),
+                      columns=[(c.name, c.description, c.unit or "") for c in ds.columns],
+                      number_cols=number_columns(ds))
+    headers = {"Content-Disposition": f'attachment; filename="{filename}.xlsx"'}
+    if (lm := http_date(last_ms)) is not None:
+        headers["Last-Modified"] = lm
+    return build_entry(body, MEDIA_TYPES["xlsx"], headers)
+
+
 async def series_response(
-    ctx: Ctx, ds: Dataset, flt: Any, *, fmt: str, sep: str, limit: int | None, cursor: str | None,
+    ctx: Ctx, ds: Dataset, flt: Any, *, fmt: str, style: Style, limit: int | None, cursor: str | None,
     count: bool, tz: Any, ttl: float, max_age: int, filename: str,
 ) -> Response:
-    """A time series dataset as a JSON page (with a next link) or as a streamed CSV/Parquet export
-    of the whole (capped) range."""
+    """A time series dataset as a JSON page (with a next link), a streamed CSV/Parquet export of the whole
+    (capped) range, or a spreadsheet of it when it is small enough."""
     town = getattr(flt, "town", None)
     to_date = (lambda ms: local_date(ms, tz)) if ds.has_date else None
+    if fmt == "xlsx":
+        if cursor is not None or limit is not None:
+            raise bad_request("limit and cursor page JSON answers; a spreadsheet holds the whole range",
+                              "not_paginated")
+
+        async def make_xlsx() -> Cached:
+            async with ctx.slots.hold(ctx.client):
+                rows: list[list[Any]] = []
+                async for batch in ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows):
+                    rows.extend(batch)
+                    if len(rows) > XLSX_MAX_ROWS:
+                        break
+                if to_date is not None:
+                    for row in rows:
+                        row.insert(1, to_date(row[0]))
+                last = await ctx.store.last_update(ds, town)
+                return xlsx_entry(ctx, ds, rows, last, style, filename)
+
+        entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make_xlsx)
+        return conditional(ctx.request, entry, max_age, ctx.cache.clock())
     if fmt in ("csv", "parquet"):
         if cursor is not None or limit is not None:
             raise bad_request("limit and cursor page JSON answers; CSV and Parquet export the whole range "
@@ -116,7 +174,7 @@ async def series_response(
             batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
             if to_date is not None:
                 batches = add_dates(batches, to_date)
-            return stream_export(ctx, ds, fmt, sep, {}, batches, filename, last, max_age, ticket)
+            return stream_export(ctx, ds, fmt, style, {}, batches, filename, last, max_age, ticket)
         except BaseException:
             ticket.release()
             raise
@@ -133,11 +191,14 @@ async def series_response(
             for row in rows:
                 row.insert(1, to_date(row[0]))
         last = await ctx.store.last_update(ds, town)
-        extra: dict[str, Any] = {"returned": len(rows), "next": ctx.url_with(cursor=nxt.encode()) if nxt else None}
+        next_url = ctx.url_with(cursor=nxt.encode()) if nxt else None
+        extra: dict[str, Any] = {"returned": len(rows), "next": next_url}
         if count:
             extra["count"] = await ctx.store.count(ds, flt)
         meta = ctx.meta(last, **extra)
-        return envelope(meta, json_rows(ds, rows)), last, "application/json"
+        # RFC 8288: the next page in a header too, for clients that page without reading the body.
+        links = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+        return envelope(meta, json_rows(ds, rows, style)), last, "application/json", links
 
     return await cached_json(ctx, ttl, max_age, build)
 
@@ -147,20 +208,21 @@ async def _one(rows: list[list[Any]]) -> AsyncIterator[list[list[Any]]]:
         yield rows
 
 
-async def table_response(ctx: Ctx, ds: Dataset, fmt: str, sep: str, build: Callable[[], Awaitable[
+async def table_response(ctx: Ctx, ds: Dataset, fmt: str, style: Style, build: Callable[[], Awaitable[
         tuple[list[list[Any]], int | None, dict[str, Any]]]], *, ttl: float, max_age: int, filename: str) -> Response:
     """A small dataset computed in full (rows in ``ds.names`` order), cached and served with an ETag in
-    JSON, CSV or Parquet."""
+    JSON, CSV, Parquet or XLSX."""
 
     async def make() -> Cached:
         rows, last_ms, extra = await build()
+        if fmt == "xlsx":
+            return xlsx_entry(ctx, ds, rows, last_ms, style, filename)
         if fmt == "csv":
-            body = b"".join([chunk async for chunk in csv_stream(ds.names, _one(rows), sep,
-                                                                 bool_cols=bool_columns(ds))])
+            body = b"".join([chunk async for chunk in dataset_csv(ds, _one(rows), style)])
         elif fmt == "parquet":
-            body = b"".join([chunk async for chunk in parquet_stream(ds, _one(rows))])
+            body = b"".join([chunk async for chunk in parquet_stream(ds, _one(rows), style.tz)])
         else:
-            body = dumps(envelope(ctx.meta(last_ms, returned=len(rows), **extra), json_rows(ds, rows)))
+            body = dumps(envelope(ctx.meta(last_ms, returned=len(rows), **extra), json_rows(ds, rows, style)))
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
         if fmt != "json":
             headers["Content-Disposition"] = f'attachment; filename="{filename}.{EXTENSIONS[fmt]}"'

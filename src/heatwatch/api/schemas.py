@@ -15,16 +15,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
+from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Column, Dataset
 from heatwatch.core.model import Sensor, Town
 
-from .datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Column, Dataset
 from .routes.sensors import META_FIELDS
 from .routes.towns import PUBLISHED_AS
 from .routes.towns import PUBLISHED_FIELDS as TOWN_FIELDS
 
-UTC_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$"
+# UTC with Z by default; times=local writes the request's zone with its offset.
+UTC_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?(Z|[+-]\d{2}:\d{2})$"
 UtcTime = Annotated[str, Field(pattern=UTC_Z, json_schema_extra={"format": "date-time"},
-                               description="UTC, ISO 8601 with Z")]
+                               description="ISO 8601: UTC with Z, or with its UTC offset when times=local")]
 _PY_TYPES: dict[str, Any] = {"datetime": str, "date": str, "string": str, "number": float, "integer": int,
                              "boolean": bool}
 _FORMATS = {"datetime": "date-time", "date": "date"}

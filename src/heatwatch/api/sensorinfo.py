@@ -27,6 +27,16 @@ def sensor_index(registry: Registry | None, town: str | None) -> dict[str, Senso
     return {s.id: s for s in list_sensors(registry, town)}
 
 
+#: What each sensor status means (``/v1/latest``, ``/v1/sensors``); published in ``GET /v1/codes``.
+STATUSES: dict[str, str] = {
+    "ok": "registered and heard from recently",
+    "offline": "silent longer than HEATWATCH_API_STALE_AFTER_S (default: the offline alert's delay, 1 h)",
+    "retired": "retired in the registry: its past data stays published",
+    "unregistered": "sends data but is not in the registry yet (no position, kept out of indices)",
+    "no_data": "registered, never heard from",
+}
+
+
 def status_of(sensor: Sensor | None, last_ms: int | None, now_ms: int, stale_after_s: int) -> str:
     """retired (registry says so), unregistered (data but no registry entry), no_data (registered, never
     heard from), offline (silent longer than ``stale_after_s``), else ok."""

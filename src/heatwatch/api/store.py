@@ -23,11 +23,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from heatwatch.core.datasets import ALERT, READING, Dataset
 from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.measurements import LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
 from heatwatch.core.measurements import READING as READING_M
 
-from .datasets import ALERT, READING, Dataset
 from .errors import bad_request
 from .timeutil import local_date, ms_to_ns
 
@@ -71,6 +71,9 @@ class Filter:
     town: str | None = None
     sensor: str | None = None
     kind: str | None = None
+    #: rows whose qc flags are exactly this (0: passed every check) / at most this (aggregates only)
+    qc: int | None = None
+    qc_max: int | None = None
 
     def where(self, since_ms: int | None = None) -> tuple[str, dict[str, Any]]:
         clauses = ["time >= $start", "time < $end"]
@@ -81,6 +84,12 @@ class Filter:
             if value is not None:
                 clauses.append(f"{ident(key)} = ${key}")
                 params[key] = value
+        if self.qc is not None:
+            clauses.append('"qc" = $qc')
+            params["qc"] = self.qc
+        if self.qc_max is not None:
+            clauses.append('"qc" <= $qc_max')
+            params["qc_max"] = self.qc_max
         return " AND ".join(clauses), params
 
 

@@ -6,7 +6,11 @@ import time
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from heatwatch.core.tabular import iso_local, iso_z
+
 from .errors import bad_request
+
+__all__ = ["iso_local", "iso_z"]
 
 MS_PER_DAY = 86_400_000
 
@@ -41,16 +45,6 @@ def parse_instant(value: str, tz: ZoneInfo, name: str) -> int:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def iso_z(ms: int | float | None) -> str | None:
-    """Epoch ms to ISO 8601 UTC with ``Z``; milliseconds only when there are some."""
-    if ms is None:
-        return None
-    ms = int(ms)
-    s, frac = divmod(ms, 1000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-    return f"{base}.{frac:03d}Z" if frac else f"{base}Z"
 
 
 def local_date(ms: int, tz: ZoneInfo) -> str:

@@ -124,9 +124,50 @@ DAILY_BLOCKING = (QcFlag.AVAILABILITY | QcFlag.UNPLACED | QcFlag.DRIFT | QcFlag.
 #: Flags that are information only: they never make a value or a day unusable.
 INFO_FLAGS = QcFlag.MONTH_SPARSE
 
+#: What each flag means, in words: published as the qc bit table (``GET /v1/qc-flags``, the Table Schemas, the
+#: datapackage, docs/interop.md); the rules and parameters behind each are in docs/science/qc.md.
+QC_FLAG_MEANINGS: dict[QcFlag, str] = {
+    QcFlag.RANGE: "outside the town's seasonal plausible range for the month",
+    QcFlag.STEP: "jumped away from its level faster than the air can, until it comes back",
+    QcFlag.SPIKE: "isolated excursion that comes straight back",
+    QcFlag.PERSISTENCE: "unchanged for hours with readings coming in: stuck sensor or firmware",
+    QcFlag.SPATIAL_LOW: "town sensor: far colder than its peers; citizen/crowd station: CrowdQC+ m2 low",
+    QcFlag.SPATIAL_HIGH: "town sensor: far warmer than its peers; citizen/crowd station: CrowdQC+ m2 high",
+    QcFlag.AVAILABILITY: "too few readings that local day for daily statistics",
+    QcFlag.UNPLACED: "no position or site class in the registry: cannot be interpreted",
+    QcFlag.RADIATION: "warm by day in proportion to the sun, gone at night: sun on the sensor",
+    QcFlag.DRIFT: "slow monotonic trend against its peers",
+    QcFlag.MONTH_FLAGGED: "more than 20 % of the trailing 30 days' hours flagged (CrowdQC+ m3)",
+    QcFlag.MONTH_CORRELATION: "trailing 30 days correlate below 0.8 with the peer median (after CrowdQC+ m4)",
+    QcFlag.MONTH_SPARSE: "fewer than 80 % of the trailing 30 days' hours present (CrowdQC+ o3)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QcFlagInfo:
+    """One row of the published qc bit table."""
+
+    bit: int  # the flag's value: a power of two
+    name: str
+    meaning: str
+    value_unusable: bool  # the hourly value is left out of indices
+    day_unusable: bool  # the whole sensor-day is left out of daily statistics
+    information: bool  # information only: never makes anything unusable
+
+
+def qc_flag_table() -> list[QcFlagInfo]:
+    """The qc bit table, lowest bit first, from :class:`QcFlag` and the flag sets above."""
+    return [QcFlagInfo(int(f), f.name or "", QC_FLAG_MEANINGS[f], bool(f & VALUE_FLAGS), bool(f & DAILY_BLOCKING),
+                       bool(f & INFO_FLAGS)) for f in QcFlag]
+
+
+#: The largest value a ``qc`` field can hold: every flag set.
+QC_MAX = sum(int(f) for f in QcFlag)
+
 _TOWN = Tag("town", "town id (vitre, saint-omer)")
 _SENSOR = Tag("sensor", "sensor id")
-_QC = Field("qc", "int", "quality-control flags (bit field, 0 = passed)")
+_QC = Field("qc", "int", "quality-control flags: a bit field, 0 = passed every check; bits in the qc bit "
+             "table (GET /v1/qc-flags)")
 
 READING = Measurement(
     "reading", RAW_RP, "raw readings as received from each sensor, after validation",

@@ -108,6 +108,27 @@ class SiteClass(StrEnum):
     unplaced = "unplaced"
 
 
+#: What each site class means (the registry's ``site_class``); published in ``GET /v1/codes``.
+SITE_CLASS_MEANINGS: dict[SiteClass, str] = {
+    SiteClass.urban: "street or square in the built-up town",
+    SiteClass.suburban: "residential outskirts, detached houses and gardens",
+    SiteClass.park: "inside a park or a large green space",
+    SiteClass.water: "by a river, canal or lake",
+    SiteClass.rural_reference: "outside the town, the rural reference the urban heat island is measured against",
+    SiteClass.unplaced: "position or site class not known yet: kept out of indices until placed",
+}
+
+#: Local Climate Zones (Stewart & Oke 2012, Bull. Amer. Meteor. Soc. 93, 1879–1900): the registry's ``lcz``, written
+#: "LCZ 2", "LCZ B"…; published in ``GET /v1/codes``.
+LCZ_CLASSES: dict[str, str] = {
+    "LCZ 1": "compact high-rise", "LCZ 2": "compact midrise", "LCZ 3": "compact low-rise",
+    "LCZ 4": "open high-rise", "LCZ 5": "open midrise", "LCZ 6": "open low-rise",
+    "LCZ 7": "lightweight low-rise", "LCZ 8": "large low-rise", "LCZ 9": "sparsely built",
+    "LCZ 10": "heavy industry", "LCZ A": "dense trees", "LCZ B": "scattered trees", "LCZ C": "bush, scrub",
+    "LCZ D": "low plants", "LCZ E": "bare rock or paved", "LCZ F": "bare soil or sand", "LCZ G": "water",
+}
+
+
 class Sensor(BaseModel):
     """A sensor as the registry knows it. Position and site class never go into InfluxDB tags."""
 

@@ -10,14 +10,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ..datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
+from heatwatch.core.datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
+
 from ..deps import (
     ISO_PATTERN,
     CtxDep,
     FormatParam,
     FromParam,
     OptSensorParam,
-    SepParam,
+    StyleDep,
     ToParam,
     TownDep,
     TzDep,
@@ -32,7 +33,8 @@ from ..timeutil import MS_PER_DAY, iso_z, local_date, now_ms, parse_instant, tim
 router = APIRouter(prefix="/v1", tags=["town indices and alerts"])
 
 TABLE_RESPONSES: dict[int | str, dict] = {
-    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
     400: {"description": "range above the cap, bad time, unsupported format"},
     404: {"description": "unknown town"},
 }
@@ -68,13 +70,13 @@ async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
             description="One row per day: IBMn, IBMx (3-day running means of Tn and Tx), canicule day flag, "
                         "UHI mean and max over urban sensors, hottest sensor, sensors passing QC, and the number "
                         "of sensors with a tropical night. Default: the last 365 days.")
-async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
-                  format: FormatParam = None, sep: SepParam = ",",
+async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_: FromParam = None,
+                  to: ToParam = None, format: FormatParam = None,
                   network: Annotated[Literal["all", "town"], Query(description=(
                       "all (default): the town's sensors plus confirmed citizen sensors with their weight; town: "
                       "the town's own network only, without any citizen data (docs/citizens.md)"))] = "all",
                   ) -> Response:
-    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
@@ -87,7 +89,7 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None
                     row[at[f]] = row[at[f"{f}_town"]]
         return rows, last, {"canicule_thresholds": town.canicule.model_dump(), "network": network}
 
-    return await table_response(ctx, TOWN_DAILY, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
+    return await table_response(ctx, TOWN_DAILY, fmt, style, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-indices-{town.id}")
 
 
@@ -159,14 +161,14 @@ def _max(a: float | None, b: float | None) -> float | None:
 @router.get("/canicule-episodes", summary="Canicule episodes of a town", responses=TABLE_RESPONSES,
             description="Runs of consecutive canicule days (Météo-France: IBMn and IBMx both at or above the "
                         "département thresholds), with their peaks. Default: the last 365 days.")
-async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromParam = None, to: ToParam = None,
-                            format: FormatParam = None, sep: SepParam = ",",
+async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_: FromParam = None,
+                            to: ToParam = None, format: FormatParam = None,
                             alignment: Annotated[Literal["trailing", "forward"], Query(
                                 description="trailing: days whose D−2…D means reached the thresholds, as observed "
                                             "(default); forward: days whose D…D+2 means did, the window of "
                                             "Météo-France's vigilance forecasts, reconstructed for past episodes"
                             )] = "trailing") -> Response:
-    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days,
                             what="canicule episodes")
 
@@ -175,7 +177,7 @@ async def canicule_episodes(ctx: CtxDep, town: TownDep, tz: TzDep, from_: FromPa
         return episodes_from(rows, town.id, alignment), last, {"canicule_thresholds": town.canicule.model_dump(),
                                                                 "alignment": alignment}
 
-    return await table_response(ctx, EPISODES, fmt, sep, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
+    return await table_response(ctx, EPISODES, fmt, style, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-canicule-{town.id}")
 
 
@@ -191,18 +193,18 @@ OPEN_WINDOW_H = 24 * 400
             description="`status=open`: the conditions standing now (one alert per lasting condition, "
                         "with `started`; it closes with `ended`). "
                         "`status=past` (default): every alert in the range, paged in JSON.")
-async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
+async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep,
                  status: Annotated[Literal["open", "past"], Query(description="open or past")] = "past",
                  kind: Annotated[str | None, Query(pattern=KIND_PATTERN, max_length=64)] = None,
                  sensor: OptSensorParam = None, from_: FromParam = None, to: ToParam = None,
-                 format: FormatParam = None, sep: SepParam = ",",
+                 format: FormatParam = None,
                  limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
                  cursor: Annotated[str | None, Query(pattern=r"^\d{1,16}$")] = None) -> Response:
-    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     if status == "past":
         start, end = time_range(from_, to, tz, default_days=30, max_days=ctx.config.max_daily_days, what="alerts")
         flt = Filter(start, end, town=town.id, sensor=sensor, kind=kind)
-        return await series_response(ctx, ALERT, flt, fmt=fmt, sep=sep, limit=limit, cursor=cursor, count=False,
+        return await series_response(ctx, ALERT, flt, fmt=fmt, style=style, limit=limit, cursor=cursor, count=False,
                                      tz=tz, ttl=ctx.config.cache_ttl_latest_s, max_age=60,
                                      filename=f"heatwatch-alerts-{town.id}")
     if from_ or to or cursor:
@@ -218,7 +220,7 @@ async def alerts(ctx: CtxDep, town: TownDep, tz: TzDep,
         rows = rows[: ctx.config.max_page_size]
         return rows, await ctx.store.last_update(ALERT, town.id), {"status": "open"}
 
-    return await table_response(ctx, ALERT, fmt, sep, build, ttl=ctx.config.cache_ttl_latest_s, max_age=30,
+    return await table_response(ctx, ALERT, fmt, style, build, ttl=ctx.config.cache_ttl_latest_s, max_age=30,
                                 filename=f"heatwatch-open-alerts-{town.id}")
 
 
@@ -235,13 +237,13 @@ UHI_COLUMNS = ["sensor", "name", "latitude", "longitude", "position_blurred", "n
                         "(hourly `uhi`), or for the night starting on the evening of local date `night` (daily "
                         "`uhi_night_max`, 18:00 that day to 06:00 the next). Neither: the newest hour computed. "
                         "Positions come from the registry; residents' sites are shown on a grid (`position_blurred`).")
-async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
+async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep,
               at: Annotated[str | None, Query(max_length=40, pattern=ISO_PATTERN,
                                               description="an instant; its hour is shown",
                                               examples=["2024-07-20T02:00:00Z"])] = None,
               night: Annotated[date | None, Query(description="local date whose evening starts the night",
                                                   examples=["2024-07-20"])] = None,
-              format: FormatParam = None, sep: SepParam = ",") -> Response:
+              format: FormatParam = None) -> Response:
     fmt = choose_format(ctx.request, format, ["geojson", "json", "csv"])
     if at is not None and night is not None:
         raise bad_request("give either at (an hour) or night (a date), not both", "invalid_parameter")
@@ -279,7 +281,7 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
             s = index.get(r.get("sensor", ""))
             # Name and position as the public may see them: a private site is blurred (core/privacy.py).
             rows.append({"sensor": r.get("sensor"), **public_fields(s), "site_class": str(s.site_class) if s else None,
-                         "uhi": r.get(field), "t": r.get(temp), "time": iso_z(r["time"])})
+                         "uhi": r.get(field), "t": r.get(temp), "time": style.time(r["time"])})
         last = await ctx.store.last_update(ds, town.id)
         meta = ctx.meta(last, **period, value=field, returned=len(rows))
         if fmt == "csv":
@@ -290,5 +292,6 @@ async def uhi(ctx: CtxDep, town: TownDep, tz: TzDep,
         return feature_collection(feats, meta), last, GeoJSONBytes.media_type
 
     if fmt == "csv":
-        return await cached_csv(ctx, build, [*UHI_COLUMNS, "time"], sep, ttl=ctx.config.cache_ttl_agg_s, max_age=300)
+        return await cached_csv(ctx, build, [*UHI_COLUMNS, "time"], style, ttl=ctx.config.cache_ttl_agg_s,
+                                max_age=300)
     return await cached_json(ctx, ctx.config.cache_ttl_agg_s, 300, build)

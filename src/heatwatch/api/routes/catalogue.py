@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.responses import Response
 
+from heatwatch.core.datasets import DATASETS, table_schema
+
 from ..catalogue import PUBLISHED, datapackage, dcat_catalogue
-from ..deps import Ctx, CtxDep
+from ..deps import Ctx, CtxDep, DecimalParam, TimesParam
+from ..errors import not_found
 from ..respond import cached_json
 from ..responses import JSONLDBytes
 from ..timeutil import iso_z
@@ -57,5 +60,33 @@ async def catalog(ctx: CtxDep) -> Response:
 async def datapackage_json(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
         return datapackage(base_url(ctx), ctx.settings.towns, ctx.config), None, "application/json"
+
+    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
+
+
+def schema_datasets() -> dict[str, Any]:
+    """Every CSV dataset with a Table Schema: the stored ones and the api's canicule episodes."""
+    from .aggregates import EPISODES
+
+    return {**DATASETS, EPISODES.id: EPISODES}
+
+
+@router.get("/schemas/{dataset}.json", summary="Table Schema of a CSV dataset",
+            description="The Frictionless Table Schema of a dataset's CSV files (exports and monthly archives): "
+                        "field names, types, units, constraints and the key of a row, derived from the stored "
+                        "schema. `decimal` and `times` describe a CSV written with the same options (sep=; writes "
+                        "decimal commas). The comma-separated UTC variants are also in the repository's "
+                        "`schemas/`.",
+            responses={404: {"description": "unknown dataset"}})
+async def dataset_schema(ctx: CtxDep, dataset: Annotated[str, Path(pattern=r"^[a-z_]{1,40}$")],
+                         decimal: DecimalParam = None, times: TimesParam = "utc") -> Response:
+    known = schema_datasets()
+    ds = known.get(dataset)
+    if ds is None:
+        raise not_found(f"no dataset {dataset!r}; Table Schemas exist for {', '.join(sorted(known))}")
+
+    async def build() -> tuple[Any, int | None, str]:
+        schema = table_schema(ds, decimal=decimal or ".", local_times=times == "local")
+        return schema, None, "application/json"
 
     return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)

@@ -38,13 +38,13 @@ from heatwatch.core.contributors import (
     new_sensor_id,
     new_token,
 )
+from heatwatch.core.datasets import DAILY, HOURLY, READING
 from heatwatch.core.errors import RegistryError
 from heatwatch.core.model import Sensor
 from heatwatch.core.privacy import public_position
 from heatwatch.core.topics import recompute_request
 from heatwatch.core.trust import trust_of
 
-from ..datasets import DAILY, HOURLY, READING
 from ..deps import CtxDep, SettingsDep
 from ..errors import ApiError, bad_request
 from ..limits import client_key

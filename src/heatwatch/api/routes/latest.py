@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from heatwatch.core.datasets import READING
 from heatwatch.core.trust import network_of, trust_of
 
-from ..datasets import READING
-from ..deps import CtxDep, FormatParam, OptTownDep, SepParam
+from ..deps import CtxDep, FormatParam, OptTownDep, StyleDep
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_csv, cached_json
 from ..sensorinfo import public_fields, sensor_index, status_of
-from ..timeutil import iso_z, now_ms
+from ..timeutil import now_ms
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 
@@ -28,7 +28,7 @@ LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status", "network"
                 "status (ok, offline, retired, unregistered) and, in GeoJSON, its position from the registry.",
     responses={200: {"content": {"text/csv": {}, "application/geo+json": {}}}},
 )
-async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = None, sep: SepParam = ",") -> Response:
+async def latest(ctx: CtxDep, style: StyleDep, town: OptTownDep = None, format: FormatParam = None) -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "geojson"])
     town_id = town.id if town else None
 
@@ -47,7 +47,7 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
             rows.append(row)
         last = max((r["time"] for r in rows), default=None)
         for row in rows:
-            row["time"] = iso_z(row["time"])
+            row["time"] = style.time(row["time"])
         meta = ctx.meta(last, count=len(rows))
         if fmt == "geojson":
             feats = []
@@ -63,5 +63,5 @@ async def latest(ctx: CtxDep, town: OptTownDep = None, format: FormatParam = Non
         return envelope(meta, rows), last, JSONBytes.media_type
 
     if fmt == "csv":
-        return await cached_csv(ctx, build, LATEST_COLUMNS, sep)
+        return await cached_csv(ctx, build, LATEST_COLUMNS, style)
     return await cached_json(ctx, ctx.config.cache_ttl_latest_s, 30, build)

@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ..datasets import DAILY, HOURLY, READING, Dataset
+from heatwatch.core.datasets import DAILY, HOURLY, READING, Dataset
+from heatwatch.core.measurements import QC_MAX
+
 from ..deps import (
     CtxDep,
     FormatParam,
     FromParam,
     OptSensorParam,
-    SepParam,
+    StyleDep,
     ToParam,
     TownDep,
     TzDep,
@@ -28,22 +30,28 @@ router = APIRouter(prefix="/v1", tags=["readings and aggregates"])
 LimitParam = Annotated[int | None, Query(ge=1, le=100_000, description="JSON page size (capped; default 1000)")]
 CursorParam = Annotated[str | None, Query(pattern=r"^\d{1,16}$", description="opaque: from the previous page's 'next'")]
 CountParam = Annotated[bool, Query(description="also count all matching rows (one more query)")]
+QcParam = Annotated[int | None, Query(ge=0, le=QC_MAX, description=(
+    "only rows whose qc flags are exactly this: qc=0 keeps the rows that passed every check (bits: /v1/qc-flags)"))]
+QcMaxParam = Annotated[int | None, Query(ge=0, le=QC_MAX, description=(
+    "only rows whose qc value is at most this (qc_max=0 is qc=0; the bits are in /v1/qc-flags)"))]
 
 EXPORT_RESPONSES: dict[int | str, dict] = {
-    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+    200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
     400: {"description": "range or page size above the caps, bad time, unsupported format"},
     404: {"description": "unknown town"},
 }
 
 
-async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, sep, limit, cursor, count, *,
-                  default_days: int, max_days: int, ttl: float, max_age: int) -> Response:
-    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet"])
+async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, style, limit, cursor, count, *,
+                  default_days: int, max_days: int, ttl: float, max_age: int, qc: int | None = None,
+                  qc_max: int | None = None) -> Response:
+    fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     start, end = time_range(from_, to, tz, default_days=default_days, max_days=max_days, what=ds.id)
-    flt = Filter(start, end, town=town.id, sensor=sensor)
+    flt = Filter(start, end, town=town.id, sensor=sensor, qc=qc, qc_max=qc_max)
     name = f"heatwatch-{ds.id}-{town.id}" + (f"-{sensor}" if sensor else "")
     # A daily row describes a day of the town's calendar, whatever zone the request reads times in.
-    return await series_response(ctx, ds, flt, fmt=fmt, sep=sep, limit=limit, cursor=cursor, count=count,
+    return await series_response(ctx, ds, flt, fmt=fmt, style=style, limit=limit, cursor=cursor, count=count,
                                  tz=zone(town.timezone),
                                  ttl=ttl, max_age=max_age, filename=name)
 
@@ -51,10 +59,10 @@ async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, sep, li
 @router.get("/readings", summary="Raw readings (time range capped)", responses=EXPORT_RESPONSES,
             description="Readings as received, ordered by time. Default: the last 24 h; at most "
                         "`max_raw_days` (31) per request. JSON is paged; CSV and Parquet stream the range.")
-async def readings(ctx: CtxDep, town: TownDep, tz: TzDep, sensor: OptSensorParam = None, from_: FromParam = None,
-                   to: ToParam = None, format: FormatParam = None, sep: SepParam = ",", limit: LimitParam = None,
+async def readings(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
+                   from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
                    cursor: CursorParam = None, count: CountParam = False) -> Response:
-    return await _series(ctx, READING, town, sensor, from_, to, tz, format, sep, limit, cursor, count,
+    return await _series(ctx, READING, town, sensor, from_, to, tz, format, style, limit, cursor, count,
                          default_days=1, max_days=ctx.config.max_raw_days, ttl=ctx.config.cache_ttl_latest_s,
                          max_age=30)
 
@@ -62,10 +70,12 @@ async def readings(ctx: CtxDep, town: TownDep, tz: TzDep, sensor: OptSensorParam
 @router.get("/hourly", summary="Hourly aggregates per sensor", responses=EXPORT_RESPONSES,
             description="t_mean/min/max, humidity, dew point, heat index, humidex, UHI, count and QC flags. "
                         "Default: the last 7 days; at most 400 days per request.")
-async def hourly(ctx: CtxDep, town: TownDep, tz: TzDep, sensor: OptSensorParam = None, from_: FromParam = None,
-                 to: ToParam = None, format: FormatParam = None, sep: SepParam = ",", limit: LimitParam = None,
-                 cursor: CursorParam = None, count: CountParam = False) -> Response:
-    return await _series(ctx, HOURLY, town, sensor, from_, to, tz, format, sep, limit, cursor, count,
+async def hourly(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
+                 from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
+                 cursor: CursorParam = None, count: CountParam = False, qc: QcParam = None,
+                 qc_max: QcMaxParam = None) -> Response:
+    return await _series(ctx, HOURLY, town, sensor, from_, to, tz, format, style, limit, cursor, count,
+                         qc=qc, qc_max=qc_max,
                          default_days=7, max_days=ctx.config.max_hourly_days, ttl=ctx.config.cache_ttl_agg_s,
                          max_age=300)
 
@@ -73,9 +83,11 @@ async def hourly(ctx: CtxDep, town: TownDep, tz: TzDep, sensor: OptSensorParam =
 @router.get("/daily", summary="Daily indicators per sensor", responses=EXPORT_RESPONSES,
             description="Tn, Tx, means, heat index and humidex maxima, UHI mean and nocturnal max, hours ≥ 30 °C, "
                         "tropical night, coverage. `date` is the town's calendar day. Default: the last 365 days.")
-async def daily(ctx: CtxDep, town: TownDep, tz: TzDep, sensor: OptSensorParam = None, from_: FromParam = None,
-                to: ToParam = None, format: FormatParam = None, sep: SepParam = ",", limit: LimitParam = None,
-                cursor: CursorParam = None, count: CountParam = False) -> Response:
-    return await _series(ctx, DAILY, town, sensor, from_, to, tz, format, sep, limit, cursor, count,
+async def daily(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
+                from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
+                cursor: CursorParam = None, count: CountParam = False, qc: QcParam = None,
+                qc_max: QcMaxParam = None) -> Response:
+    return await _series(ctx, DAILY, town, sensor, from_, to, tz, format, style, limit, cursor, count,
+                         qc=qc, qc_max=qc_max,
                          default_days=365, max_days=ctx.config.max_daily_days, ttl=ctx.config.cache_ttl_agg_s,
                          max_age=300)

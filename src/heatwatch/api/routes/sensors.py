@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from heatwatch.core.datasets import READING
 from heatwatch.core.model import Sensor
 
-from ..datasets import READING
-from ..deps import CtxDep, FormatParam, SepParam, TownDep
+from ..deps import CtxDep, FormatParam, StyleDep, TownDep
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_csv, cached_json
 from ..sensorinfo import list_sensors, public_fields, status_of
-from ..timeutil import iso_z, now_ms
+from ..timeutil import now_ms
 
 router = APIRouter(prefix="/v1", tags=["sensors"])
 
@@ -36,7 +36,7 @@ CSV_COLUMNS = ["town", "id", *META_FIELDS, *PUBLIC_FIELDS, "status", "last_time"
                 "GeoJSON features have no geometry when the position is unknown.",
     responses={200: {"content": {"application/geo+json": {}, "text/csv": {}}}, 404: {"description": "unknown town"}},
 )
-async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: SepParam = ",",
+async def sensors(ctx: CtxDep, town: TownDep, style: StyleDep, format: FormatParam = None,
                   include_retired: Annotated[bool, Query(description="also list retired sensors")] = False
                   ) -> Response:
     fmt = choose_format(ctx.request, format, ["json", "geojson", "csv"])
@@ -59,7 +59,7 @@ async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: S
             item.update(public_fields(s))
             item["status"] = status_of(s, r["time"] if r else None, now, ctx.settings.stale_after_s)
             item["reference"] = bool(s and s.is_reference) or sid in town.reference_sensors
-            item["latest"] = ({"time": iso_z(r["time"]), **{f: r.get(f) for f in READING.fields}} if r else None)
+            item["latest"] = ({"time": style.time(r["time"]), **{f: r.get(f) for f in READING.fields}} if r else None)
             items.append(item)
         last = max((r["time"] for r in latest.values()), default=None)
         meta = ctx.meta(last, returned=len(items), registry=ctx.registry is not None)
@@ -79,5 +79,5 @@ async def sensors(ctx: CtxDep, town: TownDep, format: FormatParam = None, sep: S
         return envelope(meta, items), last, JSONBytes.media_type
 
     if fmt == "csv":
-        return await cached_csv(ctx, build, CSV_COLUMNS, sep)
+        return await cached_csv(ctx, build, CSV_COLUMNS, style)
     return await cached_json(ctx, ctx.config.cache_ttl_latest_s, 30, build)

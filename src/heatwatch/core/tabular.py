@@ -1,0 +1,267 @@
+"""Writing a dataset's rows as files: CSV (RFC 4180, French variant), Parquet and XLSX.
+
+The api's exports and analytics' monthly archives write the same bytes for the same rows, because both go
+through here; a dataset's Table Schema (:func:`heatwatch.core.datasets.table_schema`) describes both. Rows are
+lists in ``Dataset.names`` order with ``time`` as epoch ms; they arrive as async batches, so memory stays bounded
+by a batch whatever the number of rows.
+
+How values are written is a :class:`Style`: the CSV separator, the decimal mark (``,`` with ``;``, so a French
+spreadsheet reads ``23,4`` as a number, not as a date or text) and the zone output times are written in (UTC with
+``Z`` by default; a zone writes local times with their offset).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .datasets import Dataset
+
+LICENCE = {
+    "id": "Etalab-2.0",
+    "spdx": "etalab-2.0",
+    "title": "Licence Ouverte / Open Licence version 2.0",
+    "url": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
+}
+
+
+def iso_z(ms: int | float | None) -> str | None:
+    """Epoch ms to ISO 8601 UTC with ``Z``; milliseconds only when there are some."""
+    if ms is None:
+        return None
+    ms = int(ms)
+    s, frac = divmod(ms, 1000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+    return f"{base}.{frac:03d}Z" if frac else f"{base}Z"
+
+
+def iso_local(ms: int | float | None, tz: ZoneInfo) -> str | None:
+    """Epoch ms to ISO 8601 in ``tz`` with its UTC offset (``2024-07-20T02:00:00+02:00``)."""
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(int(ms) / 1000, tz)
+    return dt.isoformat(timespec="milliseconds" if int(ms) % 1000 else "seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    """How an answer writes its values: CSV separator and decimal mark, and the zone of output times."""
+
+    sep: str = ","
+    decimal: str = "."
+    tz: ZoneInfo | None = None  # None: UTC with Z (the default); else local time with its offset
+
+    def time(self, ms: int | float | None) -> str | None:
+        return iso_z(ms) if self.tz is None else iso_local(ms, self.tz)
+
+
+def auto_decimal(sep: str, decimal: str | None) -> str:
+    """The decimal mark: as asked, else ``,`` with ``;`` (what the ``;`` is for: French spreadsheets), else ``.``.
+    A comma mark with comma-separated values would need every number quoted: refused (ValueError)."""
+    if decimal is None:
+        return "," if sep == ";" else "."
+    if decimal == "," and sep == ",":
+        raise ValueError("decimal=, needs sep=; (a comma cannot separate both the fields and the decimals)")
+    return decimal
+
+
+UTC_STYLE = Style()
+#: A French spreadsheet's CSV: semicolons, decimal commas, UTF-8 with a byte-order mark.
+FRENCH_STYLE = Style(";", ",")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any]]], sep: str,
+                     time_cols: Sequence[int] = (0,), bool_cols: Sequence[int] | None = None,
+                     style: Style | None = None, number_cols: Sequence[int] | None = None
+                     ) -> AsyncIterator[bytes]:
+    """RFC 4180: CRLF line ends, fields quoted when they hold the separator, a quote or a line break.
+    A UTF-8 byte-order mark only with ``;`` so Excel (the reason for ``;``) reads accents right.
+
+    Hot loop of every export: the csv module already writes None as an empty field and numbers with
+    str(), so only time columns, booleans (``true``/``false``, not Python's ``True``) and, with a decimal
+    comma, numbers are touched, in place. ``bool_cols=None`` checks every cell for booleans and floats (callers
+    that know the types pass them).
+    """
+    style = style or Style(sep, auto_decimal(sep, None))
+    comma = style.decimal == ","
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    prefix = "\ufeff" if sep == ";" else ""
+    yield (prefix + buf.getvalue()).encode("utf-8")
+    render = style.time
+    async for batch in batches:
+        buf.seek(0)
+        buf.truncate()
+        times: dict[int, str] = {}  # a batch repeats each timestamp once per sensor: format it once
+        for row in batch:
+            for i in time_cols:
+                t = row[i]
+                text = times.get(t)
+                if text is None:
+                    text = times[t] = render(t) or ""
+                row[i] = text
+            if bool_cols is None:
+                for i, v in enumerate(row):
+                    if v is True or v is False:
+                        row[i] = _cell(v)
+                    elif comma and type(v) is float:
+                        row[i] = repr(v).replace(".", ",")
+            else:
+                for i in bool_cols:
+                    v = row[i]
+                    if v is not None:
+                        row[i] = "true" if v else "false"
+                if comma and number_cols:
+                    for i in number_cols:
+                        v = row[i]
+                        if v is not None:
+                            row[i] = repr(float(v)).replace(".", ",")
+        writer.writerows(batch)
+        yield buf.getvalue().encode("utf-8")
+
+
+def bool_columns(ds: Dataset) -> list[int]:
+    return [i for i, c in enumerate(ds.columns) if c.type == "boolean"]
+
+
+def number_columns(ds: Dataset) -> list[int]:
+    return [i for i, c in enumerate(ds.columns) if c.type == "number"]
+
+
+def dataset_csv(ds: Dataset, batches: AsyncIterator[list[list[Any]]], style: Style) -> AsyncIterator[bytes]:
+    """A dataset's rows (in ``ds.names`` order) as CSV in ``style``: what exports and archives write."""
+    return csv_stream(ds.names, batches, style.sep, bool_cols=bool_columns(ds), style=style,
+                      number_cols=number_columns(ds))
+
+
+def arrow_schema(ds: Dataset, tz: ZoneInfo | None = None) -> pa.Schema:
+    """``tz``: the zone the time column is labelled with (the instants are the same; readers show local times)."""
+    types = {"datetime": pa.timestamp("ms", tz=str(tz) if tz is not None else "UTC"), "date": pa.string(),
+             "string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
+    fields = []
+    for c in ds.columns:
+        meta = {"description": c.description}
+        if c.unit:
+            meta["unit"] = c.unit
+        fields.append(pa.field(c.name, types[c.type], metadata=meta))
+    return pa.schema(fields, metadata={"licence": LICENCE["url"], "dataset": ds.id})
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file that keeps what it is given until drained: the Parquet writer's output."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self._chunks.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def drain(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def _coerce(ds: Dataset, batch: list[list[Any]], tz: ZoneInfo | None = None) -> pa.Table:
+    cols = list(zip(*batch, strict=True)) if batch else [() for _ in ds.columns]
+    schema = arrow_schema(ds, tz)
+    arrays = []
+    for c, values, f in zip(ds.columns, cols, schema, strict=True):
+        if c.type == "number":
+            values = [None if v is None else float(v) for v in values]
+        elif c.type == "integer":
+            values = [None if v is None else int(v) for v in values]
+        elif c.type == "boolean":
+            values = [None if v is None else bool(v) for v in values]
+        elif c.type == "string":
+            values = [None if v is None else str(v) for v in values]
+        arrays.append(pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+async def parquet_stream(ds: Dataset, batches: AsyncIterator[list[list[Any]]], tz: ZoneInfo | None = None
+                         ) -> AsyncIterator[bytes]:
+    sink = _Sink()
+    writer = pq.ParquetWriter(sink, arrow_schema(ds, tz), compression="zstd")
+    try:
+        async for batch in batches:
+            writer.write_table(_coerce(ds, batch, tz))
+            chunk = sink.drain()
+            if chunk:
+                yield chunk
+    finally:
+        writer.close()
+    yield sink.drain()
+
+
+#: Rows an XLSX answer may hold: a spreadsheet is for small tables (Excel stops at 1,048,576 rows and slows long
+#: before); bulk data is CSV or Parquet.
+XLSX_MAX_ROWS = 100_000
+
+
+def xlsx_bytes(ds_names: Sequence[str], rows: Iterable[Sequence[Any]], *, time_cols: Sequence[int] = (0,),
+               style: Style = UTC_STYLE, about: Sequence[tuple[str, str]] = (),
+               columns: Sequence[tuple[str, str, str]] = (), number_cols: Sequence[int] = ()) -> bytes:
+    """An XLSX workbook: the rows on a first sheet (times as spreadsheet date-times, in UTC or the style's zone:
+    spreadsheets have no time zones), and an "about" sheet with the attribution and what each column means.
+
+    ``about``: (label, value) lines (licence, producer, source); ``columns``: (name, description, unit)."""
+    from openpyxl import Workbook  # imported here: only XLSX answers need it
+
+    wb = Workbook(write_only=True)
+    data = wb.create_sheet("data")
+    data.append(list(ds_names))
+    zone = style.tz
+    for row in rows:
+        out = list(row)
+        for i in time_cols:
+            t = out[i]
+            if t is not None:
+                dt = datetime.fromtimestamp(int(t) / 1000, zone or ZoneInfo("UTC"))
+                out[i] = dt.replace(tzinfo=None)
+        for i in number_cols:  # the database's JSON writes 24.0 as 24: a number column holds floats
+            if out[i] is not None:
+                out[i] = float(out[i])
+        data.append(out)
+    meta = wb.create_sheet("about")
+    for label, value in about:
+        meta.append([label, value])
+    meta.append(["times", f"in {zone.key if zone else 'UTC'}"])
+    if columns:
+        meta.append([])
+        meta.append(["column", "description", "unit"])
+        for name, description, unit in columns:
+            meta.append([name, description, unit])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
