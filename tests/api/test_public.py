@@ -5,6 +5,7 @@ and nothing internal in answers. Against the session's influxd, mostly under a r
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -116,7 +117,9 @@ def test_every_route_refuses_an_unknown_parameter_by_name(client) -> None:
     checked = 0
     for route in _routes(client.app):
         for method in sorted(route.methods - {"HEAD"}):
-            path = route.path.format(town="vitre", sensor_id="x-1", id="1", name="trees", dataset="hourly")
+            template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {resource_path:path} → {resource_path}
+            path = template.format(town="vitre", sensor_id="x-1", id="1", name="trees", dataset="hourly",
+                                   resource_path="Things")
             r = client.request(method, path, params={"utm_source": "x", "bogus": "1"},
                                headers={"Authorization": "Bearer " + "t" * 40})
             assert r.status_code == 400, (method, route.path, r.status_code, r.text[:200])

@@ -53,6 +53,7 @@ from .routes import (
     sensors,
     towns,
 )
+from .sta import routes as sta
 from .store import BoundedClient, Store
 
 log = get_logger("heatwatch.api")
@@ -140,6 +141,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router)
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)
+    app.include_router(sta.router)  # OGC SensorThings API (docs/interop.md)
     dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.

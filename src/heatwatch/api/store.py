@@ -386,3 +386,50 @@ class Store:
         starts = {s.tags.get("town", ""): s.values[0][0] for s in first if s.values}
         ends = {s.tags.get("town", ""): s.values[0][0] for s in last if s.values}
         return starts, ends
+
+    # SensorThings observations (api/sta/) --------------------------------------------------------------------
+
+    def _obs_where(self, m: Measurement, start_ms: int, end_ms: int, sensor: str | None, town: str | None
+                   ) -> tuple[str, dict[str, Any]]:
+        clauses = ["time >= $start", "time < $end"]
+        params: dict[str, Any] = {"start": ms_to_ns(start_ms), "end": ms_to_ns(end_ms)}
+        if sensor is not None:
+            clauses.append(f"{m.col('sensor')} = $sensor")
+            params["sensor"] = sensor
+        if town is not None:
+            clauses.append(f"{m.col('town')} = $town")
+            params["town"] = town
+        return " AND ".join(clauses), params
+
+    async def observation_rows(self, m: Measurement, fields: list[str], start_ms: int, end_ms: int, *,
+                               sensor: str | None = None, town: str | None = None, desc: bool = False,
+                               limit: int = 1000) -> list[list[Any]]:
+        """Rows ``[time, sensor, *fields]`` of ``m`` in [start, end), of one sensor (or town) or all, ordered by time,
+        at most ``limit``: one window of a SensorThings Observations page."""
+        where, params = self._obs_where(m, start_ms, end_ms, sensor, town)
+        cols = ", ".join([m.col("sensor"), *(m.col(f) for f in fields)])
+        q = (f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} "
+             f"ORDER BY time {'DESC' if desc else 'ASC'} LIMIT {int(limit)}")
+        series = await self.client.query_series(q, params)
+        if not series:
+            return []
+        s = series[0]
+        wanted = ["time", "sensor", *fields]
+        idx = [s.columns.index(c) if c in s.columns else None for c in wanted]
+        return [[row[i] if i is not None else None for i in idx] for row in s.values]
+
+    async def observation_edge(self, m: Measurement, fields: list[str], start_ms: int, end_ms: int, *,
+                               sensor: str | None = None, town: str | None = None, desc: bool = False) -> int | None:
+        """Time of the first (``desc``: last) row of ``m`` in [start, end): where the next window of a page starts,
+        so empty stretches of time cost one statement, not one per window."""
+        rows = await self.observation_rows(m, fields, start_ms, end_ms, sensor=sensor, town=town, desc=desc, limit=1)
+        return int(rows[0][0]) if rows else None
+
+    async def observation_count(self, m: Measurement, fields: list[str], start_ms: int, end_ms: int, *,
+                                sensor: str | None = None, town: str | None = None) -> dict[str, int]:
+        """How many values of each field in [start, end): ``@iot.count`` of Observations."""
+        where, params = self._obs_where(m, start_ms, end_ms, sensor, town)
+        cols = ", ".join(f"COUNT({m.col(f)}) AS {ident(f)}" for f in fields)
+        records = await self.client.query_records(f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} LIMIT 1",
+                                                  params)
+        return {f: int(records[0].get(f) or 0) if records else 0 for f in fields}
