@@ -13,6 +13,7 @@ from heatwatch.core.influx import InfluxClient
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import AnalyticsSettings
 
+from .archives import Archiver
 from .backfill import DEFAULT_CHUNK_DAYS, backfill
 from .jobs import Analytics, RunStats
 
@@ -42,7 +43,15 @@ async def run_backfill(settings: AnalyticsSettings, first: date, last: date, tow
                     bar.update(len(stats.days))
                     bar.set_postfix(town=stats.town, readings=stats.readings)
 
-                return await backfill(analytics, first, last, towns, chunk_days, step)
+                stats = await backfill(analytics, first, last, towns, chunk_days, step)
+            if settings.analytics_archives:
+                # Archived months of the range are rebuilt, re-issued when the backfill changed them.
+                archiver = Archiver(client, settings.towns, settings.data_dir,
+                                    delay_days=settings.analytics_archive_delay_days)
+                for outcome in await archiver.recheck(towns, first, last):
+                    if outcome.action == "issued" and show:
+                        print(f"archive {outcome.town} {outcome.month} re-issued as v{outcome.version}: {outcome.note}")
+            return stats
     finally:
         registry.close()
 

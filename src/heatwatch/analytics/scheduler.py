@@ -33,6 +33,7 @@ from heatwatch.core.settings import AnalyticsSettings
 from heatwatch.core.trust import network_of
 
 from .alerts import AlertEngine, Publisher
+from .archives import Archiver
 from .backfill import backfill
 from .erase import describe, erase_sensor
 from .jobs import Analytics, RunStats, day_span
@@ -47,6 +48,7 @@ log = get_logger("heatwatch.analytics")
 
 HOURLY_MINUTE = 5  # a few minutes after the hour, so the last readings of the hour have arrived
 DAILY_AT = (6, 20)  # UTC: after the Tx window of yesterday closed at 06:00 UTC
+ARCHIVE_AT = (6, 40)  # UTC: after the daily job redid the last days
 STOP_GRACE_S = 20.0
 
 
@@ -62,6 +64,9 @@ class AnalyticsService:
         self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher,
                                   grace_s=settings.alert_grace_s, lag_s=settings.alert_lag_s, started=clock())
         self.last = LastReadings(client)
+        self.archiver = Archiver(client, settings.towns, settings.data_dir,
+                                 delay_days=settings.analytics_archive_delay_days,
+                                 recheck_months=settings.analytics_archive_recheck_months, clock=clock)
         self._last_since_ms: int | None = None
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -172,6 +177,11 @@ class AnalyticsService:
     async def sensor_community(self) -> None:
         await self._guard("sensor_community", self.pull_sensor_community)
 
+    async def archive(self) -> None:
+        """Monthly archives: closed months not archived yet, and recent ones re-checked for late data."""
+        if self.settings.analytics_archives:
+            await self._guard("archives", self.archiver.run)
+
     async def evaluate_alerts(self) -> None:
         await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
 
@@ -196,6 +206,11 @@ class AnalyticsService:
             start, end = day_span([req.first, req.last], tz)
             await replace_range(self.analytics.client, req.town, start, end, measurements=["town_daily"])
         stats = await backfill(self.analytics, req.first, req.last, [req.town] if req.town else None)
+        if self.settings.analytics_archives:
+            # Archived months of the range are rebuilt: re-issued when the recompute (or erasure) changed them.
+            towns = [req.town] if req.town else sorted(self.analytics.towns)
+            await self._guard("archives", lambda: self.archiver.recheck(
+                towns, req.first, req.last, erased=list(req.erase) if req.erase else None))
         if req.erase:
             if not stats:
                 stats = [RunStats(req.town or "", [])]
@@ -227,6 +242,8 @@ class AnalyticsService:
                                misfire_grace_time=3600, **common)
         self.scheduler.add_job(self.daily, CronTrigger(hour=DAILY_AT[0], minute=DAILY_AT[1], timezone=UTC),
                                id="daily", misfire_grace_time=6 * 3600, **common)
+        self.scheduler.add_job(self.archive, CronTrigger(hour=ARCHIVE_AT[0], minute=ARCHIVE_AT[1], timezone=UTC),
+                               id="archives", misfire_grace_time=12 * 3600, **common)
         interval = self.settings.alert_interval_s
         self.scheduler.add_job(self.evaluate_alerts, IntervalTrigger(seconds=interval, timezone=UTC), id="alerts",
                                misfire_grace_time=interval, **common)

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from heatwatch.core import privacy
@@ -26,7 +26,7 @@ from heatwatch.core.trust import network_of, trust_of
 
 from . import errors, openapi
 from .cache import HotCache, ResponseCache
-from .formats import JSONBytes
+from .formats import XLSX_MEDIA, JSONBytes
 from .licence import LicenceHeaders
 from .limits import Slots, Streams
 from .live import LiveHub
@@ -36,6 +36,7 @@ from .ratelimit import RateLimit
 from .routes import (
     admin,
     aggregates,
+    archives,
     catalogue,
     codes,
     contribute,
@@ -136,7 +137,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     errors.install(app)
     openapi.install(app)
-    for module in (health, towns, latest, sensors, readings, aggregates, catalogue, codes, admin, live,
+    for module in (health, towns, latest, sensors, readings, aggregates, archives, catalogue, codes, admin, live,
                    contribute, governance):
         app.include_router(module.router)
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
@@ -145,7 +146,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    # Files that are compressed already are sent as they are: their byte size and checksum are what the
+    # catalogue says, and gzip would only cost CPU.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5,
+                       exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.apache.parquet",
+                                              XLSX_MEDIA))
     app.add_middleware(HotCache, cache=cache)
     app.add_middleware(LicenceHeaders, producer=config.producer)
     app.add_middleware(HeadAndVary)  # outside the caches: a HEAD is their GET

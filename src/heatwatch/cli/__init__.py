@@ -79,6 +79,7 @@ DELEGATED: list[tuple[str, str, str, type[CoreSettings]]] = [
     ("sensors", "heatwatch.cli.sensors", "sensor registry import/export", IngestSettings),
     ("analytics", "heatwatch.analytics.cli", "run the analytics scheduler", AnalyticsSettings),
     ("backfill", "heatwatch.analytics.backfill_cli", "recompute analytics over a range", AnalyticsSettings),
+    ("archives", "heatwatch.analytics.archives_cli", "monthly archives: build a range, list", AnalyticsSettings),
     ("reference", "heatwatch.analytics.reference_cli", "official reference stations (Météo-France hourly files)",
      AnalyticsSettings),
     ("sensor-community", "heatwatch.analytics.sensorcommunity_cli",

@@ -89,10 +89,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any]]], sep: str,
-                     time_cols: Sequence[int] = (0,), bool_cols: Sequence[int] | None = None,
-                     style: Style | None = None, number_cols: Sequence[int] | None = None
-                     ) -> AsyncIterator[bytes]:
+class CsvRenderer:
     """RFC 4180: CRLF line ends, fields quoted when they hold the separator, a quote or a line break.
     A UTF-8 byte-order mark only with ``;`` so Excel (the reason for ``;``) reads accents right.
 
@@ -101,20 +98,35 @@ async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any
     comma, numbers are touched, in place. ``bool_cols=None`` checks every cell for booleans and floats (callers
     that know the types pass them).
     """
-    style = style or Style(sep, auto_decimal(sep, None))
-    comma = style.decimal == ","
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(header)
-    prefix = "\ufeff" if sep == ";" else ""
-    yield (prefix + buf.getvalue()).encode("utf-8")
-    render = style.time
-    async for batch in batches:
+
+    def __init__(self, header: Sequence[str], sep: str, time_cols: Sequence[int] = (0,),
+                 bool_cols: Sequence[int] | None = None, style: Style | None = None,
+                 number_cols: Sequence[int] | None = None) -> None:
+        self.header = header
+        self.sep = sep
+        self.time_cols = time_cols
+        self.bool_cols = bool_cols
+        self.style = style or Style(sep, auto_decimal(sep, None))
+        self.number_cols = number_cols
+        self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, delimiter=sep, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+    def head(self) -> bytes:
+        self.buf.seek(0)
+        self.buf.truncate()
+        self.writer.writerow(self.header)
+        prefix = "\ufeff" if self.sep == ";" else ""
+        return (prefix + self.buf.getvalue()).encode("utf-8")
+
+    def batch(self, batch: list[list[Any]]) -> bytes:
+        """The rows as CSV bytes; the rows are rewritten in place (times and booleans become text)."""
+        buf, render, comma = self.buf, self.style.time, self.style.decimal == ","
+        bool_cols, number_cols = self.bool_cols, self.number_cols
         buf.seek(0)
         buf.truncate()
         times: dict[int, str] = {}  # a batch repeats each timestamp once per sensor: format it once
         for row in batch:
-            for i in time_cols:
+            for i in self.time_cols:
                 t = row[i]
                 text = times.get(t)
                 if text is None:
@@ -136,8 +148,19 @@ async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any
                         v = row[i]
                         if v is not None:
                             row[i] = repr(float(v)).replace(".", ",")
-        writer.writerows(batch)
-        yield buf.getvalue().encode("utf-8")
+        self.writer.writerows(batch)
+        return buf.getvalue().encode("utf-8")
+
+
+async def csv_stream(header: Sequence[str], batches: AsyncIterator[list[list[Any]]], sep: str,
+                     time_cols: Sequence[int] = (0,), bool_cols: Sequence[int] | None = None,
+                     style: Style | None = None, number_cols: Sequence[int] | None = None
+                     ) -> AsyncIterator[bytes]:
+    """CSV bytes of async batches of rows (:class:`CsvRenderer`)."""
+    r = CsvRenderer(header, sep, time_cols, bool_cols, style, number_cols)
+    yield r.head()
+    async for batch in batches:
+        yield r.batch(batch)
 
 
 def bool_columns(ds: Dataset) -> list[int]:
@@ -146,6 +169,10 @@ def bool_columns(ds: Dataset) -> list[int]:
 
 def number_columns(ds: Dataset) -> list[int]:
     return [i for i, c in enumerate(ds.columns) if c.type == "number"]
+
+
+def dataset_csv_renderer(ds: Dataset, style: Style) -> CsvRenderer:
+    return CsvRenderer(ds.names, style.sep, bool_cols=bool_columns(ds), style=style, number_cols=number_columns(ds))
 
 
 def dataset_csv(ds: Dataset, batches: AsyncIterator[list[list[Any]]], style: Style) -> AsyncIterator[bytes]:
@@ -209,19 +236,34 @@ def _coerce(ds: Dataset, batch: list[list[Any]], tz: ZoneInfo | None = None) -> 
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+class ParquetRenderer:
+    """Parquet (zstd) written a row group per batch; :meth:`batch` returns the bytes written so far."""
+
+    def __init__(self, ds: Dataset, tz: ZoneInfo | None = None) -> None:
+        self.ds, self.tz = ds, tz
+        self.sink = _Sink()
+        self.writer = pq.ParquetWriter(self.sink, arrow_schema(ds, tz), compression="zstd")
+
+    def batch(self, batch: list[list[Any]]) -> bytes:
+        self.writer.write_table(_coerce(self.ds, batch, self.tz))
+        return self.sink.drain()
+
+    def close(self) -> bytes:
+        self.writer.close()
+        return self.sink.drain()
+
+
 async def parquet_stream(ds: Dataset, batches: AsyncIterator[list[list[Any]]], tz: ZoneInfo | None = None
                          ) -> AsyncIterator[bytes]:
-    sink = _Sink()
-    writer = pq.ParquetWriter(sink, arrow_schema(ds, tz), compression="zstd")
+    r = ParquetRenderer(ds, tz)
     try:
         async for batch in batches:
-            writer.write_table(_coerce(ds, batch, tz))
-            chunk = sink.drain()
+            chunk = r.batch(batch)
             if chunk:
                 yield chunk
     finally:
-        writer.close()
-    yield sink.drain()
+        tail = r.close()
+    yield tail
 
 
 #: Rows an XLSX answer may hold: a spreadsheet is for small tables (Excel stops at 1,048,576 rows and slows long

@@ -50,3 +50,9 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     @classmethod
     def _empty_url_is_unset(cls, v: Any) -> Any:
         return None if v == "" else v
+    # Monthly archives (docs/interop.md): written when a month closes, re-checked for late data.
+    analytics_archives: bool = Field(default=True, description="write the monthly archives")
+    analytics_archive_delay_days: int = Field(default=3, ge=1, le=31, description=(
+        "days after a month's last day before it is archived (the daily job has redone its last days by then)"))
+    analytics_archive_recheck_months: int = Field(default=3, ge=0, le=120, description=(
+        "closed months re-checked each day for late data (older ones: heatwatch archives build)"))
