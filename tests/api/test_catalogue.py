@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 from rdflib import Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCAT, DCTERMS, RDF
+from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 LICENCE = URIRef("https://www.etalab.gouv.fr/licence-ouverte-open-licence/")
 EU_FREQ = Namespace("http://publications.europa.eu/resource/authority/frequency/")
 EU_FT = Namespace("http://publications.europa.eu/resource/authority/file-type/")
+EU_THEME = Namespace("http://publications.europa.eu/resource/authority/data-theme/")
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 
 
@@ -31,16 +32,28 @@ def test_dcat_catalogue_parses_into_expected_triples(client, dataset):
     for ds in datasets:
         assert (ds, DCTERMS.license, LICENCE) in g
         assert g.value(ds, DCTERMS.title) is not None and g.value(ds, DCTERMS.description) is not None
-        assert g.value(ds, DCTERMS.accrualPeriodicity) in {EU_FREQ.CONT, EU_FREQ.HOURLY, EU_FREQ.DAILY}
+        # The EU terms data.gouv.fr's harvester maps (it reads the EU CONT as "several times a day").
+        assert g.value(ds, DCTERMS.accrualPeriodicity) in {EU_FREQ.UPDATE_CONT, EU_FREQ.HOURLY, EU_FREQ.DAILY}
         contact = g.value(ds, DCAT.contactPoint)
         assert g.value(contact, VCARD.hasEmail) is not None
+        assert str(g.value(ds, DCTERMS.spatial)) in {"http://id.insee.fr/geo/commune/35360",
+                                                     "http://id.insee.fr/geo/commune/62765"}
+        assert str(g.value(g.value(ds, DCTERMS.publisher), FOAF.name)).startswith("Ville de ")
+        assert set(g.objects(ds, DCAT.theme)) == {EU_THEME.ENVI, EU_THEME.REGI}
         dists = list(g.objects(ds, DCAT.distribution))
-        assert len(dists) == 3
+        assert len(dists) == 3  # no month archived in this test: the API queries only
         assert {g.value(d, DCTERMS["format"]) for d in dists} == {EU_FT.CSV, EU_FT.JSON, EU_FT.PARQUET}
         for d in dists:
             assert (d, RDF.type, DCAT.Distribution) in g
-            assert str(g.value(d, DCAT.downloadURL)).startswith("http://127.0.0.1:8000/v1/")
+            # The API query is an access distribution served by the API, not a download of the whole dataset.
+            assert str(g.value(d, DCAT.accessURL)).startswith("http://127.0.0.1:8000/v1/")
+            assert g.value(d, DCAT.downloadURL) is None
+            assert g.value(d, DCAT.accessService) == URIRef("http://127.0.0.1:8000/v1/catalog#api")
             assert (d, DCTERMS.license, LICENCE) in g
+    services = set(g.subjects(RDF.type, DCAT.DataService))
+    assert services == {URIRef("http://127.0.0.1:8000/v1/catalog#api"), URIRef("http://127.0.0.1:8000/v1/catalog#sta")}
+    for svc in services:
+        assert set(g.objects(svc, DCAT.servesDataset)) == datasets
     # Temporal coverage from the data: Vitré's hourly aggregates span 19–21 July 2024.
     hourly = URIRef("http://127.0.0.1:8000/v1/catalog#heatwatch-vitre-hourly")
     period = g.value(hourly, DCTERMS.temporal)

@@ -1,16 +1,32 @@
-"""The DCAT-AP catalogue (JSON-LD) and the Frictionless data package, built from :mod:`.datasets`.
+"""The DCAT-AP catalogue (JSON-LD) and the Frictionless data package, built from :mod:`heatwatch.core.datasets`
+and the monthly archives (:mod:`heatwatch.core.archives`).
 
-DCAT-AP is what data.gouv.fr's harvester reads: a ``dcat:Catalog`` with one ``dcat:Dataset`` per
-town and kind of data, each with its distributions (one per format), licence, temporal coverage,
-update frequency (EU frequency vocabulary), publisher and contact point. Terms follow DCAT-AP 2.1.
+What data.gouv.fr's DCAT harvester (udata) reads, and how it is written here (docs/interop.md):
+
+* one ``dcat:Dataset`` per town and kind of data, its URI built from ``HEATWATCH_API_PUBLIC_URL`` (the harvester
+  keys re-harvests on it), published by the town's organisation with the town's contact point (``[town.publisher]``
+  in the towns file, else the api's producer and contact);
+* its distributions: each closed month's archive files (``dcat:downloadURL`` to the file's stable URL,
+  ``dcat:byteSize``, ``spdx:checksum`` SHA-256, ``dct:issued``, ``dct:temporal`` of the month, the version note),
+  and the live API query as an access-only distribution served by the API (``dcat:accessService``);
+* ``dct:accrualPeriodicity`` in the EU frequency vocabulary as udata maps it: ``UPDATE_CONT`` for continuously
+  updated data (udata reads the EU ``CONT`` as "several times a day"), ``HOURLY``, ``DAILY``;
+* ``dct:spatial``: the commune's INSEE URI with a WKT and GeoJSON polygon (udata only keeps polygons) and the
+  INSEE code; ``dcat:theme`` from the EU data-theme vocabulary; ``dct:conformsTo`` the dataset's Table Schema;
+* two ``dcat:DataService``: the open-data API (OpenAPI) and the SensorThings API.
+
+Every referenced node carries its DCAT-AP class, so the DCAT-AP 3.0 SHACL shapes check their ranges
+(``tests/api/test_catalogue.py`` runs pyshacl with them).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from heatwatch.core.archives import Manifest
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
 from heatwatch.core.model import Town
 from heatwatch.core.settings import ApiOptions
@@ -19,7 +35,20 @@ from .formats import LICENCE
 
 EU_FREQ = "http://publications.europa.eu/resource/authority/frequency/"
 EU_FILETYPE = "http://publications.europa.eu/resource/authority/file-type/"
+EU_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
+EU_ACCESS = "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
 IANA = "https://www.iana.org/assignments/media-types/"
+INSEE_COMMUNE = "http://id.insee.fr/geo/commune/"
+GEOJSON_LITERAL = "https://www.iana.org/assignments/media-types/application/vnd.geo+json"
+WKT_LITERAL = "http://www.opengis.net/ont/geosparql#wktLiteral"
+STA_STANDARD = "http://www.opengis.net/doc/is/sensorthings/1.1"
+ADMS_PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
+ADMS_LICENCE_TYPE = "http://purl.org/adms/licencetype/"
+AVAILABILITY = "http://publications.europa.eu/resource/authority/planned-availability/"
+OPENAPI_STANDARD = "https://spec.openapis.org/oas/v3.1.0"
+#: Half-size of the box given as a town's spatial coverage (degrees latitude; longitude scaled): the area the
+#: sensors cover, not the commune's boundary (which heatwatch does not hold).
+BOX_DEG = 0.04
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -29,17 +58,25 @@ CONTEXT = {
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "adms": "http://www.w3.org/ns/adms#",
     "locn": "http://www.w3.org/ns/locn#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "spdx": "http://spdx.org/rdf/terms#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "dcatap": "http://data.europa.eu/r5r/",
     "dcat:startDate": {"@type": "xsd:dateTime"},
     "dcat:endDate": {"@type": "xsd:dateTime"},
     "dct:issued": {"@type": "xsd:dateTime"},
     "dct:modified": {"@type": "xsd:dateTime"},
+    "dcat:byteSize": {"@type": "xsd:decimal"},  # DCAT 2's range (DCAT-AP 2.1 checks it; 3.0 reads it too)
+    "spdx:checksumValue": {"@type": "xsd:hexBinary"},
     "dcat:downloadURL": {"@type": "@id"},
     "dcat:accessURL": {"@type": "@id"},
-    "dcat:landingPage": {"@type": "@id"},
-    "dct:conformsTo": {"@type": "@id"},
+    "dcat:endpointURL": {"@type": "@id"},
+    "dcat:endpointDescription": {"@type": "@id"},
+    "dcat:servesDataset": {"@type": "@id"},
+    "dcatap:availability": {"@id": "http://data.europa.eu/r5r/availability", "@type": "@id"},
 }
 
-# Published per town: (dataset, API path, formats). Frequencies: CONT for raw data and alerts.
+# Published per town: (dataset, API path, formats of the live query).
 PUBLISHED: tuple[tuple[Dataset, str, tuple[str, ...]], ...] = (
     (READING, "/v1/readings", ("csv", "json", "parquet")),
     (HOURLY, "/v1/hourly", ("csv", "json", "parquet")),
@@ -47,57 +84,191 @@ PUBLISHED: tuple[tuple[Dataset, str, tuple[str, ...]], ...] = (
     (TOWN_DAILY, "/v1/indices", ("csv", "json", "parquet")),
     (ALERT, "/v1/alerts", ("csv", "json", "parquet")),
 )
-_FILETYPE = {"csv": "CSV", "json": "JSON", "parquet": "PARQUET", "geojson": "GEOJSON"}
+_FILETYPE = {"csv": "CSV", "json": "JSON", "parquet": "PARQUET", "geojson": "GEOJSON", "csv.gz": "CSV"}
 _MEDIA = {"csv": "text/csv", "json": "application/json", "parquet": "application/vnd.apache.parquet",
-          "geojson": "application/geo+json"}
+          "geojson": "application/geo+json", "csv.gz": "text/csv"}
+#: The dataset's frequency (core/datasets.py, EU vocabulary) → the term udata maps to the same meaning.
+UDATA_FREQUENCY = {"CONT": "UPDATE_CONT"}
+THEMES = (("ENVI", "Environnement"), ("REGI", "Régions et villes"))
 
 
 def _url(base: str, path: str, params: Mapping[str, str]) -> str:
     return f"{base}{path}?{urlencode(params)}"
 
 
+def _concept(uri: str, label: str | None = None, kind: str = "skos:Concept") -> dict[str, Any]:
+    node: dict[str, Any] = {"@id": uri, "@type": kind}
+    if label:
+        node["skos:prefLabel"] = label
+    return node
+
+
+def _licence() -> dict[str, Any]:
+    return {"@id": LICENCE["url"], "@type": "dct:LicenseDocument", "dct:title": LICENCE["title"],
+            "dct:type": {"@id": ADMS_LICENCE_TYPE + "Attribution", "@type": "skos:Concept",
+                         "skos:prefLabel": "Attribution"}}
+
+
+def _publisher(base: str, town: Town | None, config: ApiOptions) -> dict[str, Any]:
+    pub = town.publisher if town else None
+    name = (pub.name if pub and pub.name else None) or config.producer
+    node: dict[str, Any] = {"@id": f"{base}/v1/catalog#publisher-{town.id}" if town and pub and pub.name
+                            else f"{base}/v1/catalog#publisher", "@type": ["foaf:Agent", "foaf:Organization"],
+                            "foaf:name": name,
+                            "dct:type": {"@id": ADMS_PUBLISHER_TYPE + "LocalAuthority", "@type": "skos:Concept",
+                                         "skos:prefLabel": "Local Authority"}}
+    if pub and pub.url:
+        node["foaf:homepage"] = {"@id": pub.url, "@type": "foaf:Document"}
+    return node
+
+
+def _contact(town: Town | None, config: ApiOptions) -> dict[str, Any]:
+    pub = town.publisher if town else None
+    email = (pub.email if pub and pub.email else None) or config.contact_email
+    name = (pub.contact if pub and pub.contact else None) or (pub.name if pub and pub.name else None) \
+        or config.producer
+    node: dict[str, Any] = {"@type": ["vcard:Kind", "vcard:Organization"], "vcard:fn": name,
+                            "vcard:hasEmail": {"@id": f"mailto:{email}"}}
+    if pub and pub.url:
+        node["vcard:hasURL"] = {"@id": pub.url}
+    return node
+
+
+def _spatial(town: Town) -> dict[str, Any]:
+    """The commune as INSEE names it, with a box around the town (udata keeps polygons, not points)."""
+    lat, lon, d = town.latitude, town.longitude, BOX_DEG
+    dl = d * 1.5  # a degree of longitude is about two thirds of one of latitude at these latitudes
+    ring = [[lon - dl, lat - d], [lon + dl, lat - d], [lon + dl, lat + d], [lon - dl, lat + d], [lon - dl, lat - d]]
+    wkt = "POLYGON((" + ", ".join(f"{x:.4f} {y:.4f}" for x, y in ring) + "))"
+    geojson = json.dumps({"type": "Polygon", "coordinates": [[[round(x, 4), round(y, 4)] for x, y in ring]]})
+    # One geometry (DCAT-AP allows one), as GeoJSON: the literal type udata's harvester reads.
+    return {"@id": INSEE_COMMUNE + town.insee, "@type": "dct:Location",
+            "skos:prefLabel": f"{town.name} ({town.insee})", "dct:identifier": town.insee,
+            "locn:geometry": {"@value": geojson, "@type": GEOJSON_LITERAL},
+            "dcat:bbox": {"@value": wkt, "@type": WKT_LITERAL},
+            "dcat:centroid": {"@value": f"POINT({lon:.4f} {lat:.4f})", "@type": WKT_LITERAL}}
+
+
+def _format(fmt: str) -> dict[str, Any]:
+    return {"@id": EU_FILETYPE + _FILETYPE[fmt], "@type": "dct:MediaTypeOrExtent"}
+
+
+def _media(fmt: str) -> dict[str, Any]:
+    return {"@id": IANA + _MEDIA[fmt], "@type": "dct:MediaType"}
+
+
+def services(base: str, dataset_ids: list[str]) -> list[dict[str, Any]]:
+    """The API itself, and its SensorThings view, as data services serving every dataset."""
+    common = {"dct:license": _licence(), "dct:accessRights": {"@id": EU_ACCESS, "@type": "dct:RightsStatement"},
+              "dcat:servesDataset": dataset_ids}
+    return [
+        {"@id": f"{base}/v1/catalog#api", "@type": "dcat:DataService",
+         "dct:title": "heatwatch — API de données ouvertes",
+         "dct:description": "JSON, CSV, GeoJSON, Parquet and XLSX answers on any range (within caps), with the "
+                            "licence and attribution on every answer; OpenAPI description.",
+         "dcat:endpointURL": f"{base}/v1", "dcat:endpointDescription": f"{base}/openapi.json",
+         "dct:conformsTo": {"@id": OPENAPI_STANDARD, "@type": "dct:Standard"}, **common},
+        {"@id": f"{base}/v1/catalog#sta", "@type": "dcat:DataService",
+         "dct:title": "heatwatch — OGC SensorThings API v1.1",
+         "dct:description": "The sensors, their datastreams and observations through the OGC SensorThings API "
+                            "(read-only).",
+         "dcat:endpointURL": f"{base}/sta/v1.1", "dcat:endpointDescription": f"{base}/sta/v1.1",
+         "dct:conformsTo": {"@id": STA_STANDARD, "@type": "dct:Standard"}, **common},
+    ]
+
+
+def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manifests: list[Manifest]
+                          ) -> list[dict[str, Any]]:
+    """Each closed month's files of ``ds``: the real downloads, with size, checksum, issue date and period."""
+    out = []
+    schema = {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"}
+    for m in manifests:
+        current = m.current
+        if current is None:
+            continue
+        for f in current.files:
+            if f.dataset != ds.id:
+                continue
+            url = f"{base}/v1/archives/{town.id}/{m.month}/{f.dataset}.{f.format}"
+            label = "CSV compressé (gzip)" if f.format == "csv.gz" else "Parquet"
+            dist: dict[str, Any] = {
+                "@id": f"{base}/v1/catalog#{ident}-{m.month}-{f.format.replace('.', '-')}",
+                "@type": "dcat:Distribution",
+                "dct:title": f"{ds.title} — {town.name} — {m.month} ({label})",
+                "dct:description": f"{ds.title}, {town.name}, {m.month} (local calendar month), version "
+                                   f"{current.version}: {current.note}. {f.rows} rows.",
+                "dcat:downloadURL": url, "dcat:accessURL": url,
+                "dcat:byteSize": str(f.bytes),  # a string: JSON-LD types only strings (a number is xsd:integer)
+                "spdx:checksum": {"@type": "spdx:Checksum",
+                                  "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256",
+                                                     "@type": "spdx:ChecksumAlgorithm"},
+                                  "spdx:checksumValue": f.sha256},
+                "dct:issued": current.issued,
+                "dct:temporal": {"@type": "dct:PeriodOfTime", "dcat:startDate": m.start, "dcat:endDate": m.end},
+                "dct:format": _format(f.format), "dcat:mediaType": _media(f.format),
+                "dct:license": _licence(), "dct:conformsTo": schema,
+                "dcatap:availability": AVAILABILITY + "STABLE",
+                "adms:versionNotes": current.note,
+            }
+            if f.compression == "gzip":
+                dist["dcat:compressFormat"] = {"@id": IANA + "application/gzip", "@type": "dct:MediaType"}
+            out.append(dist)
+    return out
+
+
 def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
-                   coverage: Mapping[tuple[str, str], tuple[str | None, str | None]]) -> dict[str, Any]:
-    """``coverage[(dataset id, town id)]`` = (first, last) ISO times, None when there is no data yet."""
-    publisher = {"@id": f"{base}/#publisher", "@type": "foaf:Agent", "foaf:name": config.producer}
-    contact = {"@type": "vcard:Organization", "vcard:fn": config.producer,
-               "vcard:hasEmail": {"@id": f"mailto:{config.contact_email}"}}
-    licence = {"@id": LICENCE["url"], "@type": "dct:LicenseDocument", "dct:title": LICENCE["title"]}
+                   coverage: Mapping[tuple[str, str], tuple[str | None, str | None]],
+                   archives: Mapping[str, list[Manifest]] | None = None) -> dict[str, Any]:
+    """``coverage[(dataset id, town id)]`` = (first, last) ISO times, None when there is no data yet;
+    ``archives[town id]``: the town's archived months (:func:`heatwatch.core.archives.list_manifests`)."""
+    archives = archives or {}
+    licence = _licence()
     datasets = []
     for town in towns.values():
         for ds, path, formats in PUBLISHED:
             first, last = coverage.get((ds.id, town.id), (None, None))
             ident = f"heatwatch-{town.id}-{ds.id}"
+            frequency = UDATA_FREQUENCY.get(ds.frequency, ds.frequency)
+            live = [
+                {
+                    "@id": f"{base}/v1/catalog#{ident}-api-{fmt}",
+                    "@type": "dcat:Distribution",
+                    "dct:title": f"{ds.title} — {town.name} (API, {_FILETYPE[fmt]})",
+                    "dct:description": f"The API query: the last days by default, any range with from/to "
+                                       f"(see {base}/docs). Monthly files are the other distributions.",
+                    "dcat:accessURL": _url(base, path, {"town": town.id, "format": fmt}),
+                    "dcat:accessService": {"@id": f"{base}/v1/catalog#api", "@type": "dcat:DataService"},
+                    "dct:format": _format(fmt), "dcat:mediaType": _media(fmt), "dct:license": licence,
+                    "dcatap:availability": AVAILABILITY + "AVAILABLE",
+                    **({"dct:conformsTo": {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"}}
+                       if fmt == "csv" else {}),
+                }
+                for fmt in formats
+            ]
             entry: dict[str, Any] = {
                 "@id": f"{base}/v1/catalog#{ident}",
                 "@type": "dcat:Dataset",
                 "dct:identifier": ident,
                 "dct:title": f"{ds.title} — {town.name}",
-                "dct:description": f"{ds.description} Town: {town.name} (INSEE {town.insee}).",
-                "dcat:keyword": ["îlot de chaleur urbain", "température", "canicule", town.name, ds.id],
-                "dct:publisher": publisher,
-                "dcat:contactPoint": contact,
+                "dct:description": f"{ds.description} Town: {town.name} (INSEE {town.insee}). Monthly files "
+                                   f"(CSV.gz, Parquet) with their SHA-256 once a month closes; the API for any "
+                                   f"range. Columns, units and quality flags: {base}/v1/schemas/{ds.id}.json, "
+                                   f"{base}/v1/qc-flags.",
+                "dcat:keyword": ["îlot de chaleur urbain", "température", "canicule", "climat urbain", town.name,
+                                 ds.id],
+                "dcat:theme": [_concept(EU_THEME + code, label) for code, label in THEMES],
+                "dct:publisher": _publisher(base, town, config),
+                "dcat:contactPoint": _contact(town, config),
                 "dct:license": licence,
-                "dct:accessRights": {"@id": "http://publications.europa.eu/resource/authority/access-right/PUBLIC"},
-                "dct:accrualPeriodicity": {"@id": EU_FREQ + ds.frequency},
-                "dct:spatial": {"@type": "dct:Location",
-                                "@id": f"https://geo.api.gouv.fr/communes/{town.insee}",
-                                "locn:geometry": f"POINT({town.longitude} {town.latitude})"},
-                "dcat:landingPage": f"{base}/docs",
-                "dcat:distribution": [
-                    {
-                        "@id": f"{base}/v1/catalog#{ident}-{fmt}",
-                        "@type": "dcat:Distribution",
-                        "dct:title": f"{ds.title} — {town.name} ({_FILETYPE[fmt]})",
-                        "dcat:accessURL": _url(base, path, {"town": town.id, "format": fmt}),
-                        "dcat:downloadURL": _url(base, path, {"town": town.id, "format": fmt}),
-                        "dct:format": {"@id": EU_FILETYPE + _FILETYPE[fmt]},
-                        "dcat:mediaType": {"@id": IANA + _MEDIA[fmt]},
-                        "dct:license": licence,
-                        **({"dct:conformsTo": f"{base}/v1/datapackage.json"} if fmt == "csv" else {}),
-                    }
-                    for fmt in formats
-                ],
+                "dct:accessRights": {"@id": EU_ACCESS, "@type": "dct:RightsStatement"},
+                "dct:accrualPeriodicity": {"@id": EU_FREQ + frequency, "@type": "dct:Frequency"},
+                "dct:spatial": _spatial(town),
+                "dct:language": {"@id": "http://publications.europa.eu/resource/authority/language/FRA",
+                                 "@type": "dct:LinguisticSystem"},
+                "dct:conformsTo": {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"},
+                "dcat:landingPage": {"@id": f"{base}/docs", "@type": "foaf:Document"},
+                "dcat:distribution": [*archive_distributions(base, ident, ds, town, archives.get(town.id, [])),
+                                      *live],
             }
             if first or last:
                 temporal: dict[str, Any] = {"@type": "dct:PeriodOfTime"}
@@ -109,18 +280,32 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
             if last:
                 entry["dct:modified"] = last
             datasets.append(entry)
+    ids = [d["@id"] for d in datasets]
+    starts = [c[0] for c in coverage.values() if c[0]]
+    ends = [c[1] for c in coverage.values() if c[1]]
+    dates: dict[str, Any] = {}
+    if starts:
+        dates["dct:issued"] = min(starts)
+    if ends:
+        dates["dct:modified"] = max(ends)
     return {
         "@context": CONTEXT,
         "@id": f"{base}/v1/catalog",
         "@type": "dcat:Catalog",
-        "dct:title": "heatwatch — îlots de chaleur urbains (Vitré, Saint-Omer)",
+        "dct:title": "heatwatch — îlots de chaleur urbains (" + ", ".join(t.name for t in towns.values()) + ")",
         "dct:description": "Temperature and humidity measured by urban sensor networks, and the heat indicators "
                            "computed from them, as open data under the Licence Ouverte 2.0.",
-        "dct:publisher": publisher,
+        "dct:publisher": _publisher(base, None, config),
         "dct:license": licence,
-        "dct:language": {"@id": "http://publications.europa.eu/resource/authority/language/FRA"},
-        "foaf:homepage": {"@id": f"{base}/docs"},
+        "dct:language": {"@id": "http://publications.europa.eu/resource/authority/language/FRA",
+                         "@type": "dct:LinguisticSystem"},
+        "foaf:homepage": {"@id": f"{base}/docs", "@type": "foaf:Document"},
+        "dct:spatial": [_spatial(t) for t in towns.values()],
+        **dates,
+        "dcat:themeTaxonomy": {"@id": EU_THEME.rstrip("/"), "@type": "skos:ConceptScheme",
+                               "dct:title": "Data theme (EU Publications Office)"},
         "dcat:dataset": datasets,
+        "dcat:service": services(base, ids),
     }
 
 

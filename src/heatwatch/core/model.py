@@ -190,6 +190,16 @@ class ReferenceConfig(BaseModel):
     uhi_sources: list[Literal["sensors", "station"]] = Field(default_factory=lambda: ["sensors"], min_length=1)
 
 
+class Publisher(BaseModel):
+    """Who publishes a town's data in the DCAT catalogue (data.gouv.fr shows it as the organisation), and whom to
+    contact about it. Unset fields fall back to the api's producer and contact (``HEATWATCH_API_*``)."""
+
+    name: str | None = Field(default=None, description="the organisation, e.g. 'Ville de Vitré'")
+    url: str | None = Field(default=None, pattern=r"^https?://", description="its web site")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="contact point e-mail")
+    contact: str | None = Field(default=None, description="contact point name (a service, not a person)")
+
+
 class Town(BaseModel):
     id: str = Field(pattern=f"^{TOWN_ID_RE.pattern}$")
     name: str
@@ -201,6 +211,7 @@ class Town(BaseModel):
     canicule: CaniculeThresholds
     reference_sensors: list[str] = Field(default_factory=list)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    publisher: Publisher = Field(default_factory=Publisher)
     #: QC seasonal range per calendar month, 12 [low, high] pairs in °C (docs/science/qc.md)
     qc_range_c: list[tuple[float, float]] | None = Field(default=None, min_length=12, max_length=12)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
+from heatwatch.core import archives as A
 from heatwatch.core.datasets import DATASETS, table_schema
 
 from ..catalogue import PUBLISHED, datapackage, dcat_catalogue
@@ -49,7 +50,10 @@ async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | N
             response_class=JSONLDBytes)
 async def catalog(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
-        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx))
+        archived: dict[str, list[Any]] = {}
+        for m in A.list_manifests(ctx.settings.data_dir):
+            archived.setdefault(m.town, []).append(m)
+        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx), archived)
         return body, None, "application/ld+json"
 
     return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
