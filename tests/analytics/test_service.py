@@ -31,12 +31,14 @@ def test_jobs_are_scheduled_with_coalescing_and_grace(tmp_path: Path) -> None:
         return jobs
 
     jobs = asyncio.run(go())
-    assert set(jobs) == {"hourly", "daily", "alerts", "last", "startup"}
+    assert set(jobs) == {"hourly", "daily", "alerts", "last", "startup", "archives"}
     assert jobs["last"].trigger.interval == timedelta(seconds=30)  # the last-value store behind /v1/latest
     assert all(j.coalesce and j.max_instances == 1 for j in jobs.values())
     assert jobs["hourly"].misfire_grace_time == 3600 and "minute='5'" in str(jobs["hourly"].trigger)
     assert "hour='6'" in str(jobs["daily"].trigger) and jobs["daily"].misfire_grace_time == 6 * 3600
     assert jobs["alerts"].trigger.interval == timedelta(seconds=120)
+    # Monthly archives after the daily job has redone the last days (docs/interop.md).
+    assert "hour='6'" in str(jobs["archives"].trigger) and "minute='40'" in str(jobs["archives"].trigger)
 
 
 def count(url: str, db: str, measurement: str, where: str = "") -> int:
