@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..core.contributors import ContributorStore
+from ..core.errors import ConfigError
 from ..core.influx import InfluxClient
 from ..core.logging import get_logger
 from ..core.registry import Registry
@@ -51,13 +52,35 @@ SIMULATOR_ACL = {"simulator": SERVICE_ACL["replay"]}
 log = get_logger("heatwatch.up")
 
 
-def _port(preferred: int) -> int:
+def _free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
-            s.bind(("127.0.0.1", preferred))
+            s.bind(("127.0.0.1", port))
         except OSError:
-            return free_port()
-    return preferred
+            return False
+    return True
+
+
+def _port(preferred: int, avoid: frozenset[int] = frozenset()) -> int:
+    """The usual port when it is free, else any free one other than ``avoid`` (a port promised to the api but not
+    bound yet: the kernel may hand it out again to the broker or the database in between)."""
+    if preferred not in avoid and _free(preferred):
+        return preferred
+    while (port := free_port()) in avoid:
+        pass
+    return port
+
+
+def _api_port(settings: Settings, asked: int | None) -> int:
+    """A port the user asked for (``--port`` or ``HEATWATCH_API_PORT``) is kept or refused, never swapped for
+    another: the printed URL must be the one they expect. The default moves to a free port when taken."""
+    if asked is None and "port" not in settings.api.model_fields_set:
+        return _port(settings.api.port)
+    port = settings.api.port if asked is None else asked
+    if not _free(port):
+        raise ConfigError(f"the api's port {port} is already in use on 127.0.0.1; choose another "
+                          "(--port or HEATWATCH_API_PORT)")
+    return port
 
 
 def _place_example_sensors(settings: Settings) -> None:
@@ -145,6 +168,8 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
     """Start the stack, appending each child to ``embedded`` or ``services`` as soon as it exists."""
     env = {"HEATWATCH_DATA_DIR": str(data)}
     secrets = data / "secrets"
+    api_port = _api_port(settings, port)
+    promised = frozenset({api_port})
     # Each service's own credentials (command -> variables), added to env when it starts.
     own: dict[str, dict[str, str]] = {name: {} for name in ("ingest", "analytics", "api", "simulate")}
     if settings.mqtt_url is None:
@@ -162,13 +187,13 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
         own["api"] |= {"HEATWATCH_REPLAY_MQTT_USERNAME": "replay", "HEATWATCH_REPLAY_MQTT_PASSWORD": "",
                        "HEATWATCH_REPLAY_MQTT_PASSWORD_FILE": str(replay)}
         acl.write_text(acl_text(SIMULATOR_ACL), encoding="utf-8")
-        broker = Mosquitto(broker_dir, port=_port(1883), passwd=passwd, acl=acl)
+        broker = Mosquitto(broker_dir, port=_port(1883, promised), passwd=passwd, acl=acl)
         embedded.append(broker)
         broker.start()
         env["HEATWATCH_MQTT_URL"] = broker.url
         log.info("up.mosquitto", url=broker.url, data=str(broker.data_dir), accounts=sorted(accounts.values()))
     if settings.influx_url is None:
-        db = Influxd(data / "influxdb", port=_port(8086), auth=True)
+        db = Influxd(data / "influxdb", port=_port(8086, promised), auth=True)
         embedded.append(db)
         db.start()
         env["HEATWATCH_INFLUX_URL"] = db.url
@@ -181,7 +206,6 @@ def _start(settings: Settings, data: Path, embedded: list[Mosquitto | Influxd], 
         log.info("up.influxd", url=db.url, data=str(db.data_dir), users=[u.name for u in users])
 
     api_host = host or settings.api.host
-    api_port = port if port is not None else _port(settings.api.port)
     logs = data / "logs"
     shown = settings.base_url(api_host, api_port)
 

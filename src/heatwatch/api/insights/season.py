@@ -8,20 +8,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from heatwatch.core.influx import InfluxClient
-from heatwatch.core.model import Town
+from heatwatch.core.model import Sensor, Town
+from heatwatch.core.registry import Registry
 
 from . import queries
 from .rankings import rank_sites, season_days, season_summary
 
 
-def sensor_index(registry: Any, town: str) -> dict[str, Any]:
+def sensor_index(registry: Registry | None, town: str) -> dict[str, Sensor]:
     if registry is None:
         return {}
     return {s.id: s for s in registry.list(town=town, include_retired=True)}
 
 
-async def season_ranking(client: InfluxClient, town: Town, registry: Any, season: int, thresholds: list[float]
-                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def season_ranking(client: InfluxClient, town: Town, registry: Registry | None, season: int,
+                         thresholds: list[float]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and summary of one season; shared with the seasonal report."""
     tz = ZoneInfo(town.timezone)
     today = date.today()

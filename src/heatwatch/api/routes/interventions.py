@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from heatwatch.core.interventions import Intervention, InterventionIn, InterventionKind, InterventionStore
 from heatwatch.core.model import valid_sensor_id
+from heatwatch.core.registry import Registry
+from heatwatch.core.settings import ApiSettings
 
 from ..deps import TOWN_PATTERN, AdminDep, CtxDep, RegistryDep, SettingsDep, known_town
 from ..errors import ApiError, bad_request, not_found
@@ -42,7 +44,7 @@ def get_store(request: Request) -> InterventionStore:
     return store
 
 
-def _known_sensors(registry: Any, town: str, ids: list[str], what: str) -> None:
+def _known_sensors(registry: Registry | None, town: str, ids: list[str], what: str) -> None:
     if registry is None:
         return  # no registry on this server: ids were checked against the pattern, trust them
     for sid in ids:
@@ -67,7 +69,7 @@ async def create(item: Annotated[InterventionIn, Body()], request: Request, sett
         "Location": f"/v1/interventions/{saved.id}"})
 
 
-def _check(item: InterventionIn, settings: Any, registry: Any) -> None:
+def _check(item: InterventionIn, settings: ApiSettings, registry: Registry | None) -> None:
     known_town(settings, item.town)
     _known_sensors(registry, item.town, item.sensors, "sensor")
     _known_sensors(registry, item.town, item.controls or [], "control sensor")
@@ -213,7 +215,7 @@ async def effect(ctx: CtxDep, request: Request, registry: RegistryDep, rid: IdPa
     return await cached_json(ctx, ctx.config.cache_ttl_agg_s, 300, build)
 
 
-def _parse_controls(text: str | None, item: Intervention, registry: Any) -> list[str] | None:
+def _parse_controls(text: str | None, item: Intervention, registry: Registry | None) -> list[str] | None:
     if text is None:
         return None
     ids = [x.strip() for x in text.split(",") if x.strip()]
