@@ -177,6 +177,8 @@ def test_publish_stored_provisional_then_confirmed(world: Any, joined: dict[str,
     every = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e}).json()["data"]
     town = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e, "network": "town"}).json()["data"]
     assert every[0]["sensors_ok"] == 2 and town[0]["sensors_ok"] == 1
+    # tropical nights too: the confirmed resident's night counts in the town's values, never with network=town
+    assert every[0]["tropical_nights"] == 2 and town[0]["tropical_nights"] == 1
 
 
 def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dict[str, Any]) -> None:
@@ -278,3 +280,15 @@ def test_withdrawal_erases_everything_and_recomputes(world: Any, joined: dict[st
     assert log and log[-1]["status"] == "done" and log[-1]["details"]["deleted"]["reading"] == 48
     ids = {s["id"] for s in c.get("/v1/sensors", params={"town": "vitre"}).json()["data"]}
     assert sensor not in ids
+
+
+def test_town_counts_leave_out_provisional_citizens_and_every_citizen_for_the_town_network() -> None:
+    from heatwatch.api.routes.aggregates import uncounted
+    from heatwatch.core.model import Sensor
+
+    sensors = [Sensor(id="t1", town="vitre"), Sensor(id="c1", town="vitre", owner="citizen", trust="provisional"),
+               Sensor(id="c2", town="vitre", owner="citizen", trust="confirmed"),
+               Sensor(id="sc-1", town="vitre", owner="citizen"),  # no state yet: provisional
+               Sensor(id="w1", town="vitre", owner="crowd", trust="confirmed")]
+    assert uncounted(sensors, "all") == ("c1", "sc-1")
+    assert uncounted(sensors, "town") == ("c1", "c2", "sc-1", "w1")

@@ -74,6 +74,8 @@ class Filter:
     #: rows whose qc flags are exactly this (0: passed every check) / at most this (aggregates only)
     qc: int | None = None
     qc_max: int | None = None
+    #: sensors left out (e.g. the citizen sensors of a town-network count), each a bind parameter
+    exclude: tuple[str, ...] = ()
 
     def where(self, since_ms: int | None = None) -> tuple[str, dict[str, Any]]:
         clauses = ["time >= $start", "time < $end"]
@@ -90,6 +92,9 @@ class Filter:
         if self.qc_max is not None:
             clauses.append('"qc" <= $qc_max')
             params["qc_max"] = self.qc_max
+        for i, sensor in enumerate(sorted(set(self.exclude))):
+            clauses.append(f"{ident('sensor')} != $x{i}")
+            params[f"x{i}"] = sensor
         return " AND ".join(clauses), params
 
 

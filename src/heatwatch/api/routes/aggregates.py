@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
+from heatwatch.core.trust import network_of, trust_of
 
 from ..deps import (
     ISO_PATTERN,
@@ -26,7 +28,7 @@ from ..deps import (
 from ..errors import bad_request
 from ..formats import GeoJSONBytes, choose_format, feature_collection, point_feature
 from ..respond import cached_csv, cached_json, series_response, table_response
-from ..sensorinfo import public_fields, sensor_index
+from ..sensorinfo import list_sensors, public_fields, sensor_index
 from ..store import Filter
 from ..timeutil import MS_PER_DAY, iso_z, local_date, now_ms, parse_instant, time_range, zone
 
@@ -44,20 +46,29 @@ async def _no_counts() -> Counter[str]:
     return Counter()
 
 
-async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
+def uncounted(sensors: list[Any], network: str) -> tuple[str, ...]:
+    """Sensors a town-level count leaves out: provisional citizen sensors (weight 0: never in the town's values),
+    and with ``network=town`` every citizen sensor (docs/citizens.md)."""
+    return tuple(sorted(s.id for s in sensors if network_of(s) == "citizen"
+                        and (network == "town" or trust_of(s) == "provisional")))
+
+
+async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True, network: str = "all"
                         ) -> tuple[list[list[Any]], int | None]:
     """The town's daily rows in [start, end), each with its local date and its count of tropical nights
     (None when ``nights`` is false), and the dataset's last update. The reads run concurrently.
 
     Tropical nights are per sensor (``daily.tropical_night``): the town row carries how many sensors had
-    one that day, counted by InfluxDB per local day. That count reads every sensor-day of the range, by
-    far the costliest read here, so callers that do not show it skip it.
+    one that day, counted by InfluxDB per local day, over the sensors the town's values count (the registry's
+    current trust: :func:`uncounted`). That count reads every sensor-day of the range, by far the costliest read
+    here, so callers that do not show it skip it.
     """
     tz = zone(town.timezone)  # the day a row describes is the town's calendar day
     flt = Filter(start, end, town=town.id)
+    nights_flt = replace(flt, exclude=uncounted(list_sensors(ctx.registry, town.id), network))
     rows, per_day, last = await asyncio.gather(
         ctx.store.all_rows(TOWN_DAILY, flt, ctx.config.stream_page_rows),
-        ctx.store.true_per_day(DAILY, "tropical_night", flt, tz) if nights else _no_counts(),
+        ctx.store.true_per_day(DAILY, "tropical_night", nights_flt, tz) if nights else _no_counts(),
         ctx.store.last_update(TOWN_DAILY, town.id))
     for row in rows:
         day = local_date(row[0], tz)
@@ -69,7 +80,8 @@ async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True
 @router.get("/indices", summary="A town's daily indices", responses=TABLE_RESPONSES,
             description="One row per day: IBMn, IBMx (3-day running means of Tn and Tx), canicule day flag, "
                         "UHI mean and max over urban sensors, hottest sensor, sensors passing QC, and the number "
-                        "of sensors with a tropical night. Default: the last 365 days.")
+                        "of sensors with a tropical night (those the town's values count: its own and confirmed "
+                        "citizen sensors; with network=town its own only). Default: the last 365 days.")
 async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_: FromParam = None,
                   to: ToParam = None, format: FormatParam = None,
                   network: Annotated[Literal["all", "town"], Query(description=(
@@ -80,7 +92,7 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_:
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
 
     async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
-        rows, last = await _indices_rows(ctx, town, start, end)
+        rows, last = await _indices_rows(ctx, town, start, end, network=network)
         if network == "town":
             # The town network's own values in the usual columns: the same table, without citizen data.
             at = {f: 2 + len(TOWN_DAILY.tag_keys) + i for i, f in enumerate(TOWN_DAILY.fields)}
