@@ -31,7 +31,8 @@ def test_jobs_are_scheduled_with_coalescing_and_grace(tmp_path: Path) -> None:
         return jobs
 
     jobs = asyncio.run(go())
-    assert set(jobs) == {"hourly", "daily", "alerts", "last", "startup", "archives"}
+    assert set(jobs) == {"hourly", "daily", "archives", "alerts", "notify", "last", "startup"}
+    assert jobs["notify"].trigger.interval == timedelta(seconds=30)  # notifications: retries, reminders, digests
     assert jobs["last"].trigger.interval == timedelta(seconds=30)  # the last-value store behind /v1/latest
     assert all(j.coalesce and j.max_instances == 1 for j in jobs.values())
     assert jobs["hourly"].misfire_grace_time == 3600 and "minute='5'" in str(jobs["hourly"].trigger)

@@ -38,6 +38,7 @@ from .backfill import backfill
 from .erase import describe, erase_sensor
 from .jobs import Analytics, RunStats, day_span
 from .last import LastReadings
+from .notify import Dispatcher
 from .reader import read_hourly_history
 from .requests import RecomputeRequest, RecomputeRequests
 from .sensorcommunity import ImportReport, boxes_for, pull
@@ -67,6 +68,7 @@ class AnalyticsService:
         self.archiver = Archiver(client, settings.towns, settings.data_dir,
                                  delay_days=settings.analytics_archive_delay_days,
                                  recheck_months=settings.analytics_archive_recheck_months, clock=clock)
+        self.notify = Dispatcher.from_settings(client, settings) if settings.notify_enabled else None
         self._last_since_ms: int | None = None
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -185,6 +187,11 @@ class AnalyticsService:
     async def evaluate_alerts(self) -> None:
         await self._guard("alerts", lambda: self.alerts.evaluate(self.clock()))
 
+    async def dispatch(self) -> None:
+        """Notifications (analytics/notify): new and ended alerts, retries, reminders, digests."""
+        if self.notify is not None:
+            await self._guard("notify", lambda: self.notify.run(self.clock()))
+
     async def catch_up(self) -> None:
         st = self.settings
         await self._guard("catchup", lambda: self.analytics.catch_up(
@@ -233,6 +240,7 @@ class AnalyticsService:
         await self._guard("trust", self.review_trust)
         await self.catch_up()
         await self.evaluate_alerts()
+        await self.dispatch()
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -247,6 +255,10 @@ class AnalyticsService:
         interval = self.settings.alert_interval_s
         self.scheduler.add_job(self.evaluate_alerts, IntervalTrigger(seconds=interval, timezone=UTC), id="alerts",
                                misfire_grace_time=interval, **common)
+        if self.notify is not None:
+            each = self.settings.notify_interval_s
+            self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=each, timezone=UTC), id="notify",
+                                   misfire_grace_time=each, **common)
         every = self.settings.analytics_last_interval_s
         self.scheduler.add_job(self.refresh_last, IntervalTrigger(seconds=every, timezone=UTC), id="last",
                                misfire_grace_time=every, **common)
@@ -296,4 +308,6 @@ class AnalyticsService:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        if self.notify is not None:
+            await self.notify.close()
         log.info("analytics.stopped")

@@ -49,6 +49,7 @@ from .routes import (
     layers,
     live,
     maps,
+    notifications,
     rankings,
     readings,
     sensors,
@@ -138,7 +139,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     for module in (health, towns, latest, sensors, readings, aggregates, archives, catalogue, codes, admin, live,
-                   contribute, governance):
+                   contribute, governance, notifications):
         app.include_router(module.router)
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)

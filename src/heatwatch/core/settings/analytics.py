@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
+from ..notifications import parse_month_day
 from .base import AlertSettings, CoreSettings
 
 
@@ -56,3 +58,52 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
         "days after a month's last day before it is archived (the daily job has redone its last days by then)"))
     analytics_archive_recheck_months: int = Field(default=3, ge=0, le=120, description=(
         "closed months re-checked each day for late data (older ones: heatwatch archives build)"))
+
+    # Notifications (docs/alerts.md, "How an alert reaches people"): subscriptions live in the notification store
+    # (the api's /v1/notifications); these say how analytics' dispatcher sends.
+    notify_enabled: bool = Field(default=True, description="run the notification dispatcher")
+    notify_interval_s: int = Field(default=30, ge=5, le=3600, description=(
+        "how often the dispatcher looks for new and ended alerts, due retries, re-notifications and digests"))
+    notify_smtp_host: str | None = Field(default=None, description="SMTP server; unset: e-mails wait, logged")
+    notify_smtp_port: int | None = Field(default=None, ge=1, le=65535, description=(
+        "default 587 for starttls, 465 for tls, 25 for none"))
+    notify_smtp_security: Literal["starttls", "tls", "none"] = Field(default="starttls", description=(
+        "starttls: upgrade after connecting (submission, 587); tls: TLS from the start (465); none: plain (a relay "
+        "on loopback only)"))
+    notify_smtp_username: str | None = Field(default=None, max_length=256)
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_from: str = Field(default="heatwatch <alertes@heatwatch.example>", max_length=256)
+    notify_smtp_ca_file: Path | None = Field(default=None, description=(
+        "CA certificate(s) the SMTP server's certificate is checked against; else the system's"))
+    notify_smtp_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    notify_webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notify_attempts: int = Field(default=6, ge=1, le=20, description=(
+        "attempts per message before it goes to the dead-letter list"))
+    notify_backoff_s: float = Field(default=30.0, gt=0, le=3600, description=(
+        "wait before the first retry; doubled at each retry"))
+    notify_backoff_max_s: float = Field(default=3600.0, gt=0, le=86_400)
+    notify_renotify_s: int = Field(default=4 * 3600, ge=0, le=30 * 86_400, description=(
+        "repeat an open, unacknowledged alert this often (a subscription may set its own); 0: never"))
+    notify_digest_hour: int = Field(default=8, ge=0, le=23, description="local hour of the daily digest")
+    notify_season_start: str = Field(default="06-01", description="first day (MM-DD) of the vigilance season")
+    notify_season_end: str = Field(default="09-15", description="last day (MM-DD) of the vigilance season")
+    notify_dashboard_url: str | None = Field(default=None, pattern=r"^https?://\S+$", description=(
+        "the dashboard's address, given in messages (where to acknowledge)"))
+
+    @field_validator("notify_smtp_host", "notify_smtp_username", "notify_smtp_password", "notify_dashboard_url",
+                     mode="before")
+    @classmethod
+    def _empty_notify_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("notify_season_start", "notify_season_end")
+    @classmethod
+    def _month_day(cls, v: str) -> str:
+        parse_month_day(v)
+        return v
+
+    @property
+    def notify_smtp_port_or_default(self) -> int:
+        if self.notify_smtp_port is not None:
+            return self.notify_smtp_port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.notify_smtp_security]

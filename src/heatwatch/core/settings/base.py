@@ -140,7 +140,7 @@ class _GroupEnvSource(PydanticBaseSettingsSource):
 #: Settings that are secrets, or may hold one (a URL with a password): never echoed in an error, and each
 #: may instead be read from the file named by ``<variable>_FILE`` (Docker and systemd credentials).
 SECRET_FIELDS = frozenset({"mqtt_url", "mqtt_password", "influx_url", "influx_token", "influx_password",
-                           "admin_token", "replay_mqtt_password"})
+                           "admin_token", "replay_mqtt_password", "notify_smtp_password"})
 _SECRET_WORDS = ("TOKEN", "PASSWORD", "URL", "SECRET")
 
 
