@@ -11,22 +11,28 @@ Grammar (case-insensitive keywords; whitespace between tokens)::
     expr    := and ( "or" and )*
     and     := unary ( "and" unary )*
     unary   := "not" unary | compare
-    compare := operand ( ("eq"|"ne"|"gt"|"ge"|"lt"|"le") operand )?
-    operand := "(" expr ")" | literal | function "(" [ expr ( "," expr )* ] ")" | path
+    compare := sum ( ("eq"|"ne"|"gt"|"ge"|"lt"|"le") sum )?
+    sum     := product ( ("add"|"sub") product )*
+    product := operand ( ("mul"|"div"|"mod") operand )*
+    operand := "-" operand | "(" expr ")" | literal | function "(" [ expr ( "," expr )* ] ")" | path
     path    := name ( "/" name )*            names: identifiers, @iot.id
     literal := 'string' | number | true | false | null | date-time | date | geography'WKT'
 
-Functions: ``substringof(needle, s)``, ``contains(s, needle)``, ``startswith``, ``endswith``, ``tolower``,
-``toupper``, ``length``, ``st_within(geom, geography'…')``, ``st_intersects``, ``st_contains``, ``geo.intersects``.
-Anything else is a 400 naming what is not supported.
+Functions (OGC 18-088 §9.3.3.5.2, all of them): string ``substringof endswith startswith length indexof substring
+tolower toupper trim concat`` (and OData's ``contains``), date ``year month day hour minute second
+fractionalseconds date time totaloffsetminutes now mindatetime maxdatetime``, math ``round floor ceiling``,
+geospatial ``geo.distance geo.length geo.intersects`` and ``st_equals st_disjoint st_touches st_within
+st_overlaps st_crosses st_intersects st_contains st_relate`` (shapely, in the coordinates' own degrees).
+Anything else is a 400 naming what is supported.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ..errors import ApiError
@@ -69,6 +75,13 @@ class Cmp:
 
 
 @dataclass(frozen=True, slots=True)
+class Arith:
+    op: str  # add sub mul div mod neg
+    left: Any
+    right: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class BoolOp:
     op: str  # and, or
     items: tuple[Any, ...]
@@ -88,14 +101,24 @@ _TOKEN = re.compile(
     r"|(?P<str>'(?:[^']|'')*')"
     r"|(?P<dt>" + _DT + r")"
     r"|(?P<date>\d{4}-\d{2}-\d{2})(?![\dT:])"
-    r"|(?P<num>[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])"
+    r"|(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])"
     r"|(?P<name>@iot\.id|[A-Za-z_][A-Za-z0-9_.]*)"
-    r"|(?P<punct>[(),/])"
+    r"|(?P<punct>[(),/-])"
     r")")
 
 _COMPARE = {"eq", "ne", "gt", "ge", "lt", "le"}
-FUNCTIONS = {"substringof": 2, "contains": 2, "startswith": 2, "endswith": 2, "tolower": 1, "toupper": 1,
-             "length": 1, "st_within": 2, "st_intersects": 2, "st_contains": 2, "geo.intersects": 2}
+_ARITH = {"add", "sub", "mul", "div", "mod"}
+#: function → number of arguments (a tuple: several counts allowed)
+FUNCTIONS: dict[str, int | tuple[int, ...]] = {
+    "substringof": 2, "contains": 2, "startswith": 2, "endswith": 2, "length": 1, "indexof": 2,
+    "substring": (2, 3), "tolower": 1, "toupper": 1, "trim": 1, "concat": 2,
+    "year": 1, "month": 1, "day": 1, "hour": 1, "minute": 1, "second": 1, "fractionalseconds": 1, "date": 1,
+    "time": 1, "totaloffsetminutes": 1, "now": 0, "mindatetime": 0, "maxdatetime": 0,
+    "round": 1, "floor": 1, "ceiling": 1,
+    "geo.distance": 2, "geo.length": 1, "geo.intersects": 2,
+    "st_equals": 2, "st_disjoint": 2, "st_touches": 2, "st_within": 2, "st_overlaps": 2, "st_crosses": 2,
+    "st_intersects": 2, "st_contains": 2, "st_relate": 3,
+}
 MAX_FILTER = 2000  # characters: a filter is a query, not a document
 MAX_DEPTH = 40
 
@@ -126,7 +149,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
                 out.append(("lit", Lit(low == "true")))
             elif low == "null":
                 out.append(("lit", Lit(None)))
-            elif low in _COMPARE or low in ("and", "or", "not"):
+            elif low in _COMPARE or low in _ARITH or low in ("and", "or", "not"):
                 out.append(("kw", low))
             else:
                 out.append(("name", raw))
@@ -195,15 +218,34 @@ class _Parser:
         return self.compare()
 
     def compare(self) -> Any:
-        left = self.operand()
+        left = self.sum()
         tok = self.peek()
         if tok is not None and tok[0] == "kw" and tok[1] in _COMPARE:
             self.take()
-            return Cmp(tok[1], left, self.operand())
+            return Cmp(tok[1], left, self.sum())
         return left
+
+    def sum(self) -> Any:
+        node = self.product()
+        while (tok := self.peek()) is not None and tok[0] == "kw" and tok[1] in ("add", "sub"):
+            self.take()
+            node = Arith(tok[1], node, self.product())
+        return node
+
+    def product(self) -> Any:
+        node = self.operand()
+        while (tok := self.peek()) is not None and tok[0] == "kw" and tok[1] in ("mul", "div", "mod"):
+            self.take()
+            node = Arith(tok[1], node, self.operand())
+        return node
 
     def operand(self) -> Any:
         kind, value = self.take()
+        if (kind, value) == ("p", "-"):
+            inner = self.operand()
+            if isinstance(inner, Lit) and isinstance(inner.value, int | float) and not isinstance(inner.value, bool):
+                return Lit(-inner.value)
+            return Arith("neg", inner)
         if (kind, value) == ("p", "("):
             inner = self.expr()
             self.expect("p", ")")
@@ -236,8 +278,9 @@ class _Parser:
                 self.take()
                 args.append(self.expr())
         self.expect("p", ")")
-        if len(args) != FUNCTIONS[low]:
-            raise ODataError(f"{name}() takes {FUNCTIONS[low]} argument(s), got {len(args)}")
+        counts = FUNCTIONS[low] if isinstance(FUNCTIONS[low], tuple) else (FUNCTIONS[low],)
+        if len(args) not in counts:  # type: ignore[operator]
+            raise ODataError(f"{name}() takes {' or '.join(map(str, counts))} argument(s), got {len(args)}")  # type: ignore[arg-type]
         return Func(low, tuple(args))
 
 
@@ -329,32 +372,117 @@ def evaluate(node: Any, get: Getter) -> Any:
         return evaluate(node.item, get) is not True
     if isinstance(node, Cmp):
         return _compare(node.op, evaluate(node.left, get), evaluate(node.right, get))
+    if isinstance(node, Arith):
+        return _arith(node.op, evaluate(node.left, get), None if node.right is None else evaluate(node.right, get))
     if isinstance(node, Func):
-        args = [evaluate(a, get) for a in node.args]
-        name = node.name
-        if name in ("tolower", "toupper", "length"):
-            s = args[0]
-            if not isinstance(s, str):
-                return None
-            return s.lower() if name == "tolower" else s.upper() if name == "toupper" else len(s)
-        if name in ("substringof", "contains", "startswith", "endswith"):
-            if name == "substringof":
-                needle, s = args
-            else:
-                s, needle = args
-            if not isinstance(s, str) or not isinstance(needle, str):
-                return False
-            return (needle in s if name in ("substringof", "contains")
-                    else s.startswith(needle) if name == "startswith" else s.endswith(needle))
-        a, b = (_geometry(x) for x in args)
-        if a is None or b is None:
-            return False
-        if name == "st_within":
-            return bool(a.within(b))
-        if name == "st_contains":
-            return bool(a.contains(b))
-        return bool(a.intersects(b))
+        return _call(node.name, [evaluate(a, get) for a in node.args])
     raise ODataError("$filter: unsupported expression")
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _arith(op: str, a: Any, b: Any) -> Any:
+    if op == "neg":
+        return -a if _num(a) else None
+    if a is None or b is None:
+        return None
+    if isinstance(a, datetime) and isinstance(b, timedelta) and op in ("add", "sub"):
+        return a + b if op == "add" else a - b
+    if not (_num(a) and _num(b)):
+        return None
+    try:
+        if op == "add":
+            return a + b
+        if op == "sub":
+            return a - b
+        if op == "mul":
+            return a * b
+        if not b:
+            return None
+        if isinstance(a, float) or isinstance(b, float):
+            return a / b if op == "div" else math.fmod(a, b)
+        # OData's integer div truncates toward zero and mod takes the dividend's sign (Python's // and % floor).
+        q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+        return q if op == "div" else a - b * q
+    except (ZeroDivisionError, OverflowError):
+        return None
+
+
+def _as_datetime(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return parse_datetime(v.split("/")[0])
+        except ODataError:
+            return None
+    return None
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    if name in ("now", "mindatetime", "maxdatetime"):
+        return {"now": datetime.now(UTC), "mindatetime": datetime(1, 1, 1, tzinfo=UTC),
+                "maxdatetime": datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)}[name]
+    if name in ("substringof", "contains", "startswith", "endswith", "indexof", "concat"):
+        a, b = args
+        if not isinstance(a, str) or not isinstance(b, str):
+            return None if name in ("indexof", "concat") else False
+        if name == "substringof":
+            return a in b
+        if name == "contains":
+            return b in a
+        if name == "startswith":
+            return a.startswith(b)
+        if name == "endswith":
+            return a.endswith(b)
+        return a.find(b) if name == "indexof" else a + b
+    if name in ("length", "tolower", "toupper", "trim", "substring"):
+        s = args[0]
+        if not isinstance(s, str):
+            return None
+        if name == "substring":
+            start = args[1] if _num(args[1]) else 0
+            return s[int(start):] if len(args) == 2 else s[int(start):int(start) + int(args[2])]
+        return {"length": len, "tolower": str.lower, "toupper": str.upper, "trim": str.strip}[name](s)
+    if name in ("round", "floor", "ceiling"):
+        v = args[0]
+        if not _num(v):
+            return None
+        # OData rounds half away from zero (Python's round() goes to even).
+        return {"round": lambda x: int(math.copysign(math.floor(abs(x) + 0.5), x)), "floor": math.floor,
+                "ceiling": math.ceil}[name](v)
+    if name in ("year", "month", "day", "hour", "minute", "second", "fractionalseconds", "date", "time",
+                "totaloffsetminutes"):
+        d = _as_datetime(args[0])
+        if d is None:
+            return None
+        if name == "fractionalseconds":
+            return d.microsecond / 1e6
+        if name == "date":
+            return d.date()
+        if name == "time":
+            return d.time().isoformat()
+        if name == "totaloffsetminutes":
+            off = d.utcoffset()
+            return int(off.total_seconds() // 60) if off is not None else 0
+        return getattr(d, name)
+    geoms = [_geometry(a) for a in args[:2]]
+    if name == "geo.length":
+        return geoms[0].length if geoms[0] is not None else None
+    if any(g is None for g in geoms):
+        return None if name == "geo.distance" else False
+    a, b = geoms
+    if name == "geo.distance":
+        return a.distance(b)
+    if name == "st_relate":
+        pattern = args[2]
+        return isinstance(pattern, str) and bool(a.relate_pattern(b, pattern))
+    method = {"geo.intersects": "intersects", "st_equals": "equals", "st_disjoint": "disjoint",
+              "st_touches": "touches", "st_within": "within", "st_overlaps": "overlaps", "st_crosses": "crosses",
+              "st_intersects": "intersects", "st_contains": "contains"}[name]
+    return bool(getattr(a, method)(b))
 
 
 def properties_of(node: Any) -> set[tuple[str, ...]]:
@@ -367,6 +495,8 @@ def properties_of(node: Any) -> set[tuple[str, ...]]:
         return properties_of(node.item)
     if isinstance(node, Cmp):
         return properties_of(node.left) | properties_of(node.right)
+    if isinstance(node, Arith):
+        return properties_of(node.left) | (properties_of(node.right) if node.right is not None else set())
     if isinstance(node, Func):
         return set().union(*(properties_of(a) for a in node.args)) if node.args else set()
     return set()
