@@ -15,8 +15,8 @@ What data.gouv.fr's DCAT harvester (udata) reads, and how it is written here (do
   INSEE code; ``dcat:theme`` from the EU data-theme vocabulary; ``dct:conformsTo`` the dataset's Table Schema;
 * two ``dcat:DataService``: the open-data API (OpenAPI) and the SensorThings API.
 
-Every referenced node carries its DCAT-AP class, so the DCAT-AP 3.0 SHACL shapes check their ranges
-(``tests/api/test_catalogue.py`` runs pyshacl with them).
+Every referenced node carries its DCAT-AP class, so the DCAT-AP 2.1.1 SHACL shapes check their ranges
+(``tests/api/test_archives.py`` runs pyshacl with them).
 """
 
 from __future__ import annotations
