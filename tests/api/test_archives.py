@@ -8,10 +8,14 @@ import asyncio
 import gzip
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +28,7 @@ from heatwatch.core import archives as A
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.settings import Settings
 from support.apps import NO_LIMITS, with_api
+from support.sta_world import serve
 
 SPDX = Namespace("http://spdx.org/rdf/terms#")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
@@ -179,6 +184,39 @@ def _frictionless_errors(data: bytes, schema: dict[str, Any]) -> list[str]:
 
     res = Resource(data, format="csv", encoding="utf-8", schema=Schema.from_descriptor(schema))
     return [e.message for t in res.validate().tasks for e in t.errors][:5]
+
+
+def test_frictionless_validates_the_served_archives_by_the_datapackage(world, tmp_path):
+    """`frictionless validate` of the live datapackage.json reads each archive over HTTP at its stable URL and checks
+    its rows against the Table Schema; the file served is the one whose SHA-256 the package gives."""
+    m = A.read_manifest(world["data"], "vitre", MONTH)
+    assert m is not None and m.current is not None
+    issued = {f.dataset: f for f in m.current.files if f.format == "csv.gz"}
+    for server in serve(world["settings"]):
+        package = httpx.get(f"{server}/v1/datapackage.json", timeout=60).json()
+        archived = {r["name"]: r for r in package["resources"] if "compression" in r}
+        assert set(archived) == {f"{ds}-vitre-{MONTH}" for ds in A.DATASET_IDS}
+        for ds, f in issued.items():
+            served = httpx.get(archived[f"{ds}-vitre-{MONTH}"]["path"], timeout=60).content
+            assert archived[f"{ds}-vitre-{MONTH}"]["hash"] == f"sha256:{hashlib.sha256(served).hexdigest()}" \
+                == f"sha256:{f.sha256}", ds
+        out = subprocess.run([_frictionless_exe(), "validate", "--json", f"{server}/v1/datapackage.json"],
+                             capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        # A month issued while the package is cached shows at once (the cache follows the manifests).
+        assert run(world, lambda a, c: a.build("vitre", "2024-01", reason="test")).action == "issued"
+        package = httpx.get(f"{server}/v1/datapackage.json", timeout=60).json()
+        assert "hourly-vitre-2024-01" in {r["name"] for r in package["resources"]}
+    report = json.loads(out.stdout)
+    errors = [(t.get("name"), e.get("message")) for t in report.get("tasks", []) for e in t.get("errors", [])]
+    assert report["valid"], errors or out.stderr[-2000:]
+    rows = {t["name"]: t["stats"].get("rows") for t in report["tasks"]}
+    assert {ds: rows[f"{ds}-vitre-{MONTH}"] for ds in A.DATASET_IDS} == {ds: f.rows for ds, f in issued.items()}
+    assert rows[f"readings-vitre-{MONTH}"] > 0 and rows[f"alerts-vitre-{MONTH}"] == 1
+
+
+def _frictionless_exe() -> str:
+    exe = Path(sys.executable).with_name("frictionless")
+    return str(exe) if exe.exists() else (shutil.which("frictionless") or "frictionless")
 
 
 def test_cli_builds_and_lists(world, tmp_path, monkeypatch, capsys):

@@ -309,9 +309,16 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
     }
 
 
-def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions) -> dict[str, Any]:
-    """A Frictionless Data Package describing each CSV export (one resource per town and dataset)."""
-    resources = []
+_CSV_DIALECT = {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True, "header": True}
+
+
+def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
+                archives: Mapping[str, list[Manifest]] | None = None) -> dict[str, Any]:
+    """A Frictionless Data Package: each town's live CSV export of each dataset, and each closed month's CSV.gz
+    archive file with its SHA-256 as ``hash``. No ``bytes``: frictionless 5 counts no bytes of a remote file and
+    would report every archive invalid ("actual is None"); the size is in ``/v1/archives`` and the catalogue."""
+    licenses = [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}]
+    resources: list[dict[str, Any]] = []
     for town in towns.values():
         for ds, path, _ in PUBLISHED:
             resources.append({
@@ -323,17 +330,39 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions) -> dic
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
                 "profile": "tabular-data-resource",
-                "dialect": {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True,
-                            "header": True},
+                "dialect": _CSV_DIALECT,
                 "schema": table_schema(ds),
-                "licenses": [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}],
+                "licenses": licenses,
             })
+        by_id = {ds.id: ds for ds, _, _ in PUBLISHED}
+        for m in (archives or {}).get(town.id, []):
+            for f in m.current.files if m.current else []:
+                ds = by_id.get(f.dataset)
+                if ds is None or f.format != "csv.gz":  # a tabular data package holds CSV; Parquet is in DCAT
+                    continue
+                resources.append({
+                    "name": f"{ds.id}-{town.id}-{m.month}",
+                    "title": f"{ds.title} — {town.name} — {m.month}",
+                    "description": f"{ds.description} Monthly archive, version {m.current.version}: "
+                                   f"{m.current.note}.",
+                    "path": f"{base}/v1/archives/{town.id}/{m.month}/{f.dataset}.csv.gz",
+                    "format": "csv",
+                    "compression": "gz",
+                    "mediatype": "text/csv",
+                    "encoding": "utf-8",
+                    "hash": f"sha256:{f.sha256}",
+                    "profile": "tabular-data-resource",
+                    "dialect": _CSV_DIALECT,
+                    "schema": table_schema(ds),
+                    "licenses": licenses,
+                })
     return {
         "profile": "tabular-data-package",
         "name": "heatwatch",
         "title": "heatwatch — îlots de chaleur urbains (Vitré, Saint-Omer)",
-        "description": "CSV exports of the heatwatch open-data API. Times are UTC (ISO 8601 with Z). Each "
-                       "resource path returns the default time window; add from/to to the URL for others.",
+        "description": "CSV exports of the heatwatch open-data API and its monthly archives. Times are UTC "
+                       "(ISO 8601 with Z). An export's path returns the default time window (add from/to to the "
+                       "URL for others); an archive's path is the month's current version.",
         "homepage": f"{base}/docs",
         "licenses": [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}],
         "contributors": [{"title": config.producer, "email": config.contact_email, "role": "publisher"}],

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from heatwatch.core.datasets import Dataset
 
-from .cache import Cached, build_entry, conditional
+from .cache import TTL_HEADER, Cached, build_entry, conditional
 from .deps import Ctx
 from .errors import ApiError, bad_request
 from .formats import (
@@ -41,9 +41,11 @@ def http_date(ms: int | None) -> str | None:
     return formatdate(ms / 1000, usegmt=True) if ms is not None else None
 
 
-async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Awaitable[tuple[Any, ...]]]) -> Response:
+async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Awaitable[tuple[Any, ...]]],
+                      version: str = "") -> Response:
     """``build`` returns (payload, last update ms, media type[, extra headers]); the rendered bytes are cached, and
-    the ETag lets clients revalidate with If-None-Match for a 304."""
+    the ETag lets clients revalidate with If-None-Match for a 304. ``version``: a state the answer depends on
+    besides the request (a new value is a new entry at once, whatever the TTL; such answers skip HotCache)."""
 
     async def make() -> Cached:
         payload, last_ms, media_type, *more = await build()
@@ -52,8 +54,12 @@ async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Aw
             headers.update(more[0])
         return build_entry(dumps(payload), media_type, headers)
 
-    entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make)
-    return conditional(ctx.request, entry, max_age, ctx.cache.clock())
+    key = f"{ctx.cache_key}#{version}" if version else ctx.cache_key
+    entry = await ctx.cache.get_or_build(key, ttl, make)
+    response = conditional(ctx.request, entry, max_age, ctx.cache.clock())
+    if version and TTL_HEADER in response.headers:
+        del response.headers[TTL_HEADER]  # HotCache answers before the route: it would not see a new version
+    return response
 
 
 def stream_export(ctx: Ctx, ds: Dataset, fmt: str, style: Style, meta: dict[str, Any],

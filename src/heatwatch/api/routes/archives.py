@@ -37,6 +37,13 @@ def version_url(base: str, town: str, month: str, f: A.ArchiveFile) -> str:
     return f"{base}/v1/archives/{town}/{month}/{f.path}"
 
 
+def archives_version(ctx: Any) -> str:
+    """Changes whenever a month is issued, re-issued or withdrawn (its manifest is replaced: a new modification
+    time), so a cached listing or catalogue never gives a checksum a stable URL no longer serves."""
+    stamps = [p.stat().st_mtime_ns for p in A.root(ctx.settings.data_dir).glob(f"*/*/{A.MANIFEST}")]
+    return f"{len(stamps)}.{max(stamps, default=0)}"
+
+
 def describe(base: str, m: A.Manifest) -> dict[str, Any]:
     """A month as the listing and the catalogue show it."""
     current = m.current

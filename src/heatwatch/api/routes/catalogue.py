@@ -17,6 +17,7 @@ from ..errors import not_found
 from ..respond import cached_json
 from ..responses import JSONLDBytes
 from ..timeutil import iso_z
+from .archives import archives_version
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -44,28 +45,33 @@ async def _coverage(ctx: Ctx) -> dict[tuple[str, str], tuple[str | None, str | N
     return merged
 
 
+def _archived(ctx: Ctx) -> dict[str, list[Any]]:
+    archived: dict[str, list[Any]] = {}
+    for m in A.list_manifests(ctx.settings.data_dir):
+        archived.setdefault(m.town, []).append(m)
+    return archived
+
+
 @router.get("/catalog", summary="DCAT-AP catalogue (JSON-LD)",
             description="A dcat:Catalog with one dcat:Dataset per town and kind of data and one dcat:Distribution "
                         "per format, for data.gouv.fr's DCAT harvester.",
             response_class=JSONLDBytes)
 async def catalog(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
-        archived: dict[str, list[Any]] = {}
-        for m in A.list_manifests(ctx.settings.data_dir):
-            archived.setdefault(m.town, []).append(m)
-        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx), archived)
+        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx), _archived(ctx))
         return body, None, "application/ld+json"
 
-    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
+    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build, version=archives_version(ctx))
 
 
-@router.get("/datapackage.json", summary="Frictionless Data Package of the CSV exports",
-            description="Field names, types, units and descriptions of every CSV export, per town.")
+@router.get("/datapackage.json", summary="Frictionless Data Package of the CSV exports and archives",
+            description="Field names, types, units and descriptions of every CSV export, per town, and of every "
+                        "monthly CSV.gz archive file with its byte size and SHA-256.")
 async def datapackage_json(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
-        return datapackage(base_url(ctx), ctx.settings.towns, ctx.config), None, "application/json"
+        return datapackage(base_url(ctx), ctx.settings.towns, ctx.config, _archived(ctx)), None, "application/json"
 
-    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build)
+    return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build, version=archives_version(ctx))
 
 
 def schema_datasets() -> dict[str, Any]:
