@@ -13,6 +13,8 @@ import httpx
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
+from heatwatch.core.measurements import qc_flag_table
+
 LICENCE = URIRef("https://www.etalab.gouv.fr/licence-ouverte-open-licence/")
 EU_FREQ = Namespace("http://publications.europa.eu/resource/authority/frequency/")
 EU_FT = Namespace("http://publications.europa.eu/resource/authority/file-type/")
@@ -80,3 +82,7 @@ def test_frictionless_validates_live_csv_exports(live_server, tmp_path):
     # Raw readings default to the last 24 h: one hourly reading more or less when an hour turns mid-test.
     assert rows["hourly-vitre"] == 58 and rows["readings-saint-omer"] in (22, 23) and rows["indices-vitre"] == 3
     assert rows["alerts-vitre"] == 1
+    # The qc bit table travels inside the package: every qc value's meaning without another request.
+    assert rows["qc-flags"] == len(qc_flag_table())
+    qc = next(r for r in package["resources"] if r["name"] == "qc-flags")
+    assert qc["data"][0][:2] == ["bit", "name"] and [1, "RANGE"] == qc["data"][1][:2]

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 from heatwatch.core.archives import Manifest
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
+from heatwatch.core.measurements import qc_flag_table
 from heatwatch.core.model import Town
 from heatwatch.core.settings import ApiOptions
 
@@ -309,6 +310,31 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
     }
 
 
+QC_FLAGS_SCHEMA: dict[str, Any] = {
+    "fields": [
+        {"name": "bit", "type": "integer", "description": "the flag's value: qc is the sum of the flags set",
+         "constraints": {"required": True, "unique": True, "minimum": 1}},
+        {"name": "name", "type": "string", "constraints": {"required": True, "unique": True}},
+        {"name": "meaning", "type": "string"},
+        {"name": "value_unusable", "type": "boolean", "description": "the hourly value is left out of indices"},
+        {"name": "day_unusable", "type": "boolean",
+         "description": "the sensor-day is left out of daily statistics"},
+        {"name": "information", "type": "boolean", "description": "never makes anything unusable"},
+    ],
+    "primaryKey": ["bit"],
+}
+
+
+def qc_flags_resource(base: str) -> dict[str, Any]:
+    """The qc bit table inline, so the package alone says what every ``qc`` value means."""
+    names = [f["name"] for f in QC_FLAGS_SCHEMA["fields"]]
+    rows = [[getattr(f, n) for n in names] for f in qc_flag_table()]
+    return {"name": "qc-flags", "title": "The qc bit table",
+            "description": f"What each bit of the qc field of hourly and daily rows means; qc = 0: every check "
+                           f"passed. Also at {base}/v1/qc-flags (JSON, CSV).",
+            "profile": "tabular-data-resource", "data": [names, *rows], "schema": QC_FLAGS_SCHEMA}
+
+
 _CSV_DIALECT = {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True, "header": True}
 
 
@@ -318,7 +344,7 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
     archive file with its SHA-256 as ``hash``. No ``bytes``: frictionless 5 counts no bytes of a remote file and
     would report every archive invalid ("actual is None"); the size is in ``/v1/archives`` and the catalogue."""
     licenses = [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}]
-    resources: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = [qc_flags_resource(base)]
     for town in towns.values():
         for ds, path, _ in PUBLISHED:
             resources.append({
