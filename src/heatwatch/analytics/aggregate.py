@@ -87,6 +87,9 @@ class TownContext:
     weights: Mapping[str, float] = field(default_factory=dict)
     #: Citizen and crowd sensors: left out of the town-network variant of the indices (``*_town`` fields).
     citizens: frozenset[str] = frozenset()
+    #: Sensor → instants (epoch ms) its readings start a new series: a visit that replaced, moved or recalibrated
+    #: it (core/maintenance.py); QC restarts its baselines there.
+    breaks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_registry(cls, town: Town, sensors: Iterable[Sensor], qc: QcConfig | None = None,
@@ -205,6 +208,7 @@ def hourly_aggregates(readings: pd.DataFrame, town: TownContext, *, history: pd.
         tz=town.timezone,
         position=town.position,
         history=history,
+        breaks=town.breaks,
     )
     temp = q["temperature"].astype("float64")
     rh = q["humidity"].astype("float64") if "humidity" in q.columns else pd.Series(np.nan, index=q.index)

@@ -37,7 +37,7 @@ async def run_backfill(settings: AnalyticsSettings, first: date, last: date, tow
     try:
         async with InfluxClient.from_settings(settings, max_connections=4) as client:
             await client.setup(settings.raw_retention)
-            analytics = Analytics(client, settings.towns, registry)
+            analytics = Analytics(client, settings.towns, registry, data_dir=settings.data_dir)
             with tqdm(total=total, unit="day", desc="backfill", disable=not show) as bar:
                 def step(stats: RunStats) -> None:
                     bar.update(len(stats.days))

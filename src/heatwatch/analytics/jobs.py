@@ -35,14 +35,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
+from heatwatch.core.maintenance import breaks_or_empty
 from heatwatch.core.model import Sensor, Town
 from heatwatch.core.registry import Registry
 
@@ -133,8 +135,11 @@ class Analytics:
     """The aggregate jobs of every configured town, over one InfluxDB client."""
 
     def __init__(self, client: InfluxClient, towns: Mapping[str, Town], registry: Registry | None = None,
-                 qc: QcConfig | None = None, citizen_weight: float = DEFAULT_CITIZEN_WEIGHT) -> None:
+                 qc: QcConfig | None = None, citizen_weight: float = DEFAULT_CITIZEN_WEIGHT,
+                 data_dir: Path | None = None) -> None:
         self.client = client
+        #: where the visit log is (core/maintenance.py): its series breaks restart QC's baselines
+        self.data_dir = data_dir
         self.citizen_weight = citizen_weight
         self.towns = dict(towns)
         self.registry = registry
@@ -146,7 +151,11 @@ class Analytics:
         return list(self.registry.list(town=town)) if self.registry is not None else []
 
     def context(self, town: str) -> TownContext:
-        return town_context(self.towns[town], self.sensors(town), self.qc, self.citizen_weight)
+        ctx = town_context(self.towns[town], self.sensors(town), self.qc, self.citizen_weight)
+        if self.data_dir is None:
+            return ctx
+        breaks = breaks_or_empty(self.data_dir, town)
+        return replace(ctx, breaks={s: tuple(v) for s, v in breaks.items()}) if breaks else ctx
 
     async def recompute(self, town: str, days: Sequence[date]) -> RunStats:
         """Recompute and replace the aggregates of ``days`` (local dates) of one town.

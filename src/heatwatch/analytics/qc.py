@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -185,6 +185,7 @@ def run_qc(
     history: pd.DataFrame | None = None,
     temperature: str = "temperature",
     humidity: str = "humidity",
+    breaks: Mapping[str, Sequence[int]] | None = None,
 ) -> pd.DataFrame:
     """Flag readings (or hourly means: pass ``temperature="t_mean", humidity="rh_mean"``).
 
@@ -197,6 +198,10 @@ def run_qc(
     UNPLACED and are nobody's peer. ``position`` (latitude, longitude) places the sun for the
     radiation check, which is skipped without it. ``history`` holds the stored hourly rows
     (sensor, time, t_mean, n, qc) before the window, for the drift and monthly checks.
+    ``breaks`` gives, per sensor, the instants (epoch ms) its readings start a new series (a visit that
+    replaced, moved or recalibrated it: core/maintenance.py): the point checks never compare readings across
+    one, and the baselines of the day-level checks (drift, the radiation night level, the monthly checks)
+    restart at it.
 
     Feed whole local days: the availability test counts readings per local day of ``tz``.
     """
@@ -217,6 +222,9 @@ def run_qc(
     utc = df["time"].dt.tz_convert("UTC")
     hours = hours_since_epoch(utc)
     group = df.groupby(["town", "sensor"], sort=False, observed=True).ngroup().to_numpy()
+    # The point checks' series: a sensor's readings, cut at each break (a replaced sensor's first reading is
+    # no step from the old one's last).
+    series = _series_groups(df["sensor"].to_numpy(dtype=object), group, hours, breaks or {})
     flags = np.zeros(len(df), dtype=np.int64)
 
     month = df["time"].dt.tz_convert(tz).dt.month.to_numpy(dtype=np.int64)
@@ -227,7 +235,7 @@ def run_qc(
     # Point tests only see values that exist and are plausible, so a NaN or a −99 does not
     # break a run or pose as a neighbour.
     valid = np.isfinite(t) & ~bad_range
-    spacing = _spacing(hours, group, valid)
+    spacing = _spacing(hours, series, valid)
     is_unplaced = df["sensor"].isin(list(unplaced)).to_numpy()
     flags |= np.where(is_unplaced, int(QcFlag.UNPLACED), 0)
     towns = df["town"].to_numpy()
@@ -236,9 +244,10 @@ def run_qc(
         part = slice(a, b)
         grid = _Grid.build(df.iloc[part], group[part], hours[part], t[part], valid[part], is_unplaced[part],
                            history, tz, position, cfg)
+        grid.set_breaks(breaks or {}, tz)
         weather = grid.weather_at(hours[part], t[part], valid[part])
-        flags[part] |= _spike_step(t[part], hours[part], group[part], valid[part], weather, cfg)
-        flags[part] |= _persistence(t[part], hours[part], group[part], valid[part], spacing[part], cfg)
+        flags[part] |= _spike_step(t[part], hours[part], series[part], valid[part], weather, cfg)
+        flags[part] |= _persistence(t[part], hours[part], series[part], valid[part], spacing[part], cfg)
         clean = valid[part] & (flags[part] & int(POINT_FLAGS) == 0)
         grid.set_clean(t[part], clean, np.isfinite(t[part]))
         codes = _spatial(grid, sites or {}, set(cool_sites), set(unplaced), cfg)
@@ -253,6 +262,21 @@ def run_qc(
 
 
 # Point checks ---------------------------------------------------------------------------------
+
+
+def _series_groups(sensors: npt.NDArray[np.object_], group: I64, hours: F64,
+                   breaks: Mapping[str, Sequence[int]]) -> I64:
+    """``group`` (rows sorted by series, then time) cut at each sensor's breaks: ascending run ids."""
+    if not breaks or not len(group):
+        return group
+    seg = np.zeros(len(group), dtype=np.int64)
+    for sensor, instants in breaks.items():
+        rows = np.flatnonzero(sensors == sensor)
+        if len(rows) and len(instants):
+            at_h = np.sort(np.asarray(instants, dtype=np.float64)) / 3_600_000
+            seg[rows] = np.searchsorted(at_h, hours[rows], side="right")
+    change = (group[1:] != group[:-1]) | (seg[1:] != seg[:-1])
+    return np.concatenate(([0], np.cumsum(change))).astype(np.int64)
 
 
 def _neighbour_ok(hours: F64, group: I64, max_gap_h: float) -> tuple[B, F64]:
@@ -407,6 +431,8 @@ class _Grid:
         self._cell: I64 = np.empty(0, dtype=np.int64)
         self._size = 0
         self._hist = pd.DataFrame()
+        #: column → [(grid hour, local day)] of each series break
+        self.breaks: dict[int, list[tuple[int, int]]] = {}
 
     @classmethod
     def build(cls, part: pd.DataFrame, group: I64, hours: F64, t: F64, valid: B, is_unplaced: B,
@@ -468,6 +494,40 @@ class _Grid:
             self.present[r, c] = had
             self.emptied[r, c] = had & ~(n > 0)
             self.history_faults[r, c] = (qc & int(_SHARE_FLAGS)) != 0
+
+    def set_breaks(self, breaks: Mapping[str, Sequence[int]], tz: str) -> None:
+        self.breaks = {}
+        for k, sensor in enumerate(self.sensors):
+            instants = sorted(breaks.get(str(sensor), ()))
+            if not instants:
+                continue
+            ms = np.asarray(instants, dtype=np.int64)
+            local = pd.to_datetime(ms, unit="ms", utc=True).tz_convert(tz)
+            days = local.normalize().tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
+            hrs = np.floor(ms / 3_600_000).astype(np.int64) - self.h0
+            self.breaks[k] = list(zip(hrs.tolist(), days.tolist(), strict=True))
+
+    def series_start(self, d0: int, n_days: int, offset: int = 0) -> I64:
+        """(n_days, sensors): for a window ending on day index k (local days from ``d0``), the first day index
+        of the sensor's current series: its latest break's day (+ ``offset``) on or before k; far back without."""
+        out = np.full((n_days, len(self.sensors)), -(10**6), dtype=np.int64)
+        k = np.arange(n_days)
+        for col, items in self.breaks.items():
+            for _, day in items:
+                r = day - d0
+                hit = k >= r
+                out[hit, col] = np.maximum(out[hit, col], r + offset)
+        return out
+
+    def before_break(self) -> B:
+        """(hours, sensors): the hours of a break's local day before the break, which belong to the old series
+        although their day starts the new one."""
+        out = np.zeros((self.n_hours, len(self.sensors)), dtype=bool)
+        idx = np.arange(self.n_hours)
+        for col, items in self.breaks.items():
+            for hour, day in items:
+                out[(self.day == day) & (idx < hour), col] = True
+        return out
 
     def weather_at(self, hours: F64, t: F64, valid: B) -> F64:
         """The town's median temperature in 10-minute bins, interpolated to each instant (0 if unknown).
@@ -623,9 +683,9 @@ def _spatial(grid: _Grid, sites: Mapping[str, Site], cool: set[str], unplaced: s
     own_class = np.array([str(s) in sites and tier in ("lcz-near", "lcz", "class-near", "class")
                           for s, (_, tier) in zip(grid.sensors, peers, strict=True)], dtype=bool)
     if grid.elevation is not None and own_class.any():
-        codes[:, own_class] |= _radiation(grid, anomaly[:, own_class], cfg)
+        codes[:, own_class] |= _radiation(grid, anomaly[:, own_class], cfg, np.flatnonzero(own_class))
     if own_class.any():
-        codes[:, own_class] |= _drift(grid, anomaly[:, own_class], cfg)
+        codes[:, own_class] |= _drift(grid, anomaly[:, own_class], cfg, np.flatnonzero(own_class))
     if crowd.any():
         # Hour by hour and only for the window: the history's verdicts are already stored.
         w0 = grid.first_window_hour - grid.h0
@@ -639,7 +699,15 @@ def _spatial(grid: _Grid, sites: Mapping[str, Site], cool: set[str], unplaced: s
     return codes
 
 
-def _radiation(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
+def _since_start(windows: F64, start: I64) -> F64:
+    """Trailing windows (n_days, n_s, w; window k covers days k−w+1…k) with the days before each sensor's series
+    start (``start``: n_days, n_s) set to NaN."""
+    n_days, _, w = windows.shape
+    pos = np.arange(n_days)[:, None, None] - w + 1 + np.arange(w)[None, None, :]
+    return np.where(pos < start[:, :, None], np.nan, windows)
+
+
+def _radiation(grid: _Grid, anomaly: F64, cfg: QcConfig, cols: I64) -> I64:
     elev = grid.elevation
     assert elev is not None
     n_h, n_s = anomaly.shape
@@ -658,6 +726,9 @@ def _radiation(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
         w = cfg.radiation_nights
         padded = np.vstack([np.full((w - 1, n_s), np.nan), nightly])
         windows = sliding_window_view(padded, w, axis=0)  # (n_days, n_s, w)
+        if grid.breaks:
+            # The night level restarts with the series: the first whole night after the visit's day.
+            windows = _since_start(windows, grid.series_start(d0, n_days, offset=1)[:, cols])
         baseline = _nanmedian(windows, axis=-1)
         baseline[np.isfinite(windows).sum(axis=-1) < 2] = np.nan
     # Sun on the sensor makes it warmer than its peers: measured above its own night level, or
@@ -689,11 +760,14 @@ def _radiation(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
     return out
 
 
-def _drift(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
+def _drift(grid: _Grid, anomaly: F64, cfg: QcConfig, cols: I64) -> I64:
     n_s = anomaly.shape[1]
     d0 = int(grid.day.min())
     n_days = int(grid.day.max()) - d0 + 1
     day = grid.day - d0
+    if grid.breaks:
+        # The visit's day starts the new series with its hours after the visit only.
+        anomaly = np.where(grid.before_break()[:, cols], np.nan, anomaly)
     with np.errstate(invalid="ignore"):
         frame = pd.DataFrame(anomaly).groupby(day)
         daily = frame.median().reindex(range(n_days)).to_numpy(dtype=np.float64, copy=True)
@@ -702,6 +776,9 @@ def _drift(grid: _Grid, anomaly: F64, cfg: QcConfig) -> I64:
     w = cfg.drift_days
     padded = np.vstack([np.full((w - 1, n_s), np.nan), daily])
     win = sliding_window_view(padded, w, axis=0)  # (n_days, n_s, w)
+    if grid.breaks:
+        # A drift of the old series says nothing of the new one: windows start at the series' first day.
+        win = _since_start(win, grid.series_start(d0, n_days)[:, cols])
     i, j = np.triu_indices(w, k=1)
     diff = win[..., j] - win[..., i]
     with np.errstate(invalid="ignore"):
@@ -755,6 +832,12 @@ def _monthly(grid: _Grid, codes: I64, comparison: F64, cfg: QcConfig) -> I64:
     day = grid.day - d0
     faults = grid.emptied | grid.history_faults | ((codes & int(_SHARE_FLAGS)) != 0)
     pair = np.isfinite(m) & np.isfinite(comparison)
+    present_h = grid.present
+    # Trailing windows start at the sensor's series start (a visit that replaced, moved or recalibrated it).
+    start = grid.series_start(d0, n_days)
+    if grid.breaks:
+        old = grid.before_break()
+        present_h, faults, pair = present_h & ~old, faults & ~old, pair & ~old
     x = np.where(pair, m, 0.0)
     y = np.where(pair, comparison, 0.0)
 
@@ -763,20 +846,22 @@ def _monthly(grid: _Grid, codes: I64, comparison: F64, cfg: QcConfig) -> I64:
         np.add.at(out, day, np.asarray(v, dtype=np.float64))
         return out
 
+    k1 = np.arange(n_days)[:, None] + 1
+    lower = np.maximum(np.maximum(k1 - cfg.month_days, 0), start)
+
     def trailing(v: F64) -> F64:
         c = np.vstack([np.zeros((1, n_s)), np.cumsum(v, axis=0)])
-        k = np.arange(n_days)
-        return c[k + 1] - c[np.maximum(k + 1 - cfg.month_days, 0)]
+        return np.take_along_axis(c, np.broadcast_to(k1, (n_days, n_s)), axis=0) - np.take_along_axis(c, lower, axis=0)
 
-    present = per_day(grid.present)
+    present = per_day(present_h)
     sums = {name: trailing(per_day(v)) for name, v in {
-        "present": grid.present, "faults": faults & grid.present, "n": pair, "x": x, "y": y,
+        "present": present_h, "faults": faults & present_h, "n": pair, "x": x, "y": y,
         "xy": x * y, "xx": x * x, "yy": y * y}.items()}
     days_seen = trailing((present > 0).astype(np.float64))
     # Availability counts from the sensor's first day in view, so a new sensor is not "sparse".
     first_day = np.where((present > 0).any(axis=0), np.argmax(present > 0, axis=0), n_days)
     k = np.arange(n_days)[:, None]
-    span = np.clip(k - np.maximum(first_day[None, :], k - cfg.month_days + 1) + 1, 0, None)
+    span = np.clip(k - np.maximum(np.maximum(first_day[None, :], k - cfg.month_days + 1), start) + 1, 0, None)
     judged = days_seen >= cfg.month_min_days
     with np.errstate(invalid="ignore", divide="ignore"):
         share = sums["faults"] / sums["present"]

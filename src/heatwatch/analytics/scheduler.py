@@ -61,7 +61,8 @@ class AnalyticsService:
     def __init__(self, settings: AnalyticsSettings, client: InfluxClient, registry: Registry | None = None,
                  publisher: Publisher | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
-        self.analytics = Analytics(client, settings.towns, registry, citizen_weight=settings.analytics_citizen_weight)
+        self.analytics = Analytics(client, settings.towns, registry, citizen_weight=settings.analytics_citizen_weight,
+                                   data_dir=settings.data_dir)
         self.alerts = AlertEngine(self.analytics, settings.alert_thresholds, publisher,
                                   grace_s=settings.alert_grace_s, lag_s=settings.alert_lag_s, started=clock())
         self.last = LastReadings(client)

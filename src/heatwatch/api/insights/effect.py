@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -158,10 +158,49 @@ def periods(days: Sequence[date], window: tuple[date, date, date, date]) -> np.n
     return np.array([BEFORE if b0 <= d <= b1 else AFTER if a0 <= d <= a1 else EXCLUDED for d in days])
 
 
+def series_breaks(breaks: Mapping[str, Sequence[int]], sensors: Sequence[str], days: Sequence[date], tz: ZoneInfo
+                  ) -> list[dict[str, Any]]:
+    """The visits inside the compared days that started a new series of a treated or control sensor
+    (core/maintenance.py: replaced, moved, recalibrated), as {sensor, day} with the local day."""
+    if not days:
+        return []
+    out = []
+    for s in sensors:
+        for ms in breaks.get(s, ()):
+            day = datetime.fromtimestamp(ms / 1000, tz).date()
+            if days[0] <= day <= days[-1]:
+                out.append({"sensor": s, "day": day})
+    return out
+
+
+def mask_across_breaks(y: np.ndarray, sensors: Sequence[str], days: Sequence[date], period: np.ndarray,
+                       cut: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The panel with, for each sensor whose series breaks inside the window, only the days of the series that holds
+    the first 'after' day (or the last 'before' day when it has no after day): never a comparison across a sensor
+    replaced, moved or recalibrated. The day of the visit itself mixes both series and is left out."""
+    if not cut:
+        return y
+    y = y.copy()
+    col = {s: j for j, s in enumerate(sensors)}
+    index = np.array([d.toordinal() for d in days])
+    after = np.flatnonzero(period == AFTER)
+    before = np.flatnonzero(period == BEFORE)
+    anchor = index[after[0]] if len(after) else index[before[-1]] if len(before) else index[0]
+    for sensor in {c["sensor"] for c in cut}:
+        j = col[sensor]
+        for c in (c for c in cut if c["sensor"] == sensor):
+            b = c["day"].toordinal()
+            y[index == b, j] = np.nan
+            y[(index < b) if anchor >= b else (index > b), j] = np.nan
+    return y
+
+
 async def evaluate(client: InfluxClient, town: Town, item: Intervention, controls: Sequence[str],
-                   window: EffectWindow, *, controls_source: str, references: Sequence[str] = ()) -> dict[str, Any]:
+                   window: EffectWindow, *, controls_source: str, references: Sequence[str] = (),
+                   breaks: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
     """The effect document of the API and the seasonal report. ``references``: the town's rural
-    reference sensors, whose daily Tn/Tx are the weather covariates."""
+    reference sensors, whose daily Tn/Tx are the weather covariates. ``breaks``: per sensor, the instants (epoch
+    ms) of the visits that started a new series (core/maintenance.py); no sensor is compared across one."""
     tz = ZoneInfo(town.timezone)
     start, end = item.works
     head: dict[str, Any] = {
@@ -184,13 +223,15 @@ async def evaluate(client: InfluxClient, town: Town, item: Intervention, control
     days = [b0 + timedelta(days=i) for i in range((a1 - b0).days + 1)]
     period = periods(days, (b0, b1, a0, a1))
     is_treated = np.array([s in set(treated) for s in everyone])
+    cut = series_breaks(breaks or {}, everyone, days, tz)
     cfg = DidConfig(alpha=window.alpha)
     missing = weather.missing or "no reference Tn/Tx"
     outcomes: dict[str, Any] = {}
     for key, spec in OUTCOMES.items():
         c = replace(cfg, min_active_days=MIN_HOT_DAYS) if key == "hot_hours" else cfg
         w = weather_matrix(weather.days, days, spec["weather"]) if weather.days else None
-        res = diff_in_diff(panel(rows, spec["field"], everyone, days), is_treated, period, c, w,
+        y = mask_across_breaks(panel(rows, spec["field"], everyone, days), everyone, days, period, cut)
+        res = diff_in_diff(y, is_treated, period, c, w,
                            [name for name, _ in spec["weather"]], missing)
         d = res.as_dict()
         d["treated_used"] = [everyone[i] for i in res.treated_used]
@@ -208,6 +249,8 @@ async def evaluate(client: InfluxClient, town: Town, item: Intervention, control
                                 "why": "the works themselves, and any day between the two windows"},
                    "timezone": town.timezone, **window.describe()},
         "weather": {"source": weather.source, "days_known": len(weather.days)},
+        # Visits that started a new series inside the window: that sensor's other series is left out.
+        "series_breaks": [{"sensor": c["sensor"], "day": c["day"].isoformat()} for c in cut],
         "status": "ok" if len(ok) == len(outcomes) else "partial" if ok else "insufficient_data",
         "outcomes": outcomes,
         "method": method(cfg, window),
@@ -254,5 +297,8 @@ def method(cfg: DidConfig, window: EffectWindow) -> dict[str, Any]:
                      "hot_days_each_side": MIN_HOT_DAYS, "weather_known_share": cfg.min_weather_share,
                      "placebo_days_each_half": cfg.placebo_min_days},
         "qc": "sensor-days flagged AVAILABILITY or UNPLACED by analytics are left out",
+        "series_breaks": "a sensor replaced, moved or recalibrated inside the window (the visit log) is used only "
+                         "on the days of the series that holds the first 'after' day, its visit's day left out: "
+                         "no comparison across the visit (it then often lacks the 'before' coverage and drops out)",
         "validation": "docs/science/interventions.md (false discoveries and power on seeded simulations)",
     }

@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from heatwatch.core import privacy
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.interventions import InterventionStore
+from heatwatch.core.maintenance import breaks_or_empty
 from heatwatch.core.model import Town
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
@@ -157,7 +158,8 @@ async def gather(client: InfluxClient, settings: ApiSettings, town: Town, season
                 controls, source = match_controls(town, sensors, item.sensors,
                                                   [o for o in everything if o.id != item.id], b0, a1)
             data.interventions.append(await evaluate(client, town, item, controls, window, controls_source=source,
-                                                     references=refs))
+                                                     references=refs,
+                                                     breaks=breaks_or_empty(settings.data_dir, town.id)))
     data.drivers = await drivers_section(client, settings, town, season, registry, data.interventions)
     return data
 

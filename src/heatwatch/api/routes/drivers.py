@@ -237,7 +237,10 @@ async def _measured(ctx: Any, town: Any, item: Any) -> dict[str, Any]:
         b0, _, _, a1 = window.spans(start, end or start)
         others = [o for o in InterventionStore.for_data_dir(ctx.settings.data_dir).list(town.id) if o.id != item.id]
         controls, source = match_controls(town, sensors, item.sensors, others, b0, a1)
-    doc = await evaluate(ctx.store.client, town, item, controls, window, controls_source=source, references=refs)
+    from heatwatch.core.maintenance import breaks_or_empty
+
+    doc = await evaluate(ctx.store.client, town, item, controls, window, controls_source=source, references=refs,
+                         breaks=breaks_or_empty(ctx.settings.data_dir, town.id))
     night = doc.get("outcomes", {}).get("uhi_night", {})
     return {"status": night.get("status", doc.get("status")), "estimate_c": night.get("estimate"),
             "ci": [night.get("ci_low"), night.get("ci_high")], "conclusion": night.get("conclusion"),

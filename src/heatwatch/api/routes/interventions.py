@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from heatwatch.core.interventions import Intervention, InterventionIn, InterventionKind, InterventionStore
+from heatwatch.core.maintenance import breaks_or_empty
 from heatwatch.core.model import valid_sensor_id
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
@@ -207,8 +208,9 @@ async def effect(ctx: CtxDep, request: Request, registry: RegistryDep, rid: IdPa
             others = [o for o in await run_in_threadpool(get_store(request).list, item.town) if o.id != item.id]
             picked, source = match_controls(town, sensors, item.sensors, others, b0, a1)
         async with ctx.slots.hold(ctx.client):  # panel regressions: one of the shared expensive slots
+            breaks = await run_in_threadpool(breaks_or_empty, ctx.settings.data_dir, town.id)
             result = await evaluate(ctx.store.client, town, item, picked, span, controls_source=source,
-                                    references=refs)
+                                    references=refs, breaks=breaks)
         last = await last_update_ms(ctx.store.client, town.id)
         return envelope(ctx.meta(last), result), last, "application/json"
 
