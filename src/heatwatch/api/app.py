@@ -48,6 +48,7 @@ from .routes import (
     latest,
     layers,
     live,
+    maintenance,
     maps,
     notifications,
     rankings,
@@ -144,6 +145,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for module in (maps, rankings, interventions, layers, drivers):  # decision support
         app.include_router(module.router)
     app.include_router(sta.router)  # OGC SensorThings API (docs/interop.md)
+    app.include_router(maintenance.router)  # technicians' maintenance view and visit log (docs/maintenance.md)
     dashboard.install(app, settings.dashboard)  # the page at / and its static mounts
 
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.

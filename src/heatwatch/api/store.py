@@ -15,6 +15,7 @@ the top of the hour) are never split across pages, so none is lost or repeated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from heatwatch.core.datasets import ALERT, READING, Dataset
 from heatwatch.core.influx import InfluxClient, ident
-from heatwatch.core.measurements import LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
+from heatwatch.core.measurements import INFO_FLAGS, LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
 from heatwatch.core.measurements import READING as READING_M
 
 from .errors import bad_request
@@ -438,3 +439,34 @@ class Store:
         records = await self.client.query_records(f"SELECT {cols} FROM {self.client.table(m)} WHERE {where} LIMIT 1",
                                                   params)
         return {f: int(records[0].get(f) or 0) if records else 0 for f in fields}
+
+    # Maintenance view (routes/maintenance.py) ----------------------------------------------------------------
+
+    async def device_health(self, town: str, start_ms: int, end_ms: int, *, sensor: str | None = None,
+                            bucket_h: int = 6) -> list[dict[str, Any]]:
+        """Per sensor and ``bucket_h``-hour bucket of [start, end): the median battery (volts and percent), the
+        median RSSI and the number of readings — the battery and radio trends of the maintenance view. One
+        statement, bounded in time, one row per bucket and series."""
+        m = READING_M
+        where, params = self._obs_where(m, start_ms, end_ms, sensor, town)
+        buckets = (end_ms - start_ms) // (bucket_h * 3600_000) + 2
+        q = (f"SELECT MEDIAN({m.col('battery_v')}) AS battery_v, MEDIAN({m.col('battery_pct')}) AS battery_pct, "
+             f"MEDIAN({m.col('rssi')}) AS rssi, COUNT({m.col('temperature')}) AS n FROM {self.client.table(m)} "
+             f"WHERE {where} GROUP BY time({int(bucket_h)}h), {m.col('sensor')} fill(none) "
+             f"LIMIT {int(buckets)} SLIMIT {MAX_SERIES}")
+        async with self._scan_slot():
+            return await self.client.query_records(q, params)
+
+    async def flagged_hours(self, town: str, start_ms: int, end_ms: int, *, sensor: str | None = None
+                            ) -> list[dict[str, Any]]:
+        """The hourly rows of [start, end) that carry a QC flag other than the information-only ones (time, sensor,
+        qc): the QC history of the maintenance view. Clean hours are not read."""
+        m = MEASUREMENTS["hourly"]
+        where, params = self._obs_where(m, start_ms, end_ms, sensor, town)
+        params["info"] = int(INFO_FLAGS)
+        q = (f"SELECT {m.col('qc')} FROM {self.client.table(m)} WHERE {where} AND {m.col('qc')} > 0 "
+             f"AND {m.col('qc')} != $info GROUP BY {m.col('sensor')} LIMIT {ROW_CAP} SLIMIT {MAX_SERIES}")
+        return await self.client.query_records(q, params)
+
+    def _scan_slot(self) -> Any:
+        return self._scans if self._scans is not None else contextlib.nullcontext()
