@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from heatwatch.api.app import create_app
@@ -27,7 +29,10 @@ from heatwatch.core.measurements import QcFlag
 from heatwatch.core.model import Sensor, SiteClass
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
+from heatwatch.stack.embedded import free_port
 from support.apps import NO_LIMITS, with_api
+from support.browser import MARKS, launch
+from support.wait import wait_until
 
 from .conftest import write
 
@@ -76,7 +81,7 @@ def _lines() -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def app(influxd, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def settings(influxd, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir: Path = tmp_path_factory.mktemp("maintenance") / "var"
     db = f"maint_{int(time.time())}"
     with Registry(data_dir / "registry.sqlite", towns=["vitre", "saint-omer"]) as reg:
@@ -88,10 +93,28 @@ def app(influxd, mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with DeadLetterStore(data_dir / "deadletter" / "deadletter.sqlite") as store:
         store.add_many([DeadLetter(topic, b'{"data": "AAE="}', "no_measurement", "codec gave no temperature", i)
                         for i in (1, 2)])
-    settings = Settings.load(influx_url=influxd.url, influx_db=db, data_dir=data_dir, admin_token=TOKEN,
-                             mqtt_url=mosquitto.url)
+    return Settings.load(influx_url=influxd.url, influx_db=db, data_dir=data_dir, admin_token=TOKEN,
+                         mqtt_url=mosquitto.url)
+
+
+@pytest.fixture(scope="module")
+def app(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(with_api(settings, **NO_LIMITS))) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings) -> Iterator[str]:
+    """The same app under a real uvicorn, for the browser."""
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(with_api(settings, **NO_LIMITS)), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started, 20, "uvicorn started", interval=0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
 
 
 def view(client: TestClient, **headers: str) -> dict[str, Any]:
@@ -206,3 +229,52 @@ def test_bad_requests_are_4xx(app: TestClient) -> None:
     assert app.get("/v1/maintenance", params={"town": "vitre", "bogus": "1"}).status_code == 400
     wrong = {"Authorization": "Bearer x"}
     assert app.get("/v1/maintenance", params={"town": "vitre"}, headers=wrong).status_code == 403
+
+
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "maintenance"
+
+
+@MARKS[0]
+@MARKS[1]
+def test_the_maintenance_page_renders_and_records_a_visit(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR").new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.goto(f"{server}/maintenance#vitre")
+        page.wait_for_selector("body[data-ready='vitre']", timeout=20_000)
+        rows = page.locator("#to-visit tbody tr")
+        assert rows.first.get_attribute("data-sensor") == "mt-silent"
+        assert "muet depuis 30 h" in page.inner_text("#to-visit")
+        assert "mt-falling" in page.inner_text("#to-visit") and "mt-steady" not in page.inner_text("#to-visit")
+        assert "format=csv" in (page.get_attribute("#csv", "href") or "")
+        page.wait_for_selector("#chart-battery canvas", timeout=10_000)  # the first sensor's trend, drawn by uPlot
+        page.click("#sensors button[data-sensor='mt-falling']")
+        page.wait_for_function("() => document.querySelector('#detail-sensor').textContent === 'mt-falling'")
+        page.wait_for_function("() => /10 (jours|days)/.test(document.querySelector('#battery-desc').textContent)")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "maintenance-vitre.png"), full_page=True)
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+                              ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))")
+        assert [v for v in found if v["impact"] in ("serious", "critical")] == []
+        # A technician records a visit through the form: it shows in the log with the note.
+        page.fill("#token", TOKEN)
+        page.click("#token-form button[type='submit']")
+        page.select_option("#v-sensor", "mt-steady")
+        page.fill("#v-who", "Dominique")
+        page.check("#va-cleaned")
+        page.fill("#v-note", "abri nettoyé")
+        page.click("#visit-form button[type='submit']")
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('Visite enregistrée')")
+        page.wait_for_function("() => document.querySelector('#visit-log').textContent.includes('abri nettoyé')")
+        assert "Dominique" in page.inner_text("#visit-log")
+        page.click("#lang")
+        page.wait_for_function("() => document.querySelector('#to-visit').textContent.includes('silent for 30 h')")
+        browser.close()
+    assert problems == []

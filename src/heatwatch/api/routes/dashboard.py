@@ -56,6 +56,14 @@ async def contribute_page() -> Response:
                         headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/maintenance")
+async def maintenance_page() -> Response:
+    """The technicians' maintenance view: sensors to visit, battery and radio trends, QC history, visit log
+    (/v1/maintenance, docs/maintenance.md)."""
+    return FileResponse(STATIC_DIR / "maintenance.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/governance")
 async def governance_page() -> Response:
     """Who produces which data, licences, retention, processing, rights (GET /v1/governance)."""

@@ -116,6 +116,7 @@ window.HW_I18N = {
     load_error: "Erreur de chargement : {msg}",
     licence: "Données sous Licence Ouverte / Etalab 2.0.",
     api_docs: "Documentation de l'API",
+    maintenance_link: "Maintenance des capteurs",
   },
   en: {
     skip: "Skip to the sensor list",
@@ -230,5 +231,6 @@ window.HW_I18N = {
     load_error: "Loading error: {msg}",
     licence: "Data under the Licence Ouverte / Etalab 2.0.",
     api_docs: "API documentation",
+    maintenance_link: "Sensor maintenance",
   },
 };
