@@ -230,3 +230,25 @@ def test_a_cooling_hidden_by_a_warmer_summer_is_found(summers_client):
     assert abs(night["unadjusted_estimate"]) < 0.4  # the warmer summer hides most of the cooling
     assert "town_daily" in eff["weather"]["source"] and "station:62765001 only" in eff["weather"]["source"]
     assert night["ci_low"] <= -1.0 <= night["ci_high"] < 0 and "decreased" in night["conclusion"]
+
+
+def test_a_sensor_replaced_inside_the_window_is_not_compared_across_it(app_client):
+    """The visit log (docs/maintenance.md): a control replaced during the 'before' period keeps only its days after
+    the replacement — too few to be used — and the treated sensor replaced on the works' day keeps no 'before' day."""
+    item = _record(app_client, sensors=["vitre-centre-02"], controls=["vitre-centre-01", "vitre-centre-04",
+                                                                     "vitre-centre-06", "vitre-gare-01"])
+    assert _effect(app_client, item, before_days=59)["outcomes"]["uhi_night"]["controls_used"] == [
+        "vitre-centre-01", "vitre-centre-04", "vitre-centre-06", "vitre-gare-01"]
+    visit = {"sensor": "vitre-centre-06", "at": "2025-07-01T10:00:00+02:00", "who": "tech", "actions": ["replaced"]}
+    r = app_client.post("/v1/maintenance/visits", json=visit, headers=AUTH)
+    assert r.status_code == 201, r.text
+    eff = _effect(app_client, item, before_days=58)
+    assert eff["series_breaks"] == [{"sensor": "vitre-centre-06", "day": "2025-07-01"}]
+    assert eff["outcomes"]["uhi_night"]["controls_used"] == ["vitre-centre-01", "vitre-centre-04", "vitre-gare-01"]
+    treated = app_client.post("/v1/maintenance/visits", headers=AUTH, json=visit | {
+        "sensor": "vitre-centre-02", "at": f"{INTERVENTION_DAY.isoformat()}T09:00:00+02:00"})
+    night = _effect(app_client, item, before_days=57)["outcomes"]["uhi_night"]
+    assert night["status"] == "insufficient_data" and night["treated_used"] == []
+    for v in (r, treated):
+        assert app_client.delete(f"/v1/maintenance/visits/{v.json()['id']}", headers=AUTH).status_code == 200
+    assert _effect(app_client, item, before_days=56)["series_breaks"] == []
