@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from heatwatch.analytics.last import LastReadings
@@ -131,7 +132,8 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
     api.start(ready_marker="live.subscribed", timeout=60)
     api.wait_for("Application startup complete", timeout=30)
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "sensors": sensors, "mqtt": mosquitto.url, "log": api}
+        yield {"url": f"http://127.0.0.1:{port}", "sensors": sensors, "mqtt": mosquitto.url, "log": api,
+               "influx": influxd.url, "db": db}
     finally:
         api.stop()
 
@@ -365,6 +367,32 @@ def test_technician_sees_dead_letters_per_device_and_replays_them(page, stack):
     # The page reloads the counts: what is left is the town mismatch.
     page.wait_for_function("document.querySelector('#deadletters-totals strong')?.textContent === '1'",
                            timeout=10_000)
+
+
+def test_technician_acknowledges_an_alert_and_sees_who_and_when(page, stack):
+    started = int(time.time() * 1000) - 3600_000  # an alert of its own: other tests close the seeded one
+    _write(stack["influx"], stack["db"], [], [
+        f'alert,town=vitre,sensor=vitre-gare-01,kind=temperature value=36.4,threshold=35.0,message="hot",'
+        f'state="open",started={started}i {started}'])
+    open_town(page, stack["url"], "vitre")
+    item = "#alerts li[data-sensor='vitre-gare-01'][data-kind='temperature']"
+    page.wait_for_selector(item, timeout=10_000)
+    assert page.locator(f"{item} .ack").count() == 0  # no token: nothing to acknowledge with
+    page.fill("#dl-token", ADMIN_TOKEN)  # the technician's token, entered once in the dead-letters card
+    page.click("#deadletters form.dl-token button")
+    page.wait_for_selector(f"{item} button.ack", timeout=15_000)
+    page.once("dialog", lambda d: d.accept("Camille Martin"))  # asked once, remembered in this browser
+    page.click(f"{item} button.ack")
+    page.wait_for_selector(f"{item} div.ack", timeout=10_000)
+    assert page.inner_text(f"{item} div.ack").startswith("Acquittée par Camille Martin, ")
+    shot(page, "vitre-alert-acknowledged")
+    # Stored with who and when, and shown again after a reload.
+    acks = httpx.get(f"{stack['url']}/v1/notifications/acks", params={"town": "vitre"},
+                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]
+    assert [(a["sensor"], a["kind"], a["by"], a["started"]) for a in acks] == [
+        ("vitre-gare-01", "temperature", "Camille Martin", started)]
+    page.reload()
+    page.wait_for_selector(f"{item} div.ack", timeout=15_000)
 
 
 def month_axis(pg: Any) -> dict[str, Any]:

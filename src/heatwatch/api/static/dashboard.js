@@ -538,7 +538,9 @@
     ul.replaceChildren(...state.alerts.map((a) => {
       const s = state.sensors.get(a.sensor);
       const kindName = I18N[state.lang]["kind_" + a.kind] || I18N.fr["kind_" + a.kind] || a.kind || "alert";
-      return el("li", { "data-alert-id": a.id ?? "", "data-kind": a.kind ?? "", "data-sensor": a.sensor || "" },
+      const started = msOf(a.started); // acks.js acknowledges the alert by town, sensor, kind and start
+      return el("li", { "data-alert-id": a.id ?? "", "data-kind": a.kind ?? "", "data-sensor": a.sensor || "",
+        "data-town": state.town.id, "data-started": Number.isNaN(started) ? "" : String(started) },
         el("div", {}, el("span", { class: "kind", text: kindName }), " — ", el("span", { text: a.sensor || state.town.name }), s && s.name !== s.id ? el("span", { class: "site", text: " " + s.name }) : null,
           a.live ? el("span", { class: "new", text: t("alert_new") }) : null),
         el("div", { class: "what", title: a.message || "", text: alertText(a) }),
