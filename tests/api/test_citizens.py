@@ -181,6 +181,48 @@ def test_publish_stored_provisional_then_confirmed(world: Any, joined: dict[str,
     assert every[0]["tropical_nights"] == 2 and town[0]["tropical_nights"] == 1
 
 
+def test_every_per_sensor_output_marks_network_and_trust(world: Any, joined: dict[str, Any]) -> None:
+    """Provisional and confirmed visible in every output with per-sensor rows: the series in each format (the
+    columns of their Table Schemas), latest, the UHI snapshot, SensorThings' Things."""
+    import io
+
+    import pyarrow.parquet as pq
+    from openpyxl import load_workbook
+
+    c: TestClient = world["client"]
+    first, last = joined["days"]
+    expected = {joined["sensor"]: ("citizen", "confirmed"), "vitre-centre-01": ("town", "official")}
+    for path in ("/v1/readings", "/v1/hourly", "/v1/daily"):
+        for sensor, want in expected.items():
+            q = {"town": "vitre", "sensor": sensor, "from": first.isoformat(), "to": last.isoformat()}
+            rows = c.get(path, params=q).json()["data"]
+            assert rows and {(r["network"], r["trust"]) for r in rows} == {want}, (path, sensor)
+            text = c.get(path, params={**q, "format": "csv"}).text.splitlines()
+            head = text[0].split(",")
+            assert head[-2:] == ["network", "trust"]
+            assert {tuple(line.split(",")[-2:]) for line in text[1:]} == {want}, (path, sensor, "csv")
+            table = pq.read_table(io.BytesIO(c.get(path, params={**q, "format": "parquet"}).content))
+            assert set(zip(table.column("network").to_pylist(), table.column("trust").to_pylist(),
+                           strict=True)) == {want}, (path, sensor, "parquet")
+            sheet = load_workbook(io.BytesIO(c.get(path, params={**q, "format": "xlsx"}).content)).worksheets[0]
+            cells = list(sheet.iter_rows(values_only=True))
+            i, j = cells[0].index("network"), cells[0].index("trust")
+            assert {(r[i], r[j]) for r in cells[1:]} == {want}, (path, sensor, "xlsx")
+        schema = c.get(f"/v1/schemas/{path.rsplit('/', 1)[1]}.json").json()
+        assert [f["name"] for f in schema["fields"]][-2:] == ["network", "trust"]
+    # (/v1/latest's recent window is past these days: tests/stack/test_contributor_mqtt.py checks it, live)
+    hour = f"{last.isoformat()}T12:00:00Z"
+    uhi = {r["sensor"]: r for r in c.get("/v1/uhi", params={"town": "vitre", "at": hour, "format": "json"}).json()
+           ["data"]}
+    feats = {f["properties"]["sensor"]: f["properties"]
+             for f in c.get("/v1/uhi", params={"town": "vitre", "at": hour}).json()["features"]}
+    for sensor, want in expected.items():
+        for where, row in (("uhi", uhi[sensor]), ("uhi geojson", feats[sensor])):
+            assert (row["network"], row["trust"]) == want, (where, sensor)
+        thing = c.get(f"/sta/v1.1/Things('{sensor}')").json()
+        assert (thing["properties"]["network"], thing["properties"]["trust"]) == want, ("sta", sensor)
+
+
 def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dict[str, Any]) -> None:
     """Every GET path of the OpenAPI document, in every format it documents, searched for the exact
     coordinates (4–6 decimals and full) and the personal data."""

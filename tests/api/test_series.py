@@ -42,7 +42,8 @@ def test_readings_csv_parquet_and_sensor_filter(client, dataset):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
-    assert r.content.startswith(b"time,town,sensor,temperature,humidity,battery_v,battery_pct,rssi,source\r\n")
+    assert r.content.startswith(b"time,town,sensor,temperature,humidity,battery_v,battery_pct,rssi,source,network,"
+                             b"trust\r\n")
     rows = _csv(r)
     assert len(rows) == 144 and {x["sensor"] for x in rows} == {"v-parc"}
     assert rows[1]["time"] == "2024-07-20T00:10:00Z" and float(rows[1]["temperature"]) == 20.51
@@ -106,7 +107,7 @@ def test_hourly_and_daily(client, dataset):
     data = r.json()["data"]
     assert len(data) == 24 and data[0]["time"] == "2024-07-19T00:00:00Z" and data[0]["n"] == 6
     assert set(data[0]) == {"time", "town", "sensor", "t_mean", "t_min", "t_max", "rh_mean", "dewpoint",
-                            "heat_index", "humidex", "uhi", "n", "qc"}
+                            "heat_index", "humidex", "uhi", "n", "qc", "network", "trust"}
     assert r.headers["etag"] and "max-age" in r.headers["cache-control"]
 
     d = client.get("/v1/daily", params={"town": "vitre", "sensor": "v-centre", "from": "2024-07-19",

@@ -20,11 +20,13 @@ def test_committed_schemas_are_generated_from_the_stored_schema():
 def test_schema_follows_the_measurement():
     schema = table_schema(DATASETS["hourly"])
     names = [f["name"] for f in schema["fields"]]
-    assert names == ["time", "town", "sensor", *HOURLY.field_names]
+    # the stored point, then the sensor's network and trust (as the registry says when the file is made)
+    assert names == ["time", "town", "sensor", *HOURLY.field_names, "network", "trust"]
     by = {f["name"]: f for f in schema["fields"]}
     assert by["t_mean"]["unit"] == "°C" and by["t_mean"]["type"] == "number"
     assert by["qc"]["constraints"] == {"minimum": 0, "maximum": sum(int(f) for f in QcFlag)}
     assert schema["primaryKey"] == ["time", "town", "sensor"]
+    assert by["trust"]["constraints"] == {"enum": ["official", "provisional", "confirmed"]}
     french = table_schema(DATASETS["hourly"], decimal=",", local_times=True)
     fb = {f["name"]: f for f in french["fields"]}
     assert fb["t_mean"]["decimalChar"] == "," and "decimalChar" not in fb["n"] and fb["time"]["format"] == "any"

@@ -136,6 +136,9 @@ def check_dashboard(url: str, summer: int, sensors: set[str]) -> None:
             # Map and list: every site with a live value.
             values = marker_values(pg)
             assert set(values) == sensors and all(values.values()), values
+            # A resident's sensor is marked as such (dotted, its trust in its label), the town's are official.
+            trust = {k: m["trust"] for k, m in pg.evaluate("() => heatwatch.markers()").items()}
+            assert trust["vitre-centre-01"] == "official" and trust["vitre-sub-02"] in ("provisional", "confirmed")
             rows = pg.eval_on_selector_all("#sensors tbody tr", "els => els.map(e => e.dataset.sensor)")
             assert sensors <= set(rows)
             # No alert opened for what the demo loaded.

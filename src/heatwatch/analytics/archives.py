@@ -38,8 +38,11 @@ from heatwatch.core.datasets import ARCHIVED, DAILY, TOWN_DAILY, Dataset
 from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.logging import get_logger
 from heatwatch.core.measurements import MEASUREMENTS, READING
-from heatwatch.core.model import Town
+from heatwatch.core.model import Sensor, Town
+from heatwatch.core.public import append_network_trust
+from heatwatch.core.registry import Registry
 from heatwatch.core.tabular import UTC_STYLE, ParquetRenderer, dataset_csv_renderer
+from heatwatch.core.trust import counts_in_town
 
 log = get_logger("heatwatch.analytics.archives")
 
@@ -64,8 +67,11 @@ def _ns(ms: int) -> int:
 
 class Archiver:
     def __init__(self, client: InfluxClient, towns: Mapping[str, Town], data_dir: Path, *, delay_days: int = 3,
-                 recheck_months: int = 3, clock: Callable[[], datetime] | None = None) -> None:
+                 recheck_months: int = 3, clock: Callable[[], datetime] | None = None,
+                 registry: Registry | None = None) -> None:
         self.client = client
+        #: the sensors' network and trust in per-sensor files, and which count in the town's tropical nights
+        self.registry = registry
         self.towns = towns
         self.data_dir = data_dir
         self.delay_days = delay_days
@@ -182,14 +188,20 @@ class Archiver:
         step = DAY_MS if ds.measurement == READING.name else end - start
         tz = ZoneInfo(town.timezone)
         tropical: Counter[str] = Counter()
+        sensors: dict[str, Sensor] = ({s.id: s for s in self.registry.list(town=town.id)}
+                                      if self.registry is not None else {})
         if ds.id == TOWN_DAILY.id:
+            at = 1 + DAILY.tag_keys.index("sensor")
             for r in await self._rows(DAILY, town.id, start, end):
-                if r[DAILY.names.index("tropical_night") - 1] is True:  # rows have no date column yet
+                # rows have no date column yet; the sensors the town's values count, as /v1/indices does
+                if r[DAILY.names.index("tropical_night") - 1] is True and counts_in_town(sensors.get(r[at])):
                     tropical[_local_date(r[0], tz)] += 1
         a = start
         while a < end:
             b = min(end, a + step)
             rows = await self._rows(ds, town.id, a, b)
+            if ds.per_sensor:
+                append_network_trust(rows, 1 + ds.tag_keys.index("sensor"), sensors)
             if ds.has_date:
                 for r in rows:
                     r.insert(1, _local_date(r[0], tz))

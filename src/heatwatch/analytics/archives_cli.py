@@ -8,6 +8,7 @@ import asyncio
 
 from heatwatch.core import archives as A
 from heatwatch.core.influx import InfluxClient
+from heatwatch.core.registry import Registry
 from heatwatch.core.settings import AnalyticsSettings
 
 from .archives import Archiver, archive_months
@@ -37,10 +38,14 @@ async def _build(settings: AnalyticsSettings, args: argparse.Namespace) -> list:
     unknown = [t for t in towns if t not in settings.towns]
     if unknown:
         raise ValueError(f"unknown town(s): {', '.join(unknown)}")
-    async with InfluxClient.from_settings(settings, max_connections=4) as client:
-        archiver = Archiver(client, settings.towns, settings.data_dir,
-                            delay_days=settings.analytics_archive_delay_days)
-        return await archive_months(archiver, towns, args.from_, args.to, force=args.force)
+    registry = Registry.from_settings(settings)  # the sensors' network and trust in the files
+    try:
+        async with InfluxClient.from_settings(settings, max_connections=4) as client:
+            archiver = Archiver(client, settings.towns, settings.data_dir,
+                                delay_days=settings.analytics_archive_delay_days, registry=registry)
+            return await archive_months(archiver, towns, args.from_, args.to, force=args.force)
+    finally:
+        registry.close()
 
 
 def run(args: argparse.Namespace, settings: AnalyticsSettings) -> int:

@@ -47,7 +47,7 @@ async def run_backfill(settings: AnalyticsSettings, first: date, last: date, tow
             if settings.analytics_archives:
                 # Archived months of the range are rebuilt, re-issued when the backfill changed them.
                 archiver = Archiver(client, settings.towns, settings.data_dir,
-                                    delay_days=settings.analytics_archive_delay_days)
+                                    delay_days=settings.analytics_archive_delay_days, registry=registry)
                 for outcome in await archiver.recheck(towns, first, last):
                     if outcome.action == "issued" and show:
                         print(f"archive {outcome.town} {outcome.month} re-issued as v{outcome.version}: {outcome.note}")

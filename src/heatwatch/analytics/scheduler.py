@@ -68,7 +68,8 @@ class AnalyticsService:
         self.last = LastReadings(client)
         self.archiver = Archiver(client, settings.towns, settings.data_dir,
                                  delay_days=settings.analytics_archive_delay_days,
-                                 recheck_months=settings.analytics_archive_recheck_months, clock=clock)
+                                 recheck_months=settings.analytics_archive_recheck_months, clock=clock,
+                                 registry=registry)
         self.notify = Dispatcher.from_settings(client, settings) if settings.notify_enabled else None
         self._last_since_ms: int | None = None
         self.clock = clock

@@ -134,9 +134,10 @@ def _readings() -> dict[str, Any]:
     t = ["2024-07-20T02:00:00Z", "2024-07-20T02:05:00Z", "2024-07-20T02:10:00Z"]
     return _series(READING, "/v1/readings", {"town": "vitre", "sensor": "vitre-centre-01",
                                              "from": "2024-07-20T02:00:00Z", "to": "2024-07-20T02:15:00Z"}, _T,
-                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json"],
-                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json"],
-                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json"]], next=None)
+                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json", "town", "official"],
+                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json", "town", "official"],
+                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json", "town", "official"]],
+                   next=None)
 
 
 def _hourly() -> dict[str, Any]:
@@ -144,18 +145,18 @@ def _hourly() -> dict[str, Any]:
                                           "from": "2024-07-20T02:00:00Z", "to": "2024-07-20T04:00:00Z"},
                    "2024-07-20T23:00:00Z",
                    [["2024-07-20T02:00:00Z", "vitre", "vitre-centre-01", 25.3, 25.1, 25.6, 55.5, 15.6, 25.3,
-                     30.1, 4.6, 12, 0],
+                     30.1, 4.6, 12, 0, "town", "official"],
                     ["2024-07-20T03:00:00Z", "vitre", "vitre-centre-01", 24.9, 24.6, 25.2, 57.0, 15.7, 24.9,
-                     29.7, 4.8, 12, 0]], next=None)
+                     29.7, 4.8, 12, 0, "town", "official"]], next=None)
 
 
 def _daily() -> dict[str, Any]:
     return _series(DAILY, "/v1/daily", {"town": "vitre", "sensor": "vitre-centre-01", "from": "2024-07-19",
                                         "to": "2024-07-21"}, "2024-07-19T22:00:00Z",
                    [["2024-07-18T22:00:00Z", "2024-07-19", "vitre", "vitre-centre-01", 21.4, 33.8, 27.2, 52.0,
-                     35.1, 38.4, 2.1, 4.4, 5, True, 1.0, 0],
+                     35.1, 38.4, 2.1, 4.4, 5, True, 1.0, 0, "town", "official"],
                     ["2024-07-19T22:00:00Z", "2024-07-20", "vitre", "vitre-centre-01", 22.0, 34.6, 27.9, 50.5,
-                     35.9, 39.0, 2.3, 4.8, 6, True, 0.96, 0]], next=None)
+                     35.9, 39.0, 2.3, 4.8, 6, True, 0.96, 0, "town", "official"]], next=None)
 
 
 def _indices(thresholds: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from heatwatch.core.datasets import Dataset
+from heatwatch.core.public import append_network_trust
 
 from .cache import TTL_HEADER, Cached, build_entry, conditional
 from .deps import Ctx
@@ -21,7 +22,6 @@ from .formats import (
     MEDIA_TYPES,
     XLSX_MAX_ROWS,
     Style,
-    add_dates,
     auto_decimal,
     dataset_csv,
     dumps,
@@ -33,6 +33,7 @@ from .formats import (
     xlsx_bytes,
 )
 from .limits import HeldStreamingResponse, Ticket
+from .sensorinfo import sensor_index
 from .store import Cursor
 from .timeutil import local_date
 
@@ -147,7 +148,21 @@ async def series_response(
     """A time series dataset as a JSON page (with a next link), a streamed CSV/Parquet export of the whole
     (capped) range, or a spreadsheet of it when it is small enough."""
     town = getattr(flt, "town", None)
-    to_date = (lambda ms: local_date(ms, tz)) if ds.has_date else None
+    sensors = sensor_index(ctx.registry, town) if ds.per_sensor else None
+
+    def finish(rows: list[list[Any]]) -> list[list[Any]]:
+        """Rows as stored ``[time, *tags, *fields]`` → the dataset's columns: the sensor's network and trust at
+        the end (every per-sensor output shows them), the local date after the time."""
+        if sensors is not None:
+            append_network_trust(rows, 1 + ds.tag_keys.index("sensor"), sensors)
+        if ds.has_date:
+            for row in rows:
+                row.insert(1, local_date(row[0], tz))
+        return rows
+
+    async def finished(batches: AsyncIterator[list[list[Any]]]) -> AsyncIterator[list[list[Any]]]:
+        async for batch in batches:
+            yield finish(batch)
     if fmt == "xlsx":
         if cursor is not None or limit is not None:
             raise bad_request("limit and cursor page JSON answers; a spreadsheet holds the whole range",
@@ -160,9 +175,7 @@ async def series_response(
                     rows.extend(batch)
                     if len(rows) > XLSX_MAX_ROWS:
                         break
-                if to_date is not None:
-                    for row in rows:
-                        row.insert(1, to_date(row[0]))
+                finish(rows)
                 last = await ctx.store.last_update(ds, town)
                 return xlsx_entry(ctx, ds, rows, last, style, filename)
 
@@ -177,9 +190,7 @@ async def series_response(
         ticket = await ctx.slots.acquire(ctx.client)
         try:
             last = await ctx.store.last_update(ds, town)
-            batches = ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows)
-            if to_date is not None:
-                batches = add_dates(batches, to_date)
+            batches = finished(ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows))
             return stream_export(ctx, ds, fmt, style, {}, batches, filename, last, max_age, ticket)
         except BaseException:
             ticket.release()
@@ -193,9 +204,7 @@ async def series_response(
 
     async def build() -> tuple[Any, int | None, str]:
         rows, nxt = await ctx.store.page(ds, flt, size, cur)
-        if to_date is not None:
-            for row in rows:
-                row.insert(1, to_date(row[0]))
+        finish(rows)
         last = await ctx.store.last_update(ds, town)
         next_url = ctx.url_with(cursor=nxt.encode()) if nxt else None
         extra: dict[str, Any] = {"returned": len(rows), "next": next_url}

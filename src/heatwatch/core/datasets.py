@@ -22,6 +22,7 @@ from heatwatch.core.measurements import QC_MAX, Kind, Measurement
 from heatwatch.core.measurements import READING as READING_M
 from heatwatch.core.measurements import TOWN_DAILY as TOWN_DAILY_M
 from heatwatch.core.model import RH_MAX, RH_MIN, T_MAX, T_MIN
+from heatwatch.core.trust import NETWORKS, TRUSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,11 @@ class Dataset:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def per_sensor(self) -> bool:
+        """Rows about one sensor each, ending with the sensor's ``network`` and ``trust`` (:data:`SENSOR_TRUST`)."""
+        return self.columns[-len(SENSOR_TRUST):] == SENSOR_TRUST
+
 
 #: Stored field type → Frictionless (and JSON) column type.
 FRICTIONLESS: dict[Kind, str] = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
@@ -76,23 +82,33 @@ def from_measurement(m: Measurement, id: str, title: str, description: str, freq
 
 
 _TIME = Column("time", "datetime", "UTC timestamp (ISO 8601 with Z)")
+#: The last columns of every per-sensor dataset: whose sensor it is and how far its data is trusted
+#: (core/trust.py, docs/citizens.md), as the registry says when the file or answer is made.
+SENSOR_TRUST = (
+    Column("network", "string", "town: the town's own network; citizen: a resident's or crowd station", derived=True),
+    Column("trust", "string", "official (the town's), provisional (a citizen sensor on probation: shown, never in "
+                              "the town's indices) or confirmed (a citizen sensor counted with the citizen weight)",
+           derived=True),
+)
 _DATE = Column("date", "date", "local calendar day (Europe/Paris) the values describe", derived=True)
 READING = from_measurement(
     READING_M, "readings", "Relevés bruts de température et d'humidité",
     "Raw temperature and humidity readings as received from each sensor (UTC, °C, %RH).", "CONT",
+    extra=SENSOR_TRUST,
 )
 
 HOURLY = from_measurement(
     HOURLY_M, "hourly", "Agrégats horaires par capteur",
     "Hourly statistics per sensor: temperature, humidity, dew point, heat index, humidex and urban heat "
     "island intensity against the town's rural reference.", "HOURLY",
+    extra=SENSOR_TRUST,
 )
 
 DAILY = from_measurement(
     DAILY_M, "daily", "Indicateurs journaliers par capteur",
     "Daily indicators per sensor: Tn, Tx, mean temperature and humidity, heat index and humidex maxima, "
     "UHI mean and nocturnal maximum, hours at or above 30 °C, tropical night, coverage.", "DAILY",
-    has_date=True,
+    has_date=True, extra=SENSOR_TRUST,
 )
 
 TOWN_DAILY = from_measurement(
@@ -101,8 +117,8 @@ TOWN_DAILY = from_measurement(
     "reference they came from, canicule day flag against the département thresholds (trailing, and the D…D+2 "
     "reconstruction of the vigilance window), urban heat island mean and maximum, hottest sensor.", "DAILY",
     has_date=True,
-    extra=(Column("tropical_nights", "integer", "sensors of the town with a tropical night (Tn ≥ 20 °C)",
-                  derived=True),),
+    extra=(Column("tropical_nights", "integer", "sensors with a tropical night (Tn ≥ 20 °C) among those the "
+                  "town's values count: its own and confirmed citizen sensors", derived=True),),
 )
 
 ALERT = from_measurement(
@@ -127,6 +143,8 @@ _CONSTRAINTS: dict[str, dict[str, Any]] = {
     "coverage": {"minimum": 0, "maximum": 1},
     "n": {"minimum": 0},
     "hours_ge_30": {"minimum": 0, "maximum": 25},
+    "network": {"enum": list(NETWORKS)},
+    "trust": {"enum": list(TRUSTS)},
 }
 #: Columns that identify a row, per dataset (Table Schema ``primaryKey``): a stored point's key.
 _PRIMARY_KEYS: dict[str, tuple[str, ...]] = {

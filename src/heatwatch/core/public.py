@@ -8,6 +8,7 @@ neutral for a private site: :mod:`.privacy`), whether the position is blurred, t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .model import Sensor
@@ -26,3 +27,14 @@ def public_fields(sensor: Sensor | None) -> dict[str, Any]:
     lat, lon, blurred = public_position(sensor)
     return {"name": public_sensor(sensor).name, "latitude": lat, "longitude": lon, "position_blurred": blurred,
             "network": network_of(sensor), "trust": trust_of(sensor)}
+
+
+def append_network_trust(rows: Iterable[list[Any]], sensor_at: int, sensors: Mapping[str, Sensor]) -> None:
+    """End each row of a per-sensor dataset with its sensor's ``network`` and ``trust`` (the columns
+    :data:`heatwatch.core.datasets.SENSOR_TRUST`), the sensor id being at ``sensor_at``; in place.
+
+    An unregistered sensor is the town's (:func:`.trust.network_of`), as everywhere else."""
+    for row in rows:
+        s = sensors.get(row[sensor_at])
+        row.append(network_of(s))
+        row.append(trust_of(s))

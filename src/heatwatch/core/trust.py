@@ -39,3 +39,11 @@ def weight_of(sensor: Sensor | None, citizen_weight: float) -> float:
     """The sensor's weight in the town's indices: 1 official, ``citizen_weight`` confirmed, 0 provisional."""
     t = trust_of(sensor)
     return 1.0 if t == "official" else citizen_weight if t == "confirmed" else 0.0
+
+
+def counts_in_town(sensor: Sensor | None, network: Literal["all", "town"] = "all") -> bool:
+    """Whether the sensor enters the town's values: its own always, a confirmed citizen sensor unless ``network``
+    is ``town`` (the town network's values, without any citizen data), a provisional one never (weight 0).
+    Town-level counts (tropical nights of ``/v1/indices`` and of the archived indices) count these sensors only."""
+    t = trust_of(sensor)
+    return t == "official" or (t == "confirmed" and network == "all")

@@ -254,13 +254,14 @@ COLUMN_LABELS = {
     "uhi_night_max_max": "plus fort maximum nocturne d'ICU (°C)",
     "uhi_mean_mean": "moyenne de l'ICU journalier (°C)",
     "tropical_nights": "nuits tropicales", "tn_mean": "Tn moy. (°C)", "tx_max": "Tx max (°C)", "note": "remarque",
+    "trust": "confiance",  # official, provisional or confirmed: a resident's sensor is never shown as the town's
 }
 
 
 def render_html(data: ReportData) -> str:
-    shown = ["rank", "sensor", "name", "site_class", "days_compared", "uhi_night_max_mean", "uhi_night_max_max",
-             "uhi_mean_mean", "tropical_nights", *(threshold_column(t) for t in data.thresholds), "tn_mean", "tx_max",
-             "note"]
+    shown = ["rank", "sensor", "name", "site_class", "trust", "days_compared", "uhi_night_max_mean",
+             "uhi_night_max_max", "uhi_mean_mean", "tropical_nights", *(threshold_column(t) for t in data.thresholds),
+             "tn_mean", "tx_max", "note"]
     labels = COLUMN_LABELS | {threshold_column(t): f"heures ≥ {t:g} °C" for t in data.thresholds}
     return environment().get_template("report.html.j2").render(d=data, columns=shown, labels=labels)
 
@@ -311,7 +312,7 @@ def render_pdf(data: ReportData, path: Path) -> None:
         fig = Figure(figsize=(11.69, 8.27))
         ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
         ax.set_axis_off()
-        cols = ["rank", "sensor", "days_compared", "uhi_night_max_mean", "uhi_mean_mean", "tropical_nights",
+        cols = ["rank", "sensor", "trust", "days_compared", "uhi_night_max_mean", "uhi_mean_mean", "tropical_nights",
                 *(threshold_column(t) for t in data.thresholds)]
         cells = [[_num(r.get(c), 2) if isinstance(r.get(c), float) else ("—" if r.get(c) is None else str(r.get(c)))
                   for c in cols] for r in data.ranking[:40]]

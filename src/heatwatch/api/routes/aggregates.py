@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, TOWN_DAILY, Column, Dataset
-from heatwatch.core.trust import network_of, trust_of
+from heatwatch.core.trust import counts_in_town
 
 from ..deps import (
     ISO_PATTERN,
@@ -46,14 +46,14 @@ async def _no_counts() -> Counter[str]:
     return Counter()
 
 
-def uncounted(sensors: list[Any], network: str) -> tuple[str, ...]:
+def uncounted(sensors: list[Any], network: Literal["all", "town"]) -> tuple[str, ...]:
     """Sensors a town-level count leaves out: provisional citizen sensors (weight 0: never in the town's values),
-    and with ``network=town`` every citizen sensor (docs/citizens.md)."""
-    return tuple(sorted(s.id for s in sensors if network_of(s) == "citizen"
-                        and (network == "town" or trust_of(s) == "provisional")))
+    and with ``network=town`` every citizen sensor (core/trust.py, docs/citizens.md)."""
+    return tuple(sorted(s.id for s in sensors if not counts_in_town(s, network)))
 
 
-async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True, network: str = "all"
+async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True,
+                        network: Literal["all", "town"] = "all"
                         ) -> tuple[list[list[Any]], int | None]:
     """The town's daily rows in [start, end), each with its local date and its count of tropical nights
     (None when ``nights`` is false), and the dataset's last update. The reads run concurrently.

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.model import Sensor, Town
 from heatwatch.core.privacy import public_sensors
+from heatwatch.core.trust import network_of, trust_of
 
 from ..cache import Cached, build_entry, conditional
 from ..deps import TOWN_PATTERN, CtxDep, known_town
@@ -259,6 +260,7 @@ async def uhi_map(
     async def _make() -> Cached:
         req = await resolve_request(client, t, kind, date_, from_, to, at)
         sensors = list_sensors(ctx.registry, t.id)
+        by_id = {s.id: s for s in sensors}
         mv = await map_values(client, t, req, sensors)
         points = positioned(mv.values, sensors, t)
         idw = build_grid(points, cell_m, power, max_distance_m)
@@ -280,7 +282,8 @@ async def uhi_map(
         meta = ctx.meta(last, period=req.describe(), value=mv.name, unit="°C",
                         grid={**grid_meta(grid), **chosen.meta()},
                         sensors=[{"sensor": p.sensor, "latitude": p.latitude, "longitude": p.longitude,
-                                  "uhi": round(p.value, 3)} for p in grid.sensors], **extra)
+                                  "uhi": round(p.value, 3), "network": network_of(by_id.get(p.sensor)),
+                                  "trust": trust_of(by_id.get(p.sensor))} for p in grid.sensors], **extra)
         body = feature_collection(features_with_se(grid_features(grid), chosen.se), meta)
         return build_entry(dumps(body), GeoJSONBytes.media_type if fmt == "geojson" else "application/json", headers)
 

@@ -177,6 +177,8 @@
           lon: it.longitude,
           reference: Boolean(it.reference) || it.site_class === "rural_reference" || (state.town.reference_sensors || []).includes(it.id),
           status: it.status,
+          // official (the town's), provisional or confirmed (a resident's or crowd sensor): shown on the marker
+          trust: it.trust || "official",
           latest: l ? { ts: Date.parse(l.time), temperature: l.temperature, humidity: l.humidity, battery_v: l.battery_v, battery_pct: l.battery_pct ?? null } : null,
           qc: undefined,
           uhiHourly: undefined,
@@ -393,10 +395,12 @@
     const c = colourFor(v);
     const classes = ["v"];
     if (s.reference) classes.push("ref");
+    if (s.trust && s.trust !== "official") classes.push("citizen", s.trust);
     if (statusOf(s) !== "ok") classes.push("stale");
     if (state.selected === s.id) classes.push("selected");
     const span = el("span", {
       class: classes.join(" "), "data-sensor": s.id, "data-value": v === null ? "" : String(v),
+      "data-trust": s.trust || "official",
       style: `background:${c.bg};color:${c.fg}`, text: v === null ? "—" : fmt1(v),
     });
     return L.divIcon({ className: "hw-marker", html: span, iconSize: null });
@@ -420,7 +424,8 @@
   function markerLabel(s, ref) {
     const v = valueOf(s, ref);
     const what = state.mode === "uhi" ? t("mode_uhi") : t("mode_t");
-    return `${s.id} ${s.name}${s.reference ? " (" + t("reference") + ")" : ""} : ${what} ${v === null ? t("no_value") : fmt1(v) + " °C"}, ${t("status_" + statusOf(s))}`;
+    const trust = s.trust && s.trust !== "official" ? " (" + t("trust_" + s.trust) + ")" : "";
+    return `${s.id} ${s.name}${s.reference ? " (" + t("reference") + ")" : ""}${trust} : ${what} ${v === null ? t("no_value") : fmt1(v) + " °C"}, ${t("status_" + statusOf(s))}`;
   }
 
   function renderMarker(s, flash, ref) {
@@ -450,7 +455,7 @@
     const out = {};
     for (const [id, m] of state.markers) {
       const parent = state.cluster ? state.cluster.getVisibleParent(m) : m;
-      out[id] = { value: m.options.icon.options.html.dataset.value,
+      out[id] = { value: m.options.icon.options.html.dataset.value, trust: m.options.icon.options.html.dataset.trust,
                   cluster: parent && parent !== m && parent.getChildCount ? parent.getChildCount() : null };
     }
     return out;
