@@ -270,6 +270,53 @@ def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dic
         assert not any(s in text for s in secrets), p
 
 
+def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[str, Any]) -> None:
+    """The resident chose the ODbL: Vitré's per-sensor datasets are offered under the ODbL as a whole and under the
+    Licence Ouverte for the town network's rows (network=town); their provenance names every source; the town's
+    indices stay under the Licence Ouverte with the ODbL notice; Saint-Omer (no ODbL source) is unchanged. The
+    DCAT-AP 2.1.1 shapes find no violation."""
+    from pyshacl import validate
+    from rdflib import Graph, URIRef
+    from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SH
+
+    c: TestClient = world["client"]
+    etalab, odbl = (URIRef("https://www.etalab.gouv.fr/licence-ouverte-open-licence/"),
+                    URIRef("https://opendatacommons.org/licenses/odbl/1-0/"))
+    g = Graph().parse(data=c.get("/v1/catalog").text, format="json-ld")
+    base = "http://127.0.0.1:8000/v1/catalog#heatwatch-"
+    for ds in ("readings", "hourly", "daily"):
+        node = URIRef(f"{base}vitre-{ds}")
+        assert g.value(node, DCTERMS.license) == odbl
+        by_licence: dict[Any, list[str]] = {}
+        for d in g.objects(node, DCAT.distribution):
+            by_licence.setdefault(g.value(d, DCTERMS.license), []).append(str(g.value(d, DCAT.accessURL)))
+        assert len(by_licence[odbl]) == 3 and not any("network=town" in u for u in by_licence[odbl])
+        assert len(by_licence[etalab]) == 3 and all("network=town" in u for u in by_licence[etalab])
+        text = str(g.value(g.value(node, DCTERMS.provenance), RDFS.label))
+        assert "town's own sensor network" in text and "residents' sensors" in text and "ODbL" in text
+        assert PSEUDONYM not in text and CONTACT not in text
+        so = URIRef(f"{base}saint-omer-{ds}")
+        assert {g.value(d, DCTERMS.license) for d in g.objects(so, DCAT.distribution)} == {etalab}
+    indices = URIRef(f"{base}vitre-indices")
+    assert {g.value(d, DCTERMS.license) for d in g.objects(indices, DCAT.distribution)} == {etalab}
+    assert "made available under the ODbL" in str(g.value(g.value(indices, DCTERMS.provenance), RDFS.label))
+    # The town-only distribution answers without the resident's rows.
+    q = {"town": "vitre", "from": joined["days"][0].isoformat(), "to": joined["days"][1].isoformat()}
+    rows = c.get("/v1/hourly", params={**q, "network": "town", "limit": 5000}).json()["data"]
+    assert rows and {r["network"] for r in rows} == {"town"}
+    mine = c.get("/v1/hourly", params={**q, "network": "citizen", "limit": 5000}).json()["data"]
+    assert {r["sensor"] for r in mine} == {joined["sensor"]} and {r["network"] for r in mine} == {"citizen"}
+
+    shapes = Graph()
+    for name in ("dcat-ap_2.1.1_shacl_shapes.ttl",):
+        shapes.parse(Path(__file__).resolve().parents[1] / "data" / "dcat-ap" / name, format="turtle")
+    _, report, _ = validate(g, shacl_graph=shapes, inference="none", allow_warnings=True)
+    violations = [str(report.value(r, SH.resultMessage)) for r in report.subjects(RDF.type, SH.ValidationResult)
+                  if report.value(r, SH.resultSeverity) == SH.Violation
+                  and "Checksum_Property_spdx_algorithm" not in str(report.value(r, SH.sourceShape))]
+    assert violations == []
+
+
 def test_withdrawal_erases_everything_and_recomputes(world: Any, joined: dict[str, Any]) -> None:
     c: TestClient = world["client"]
     settings: Settings = world["settings"]
@@ -334,3 +381,4 @@ def test_town_counts_leave_out_provisional_citizens_and_every_citizen_for_the_to
                Sensor(id="w1", town="vitre", owner="crowd", trust="confirmed")]
     assert uncounted(sensors, "all") == ("c1", "sc-1")
     assert uncounted(sensors, "town") == ("c1", "c2", "sc-1", "w1")
+

@@ -13,7 +13,11 @@ What data.gouv.fr's DCAT harvester (udata) reads, and how it is written here (do
   updated data (udata reads the EU ``CONT`` as "several times a day"), ``HOURLY``, ``DAILY``;
 * ``dct:spatial``: the commune's INSEE URI with a WKT and GeoJSON polygon (udata only keeps polygons) and the
   INSEE code; ``dcat:theme`` from the EU data-theme vocabulary; ``dct:conformsTo`` the dataset's Table Schema;
-* two ``dcat:DataService``: the open-data API (OpenAPI) and the SensorThings API.
+* two ``dcat:DataService``: the open-data API (OpenAPI) and the SensorThings API;
+* provenance per source of readings (:mod:`heatwatch.core.provenance`): each dataset's ``dct:provenance`` names
+  its sources (the town's network, residents, sensor.community) with their licences; a per-sensor dataset of a
+  town with ODbL sources has its distributions under the ODbL (share-alike, the licence the rows together can be
+  offered under) plus the town network's rows alone (``network=town``) under the Licence Ouverte.
 
 Every referenced node carries its DCAT-AP class, so the DCAT-AP 2.1.1 SHACL shapes check their ranges
 (``tests/api/test_archives.py`` runs pyshacl with them).
@@ -29,7 +33,8 @@ from urllib.parse import urlencode
 from heatwatch.core.archives import Manifest
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
 from heatwatch.core.measurements import qc_flag_table
-from heatwatch.core.model import Town
+from heatwatch.core.model import Sensor, Town
+from heatwatch.core.provenance import ETALAB, ODBL, Source, combined_licence, sources
 from heatwatch.core.settings import ApiOptions
 
 from .formats import LICENCE
@@ -63,6 +68,7 @@ CONTEXT = {
     "spdx": "http://spdx.org/rdf/terms#",
     "owl": "http://www.w3.org/2002/07/owl#",
     "dcatap": "http://data.europa.eu/r5r/",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "dcat:startDate": {"@type": "xsd:dateTime"},
     "dcat:endDate": {"@type": "xsd:dateTime"},
     "dct:issued": {"@type": "xsd:dateTime"},
@@ -104,10 +110,29 @@ def _concept(uri: str, label: str | None = None, kind: str = "skos:Concept") -> 
     return node
 
 
-def _licence() -> dict[str, Any]:
-    return {"@id": LICENCE["url"], "@type": "dct:LicenseDocument", "dct:title": LICENCE["title"],
-            "dct:type": {"@id": ADMS_LICENCE_TYPE + "Attribution", "@type": "skos:Concept",
-                         "skos:prefLabel": "Attribution"}}
+def _licence(lic: Mapping[str, str] = LICENCE) -> dict[str, Any]:
+    kind = "ShareAlike" if lic["id"] == ODBL["id"] else "Attribution"
+    return {"@id": lic["url"], "@type": "dct:LicenseDocument", "dct:title": lic["title"],
+            "dct:type": {"@id": ADMS_LICENCE_TYPE + kind, "@type": "skos:Concept", "skos:prefLabel": kind}}
+
+
+def _provenance(ds: Dataset, srcs: list[Source]) -> dict[str, Any]:
+    """The dataset's sources and their licences, in words (``dct:ProvenanceStatement``)."""
+    if not srcs:
+        text = "Sources: the town's own sensor network, under the Licence Ouverte 2.0."
+    elif ds.per_sensor:
+        text = ("Sources, each row under its source's licence (its sensor's network and trust are columns): "
+                + "; ".join(s.describe() for s in srcs) + ".")
+        if combined_licence(srcs) is ODBL:
+            text += (" As a whole under the ODbL 1.0 (share-alike); the town network's rows alone (network=town) "
+                     "under the Licence Ouverte 2.0.")
+    else:
+        text = ("Computed by heatwatch from the town's network and its confirmed citizen sensors (weighted; "
+                "network=town gives the town network's values alone). Sources: "
+                + "; ".join(s.describe() for s in srcs) + ".")
+        if combined_licence(srcs) is ODBL:
+            text += " Contains information from the ODbL sources above, made available under the ODbL 1.0."
+    return {"@type": "dct:ProvenanceStatement", "rdfs:label": text}
 
 
 def _publisher(base: str, town: Town | None, config: ApiOptions) -> dict[str, Any]:
@@ -178,8 +203,8 @@ def services(base: str, dataset_ids: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manifests: list[Manifest]
-                          ) -> list[dict[str, Any]]:
+def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manifests: list[Manifest],
+                          licence: Mapping[str, str] = LICENCE) -> list[dict[str, Any]]:
     """Each closed month's files of ``ds``: the real downloads, with size, checksum, issue date and period."""
     out = []
     schema = {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"}
@@ -207,7 +232,7 @@ def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manife
                 "dct:issued": current.issued,
                 "dct:temporal": {"@type": "dct:PeriodOfTime", "dcat:startDate": m.start, "dcat:endDate": m.end},
                 "dct:format": _format(f.format), "dcat:mediaType": _media(f.format),
-                "dct:license": _licence(), "dct:conformsTo": schema,
+                "dct:license": _licence(licence), "dct:conformsTo": schema,
                 "dcatap:availability": AVAILABILITY + "STABLE",
                 "adms:versionNotes": current.note,
             }
@@ -219,17 +244,23 @@ def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manife
 
 def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
                    coverage: Mapping[tuple[str, str], tuple[str | None, str | None]],
-                   archives: Mapping[str, list[Manifest]] | None = None) -> dict[str, Any]:
+                   archives: Mapping[str, list[Manifest]] | None = None,
+                   sensors: Mapping[str, list[Sensor]] | None = None) -> dict[str, Any]:
     """``coverage[(dataset id, town id)]`` = (first, last) ISO times, None when there is no data yet;
-    ``archives[town id]``: the town's archived months (:func:`heatwatch.core.archives.list_manifests`)."""
+    ``archives[town id]``: the town's archived months (:func:`heatwatch.core.archives.list_manifests`);
+    ``sensors[town id]``: the town's registered sensors, retired included (the sources of its data)."""
     archives = archives or {}
-    licence = _licence()
+    sensors = sensors or {}
     datasets = []
     for town in towns.values():
+        srcs = sources(sensors.get(town.id, []))
         for ds, path, formats in PUBLISHED:
             first, last = coverage.get((ds.id, town.id), (None, None))
             ident = f"heatwatch-{town.id}-{ds.id}"
             frequency = UDATA_FREQUENCY.get(ds.frequency, ds.frequency)
+            # Rows of several sources: the licence they can be offered under together (core/provenance.py).
+            lic = combined_licence(srcs) if ds.per_sensor else ETALAB
+            licence = _licence(lic)
             live = [
                 {
                     "@id": f"{base}/v1/catalog#{ident}-api-{fmt}",
@@ -246,6 +277,24 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
                 }
                 for fmt in formats
             ]
+            if lic is not ETALAB:
+                # The town network's rows alone stay under the Licence Ouverte: a distribution of their own.
+                live += [
+                    {
+                        "@id": f"{base}/v1/catalog#{ident}-api-town-{fmt}",
+                        "@type": "dcat:Distribution",
+                        "dct:title": f"{ds.title} — {town.name}, réseau de la ville (API, {_FILETYPE[fmt]})",
+                        "dct:description": "The API query restricted to the town's own network (network=town): "
+                                           "no citizen data, under the Licence Ouverte 2.0.",
+                        "dcat:accessURL": _url(base, path, {"town": town.id, "network": "town", "format": fmt}),
+                        "dcat:accessService": {"@id": f"{base}/v1/catalog#api", "@type": "dcat:DataService"},
+                        "dct:format": _format(fmt), "dcat:mediaType": _media(fmt), "dct:license": _licence(ETALAB),
+                        "dcatap:availability": AVAILABILITY + "AVAILABLE",
+                        **({"dct:conformsTo": {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"}}
+                           if fmt == "csv" else {}),
+                    }
+                    for fmt in formats
+                ]
             entry: dict[str, Any] = {
                 "@id": f"{base}/v1/catalog#{ident}",
                 "@type": "dcat:Dataset",
@@ -261,6 +310,7 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
                 "dct:publisher": _publisher(base, town, config),
                 "dcat:contactPoint": _contact(town, config),
                 "dct:license": licence,
+                "dct:provenance": _provenance(ds, srcs),
                 "dct:accessRights": {"@id": EU_ACCESS, "@type": "dct:RightsStatement"},
                 "dct:accrualPeriodicity": {"@id": EU_FREQ + frequency, "@type": "dct:Frequency"},
                 "dct:spatial": _spatial(town),
@@ -268,8 +318,8 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
                                  "@type": "dct:LinguisticSystem"},
                 "dct:conformsTo": {"@id": f"{base}/v1/schemas/{ds.id}.json", "@type": "dct:Standard"},
                 "dcat:landingPage": {"@id": f"{base}/docs", "@type": "foaf:Document"},
-                "dcat:distribution": [*archive_distributions(base, ident, ds, town, archives.get(town.id, [])),
-                                      *live],
+                "dcat:distribution": [*archive_distributions(base, ident, ds, town, archives.get(town.id, []),
+                                                             lic), *live],
             }
             if first or last:
                 temporal: dict[str, Any] = {"@type": "dct:PeriodOfTime"}
@@ -295,9 +345,10 @@ def dcat_catalogue(base: str, towns: Mapping[str, Town], config: ApiOptions,
         "@type": "dcat:Catalog",
         "dct:title": "heatwatch — îlots de chaleur urbains (" + ", ".join(t.name for t in towns.values()) + ")",
         "dct:description": "Temperature and humidity measured by urban sensor networks, and the heat indicators "
-                           "computed from them, as open data under the Licence Ouverte 2.0.",
+                           "computed from them, as open data under the Licence Ouverte 2.0 (residents' and "
+                           "sensor.community data under their own licence: each dataset's provenance).",
         "dct:publisher": _publisher(base, None, config),
-        "dct:license": licence,
+        "dct:license": _licence(),
         "dct:language": {"@id": "http://publications.europa.eu/resource/authority/language/FRA",
                          "@type": "dct:LinguisticSystem"},
         "foaf:homepage": {"@id": f"{base}/docs", "@type": "foaf:Document"},

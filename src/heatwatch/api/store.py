@@ -77,6 +77,8 @@ class Filter:
     qc_max: int | None = None
     #: sensors left out (e.g. the citizen sensors of a town-network count), each a bind parameter
     exclude: tuple[str, ...] = ()
+    #: only these sensors (None: any), each a bind parameter; empty: none
+    only: tuple[str, ...] | None = None
 
     def where(self, since_ms: int | None = None) -> tuple[str, dict[str, Any]]:
         clauses = ["time >= $start", "time < $end"]
@@ -96,6 +98,11 @@ class Filter:
         for i, sensor in enumerate(sorted(set(self.exclude))):
             clauses.append(f"{ident('sensor')} != $x{i}")
             params[f"x{i}"] = sensor
+        if self.only is not None:
+            # no sensor at all: an id no sensor has (ids are never empty) rather than a query not sent
+            only = sorted(set(self.only)) or [""]
+            clauses.append("(" + " OR ".join(f"{ident('sensor')} = $o{i}" for i in range(len(only))) + ")")
+            params.update({f"o{i}": sensor for i, sensor in enumerate(only)})
         return " AND ".join(clauses), params
 
 

@@ -16,6 +16,7 @@ from ..deps import Ctx, CtxDep, DecimalParam, TimesParam
 from ..errors import not_found
 from ..respond import cached_json
 from ..responses import JSONLDBytes
+from ..sensorinfo import list_sensors
 from ..timeutil import iso_z
 from .archives import archives_version
 
@@ -58,7 +59,9 @@ def _archived(ctx: Ctx) -> dict[str, list[Any]]:
             response_class=JSONLDBytes)
 async def catalog(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
-        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx), _archived(ctx))
+        sensors = {t: list_sensors(ctx.registry, t) for t in ctx.settings.towns}  # the sources of each town's data
+        body = dcat_catalogue(base_url(ctx), ctx.settings.towns, ctx.config, await _coverage(ctx), _archived(ctx),
+                              sensors)
         return body, None, "application/ld+json"
 
     return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build, version=archives_version(ctx))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from heatwatch.core.datasets import DAILY, HOURLY, READING, Dataset
 from heatwatch.core.measurements import QC_MAX
+from heatwatch.core.trust import network_of
 
 from ..deps import (
     CtxDep,
@@ -22,6 +23,7 @@ from ..deps import (
 )
 from ..formats import choose_format
 from ..respond import series_response
+from ..sensorinfo import list_sensors
 from ..store import Filter
 from ..timeutil import time_range, zone
 
@@ -35,6 +37,10 @@ QcParam = Annotated[int | None, Query(ge=0, le=QC_MAX, description=(
 QcMaxParam = Annotated[int | None, Query(ge=0, le=QC_MAX, description=(
     "only rows whose qc value is at most this (qc_max=0 is qc=0; the bits are in /v1/qc-flags)"))]
 
+NetworkParam = Annotated[Literal["all", "town", "citizen"], Query(description=(
+    "all (default): every sensor; town: the town's own network only (its data is under the Licence Ouverte 2.0); "
+    "citizen: residents' and crowd sensors only (each under its own licence: docs/citizens.md, /v1/governance)"))]
+
 EXPORT_RESPONSES: dict[int | str, dict] = {
     200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},
                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
@@ -45,10 +51,17 @@ EXPORT_RESPONSES: dict[int | str, dict] = {
 
 async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, style, limit, cursor, count, *,
                   default_days: int, max_days: int, ttl: float, max_age: int, qc: int | None = None,
-                  qc_max: int | None = None) -> Response:
+                  qc_max: int | None = None, network: str = "all") -> Response:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     start, end = time_range(from_, to, tz, default_days=default_days, max_days=max_days, what=ds.id)
     flt = Filter(start, end, town=town.id, sensor=sensor, qc=qc, qc_max=qc_max)
+    if network != "all":
+        # The registry says which sensors are residents' (core/trust.py); an unregistered one is the town's.
+        citizens = tuple(s.id for s in list_sensors(ctx.registry, town.id) if network_of(s) == "citizen")
+        if network == "town":
+            flt.exclude = citizens
+        else:
+            flt.only = citizens
     name = f"heatwatch-{ds.id}-{town.id}" + (f"-{sensor}" if sensor else "")
     # A daily row describes a day of the town's calendar, whatever zone the request reads times in.
     return await series_response(ctx, ds, flt, fmt=fmt, style=style, limit=limit, cursor=cursor, count=count,
@@ -61,8 +74,9 @@ async def _series(ctx, ds: Dataset, town, sensor, from_, to, tz, format, style, 
                         "`max_raw_days` (31) per request. JSON is paged; CSV and Parquet stream the range.")
 async def readings(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
                    from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
-                   cursor: CursorParam = None, count: CountParam = False) -> Response:
+                   cursor: CursorParam = None, count: CountParam = False, network: NetworkParam = "all") -> Response:
     return await _series(ctx, READING, town, sensor, from_, to, tz, format, style, limit, cursor, count,
+                         network=network,
                          default_days=1, max_days=ctx.config.max_raw_days, ttl=ctx.config.cache_ttl_latest_s,
                          max_age=30)
 
@@ -73,9 +87,9 @@ async def readings(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, senso
 async def hourly(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
                  from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
                  cursor: CursorParam = None, count: CountParam = False, qc: QcParam = None,
-                 qc_max: QcMaxParam = None) -> Response:
+                 qc_max: QcMaxParam = None, network: NetworkParam = "all") -> Response:
     return await _series(ctx, HOURLY, town, sensor, from_, to, tz, format, style, limit, cursor, count,
-                         qc=qc, qc_max=qc_max,
+                         qc=qc, qc_max=qc_max, network=network,
                          default_days=7, max_days=ctx.config.max_hourly_days, ttl=ctx.config.cache_ttl_agg_s,
                          max_age=300)
 
@@ -86,8 +100,8 @@ async def hourly(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor:
 async def daily(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, sensor: OptSensorParam = None,
                 from_: FromParam = None, to: ToParam = None, format: FormatParam = None, limit: LimitParam = None,
                 cursor: CursorParam = None, count: CountParam = False, qc: QcParam = None,
-                qc_max: QcMaxParam = None) -> Response:
+                qc_max: QcMaxParam = None, network: NetworkParam = "all") -> Response:
     return await _series(ctx, DAILY, town, sensor, from_, to, tz, format, style, limit, cursor, count,
-                         qc=qc, qc_max=qc_max,
+                         qc=qc, qc_max=qc_max, network=network,
                          default_days=365, max_days=ctx.config.max_daily_days, ttl=ctx.config.cache_ttl_agg_s,
                          max_age=300)
