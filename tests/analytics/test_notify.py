@@ -30,13 +30,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from fastapi.testclient import TestClient
 
+from heatwatch.analytics.notify import Dispatcher
 from heatwatch.analytics.notify.senders import EmailSender, SendError
 from heatwatch.analytics.publish import MqttPublisher
 from heatwatch.analytics.scheduler import AnalyticsService
 from heatwatch.api.app import create_app
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.model import Reading, Sensor, SiteClass
-from heatwatch.core.notifications import NotificationStore, verify
+from heatwatch.core.notifications import NotificationStore, SubscriptionIn, verify
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import MqttUrl, Settings
 from heatwatch.stack.embedded import free_port
@@ -361,3 +362,27 @@ def test_implicit_tls_and_a_refused_login(ca, tmp_path):
         assert len(box.all()) == 1
     finally:
         ctl.stop()
+
+
+def test_what_is_due_is_sent_while_influxdb_is_down(tmp_path, receiver):
+    """Reconciling needs InfluxDB; sending what is already planned (retries, reminders, digests) does not."""
+    settings = Settings.load(influx_url="http://127.0.0.1:9", data_dir=tmp_path / "var", notify_attempts=2)
+    store = NotificationStore.for_data_dir(settings.data_dir)
+    sub = store.add_subscription(SubscriptionIn(town="vitre", channel="webhook", target=receiver.url("/ok"),
+                                                digest=False))
+    receiver.secrets["/ok"] = sub.secret
+    did = store.add_delivery(sub.id, "digest", ms(T0), ms(T0), day="2026-07-15",
+                             payload={"subject": "s", "text": "t", "json": {"type": "digest", "town": "vitre"}})
+
+    async def go():
+        async with InfluxClient(settings.influx_base_url, settings.influx_db, timeout=2) as c:
+            d = Dispatcher.from_settings(c, settings)
+            try:
+                return await d.run(T0)
+            finally:
+                await d.close()
+
+    report = asyncio.run(go())
+    assert report.sent == 1 and store.delivery(did).status == "sent"
+    got = receiver.at("/ok")
+    assert len(got) == 1 and got[0]["verified"] and json.loads(got[0]["body"])["type"] == "digest"

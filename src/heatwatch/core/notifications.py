@@ -543,6 +543,17 @@ class NotificationStore:
         with self._db() as db:
             return [self._delivery(r) for r in db.execute(q + " ORDER BY id DESC LIMIT ?", [*args, limit])]
 
+    def prune(self, before_ms: int) -> int:
+        """Delete sent and skipped messages created before ``before_ms``, and alerts that ended before it (with
+        their acknowledgements); dead and pending messages stay."""
+        with self._db() as db:
+            n = db.execute("DELETE FROM delivery WHERE status IN ('sent', 'skipped') AND created < ?",
+                           (before_ms,)).rowcount
+            db.execute("DELETE FROM ack WHERE key IN (SELECT key FROM alert WHERE state = 'closed' AND ended < ?)",
+                       (before_ms,))
+            db.execute("DELETE FROM alert WHERE state = 'closed' AND ended < ?", (before_ms,))
+        return n
+
     def retry(self, did: int) -> Delivery | None:
         """Send a dead (or skipped) delivery again from its first attempt, at the dispatcher's next run (due 0:
         whatever the dispatcher's clock says)."""

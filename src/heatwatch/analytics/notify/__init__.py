@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from zoneinfo import ZoneInfo
 
+from heatwatch.core.errors import InfluxError
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
 from heatwatch.core.model import Town
@@ -54,6 +55,9 @@ CONCURRENCY = 8  # messages in flight at once: a slow receiver holds one slot, n
 #: A day's digest goes out at the digest hour, or up to this many hours later (analytics was down, or the
 #: subscription was made then); later than that, that day has none: a 16:00 "morning" digest is noise.
 DIGEST_LATE_H = 4
+#: Sent and skipped messages and ended alerts are kept this long (the record of who was told what), then deleted;
+#: dead ones stay until a technician sends them again.
+KEEP_DAYS = 400
 
 
 @dataclass
@@ -100,6 +104,7 @@ class Dispatcher:
         self.email = email
         self.webhook = webhook
         self.policy = policy or Policy()
+        self._pruned_day: dt.date | None = None
 
     @classmethod
     def from_settings(cls, client: InfluxClient, settings: AnalyticsSettings) -> Dispatcher:
@@ -123,17 +128,25 @@ class Dispatcher:
         subs = await asyncio.to_thread(self.store.subscriptions, None, True)
         if subs:
             closed: list[str] = []
-            for town in self.towns:
-                current = await load_open(self.client, town)
-                alerts = [StoredAlert(key=alert_key(town, a.sensor, a.kind, a.started), town=town, sensor=a.sensor,
-                                      kind=a.kind, started=a.started, value=a.value, threshold=a.threshold,
-                                      message=a.message, state="open", seen=_ms(now)) for a in current.values()]
-                opened, gone = await asyncio.to_thread(self.store.sync_open, town, alerts, _ms(now))
-                report.opened += len(opened)
-                report.closed += len(gone)
-                closed += gone
+            try:
+                for town in self.towns:
+                    current = await load_open(self.client, town)
+                    alerts = [StoredAlert(key=alert_key(town, a.sensor, a.kind, a.started), town=town,
+                                          sensor=a.sensor, kind=a.kind, started=a.started, value=a.value,
+                                          threshold=a.threshold, message=a.message, state="open", seen=_ms(now))
+                              for a in current.values()]
+                    opened, gone = await asyncio.to_thread(self.store.sync_open, town, alerts, _ms(now))
+                    report.opened += len(opened)
+                    report.closed += len(gone)
+                    closed += gone
+            except InfluxError as exc:
+                # InfluxDB down: what is known is still sent (retries, reminders, digests); the next run reconciles.
+                log.warning("notify.alerts_unreadable", error=str(exc))
             report.planned = await asyncio.to_thread(self._plan, subs, closed, now)
         await self._send_due(now, report)
+        if self._pruned_day != now.date():
+            self._pruned_day = now.date()
+            await asyncio.to_thread(self.store.prune, _ms(now) - KEEP_DAYS * 86_400_000)
         if any(asdict(report).values()):
             log.info("notify.run", **report.as_log())
         return report
