@@ -273,8 +273,8 @@ def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dic
 def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[str, Any]) -> None:
     """The resident chose the ODbL: Vitré's per-sensor datasets are offered under the ODbL as a whole and under the
     Licence Ouverte for the town network's rows (network=town); their provenance names every source; the town's
-    indices stay under the Licence Ouverte with the ODbL notice; Saint-Omer (no ODbL source) is unchanged. The
-    DCAT-AP 2.1.1 shapes find no violation."""
+    indices stay under the Licence Ouverte with the ODbL notice; Saint-Omer (no ODbL source) is unchanged; the same
+    in the datapackage's sources and licenses. The DCAT-AP 2.1.1 shapes find no violation."""
     from pyshacl import validate
     from rdflib import Graph, URIRef
     from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SH
@@ -306,6 +306,24 @@ def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[
     assert rows and {r["network"] for r in rows} == {"town"}
     mine = c.get("/v1/hourly", params={**q, "network": "citizen", "limit": 5000}).json()["data"]
     assert {r["sensor"] for r in mine} == {joined["sensor"]} and {r["network"] for r in mine} == {"citizen"}
+
+    # The datapackage: sources and licences per resource, the town network's rows as a resource of their own.
+    from frictionless import Package
+
+    pkg = c.get("/v1/datapackage.json").json()
+    assert not Package.validate_descriptor(pkg).errors
+    res = {r["name"]: r for r in pkg["resources"]}
+    assert [x["name"] for x in res["hourly-vitre"]["licenses"]] == ["ODbL-1.0", "etalab-2.0"]
+    assert [x["name"] for x in res["hourly-vitre-town-network"]["licenses"]] == ["etalab-2.0"]
+    assert "network=town" in res["hourly-vitre-town-network"]["path"]
+    assert [x["name"] for x in res["hourly-saint-omer"]["licenses"]] == ["etalab-2.0"]
+    assert "hourly-saint-omer-town-network" not in res
+    assert [x["name"] for x in res["indices-vitre"]["licenses"]] == ["etalab-2.0"]
+    titles = " ".join(x["title"] for x in res["hourly-vitre"]["sources"])
+    assert "town's own sensor network" in titles and "residents' sensors" in titles and PSEUDONYM not in titles
+    assert {x["name"] for x in pkg["licenses"]} == {"etalab-2.0", "ODbL-1.0"}
+    assert {x["title"].split(" (")[0] for x in pkg["sources"]} >= {"the town's own sensor network",
+                                                                 "residents' sensors registered through heatwatch"}
 
     shapes = Graph()
     for name in ("dcat-ap_2.1.1_shacl_shapes.ttl",):

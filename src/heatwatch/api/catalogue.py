@@ -34,7 +34,7 @@ from heatwatch.core.archives import Manifest
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
 from heatwatch.core.measurements import qc_flag_table
 from heatwatch.core.model import Sensor, Town
-from heatwatch.core.provenance import ETALAB, ODBL, Source, combined_licence, sources
+from heatwatch.core.provenance import ETALAB, ODBL, Source, combined_licence, licences, sources
 from heatwatch.core.settings import ApiOptions
 
 from .formats import LICENCE
@@ -389,14 +389,36 @@ def qc_flags_resource(base: str) -> dict[str, Any]:
 _CSV_DIALECT = {"delimiter": ",", "lineTerminator": "\r\n", "quoteChar": '"', "doubleQuote": True, "header": True}
 
 
+def _dp_licence(lic: Mapping[str, str]) -> dict[str, str]:
+    return {"name": lic["spdx"], "path": lic["url"], "title": lic["title"]}
+
+
+def _dp_sources(srcs: list[Source]) -> list[dict[str, str]]:
+    return [{"title": s.describe(), **({"path": s.kind.path} if s.kind.path else {})} for s in srcs]
+
+
 def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
-                archives: Mapping[str, list[Manifest]] | None = None) -> dict[str, Any]:
+                archives: Mapping[str, list[Manifest]] | None = None,
+                sensors: Mapping[str, list[Sensor]] | None = None) -> dict[str, Any]:
     """A Frictionless Data Package: each town's live CSV export of each dataset, and each closed month's CSV.gz
     archive file with its SHA-256 as ``hash``. No ``bytes``: frictionless 5 counts no bytes of a remote file and
-    would report every archive invalid ("actual is None"); the size is in ``/v1/archives`` and the catalogue."""
-    licenses = [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}]
+    would report every archive invalid ("actual is None"); the size is in ``/v1/archives`` and the catalogue.
+
+    Each resource names its ``sources`` and ``licenses`` (:mod:`heatwatch.core.provenance`): a per-sensor resource of
+    a town with ODbL sources lists the ODbL first (the rows together), then its sources' other licences, and the
+    town network's rows alone are a resource of their own (``network=town``) under the Licence Ouverte."""
+    licenses = [_dp_licence(LICENCE)]
+    all_licences: dict[str, dict[str, str]] = {LICENCE["id"]: LICENCE}
+    all_sources: dict[str, dict[str, str]] = {}
     resources: list[dict[str, Any]] = [qc_flags_resource(base)]
     for town in towns.values():
+        srcs = sources((sensors or {}).get(town.id, []))
+        for src in srcs:
+            all_licences.setdefault(src.licence["id"], src.licence)
+            all_sources.setdefault(src.kind.id, {"title": f"{src.kind.title} ({src.kind.producer})",
+                                                 **({"path": src.kind.path} if src.kind.path else {})})
+        combined = combined_licence(srcs)
+        mixed = [_dp_licence(combined), *(_dp_licence(x) for x in licences(srcs) if x["id"] != combined["id"])]
         for ds, path, _ in PUBLISHED:
             resources.append({
                 "name": f"{ds.id}-{town.id}",
@@ -409,8 +431,17 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
                 "profile": "tabular-data-resource",
                 "dialect": _CSV_DIALECT,
                 "schema": table_schema(ds),
-                "licenses": licenses,
+                "licenses": mixed if ds.per_sensor else licenses,
+                "sources": _dp_sources(srcs),
             })
+            if ds.per_sensor and combined["id"] != LICENCE["id"]:
+                resources.append({
+                    **resources[-1], "name": f"{ds.id}-{town.id}-town-network",
+                    "title": f"{ds.title} — {town.name}, réseau de la ville",
+                    "description": f"{ds.description} The town's own network only (network=town).",
+                    "path": _url(base, path, {"town": town.id, "network": "town", "format": "csv"}),
+                    "licenses": licenses, "sources": _dp_sources([s for s in srcs if s.kind.id == "town_network"]),
+                })
         by_id = {ds.id: ds for ds, _, _ in PUBLISHED}
         for m in (archives or {}).get(town.id, []):
             for f in m.current.files if m.current else []:
@@ -431,7 +462,8 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
                     "profile": "tabular-data-resource",
                     "dialect": _CSV_DIALECT,
                     "schema": table_schema(ds),
-                    "licenses": licenses,
+                    "licenses": mixed if ds.per_sensor else licenses,
+                    "sources": _dp_sources(srcs),
                 })
     return {
         "profile": "tabular-data-package",
@@ -441,7 +473,8 @@ def datapackage(base: str, towns: Mapping[str, Town], config: ApiOptions,
                        "(ISO 8601 with Z). An export's path returns the default time window (add from/to to the "
                        "URL for others); an archive's path is the month's current version.",
         "homepage": f"{base}/docs",
-        "licenses": [{"name": LICENCE["spdx"], "path": LICENCE["url"], "title": LICENCE["title"]}],
+        "licenses": [_dp_licence(x) for x in all_licences.values()],
+        "sources": list(all_sources.values()),
         "contributors": [{"title": config.producer, "email": config.contact_email, "role": "publisher"}],
         "resources": resources,
     }

@@ -72,7 +72,9 @@ async def catalog(ctx: CtxDep) -> Response:
                         "monthly CSV.gz archive file with its byte size and SHA-256.")
 async def datapackage_json(ctx: CtxDep) -> Response:
     async def build() -> tuple[Any, int | None, str]:
-        return datapackage(base_url(ctx), ctx.settings.towns, ctx.config, _archived(ctx)), None, "application/json"
+        sensors = {t: list_sensors(ctx.registry, t) for t in ctx.settings.towns}  # the sources of each town's data
+        return (datapackage(base_url(ctx), ctx.settings.towns, ctx.config, _archived(ctx), sensors), None,
+                "application/json")
 
     return await cached_json(ctx, CATALOGUE_TTL_S, 3600, build, version=archives_version(ctx))
 
