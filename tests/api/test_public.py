@@ -78,7 +78,8 @@ def test_a_forged_host_cannot_poison_what_others_get(api_settings, dataset) -> N
     forged = {"Host": EVIL, "X-Forwarded-Host": EVIL, "X-Forwarded-Proto": "http", "Forwarded": f"host={EVIL}"}
     with served(api_settings, public_url=PUBLIC, rate_limit_per_s=0) as (base, _):  # the cache on: the target
         paged = {"town": "vitre", "from": "2024-07-19", "to": "2024-07-22", "limit": "10"}
-        for path, params in (("/v1/datapackage.json", {}), ("/v1/catalog", {}), ("/v1/hourly", paged)):
+        for path, params in (("/v1/datapackage.json", {}), ("/v1/catalog", {}), ("/v1/hourly", paged),
+                             ("/sta/v1.1", {})):
             attack = httpx.get(f"{base}{path}", params=params, headers=forged, timeout=30)
             assert attack.status_code == 200, attack.text
             ordinary = httpx.get(f"{base}{path}", params=params, timeout=30)
