@@ -120,7 +120,8 @@ def test_every_route_refuses_an_unknown_parameter_by_name(client) -> None:
         for method in sorted(route.methods - {"HEAD"}):
             template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {resource_path:path} → {resource_path}
             path = template.format(town="vitre", sensor_id="x-1", id="1", name="trees", dataset="hourly",
-                                   resource_path="Things", month="2024-07", file="hourly.csv.gz", version="1")
+                                   resource_path="Things", month="2024-07", file="hourly.csv.gz", version="1",
+                                   sensor="x-1")
             r = client.request(method, path, params={"utm_source": "x", "bogus": "1"},
                                headers={"Authorization": "Bearer " + "t" * 40})
             assert r.status_code == 400, (method, route.path, r.status_code, r.text[:200])
