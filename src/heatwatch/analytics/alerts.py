@@ -30,6 +30,7 @@ from heatwatch.core.timestamps import iso_ms
 from heatwatch.core.topics import AlertEvent, alerts_topic
 
 from .jobs import Analytics
+from .metrics import count_open
 from .qc import QcConfig
 from .reader import read_hourly_qc, read_live, read_town_daily
 from .rules import DIRECTION, TOWN, Check, Snapshot, data_lag_s, evaluate, town_silence_rule
@@ -172,6 +173,8 @@ class AlertEngine:
         self.settled_since: dict[str, pd.Timestamp | None] = {}
         #: per town, the data lag of the last evaluation (the metrics read it)
         self.lags: dict[str, float | None] = {}
+        #: per town, open alerts by kind after the last evaluation (the metrics read it)
+        self.open: dict[str, dict[str, int]] = {}
 
     def gate(self, town: str, snap: Snapshot) -> Gate:
         now = snap.now
@@ -234,4 +237,11 @@ class AlertEngine:
                 if self.publisher is not None:
                     self.publisher.publish(alerts_topic(town), c.alert.event(c.event, now_ms).encode())
             changes.extend(town_changes)
+            still = set(open_alerts)
+            for c in town_changes:
+                if c.event == "open":
+                    still.add(c.alert.key)
+                elif c.event == "close":
+                    still.discard(c.alert.key)
+            self.open[town] = count_open(still)
         return changes

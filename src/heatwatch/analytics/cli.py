@@ -11,6 +11,7 @@ from heatwatch.core.logging import get_logger
 from heatwatch.core.registry import Registry
 from heatwatch.core.settings import AnalyticsSettings
 
+from .metrics import serve_metrics
 from .publish import MqttPublisher
 from .scheduler import AnalyticsService
 
@@ -32,17 +33,23 @@ async def serve(settings: AnalyticsSettings, *, once: bool = False, mqtt: bool =
         loop.add_signal_handler(sig, stop.set)
     publisher = MqttPublisher(settings.mqtt, settings.analytics_mqtt_client_id).start() if mqtt else None
     registry = Registry.from_settings(settings)
+    listener = None
     client = InfluxClient.from_settings(settings, max_connections=4)
     try:
         # Creates the database and policies if analytics starts before anything else wrote.
         await client.setup(settings.raw_retention)
         service = AnalyticsService(settings, client, registry, publisher)
+        if settings.analytics_metrics_port is not None and not once:
+            listener = serve_metrics(service.metrics, settings.analytics_metrics_host, settings.analytics_metrics_port)
         if once:
             service.without_startup_grace()
             await service.once()
         else:
             await service.run(stop, requests=mqtt)
     finally:
+        if listener is not None:
+            listener[0].shutdown()
+            listener[0].server_close()
         await client.aclose()
         if publisher is not None:
             publisher.close()

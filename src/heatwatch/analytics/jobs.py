@@ -49,6 +49,7 @@ from heatwatch.core.model import Sensor, Town
 from heatwatch.core.registry import Registry
 
 from .aggregate import DEFAULT_CITIZEN_WEIGHT, TownAggregates, TownContext, aggregate_town, town_qc
+from .metrics import QcWindow, qc_window
 from .qc import QcConfig
 from .reader import first_reading, last_hourly, read_hourly_history, read_readings
 from .reference import read_station
@@ -108,6 +109,8 @@ class RunStats:
     seconds: dict[str, float] = field(default_factory=dict)
     #: points deleted per measurement by an erasure (a contributor's withdrawal) before the recompute
     erased: dict[str, int] = field(default_factory=dict)
+    #: QC flags of the newest 24 computed hours (the metrics' flag rates)
+    qc: QcWindow | None = None
 
     def as_log(self) -> dict[str, Any]:
         return {"town": self.town, "days": f"{self.days[0]}..{self.days[-1]}" if self.days else "-",
@@ -187,6 +190,7 @@ class Analytics:
                 return stats
             t1 = time.perf_counter()
             aggs, lines = await asyncio.to_thread(_compute, readings, ctx, keep, history, station)
+            stats.qc = qc_window(aggs["hourly"])
             t2 = time.perf_counter()
             stats.seconds["compute"] = t2 - t1
             for run in runs_of(keep):

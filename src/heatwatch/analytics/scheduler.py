@@ -16,6 +16,7 @@ scheduled run of the same town from interleaving.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from .backfill import backfill
 from .erase import describe, erase_sensor
 from .jobs import Analytics, RunStats, day_span
 from .last import LastReadings
+from .metrics import AnalyticsMetrics, newest_per_town
 from .notify import Dispatcher
 from .reader import read_hourly_history
 from .requests import RecomputeRequest, RecomputeRequests
@@ -72,6 +74,9 @@ class AnalyticsService:
                                  registry=registry)
         self.notify = Dispatcher.from_settings(client, settings) if settings.notify_enabled else None
         self._last_since_ms: int | None = None
+        # Prometheus (analytics/metrics.py): jobs timed in _guard; lag and open alerts read at scrape time.
+        self.metrics = AnalyticsMetrics(lambda: newest_per_town(self.last.known, self.analytics.towns),
+                                        lambda: self.alerts.open)
         self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: set[asyncio.Task[Any]] = set()
@@ -84,17 +89,22 @@ class AnalyticsService:
         if task is not None:
             self._running.add(task)
         started = self.clock()
+        t0 = time.perf_counter()
         try:
             result = await work()
             for s in result if isinstance(result, list) else []:
-                if isinstance(s, RunStats) and s.readings:
-                    log.info(f"analytics.{name}.town", **s.as_log())
+                if isinstance(s, RunStats):
+                    self.metrics.qc(s.town, s.qc)
+                    if s.readings:
+                        log.info(f"analytics.{name}.town", **s.as_log())
             log.info(f"analytics.{name}.done", seconds=round((self.clock() - started).total_seconds(), 3))
+            self.metrics.job(name, time.perf_counter() - t0, ok=True)
         except asyncio.CancelledError:
             log.warning(f"analytics.{name}.cancelled")
             raise
         except Exception as exc:  # a failed run is retried by the next one: log and go on
             log.error(f"analytics.{name}.failed", error=repr(exc))
+            self.metrics.job(name, time.perf_counter() - t0, ok=False)
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -118,13 +128,16 @@ class AnalyticsService:
             since = now_ms - self.settings.analytics_catchup_max_days * 86_400_000
 
         # Not through _guard: every 30 s, a "done" line each time would drown the log. Updates and failures only.
+        t0 = time.perf_counter()
         try:
             n = await self.last.refresh(since, now_ms)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # retried by the next refresh, which starts from the same point
             log.error("analytics.last.failed", error=repr(exc))
+            self.metrics.job("last", time.perf_counter() - t0, ok=False)
             return
+        self.metrics.job("last", time.perf_counter() - t0, ok=True)
         if span_ms is None:
             self._last_since_ms = now_ms
         if n:

@@ -24,7 +24,7 @@ from heatwatch.core.registry import Registry
 from heatwatch.core.settings import ApiSettings
 from heatwatch.core.trust import network_of, trust_of
 
-from . import errors, openapi
+from . import errors, metrics, openapi
 from .cache import HotCache, ResponseCache
 from .formats import XLSX_MEDIA, JSONBytes
 from .licence import LicenceHeaders
@@ -167,6 +167,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                         "X-Total-Count", "Content-Length", "Accept-Ranges", "Content-Range"],
         max_age=3600,
     )
+    metrics.install(app)  # Prometheus (api/metrics.py): outside the caches and the rate limit, so it counts them
     if config.trusted_proxies:
         # Outermost: the rate limit, the per-client caps and the logs see the client the trusted proxy names.
         # uvicorn's own middleware (what its forwarded_allow_ips configures): X-Forwarded-For read from the

@@ -65,6 +65,13 @@ class ResponseCache:
         self.hot: OrderedDict[tuple[str, str, str, bool], _Hot] = OrderedDict()
         # Raw request (path, query string, accepted formats, gzip) → the normalised key its answer is kept under.
         self.aliases: OrderedDict[tuple[str, bytes, str, bool], tuple[str, str, str, bool]] = OrderedDict()
+        # Lookups by result, read by the metrics at scrape time (api/metrics.py); plain ints, one event loop.
+        self.counts: dict[str, int] = {"hit": 0, "stale": 0, "wait": 0, "miss": 0}
+        self.hot_hits = 0
+        self.hot_misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def get_or_build(self, key: str, ttl: float, build: Callable[[], Awaitable[Cached]]) -> Cached:
         """Fresh entry, or build it once for all concurrent callers (single flight).
@@ -79,16 +86,20 @@ class ResponseCache:
         now = self.clock()
         if hit is not None and now - hit.born < ttl:
             self._entries.move_to_end(key)
+            self.counts["hit"] += 1
             return hit
         pending = self._inflight.get(key)
         if hit is not None and now - hit.born < 2 * ttl:
+            self.counts["stale"] += 1
             if pending is None:
                 task = asyncio.get_running_loop().create_task(self._build(key, ttl, build))
                 self._tasks.add(task)
                 task.add_done_callback(self._refreshed)
             return hit
         if pending is not None:
+            self.counts["wait"] += 1
             return await asyncio.shield(pending)
+        self.counts["miss"] += 1
         return await self._build(key, ttl, build)
 
     def _refreshed(self, task: asyncio.Task[Cached]) -> None:
@@ -172,6 +183,7 @@ class HotCache:
 
     def __init__(self, app: ASGIApp, cache: ResponseCache) -> None:
         self.app = app
+        self.cache = cache
         self.max_entries = cache.max_entries
         self.clock = cache.clock
         self._entries = cache.hot
@@ -219,6 +231,7 @@ class HotCache:
                 else:
                     self._refreshing.add(key)
             if fresh:
+                self.cache.hot_hits += 1
                 if inm is not None and _matches(inm.decode("latin-1"), hit.etag.decode("latin-1")):
                     keep = [(k, v) for k, v in hit.headers if k not in (b"content-length", b"content-type",
                                                                           b"content-encoding")]
@@ -229,6 +242,7 @@ class HotCache:
                     await send({"type": "http.response.body", "body": hit.body})
                 return
             # This request refreshes; the stale entry stays for the others until _store replaces it.
+        self.cache.hot_misses += 1
 
         start: Message | None = None
         ttl = 0.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -71,27 +72,42 @@ class Slots:
         self._waiting = 0
         self._active = 0
         self._held: Counter[str] = Counter()  # per client: running and waiting
+        # Read by the metrics at scrape time (api/metrics.py).
+        self.waits = 0
+        self.wait_seconds = 0.0
+        self.refused_per_client = 0
+        self.refused_busy = 0
 
     @property
     def active(self) -> int:
         return self._active
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
 
     def _busy(self, status: int, code: str, message: str) -> ApiError:
         return ApiError(status, code, message, {"Retry-After": str(self.retry_after_s)})
 
     async def acquire(self, client: str) -> Ticket:
         if self._held[client] >= 2 * self.per_client:
+            self.refused_per_client += 1
             raise self._busy(429, "too_many_expensive_requests",
                              f"at most {self.per_client} maps, models or exports at once per client (and as many "
                              "waiting): wait for yours to finish")
         mine = self._mine.get(client)
         if mine is None:
             mine = self._mine[client] = asyncio.Semaphore(self.per_client)
-        if (mine.locked() or self._sem.locked()) and self._waiting >= self.queue:
+        must_wait = mine.locked() or self._sem.locked()
+        if must_wait and self._waiting >= self.queue:
+            self.refused_busy += 1
             raise self._busy(503, "busy", "the server is busy with maps, models and exports; retry later")
         self._held[client] += 1
         self._waiting += 1
         got_mine = False
+        if must_wait:
+            self.waits += 1
+        began = time.perf_counter()
         try:
             await mine.acquire()
             got_mine = True
@@ -103,6 +119,8 @@ class Slots:
             raise
         finally:
             self._waiting -= 1
+            if must_wait:
+                self.wait_seconds += time.perf_counter() - began
         self._active += 1
 
         def release() -> None:
@@ -137,6 +155,8 @@ class Streams:
         self.retry_after_s = retry_after_s
         self._open: Counter[str] = Counter()
         self._count = 0
+        self.refused_per_client = 0  # read by the metrics (api/metrics.py)
+        self.refused_capacity = 0
 
     @property
     def open(self) -> int:
@@ -145,9 +165,11 @@ class Streams:
     def acquire(self, client: str) -> Ticket:
         retry = {"Retry-After": str(self.retry_after_s)}
         if self._open[client] >= self.per_client:
+            self.refused_per_client += 1
             raise ApiError(429, "too_many_streams", f"at most {self.per_client} live streams per client: close one "
                                                     "first (one stream carries every town)", retry)
         if self._count >= self.total:
+            self.refused_capacity += 1
             raise ApiError(503, "too_many_streams", "the live stream is at capacity; retry later", retry)
         self._open[client] += 1
         self._count += 1

@@ -19,6 +19,8 @@ from .formats import dumps
 from .limits import client_key
 
 _EXEMPT = ("/healthz", "/readyz")
+#: Scope key set on a request this middleware refuses (the metrics count it: other 429s are not rate limiting).
+RATE_LIMITED = "heatwatch.rate_limited"
 
 
 class RateLimit:
@@ -62,6 +64,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
+        scope[RATE_LIMITED] = True
         body = dumps({"error": {"status": 429, "code": "rate_limited",
                                 "message": f"too many requests from {key}: at most {self.rate:g}/s "
                                            f"(bursts of {self.burst:g}); retry in {retry} s"}})

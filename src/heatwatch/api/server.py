@@ -7,6 +7,7 @@ import uvicorn
 from heatwatch.core.settings import ApiSettings
 
 from .app import create_app
+from .metrics import serve_metrics
 
 
 def serve(settings: ApiSettings, host: str | None = None, port: int | None = None) -> None:
@@ -32,4 +33,12 @@ def serve(settings: ApiSettings, host: str | None = None, port: int | None = Non
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    # Operators' port, apart from the public one (api/metrics.py).
+    listener = serve_metrics(app.state.metrics, listen.metrics_host, listen.metrics_port) \
+        if listen.metrics_port is not None else None
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if listener is not None:
+            listener[0].shutdown()
+            listener[0].server_close()

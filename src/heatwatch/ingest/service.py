@@ -118,7 +118,8 @@ class IngestService:
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.settings.metrics_port is not None:
-            start_http_server(self.settings.metrics_port, addr="127.0.0.1", registry=self.metrics.registry)
+            start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host,
+                              registry=self.metrics.registry)
         queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=2)
         self.consumer.start()
         log.info("ingest.started", subscriptions=[s.filter for s in self.settings.subscriptions],

@@ -29,6 +29,11 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     analytics_last_interval_s: int = Field(default=30, ge=5, le=3600, description=(
         "how often the last-value store (the newest reading of each sensor, what the api's latest reads) is "
         "brought up to date"))
+    # Prometheus /metrics on a listener of its own (analytics/metrics.py): loopback by default; under compose the
+    # compose network's address, not published on the host.
+    analytics_metrics_host: str = Field(default="127.0.0.1", description="address of the /metrics listener")
+    analytics_metrics_port: int | None = Field(default=None, ge=0, le=65535, description=(
+        "port of the Prometheus /metrics listener; unset: no listener (0: any free port)"))
     # Participatory science (docs/citizens.md): a citizen sensor stays provisional for this many days at least,
     # and is confirmed once, over the last that many days, it was present and passed quality control enough.
     analytics_citizen_probation_days: int = Field(default=14, ge=1, le=365)

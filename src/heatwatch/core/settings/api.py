@@ -90,6 +90,12 @@ class ApiOptions(Group):
     stale_after_s: int | None = Field(default=None, ge=60, description=(
         "a sensor silent longer is 'offline'; default: the offline alert's HEATWATCH_ALERT_OFFLINE_S"))
 
+    # Prometheus /metrics on a listener of its own, never on the public port (SECURITY.md): loopback by default;
+    # under compose the compose network's address, not published on the host.
+    metrics_host: str = Field(default="127.0.0.1", description="address of the /metrics listener")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description=(
+        "port of the Prometheus /metrics listener; unset: no listener (0: any free port)"))
+
     # Participatory science (docs/citizens.md): residents register sensors through POST /v1/contribute.
     contribute_enabled: bool = True
     # Registrations a client (address, or IPv6 /64) may make per hour: the endpoint is public and each

@@ -53,6 +53,8 @@ class IngestSettings(CoreSettings):
     spool_max_bytes: int = Field(default=1024**3, ge=1024, description="spool bound; when full, acks are held")
     metrics_port: int | None = Field(default=None, ge=0, le=65535,
                                      description="Prometheus /metrics port of the ingester")
+    metrics_host: str = Field(default="127.0.0.1", description=(
+        "address of the ingester's /metrics listener (under compose the compose network's, not published)"))
 
     @property
     def spool_dir(self) -> Path:
