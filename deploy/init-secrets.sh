@@ -8,6 +8,7 @@
 #   DIR/secrets/influx_{ingest,analytics,api}_password   one InfluxDB user per service
 #   DIR/secrets/mqtt_{ingest,analytics,api,replay}_password  one broker account per service
 #   DIR/secrets/admin_token                          the api's admin bearer token (64 hex characters)
+#   DIR/secrets/grafana_admin_password               Grafana's admin (compose's optional monitoring profile)
 #   DIR/passwd                                       mosquitto's password file for those broker accounts
 #   DIR/certs/                                       a development TLS certificate, when none is there
 #                                                    (deploy/gen-dev-cert.sh; replace it with a real one)
@@ -28,6 +29,7 @@ new influx_admin_password 24 urlsafe
 for role in ingest analytics api; do new "influx_${role}_password" 24 urlsafe; done
 for role in ingest analytics api replay; do new "mqtt_${role}_password" 24 urlsafe; done
 new admin_token 32 hex
+new grafana_admin_password 24 urlsafe
 # mosquitto's password file ($7$: PBKDF2-SHA512, 101 iterations, as mosquitto_passwd 2.0 writes it). Sensor
 # accounts added later with `heatwatch sensors mqtt-user` are kept.
 python3 - "$dir" <<'PY'

@@ -113,7 +113,8 @@ def test_each_compose_service_loads_its_settings_with_its_own_secrets(compose: d
 
 def test_compose_publishes_only_tls_mqtt_and_a_loopback_api(compose: dict[str, Any]) -> None:
     published = {name: svc.get("ports", []) for name, svc in compose["services"].items() if svc.get("ports")}
-    assert published == {"mosquitto": ["8883:8883", "127.0.0.1:1883:1883"], "api": ["127.0.0.1:8000:8000"]}
+    assert published == {"mosquitto": ["8883:8883", "127.0.0.1:1883:1883"], "api": ["127.0.0.1:8000:8000"],
+                         "grafana": ["127.0.0.1:3000:3000"]}  # the optional monitoring profile
     mosquitto = compose["services"]["mosquitto"]
     assert any(v.endswith(":/mosquitto/config/certs:ro") for v in mosquitto["volumes"])
     for name, svc in compose["services"].items():
