@@ -1,4 +1,4 @@
-"""Prometheus metrics of analytics (docs/operations.md, "Watching it"), in a registry of the service's own.
+"""Prometheus metrics of analytics (docs/operations.md, "Monitoring"), in a registry of the service's own.
 
 * per job (``hourly``, ``daily``, ``alerts``, ``last``, ``catchup``…): run durations, runs by outcome and the time of
   the last success — a job that keeps failing or stopped running shows as a growing "time since last success";

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the api (docs/operations.md, "Watching it"), in a registry of the app's own.
+"""Prometheus metrics of the api (docs/operations.md, "Monitoring"), in a registry of the app's own.
 
 * :class:`Instrument` — ASGI middleware timing every request under its **route template** (``/v1/sensors/{id}``,
   never the raw path: a made-up id must not create a time series), counting responses by status class. Requests
