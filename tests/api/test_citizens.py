@@ -335,6 +335,25 @@ def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[
     assert violations == []
 
 
+def test_governance_says_who_produces_what_under_which_licence(world: Any, joined: dict[str, Any]) -> None:
+    c: TestClient = world["client"]
+    g = c.get("/v1/governance").json()
+    by_source = {d["source"]: d for d in g["datasets"]}
+    assert set(by_source) == {"town_network", "contributors", "sensor.community"}
+    assert by_source["town_network"]["licence"]["id"] == "Etalab-2.0"
+    assert by_source["sensor.community"]["licence"]["id"] == "ODbL-1.0"
+    assert "Etalab" in by_source["contributors"]["licence"] and "ODbL" in by_source["contributors"]["licence"]
+    # live counts per town and source: the resident's ODbL sensor among the contributors, confirmed
+    mine = g["towns"]["vitre"]["sources"]["contributors"]
+    assert mine["licences"].get("ODbL-1.0", 0) >= 1 and mine["trust"].get("confirmed", 0) >= 1
+    assert g["towns"]["vitre"]["sources"]["town_network"]["licences"] == {
+        "Etalab-2.0": g["towns"]["vitre"]["sources"]["town_network"]["sensors"]}
+    assert g["retention"] and g["processing"] and g["qc_rules"] == "docs/science/qc.md"
+    assert g["contribute"]["charter_version"] == CHARTER_VERSION and "withdraw" in g["rights"]["withdrawal_and_erasure"]
+    assert "object" in g["rights"] and "/v1/catalog" in g["provenance"]["catalogue"]
+    assert PSEUDONYM not in json.dumps(g) and CONTACT not in json.dumps(g)
+
+
 def test_withdrawal_erases_everything_and_recomputes(world: Any, joined: dict[str, Any]) -> None:
     c: TestClient = world["client"]
     settings: Settings = world["settings"]

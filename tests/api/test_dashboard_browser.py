@@ -493,3 +493,38 @@ def test_no_serious_or_critical_accessibility_violation(page, stack):
     page.click("#lang")  # English, and the UHI colouring
     page.click("label[for='mode-uhi']")
     assert run_axe(page) == []
+
+
+def test_a_resident_joins_through_the_contribute_page(page, stack) -> None:
+    """The /contribute page: the charter's terms from /v1/governance, the form, the credentials shown once; the
+    private view then holds the consent recorded as given on the page; /governance lists the sources."""
+    lat, lon = 48.1253417, -1.2081133  # a garden of Vitré: its digits must not come back in public
+    page.goto(f"{stack['url']}/contribute")
+    page.wait_for_function("() => document.getElementById('town').options.length > 0"
+                           " && document.getElementById('purpose').textContent.length > 0")
+    page.select_option("#town", "vitre")
+    page.fill("#pseudonym", "Jardin de Mme Test")
+    page.fill("#contact", "jardin.test@exemple-mail.fr")
+    page.fill("#device_model", "BME280 + ESP32")
+    page.fill("#latitude", str(lat))
+    page.fill("#longitude", str(lon))
+    page.select_option("#licence", "odbl-1.0")
+    # Without the consent box ticked the browser does not send the form (and the api refuses it: test_citizens).
+    assert page.evaluate("() => document.getElementById('form').checkValidity()") is False
+    page.check("#consent")
+    assert page.evaluate("() => document.getElementById('form').checkValidity()") is True
+    page.click("button[type=submit]")
+    page.wait_for_selector("#done", state="visible")
+    text = page.inner_text("#result")
+    sensor = text.split("Capteur / sensor: ", 1)[1].split(" ", 1)[0]
+    token = text.split("affiché une seule fois): ", 1)[1].split("\n", 1)[0].strip()
+    assert "(provisional)" in text and "POST" in text and f"{lat}" not in text.split("Position publiée", 1)[1]
+    me = httpx.get(f"{stack['url']}/v1/contribute/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert body["contribution"]["sensor"] == sensor and body["trust"] == "provisional"
+    consent = body["contribution"]["consent"]
+    assert consent["licence"] == "odbl-1.0" and consent["charter_version"] and consent["given"]
+    page.goto(f"{stack['url']}/governance")
+    page.wait_for_function("() => document.getElementById('towns').textContent.includes('contributors')")
+    assert "ODbL-1.0" in page.inner_text("#towns")

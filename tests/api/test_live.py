@@ -234,6 +234,26 @@ def test_readings_of_every_format_arrive_and_never_move_back_in_time(live_api, m
         s.close()
 
 
+def test_a_residents_reading_is_marked_and_never_placed_in_the_stream(live_api, mosquitto, tmp_path):
+    """Live events about a private site carry its network and trust, and neither its position nor a name."""
+    from heatwatch.core.model import Sensor
+    from heatwatch.core.registry import Registry
+
+    with Registry(tmp_path / "var" / "registry.sqlite", towns=("vitre", "saint-omer")) as reg:
+        reg.upsert(Sensor(id="c-vitre-live", town="vitre", name="Chez Mme Quintal, 3 rue des Tanneurs",
+                          latitude=48.1253417, longitude=-1.2081133, owner="citizen", trust="provisional"))
+    s = SSE(f"{live_api}/v1/live?town=vitre")
+    try:
+        s.wait_for(lambda e: e[0] == "hello")
+        assert publish_all(mosquitto.url, [reading("vitre", "c-vitre-live", 24.5)]) == 1
+        (event,) = [d for k, _, d in s.wait_for(lambda e: e[0] == "reading") if k == "reading"]
+        assert (event["sensor"], event["network"], event["trust"]) == ("c-vitre-live", "citizen", "provisional")
+        raw = json.dumps(event)
+        assert not any(x in raw for x in ("48.125", "-1.208", "Quintal", "Tanneurs", "latitude", "longitude"))
+    finally:
+        s.close()
+
+
 def test_alerts_are_never_coalesced_and_replayed_after_last_event_id(live_api, mosquitto):
     watcher = SSE(f"{live_api}/v1/live")  # all towns, stays connected throughout
     client = SSE(f"{live_api}/v1/live?town=vitre")

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from heatwatch.core.contributors import CHARTER_VERSION, LICENCES, PURPOSE
-from heatwatch.core.trust import network_of, trust_of
+from heatwatch.core.provenance import ODBL, licence_of, source_of
+from heatwatch.core.trust import trust_of
 
 from ..deps import CtxDep
 from ..formats import LICENCE
@@ -19,26 +20,18 @@ from .contribute import retention_text
 
 router = APIRouter(prefix="/v1", tags=["governance"])
 
-ODBL = {"id": "ODbL-1.0", "title": "Open Database License (ODbL) 1.0",
-        "url": "https://opendatacommons.org/licenses/odbl/1-0/"}
-
 
 def sources(sensors: list[Any]) -> dict[str, dict[str, Any]]:
-    """Sensors per source (town network, contributors, sensor.community, other imports) with their trust."""
+    """Sensors per source (town network, contributors, sensor.community, other imports) with their trust and the
+    licences their data is under (core/provenance.py: the catalogue and the datapackage say the same)."""
     out: dict[str, dict[str, Any]] = {}
     for s in sensors:
-        if network_of(s) == "town":
-            key = "town_network"
-        elif (s.provenance or "").startswith("sensor.community"):
-            key = "sensor.community"
-        elif s.provenance == "contributor":
-            key = "contributors"
-        else:
-            key = "citizen_registry"
-        e = out.setdefault(key, {"sensors": 0, "trust": Counter()})
+        e = out.setdefault(source_of(s).id, {"sensors": 0, "trust": Counter(), "licences": Counter()})
         e["sensors"] += 1
         e["trust"][trust_of(s)] += 1
-    return {k: {"sensors": v["sensors"], "trust": dict(v["trust"])} for k, v in sorted(out.items())}
+        e["licences"][licence_of(s)["id"]] += 1
+    return {k: {"sensors": v["sensors"], "trust": dict(v["trust"]), "licences": dict(v["licences"])}
+            for k, v in sorted(out.items())}
 
 
 @router.get("/governance", summary="Data governance: producers, licences, retention, processing, QC, rights",
@@ -85,7 +78,15 @@ async def governance(ctx: CtxDep) -> JSONBytes:
                     "never_published": ["names or pseudonyms", "contacts", "exact positions of private sites",
                                         "site descriptions"],
                     "doc": "docs/privacy.md"},
-        "network_filter": "town indices without any citizen data: /v1/indices?network=town",
+        "network_filter": "town indices without any citizen data: /v1/indices?network=town; the town network's "
+                          "rows alone: /v1/readings, /v1/hourly, /v1/daily with network=town",
+        "provenance": {"catalogue": "GET /v1/catalog: each dataset's dct:provenance names its sources and their "
+                                    "licences; where a source is under the ODbL, the per-sensor datasets' "
+                                    "distributions carry the ODbL (share-alike) and network=town ones the Licence "
+                                    "Ouverte",
+                       "datapackage": "GET /v1/datapackage.json: sources and licenses per resource",
+                       "rows": "every row about a sensor carries its network and trust",
+                       "doc": "docs/citizens.md"},
         "contribute": {"how": "POST /v1/contribute (or the page /contribute): pseudonym, contact, device, position, "
                               "site, explicit consent to the charter",
                        "charter_version": CHARTER_VERSION, "charter": "docs/charter.md",
