@@ -270,6 +270,42 @@ def test_no_public_output_shows_where_the_resident_lives(world: Any, joined: dic
         assert not any(s in text for s in secrets), p
 
 
+def test_private_sites_are_blurred_whatever_way_they_were_registered(world: Any, tmp_path: Path) -> None:
+    """A citizen site from a CSV import, a crowd station from a GeoJSON import, a citizen site created through the
+    admin API: none of their exact positions nor names in the public sensor listings (JSON, CSV, GeoJSON) or in
+    SensorThings; each marked position_blurred, citizen, provisional."""
+    c: TestClient = world["client"]
+    sites = {"imp-csv-1": (48.1262871, -1.2009137, "citizen", "Chez M. Import CSV"),
+             "imp-geo-1": (48.1187613, -1.2157759, "crowd", "Station de Mme GeoJSON"),
+             "imp-api-1": (48.1219437, -1.1983671, "citizen", "Balcon de M. Admin")}
+    head = "id,town,name,latitude,longitude,site_class,owner\n"
+    lat, lon, owner, name = sites["imp-csv-1"]
+    (tmp_path / "sites.csv").write_text(head + f"imp-csv-1,vitre,{name},{lat},{lon},suburban,{owner}\n")
+    lat, lon, owner, name = sites["imp-geo-1"]
+    (tmp_path / "sites.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "imp-geo-1", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+         "properties": {"town": "vitre", "name": name, "site_class": "suburban", "owner": owner}}]}))
+    with Registry.from_settings(world["settings"]) as registry:
+        assert registry.import_file(tmp_path / "sites.csv") == 1
+        assert registry.import_file(tmp_path / "sites.geojson") == 1
+    lat, lon, owner, name = sites["imp-api-1"]
+    r = c.post("/v1/admin/sensors", headers={"Authorization": "Bearer " + "t" * 40},
+               json={"id": "imp-api-1", "town": "vitre", "name": name, "latitude": lat, "longitude": lon,
+                     "site_class": "suburban", "owner": owner})
+    assert r.status_code == 201, r.text
+    secrets = [x for lat, lon, _, name in sites.values() for x in (*spellings(lat, lon), name)]
+    bodies = {f: c.get("/v1/sensors", params={"town": "vitre", "format": f}).text for f in ("json", "csv", "geojson")}
+    for sid in sites:
+        bodies[f"sta {sid}"] = c.get(f"/sta/v1.1/Things('{sid}')", params={"$expand": "Locations"}).text
+    for where, body in bodies.items():
+        assert not any(x in body for x in secrets), (where, [x for x in secrets if x in body])
+    listed = {x["id"]: x for x in c.get("/v1/sensors", params={"town": "vitre"}).json()["data"]}
+    for sid in sites:
+        assert sid in bodies["geojson"] and sid in bodies[f"sta {sid}"]
+        assert (listed[sid]["position_blurred"], listed[sid]["network"], listed[sid]["trust"]) == (
+            True, "citizen", "provisional")
+
+
 def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[str, Any]) -> None:
     """The resident chose the ODbL: Vitré's per-sensor datasets are offered under the ODbL as a whole and under the
     Licence Ouverte for the town network's rows (network=town); their provenance names every source; the town's
