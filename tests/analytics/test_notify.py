@@ -209,12 +209,14 @@ def _scenario(api, settings, clock, store, influxd, mosquitto, db_name, registry
         assert r.status_code == 201, r.text
         return r.json()
 
-    subscribe(channel="email", target="astreinte@vitre.example", kinds=["temperature", "battery"],
+    mail = subscribe(channel="email", target="astreinte@vitre.example", kinds=["temperature", "battery"],
                      quiet_start="22:00", quiet_end="07:00", name="Astreinte")
     hook = subscribe(channel="webhook", target=receiver.url("/ok"), digest=False, renotify_s=0)
     broken = subscribe(channel="webhook", target=receiver.url("/fail"), kinds=["temperature"], digest=False,
                        send_resolved=False, renotify_s=0)
     receiver.secrets["/ok"] = hook["secret"]
+    # A technician checks the e-mail set-up first: the test message goes at the dispatcher's first run.
+    assert api.post(f"/v1/notifications/subscriptions/{mail['id']}/test", headers=AUTH).status_code == 202
 
     publisher = MqttPublisher(MqttUrl.parse(mosquitto.url), "test-notify-analytics").start()
 
@@ -278,8 +280,11 @@ def _scenario(api, settings, clock, store, influxd, mosquitto, db_name, registry
         publisher.close()
 
     # The opening: one e-mail (STARTTLS, authenticated), one signed webhook, one failed attempt.
-    assert seen["opened"] == (1, 1, 1)
-    sender, rcpt, first, tls, login = box.all()[0]
+    assert seen["opened"] == (2, 1, 1)
+    # (sent in the same run, concurrently: in either order)
+    test_mail, opening = sorted(box.all()[:2], key=lambda m: "Chaleur" in m[2]["Subject"])
+    assert test_mail[2]["Subject"] == "[heatwatch] Vitré — message d'essai"
+    sender, rcpt, first, tls, login = opening
     assert (sender, rcpt, tls, login) == ("alertes@vitre.example", ["astreinte@vitre.example"], True,
                                           SMTP_USER.encode())
     assert "Vitré" in first["Subject"] and "Chaleur" in first["Subject"] and "u1" in first["Subject"]
@@ -307,25 +312,25 @@ def _scenario(api, settings, clock, store, influxd, mosquitto, db_name, registry
     assert "HTTP 500" in (dead[0].last_error or "")
 
     # Unacknowledged after the delay: a reminder in the same thread; acknowledged: no more.
-    assert seen["reminded"] == 2
-    reminder = box.all()[1][2]
+    assert seen["reminded"] == 3
+    reminder = box.all()[2][2]
     assert reminder["Subject"].startswith("[heatwatch] Vitré — Rappel")
     assert reminder["In-Reply-To"] == first["Message-ID"]
     code, ack = seen["ack"]
     assert code == 201 and ack["by"] == "Camille Martin"
-    assert seen["after_ack"] == 2
+    assert seen["after_ack"] == 3
 
     # Night: the webhook (no quiet hours) hears the end and the battery alert at once; the e-mail waits for 07:00.
-    assert seen["night"][0] == 2
+    assert seen["night"][0] == 3
     assert sorted(seen["night"][1]) == ["alert.close", "alert.open", "alert.open"]
-    assert seen["06:59"] == 2 and seen["07:00"] == 4
-    morning = {m[2]["Subject"] for m in box.all()[2:4]}
+    assert seen["06:59"] == 3 and seen["07:00"] == 5
+    morning = {m[2]["Subject"] for m in box.all()[3:5]}
     assert any("Fin d'alerte" in s and "Chaleur" in s for s in morning)
     assert any("Batterie faible" in s and "u2" in s for s in morning)
 
     # The digest at 08:00, once: both alerts of the last 24 hours, with who acknowledged.
-    assert seen["digest"] == 6
-    last = {m[2]["Subject"]: m[2] for m in box.all()[4:6]}
+    assert seen["digest"] == 7
+    last = {m[2]["Subject"]: m[2] for m in box.all()[5:7]}
     assert any("Rappel" in s and "u2" in s for s in last)
     digest = next(m for s, m in last.items() if "Synthèse quotidienne" in s)
     text = digest.get_content()

@@ -49,6 +49,11 @@ def test_subscriptions_need_the_admin_token_and_are_checked(client):
     assert r.status_code == 200 and r.json()["kinds"] == ["offline"]
     store = NotificationStore.for_data_dir(client.app.state.settings.data_dir)
     assert store.subscription(hook["id"]).secret == hook["secret"]
+    # A test message, queued for analytics' next run (tests/analytics/test_notify.py sends one).
+    r = client.post(f"/v1/notifications/subscriptions/{mail['id']}/test", headers=AUTH)
+    assert r.status_code == 202 and r.json()["status"] == "pending" and r.json()["reason"] == "test"
+    assert r.json()["subject"] == "[heatwatch] Vitré — message d'essai"
+    assert client.post("/v1/notifications/subscriptions/999/test", headers=AUTH).status_code == 404
     assert client.delete(f"/v1/notifications/subscriptions/{hook['id']}", headers=AUTH).status_code == 204
     assert client.get(f"/v1/notifications/subscriptions/{hook['id']}", headers=AUTH).status_code == 404
     assert client.get("/v1/notifications/subscriptions", params={"colour": "x"}, headers=AUTH).status_code == 400

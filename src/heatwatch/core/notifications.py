@@ -46,7 +46,7 @@ FILENAME = "notifications.sqlite"
 #: The alert kinds analytics raises (docs/alerts.md, "Kinds").
 ALERT_KINDS = ("temperature", "heat_index", "uhi_night", "canicule", "offline", "battery", "qc")
 Channel = Literal["email", "webhook"]
-Reason = Literal["open", "renotify", "close", "digest"]
+Reason = Literal["open", "renotify", "close", "digest", "test"]
 Status = Literal["pending", "sent", "dead", "skipped"]
 STATUSES = ("pending", "sent", "dead", "skipped")
 SECRET_PREFIX = "whsec_"

@@ -95,6 +95,33 @@ async def delete_subscription(sid: IdPath, request: Request) -> Response:
     return Response(status_code=204, headers=_NO_STORE)
 
 
+TEST_TEXT = {
+    "fr": ("[heatwatch] {town} — message d'essai",
+           "Message d'essai de heatwatch pour l'abonnement {id} ({town}).\nSi vous le lisez, les alertes vous "
+           "parviendront par ce canal.\n"),
+    "en": ("[heatwatch] {town} — test message",
+           "A heatwatch test message for subscription {id} ({town}).\nIf you read this, alerts will reach you "
+           "this way.\n"),
+}
+
+
+@router.post("/subscriptions/{id}/test", status_code=202, summary="Send a test message to a subscription",
+             description="Queued for analytics' dispatcher, which sends it at its next run (within "
+                         "`HEATWATCH_NOTIFY_INTERVAL_S`), quiet hours or not; follow it in `/deliveries`.",
+             responses={404: {"description": "unknown id"}})
+async def test_subscription(sid: IdPath, request: Request, settings: SettingsDep) -> JSONBytes:
+    store = get_store(request)
+    sub = await run_in_threadpool(store.subscription, sid)
+    if sub is None:
+        raise not_found(f"no subscription {sid}")
+    town = settings.towns[sub.town].name if sub.town in settings.towns else sub.town
+    subject, text = (t.format(town=town, id=sid) for t in TEST_TEXT[sub.lang])
+    did = await run_in_threadpool(store.add_delivery, sid, "test", now_ms(), 0, None, None,
+                                  {"subject": subject, "text": text, "json": {"type": "test", "town": sub.town}})
+    d = await run_in_threadpool(store.delivery, int(did or 0))
+    return JSONBytes(_delivery_json(d), status_code=202, headers=_NO_STORE)
+
+
 # Acknowledgements --------------------------------------------------------------------------------------
 
 class AckIn(BaseModel):
