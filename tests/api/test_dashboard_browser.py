@@ -27,6 +27,7 @@ from heatwatch.core.deadletters import FILENAME as DEADLETTER_FILE
 from heatwatch.core.deadletters import DeadLetter, DeadLetterStore
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.model import Sensor
+from heatwatch.core.notifications import NotificationStore, SubscriptionIn
 from heatwatch.stack.children import ServiceProcess
 from heatwatch.stack.embedded import free_port
 from support.browser import MARKS, TILE_HOST, example_registry, launch, marker_values
@@ -133,7 +134,7 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
     api.wait_for("Application startup complete", timeout=30)
     try:
         yield {"url": f"http://127.0.0.1:{port}", "sensors": sensors, "mqtt": mosquitto.url, "log": api,
-               "influx": influxd.url, "db": db}
+               "influx": influxd.url, "db": db, "data": tmp / "var"}
     finally:
         api.stop()
 
@@ -393,6 +394,19 @@ def test_technician_acknowledges_an_alert_and_sees_who_and_when(page, stack):
         ("vitre-gare-01", "temperature", "Camille Martin", started)]
     page.reload()
     page.wait_for_selector(f"{item} div.ack", timeout=15_000)
+    # A notification every attempt of which failed is listed below the alerts and can be sent again.
+    store = NotificationStore.for_data_dir(stack["data"])
+    sub = store.add_subscription(SubscriptionIn(town="vitre", channel="webhook", target="https://hooks.example/x",
+                                                digest=False))
+    did = store.add_delivery(sub.id, "open", started, started, payload={"subject": "Alerte u1", "text": "", "json": {}})
+    store.update_delivery(did, status="dead", attempts=6, last_error="POST https://hooks.example/x: HTTP 503")
+    page.reload()
+    page.click("#notify-dead summary", timeout=15_000)
+    assert "HTTP 503" in page.inner_text(f"#notify-dead li[data-delivery='{did}']")
+    page.click(f"#notify-dead li[data-delivery='{did}'] button")
+    page.wait_for_function(f"document.querySelector(\"#notify-dead li[data-delivery='{did}']\").textContent"
+                           ".includes('renvoi demandé')", timeout=10_000)
+    assert store.delivery(did).status == "pending"
 
 
 def month_axis(pg: Any) -> dict[str, Any]:

@@ -2,16 +2,19 @@
 // "Messages rejetés" card; it stays in this tab's sessionStorage): each open alert gets an "Acquitter"
 // button, and an acknowledged one says who took it in hand and when. An acknowledgement stops the reminders
 // analytics sends (docs/alerts.md). Self-contained like deadletters.js: it decorates the items dashboard.js
-// renders in #alerts (each carries data-town, data-sensor, data-kind and data-started). Without the token,
-// nothing changes on the page.
+// renders in #alerts (each carries data-town, data-sensor, data-kind and data-started). Below the list, the
+// notifications every attempt of which failed (e-mails, webhooks: the dead letters of /v1/notifications/deliveries),
+// each with its error and a button to send it again. Without the token, nothing changes on the page.
 "use strict";
 
 (function () {
   const TEXT = {
     fr: { ack: "Acquitter", acked: "Acquittée par {by}, {at}", who: "Votre nom (il sera montré aux collègues) :",
-      gone: "Cette alerte n'est plus en cours.", failed: "Acquittement impossible", label: "Acquitter l'alerte {what}" },
+      gone: "Cette alerte n'est plus en cours.", failed: "Acquittement impossible", label: "Acquitter l'alerte {what}",
+      dead: "Notifications en échec", resend: "Renvoyer", queued: "renvoi demandé" },
     en: { ack: "Acknowledge", acked: "Acknowledged by {by}, {at}", who: "Your name (shown to colleagues):",
-      gone: "This alert is no longer open.", failed: "Cannot acknowledge", label: "Acknowledge the alert {what}" },
+      gone: "This alert is no longer open.", failed: "Cannot acknowledge", label: "Acknowledge the alert {what}",
+      dead: "Failed notifications", resend: "Send again", queued: "queued again" },
   };
   const TOKEN = "heatwatch.adminToken";
   const NAME = "heatwatch.technician";
@@ -104,8 +107,51 @@
     }
   }
 
+  let deadAt = 0;
+
+  async function loadDead() {
+    const { status, body } = await call("/v1/notifications/deliveries?status=dead&limit=20");
+    if (status !== 200) return;
+    deadAt = Date.now();
+    let box = document.getElementById("notify-dead");
+    if (!body.data.length) {
+      if (box) box.remove();
+      return;
+    }
+    if (!box) {
+      box = document.createElement("details");
+      box.id = "notify-dead";
+      document.getElementById("alerts").closest("section").append(box);
+    }
+    const summary = document.createElement("summary");
+    summary.textContent = `${tr("dead")} (${body.data.length})`;
+    const ul = document.createElement("ul");
+    for (const d of body.data) {
+      const li = document.createElement("li");
+      li.dataset.delivery = d.id;
+      li.textContent = `${d.subject || d.reason} — ${d.last_error || ""} `;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = tr("resend");
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        const r = await call(`/v1/notifications/deliveries/${d.id}/retry`, { method: "POST" });
+        b.replaceWith(document.createTextNode(r.status === 200 ? tr("queued") : `HTTP ${r.status}`));
+      });
+      li.append(b);
+      ul.append(li);
+    }
+    const open = box.open;
+    box.replaceChildren(summary, ul);
+    box.open = open;
+  }
+
   async function refresh() {
     if (!token() || busy) return;
+    if (Date.now() - deadAt > 60_000) {
+      deadAt = Date.now();
+      loadDead().catch(() => { /* the api is down: try again later */ });
+    }
     const town = document.querySelector("#alerts li[data-town]")?.dataset.town;
     if (!town) return;
     if (town !== loadedTown || Date.now() - loadedAt > 30_000) {
@@ -118,7 +164,8 @@
   function start() {
     const style = document.createElement("style");
     style.textContent = ".alerts li .ack { margin-top: .25rem; font-size: .85rem; }" +
-      ".alerts li div.ack { color: #1b5e20; } .alerts li .ack-error { color: #8b0000; font-size: .85rem; }";
+      ".alerts li div.ack { color: #1b5e20; } .alerts li .ack-error { color: #8b0000; font-size: .85rem; }" +
+      "#notify-dead { margin-top: .5rem; font-size: .85rem; } #notify-dead li { margin: .2rem 0; }";
     document.head.append(style);
     const list = document.getElementById("alerts");
     if (!list) return;
