@@ -33,6 +33,7 @@ Runs, all in UTC wall time:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -157,7 +158,11 @@ class Analytics:
         ctx = town_context(self.towns[town], self.sensors(town), self.qc, self.citizen_weight)
         if self.data_dir is None:
             return ctx
-        breaks = breaks_or_empty(self.data_dir, town)
+        try:
+            breaks = breaks_or_empty(self.data_dir, town)
+        except sqlite3.Error as exc:  # an unreadable visit log must not stop the aggregates: QC as without it
+            log.warning("analytics.visit_log_unavailable", town=town, error=str(exc))
+            breaks = {}
         return replace(ctx, breaks={s: tuple(v) for s, v in breaks.items()}) if breaks else ctx
 
     async def recompute(self, town: str, days: Sequence[date]) -> RunStats:

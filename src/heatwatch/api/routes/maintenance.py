@@ -343,10 +343,11 @@ async def delete_visit(request: Request, rid: Annotated[int, Path(alias="id", ge
     return JSONBytes({"deleted": visit.private()}, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{sensor}", summary="Maintenance view of one sensor: trends, QC history, visit log",
+@router.get("/{sensor_id}", summary="Maintenance view of one sensor: trends, QC history, visit log",
             responses={404: {"description": "unknown sensor"}})
-async def sensor_view(ctx: CtxDep, request: Request, sensor: SensorPath, tech: TechDep, days: DaysParam = 28
+async def sensor_view(ctx: CtxDep, request: Request, sensor_id: SensorPath, tech: TechDep, days: DaysParam = 28
                       ) -> JSONBytes:
+    sensor = sensor_id
     if ctx.registry is None:
         raise ApiError(503, "registry_unavailable", "the sensor registry could not be opened on this server")
     s = ctx.registry.get(sensor)
