@@ -69,11 +69,16 @@ def _daily_lines(town: str, sensors: list[str], start_ms: int, days: int):
     for d in range(days):
         ts = start_ms + d * 86_400_000
         for k, s in enumerate(sensors):
-            yield (f"daily,town={town},sensor={s} tn={12.0 + k % 5},tx={24.0 + k % 5},t_mean=18.0,rh_mean=55.0,"
-                   f"heat_index_max=25.0,humidex_max=27.0,uhi_mean=1.1,uhi_night_max=2.2,hours_ge_30=0i,"
-                   f"tropical_night=false,coverage=0.98,qc=0i {ts}")
+            hot = d % 50 < 5 and k % 3 == 0  # a few tropical nights, so the town's count is not always 0
+            yield (f"daily,town={town},sensor={s} tn={(20.5 if hot else 12.0) + k % 5},tx={24.0 + k % 5},"
+                   f"t_mean=18.0,rh_mean=55.0,heat_index_max=25.0,humidex_max=27.0,uhi_mean=1.1,uhi_night_max=2.2,"
+                   f"hours_ge_30=0i,tropical_night={'true' if hot else 'false'},coverage=0.98,qc=0i {ts}")
+        # The day's tropical nights as analytics stores them with the town's indices (code before that stored
+        # none and counted them from daily at every request; it ignores these fields).
+        nights = sum(1 for k in range(len(sensors)) if d % 50 < 5 and k % 3 == 0)
         yield (f'town_daily,town={town} ibmn=15.0,ibmx=26.0,canicule={"true" if d % 50 < 3 else "false"},'
-               f'uhi_mean=1.1,uhi_max=2.9,hottest_sensor="{sensors[0]}",sensors_ok={len(sensors)}i {ts}')
+               f'uhi_mean=1.1,uhi_max=2.9,hottest_sensor="{sensors[0]}",sensors_ok={len(sensors)}i,'
+               f'tropical_nights={nights}i,tropical_nights_town={nights}i {ts}')
 
 
 def _readings(town: str, sensors: list[str], end_ms: int, days: int = 2):
@@ -203,10 +208,22 @@ def settle(pid: int, *, quiet_share: float = 0.1, window_s: float = 2.0, limit_s
     return round(time.monotonic() - t0, 1)
 
 
-def wrk(url: str, seconds: int, connections: int = 100, threads: int = 2) -> dict[str, float]:
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
-                          "10s", url], capture_output=True, text=True, check=True).stdout
+def wrk(url: str, seconds: int, connections: int = 100, threads: int = 2, script: str | None = None
+        ) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    path = None
+    if script is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(script)
+            path = f.name
+        cmd += ["-s", path]
+    try:
+        out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        if path is not None:
+            os.unlink(path)
     res = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    res["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
     for pct in ("50", "99"):
         res[f"p{pct}_ms"] = round(_ms(re.search(rf"\s{pct}(?:\.000)?%\s+(\S+)", out).group(1)), 2)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -214,6 +231,52 @@ def wrk(url: str, seconds: int, connections: int = 100, threads: int = 2) -> dic
     errors = re.search(r"Socket errors:.*", out)
     res["socket_errors"] = errors.group(0) if errors else ""
     return res
+
+
+# --- uncached requests -----------------------------------------------------------------------------
+
+
+def _lua_list(values: list[str]) -> str:
+    return "{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def uncached_script(kind: str, sensors: int, days: int) -> str:
+    """A wrk script drawing every request's parameters at random, as open-data consumers send them: for a sensor's
+    daily rows one of the ``sensors`` sensors and a range (from within the first two months of the loaded year, to
+    within its last month: ~1 800 ranges x 200 sensors x 2 time styles); for the town's indices a range and a
+    format (json, csv); for latest a format (json, csv, geojson) and a time style. With the api's cache off too,
+    no answer is served from a cache: each request is the database round trips and the rendering of a new one."""
+    today = datetime.now(UTC).date()
+    froms = [(today - timedelta(days=days - k)).isoformat() for k in range(0, max(1, min(60, days // 3)))]
+    tos = [(today - timedelta(days=k - 1)).isoformat() for k in range(0, max(1, min(30, days // 3)))]
+    if kind == "daily_sensor":
+        path = ('"/v1/daily?town=vitre&sensor=" .. string.format("v%03d", math.random(0, ' + str(sensors - 1) + ')) '
+                '.. "&from=" .. pick(froms) .. "&to=" .. pick(tos) .. "&times=" .. pick(times)')
+    elif kind == "indices":
+        path = '"/v1/indices?town=vitre&from=" .. pick(froms) .. "&to=" .. pick(tos) .. "&format=" .. pick(fmts)'
+    elif kind == "latest":
+        path = '"/v1/latest?town=vitre&format=" .. pick(lfmts) .. "&times=" .. pick(times)'
+    else:
+        raise ValueError(kind)
+    return f"""
+local n = 0
+function setup(thread)
+  n = n + 1
+  thread:set("seed", n)
+end
+function init(args)
+  math.randomseed(os.time() * 100 + seed)
+end
+local froms = {_lua_list(froms)}
+local tos = {_lua_list(tos)}
+local times = {{"utc", "local"}}
+local fmts = {{"json", "json", "csv"}}
+local lfmts = {{"json", "csv", "geojson"}}
+local function pick(t) return t[math.random(#t)] end
+request = function()
+  return wrk.format("GET", {path})
+end
+"""
 
 
 def export(url: str, pid: int) -> dict[str, float]:
@@ -256,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reading-days", type=int, default=60,
                     help="days of 10-minute raw readings (what an unbounded latest query scanned)")
     ap.add_argument("--no-fairness", action="store_true", help="skip the greedy-client scenario")
-    ap.add_argument("--only", choices=["throughput", "fairness"], help="one part only")
+    ap.add_argument("--only", choices=["throughput", "latency", "fairness"],
+                    help="one part only (latency: the cached and uncached request rates, without the exports)")
     args = ap.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -289,12 +353,24 @@ def main(argv: list[str] | None = None) -> int:
                     "daily_sensor": f"{base}/v1/daily?town=vitre&sensor=v007",
                 }
                 for name, url in endpoints.items():
-                    httpx.get(url, timeout=60).raise_for_status()  # warm up
-                    res = wrk(url, args.duration, args.connections)
+                    httpx.get(url, timeout=60).raise_for_status()  # warm up (connections, the registry, imports)
+                    # Cached: one URL, as a dashboard asks it. Uncached: the cache off and every request's
+                    # parameters drawn anew (uncached_script), so none is answered from anything but InfluxDB.
+                    script = None if cache else uncached_script(name, args.sensors, args.days)
+                    cpu0 = (_cpu_s(api.pid), _cpu_s(influxd.proc.pid), os.getloadavg()[0])
+                    res = wrk(url, args.duration, args.connections, script=script)
+                    # CPU per answer, of the api process and of influxd: far steadier than req/s on a machine
+                    # others share, which only changes how much of the CPU the run gets.
+                    n = max(1, res["requests"])
+                    res["api_cpu_ms_per_req"] = round((_cpu_s(api.pid) - cpu0[0]) * 1000 / n, 2)
+                    res["influxd_cpu_ms_per_req"] = round((_cpu_s(influxd.proc.pid) - cpu0[1]) * 1000 / n, 2)
+                    res["load_before"] = round(cpu0[2], 1)
                     result[f"{name}_{label}"] = res
                     print(f"  {name:13s} {label:8s} {res['req_s']:8.0f} req/s  p50 {res['p50_ms']:7.2f} ms  "
-                          f"p99 {res['p99_ms']:7.2f} ms  non-2xx {res['non_2xx']}", flush=True)
-                if cache:
+                          f"p99 {res['p99_ms']:7.2f} ms  CPU/req api {res['api_cpu_ms_per_req']:6.2f} ms influxd "
+                          f"{res['influxd_cpu_ms_per_req']:6.2f} ms  load {res['load_before']}  non-2xx "
+                          f"{res['non_2xx']} {res['socket_errors']}", flush=True)
+                if cache and args.only != "latency":
                     for span, frm in (("month", month_from), ("year", year_from)):
                         url = f"{base}/v1/hourly?town=vitre&format=csv&from={frm}&to={to}&tz=UTC"
                         res = export(url, api.pid)
@@ -304,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{res['rss_peak_mb']} MB, at 10/50/90%: {res['rss_at_10_50_90pct_mb']}", flush=True)
             finally:
                 stop(api)
-        if not args.no_fairness and args.only != "throughput":
+        if not args.no_fairness and args.only not in ("throughput", "latency"):
             from .fairness import run as fairness
 
             result["fairness"] = fairness(start_api, stop, influxd.url, tmp / "var", free_port, args.duration,
