@@ -96,9 +96,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Enough pooled connections for concurrent requests and a few streaming exports at once.
-        # Every statement the api sends has a time bound and a row cap (BoundedClient refuses any other).
-        client = BoundedClient.from_settings(settings, max_connections=64)
+        # A pool sized to what InfluxDB runs usefully at once (HEATWATCH_API_INFLUX_CONNECTIONS); further
+        # statements wait in order. Every statement has a time bound and a row cap (BoundedClient refuses others).
+        client = BoundedClient.from_settings(settings, max_connections=config.influx_connections)
         app.state.influx = client
         app.state.store = Store(client, scan_slots=config.max_concurrent_scans,
                                 latest_window_s=config.latest_window_s)

@@ -30,29 +30,29 @@ from .store import Store
 from .timeutil import iso_z, zone
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
-def get_config(request: Request) -> ApiOptions:
+async def get_config(request: Request) -> ApiOptions:
     return request.app.state.settings.api
 
 
-def get_influx(request: Request) -> InfluxClient:
+async def get_influx(request: Request) -> InfluxClient:
     return request.app.state.influx
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_registry(request: Request) -> Registry | None:
+async def get_registry(request: Request) -> Registry | None:
     """The sensor registry, or None when it could not be opened (endpoints then fall back to
     what InfluxDB knows: sensor ids without positions)."""
     return request.app.state.registry
 
 
-def get_cache(request: Request) -> ResponseCache:
+async def get_cache(request: Request) -> ResponseCache:
     return request.app.state.cache
 
 
@@ -114,15 +114,15 @@ def known_town(settings: ApiSettings, town: str) -> Town:
     return t
 
 
-def town_dep(settings: SettingsDep, town: TownParam) -> Town:
+async def town_dep(settings: SettingsDep, town: TownParam) -> Town:
     return known_town(settings, town)
 
 
-def opt_town_dep(settings: SettingsDep, town: OptTownParam = None) -> Town | None:
+async def opt_town_dep(settings: SettingsDep, town: OptTownParam = None) -> Town | None:
     return known_town(settings, town) if town is not None else None
 
 
-def tz_dep(tz: TzParam = "Europe/Paris") -> ZoneInfo:
+async def tz_dep(tz: TzParam = "Europe/Paris") -> ZoneInfo:
     return zone(tz)
 
 
@@ -131,7 +131,7 @@ OptTownDep = Annotated[Town | None, Depends(opt_town_dep)]
 TzDep = Annotated[ZoneInfo, Depends(tz_dep)]
 
 
-def style_dep(tz: TzDep, sep: SepParam = ",", decimal: DecimalParam = None, times: TimesParam = "utc") -> Style:
+async def style_dep(tz: TzDep, sep: SepParam = ",", decimal: DecimalParam = None, times: TimesParam = "utc") -> Style:
     """How the answer writes its values: CSV separator and decimal mark, and the zone of output times."""
     return style_of(sep, decimal, tz if times == "local" else None)
 
@@ -194,7 +194,7 @@ class Ctx:
         return f"{self.request.url.path}?{query}|{accept_key(self.request.headers.get('accept', ''))}"
 
 
-def ctx_dep(request: Request, settings: SettingsDep, config: ConfigDep, store: StoreDep, cache: CacheDep,
+async def ctx_dep(request: Request, settings: SettingsDep, config: ConfigDep, store: StoreDep, cache: CacheDep,
             registry: RegistryDep) -> Ctx:
     return Ctx(request, settings, config, store, cache, registry)
 

@@ -325,10 +325,11 @@ class Store:
         now = int(time.time() * 1000)
         recent_q = (f"SELECT * FROM {self.client.table(r)} WHERE time >= $since AND time <= $until{town_is} "
                     f"GROUP BY {r.col('town')}, {r.col('sensor')} ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}")
-        stored, recent = await asyncio.gather(
-            self.client.query_records(stored_q, base | {"t0": LAST_READING_TIME * 1_000_000}),
-            self.client.query_records(recent_q, base | {"since": ms_to_ns(now - self._latest_window_ms),
-                                                        "until": ms_to_ns(now + FUTURE_MS)}))
+        # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
+        answers = await self.client.query(f"{stored_q}; {recent_q}", base | {
+            "t0": LAST_READING_TIME * 1_000_000, "since": ms_to_ns(now - self._latest_window_ms),
+            "until": ms_to_ns(now + FUTURE_MS)})
+        stored, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in stored:
             if rec.get("ts") is None:

@@ -31,6 +31,10 @@ from typing import Literal
 RAW_RP = "raw"
 #: Retention policy of aggregates, indices and alerts: kept forever.
 AGG_RP = "agg"
+#: Shard group duration of ``agg``: a year per shard. InfluxDB 1.x gives an INF policy week-long shards, so a year
+#: of one sensor's daily rows (what open-data users ask) opened 53 shards; aggregates are small (a town's year of
+#: hourly rows is a few million points) and read over long ranges, which long shards serve best.
+AGG_SHARD_DURATION = "52w"
 
 Kind = Literal["float", "int", "bool", "str"]
 

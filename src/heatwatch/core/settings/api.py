@@ -74,6 +74,10 @@ class ApiOptions(Group):
     # Statements scanning every sensor-day of a range (tropical nights of /v1/indices) sent to InfluxDB
     # at once; more wait their turn. 0: no bound.
     max_concurrent_scans: int = Field(default=2, ge=0)
+    # Statements the api has in flight at InfluxDB at once (its HTTP pool); more wait their turn, in order, within
+    # HEATWATCH_INFLUX_TIMEOUT_S. InfluxDB runs a statement on every core: a few at a time keep it busy, and
+    # dozens only share the same cores while every waiting answer holds memory on both sides.
+    influx_connections: int = Field(default=16, ge=1, le=256)
     # "latest" is the last-value store analytics keeps plus the readings of this many last seconds, which the
     # store may not hold yet (analytics refreshes it every HEATWATCH_ANALYTICS_LAST_INTERVAL_S, 30 s: ten times
     # that covers a slow refresh).
