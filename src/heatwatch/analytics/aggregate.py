@@ -480,6 +480,11 @@ def town_daily_aggregates(
     own = ~d["sensor"].isin(list(town.citizens))
     by_day["sensors_ok"] = (good & counted).groupby(d["date"]).sum().astype("int64")
     by_day["sensors_ok_town"] = (good & own).groupby(d["date"]).sum().astype("int64")
+    # Tropical nights of every sensor-day (QC-flagged days included, as daily.tropical_night publishes them) among
+    # the sensors the town's values count, and among its own network: what /v1/indices shows for each day.
+    tropical = d["tropical_night"].fillna(False).astype(bool)
+    by_day["tropical_nights"] = (tropical & counted).groupby(d["date"]).sum().astype("int64")
+    by_day["tropical_nights_town"] = (tropical & own).groupby(d["date"]).sum().astype("int64")
     # The town's UHI: every counted sensor, a confirmed citizen one with its weight (docs/citizens.md)...
     sel = good & urban & d["uhi_mean"].notna()
     w = town.weight(d["sensor"])[sel]

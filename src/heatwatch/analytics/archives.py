@@ -187,15 +187,8 @@ class Archiver:
         """The month's rows of ``ds`` in the exports' column order, a day (readings) or the month at a time."""
         step = DAY_MS if ds.measurement == READING.name else end - start
         tz = ZoneInfo(town.timezone)
-        tropical: Counter[str] = Counter()
         sensors: dict[str, Sensor] = ({s.id: s for s in self.registry.list(town=town.id)}
                                       if self.registry is not None else {})
-        if ds.id == TOWN_DAILY.id:
-            at = 1 + DAILY.tag_keys.index("sensor")
-            for r in await self._rows(DAILY, town.id, start, end):
-                # rows have no date column yet; the sensors the town's values count, as /v1/indices does
-                if r[DAILY.names.index("tropical_night") - 1] is True and counts_in_town(sensors.get(r[at])):
-                    tropical[_local_date(r[0], tz)] += 1
         a = start
         while a < end:
             b = min(end, a + step)
@@ -206,10 +199,27 @@ class Archiver:
                 for r in rows:
                     r.insert(1, _local_date(r[0], tz))
             if ds.id == TOWN_DAILY.id:
-                for r in rows:
-                    r.append(tropical.get(r[1], 0))
+                await self._older_nights(town.id, rows, a, b, tz, sensors)
             yield rows
             a = b
+
+    async def _older_nights(self, town: str, rows: list[list[Any]], start: int, end: int, tz: ZoneInfo,
+                            sensors: Mapping[str, Sensor]) -> None:
+        """Days stored before ``town_daily`` held its tropical-night counts get ``tropical_nights`` counted from
+        ``daily`` (the sensors the town's values count, by the registry's current trust, as /v1/indices does for
+        them); days stored since carry their own."""
+        at = TOWN_DAILY.names.index("tropical_nights")
+        older = [r for r in rows if r[at] is None]
+        if not older:
+            return
+        tropical: Counter[str] = Counter()
+        flag = 1 + len(DAILY.tag_keys) + DAILY.fields.index("tropical_night")  # rows have no date column yet
+        who = 1 + DAILY.tag_keys.index("sensor")
+        for r in await self._rows(DAILY, town, start, end):
+            if r[flag] is True and counts_in_town(sensors.get(r[who])):
+                tropical[_local_date(r[0], tz)] += 1
+        for r in older:
+            r[at] = tropical.get(r[1], 0)
 
     # writing -------------------------------------------------------------------------------------------------
 

@@ -164,10 +164,10 @@ def _indices(thresholds: dict[str, Any]) -> dict[str, Any]:
                    "2024-07-19T22:00:00Z",
                    [["2024-07-18T22:00:00Z", "2024-07-19", "vitre", 18.6, 33.4, True, "station:35281001", None,
                      19.3, 34.9, 19.2, 34.1, True, 1.7, 4.4, "sensors", "vitre-centre-01", 14, 1.7, 4.4,
-                     "vitre-centre-01", 14, 9],
+                     "vitre-centre-01", 14, 9, 9],
                     ["2024-07-19T22:00:00Z", "2024-07-20", "vitre", 19.2, 34.1, True, "station:35281001", None,
                      19.6, 35.0, 19.0, 33.5, True, 1.9, 4.8, "sensors", "vitre-centre-01", 14, 1.9, 4.8,
-                     "vitre-centre-01", 14, 11]],
+                     "vitre-centre-01", 14, 11, 11]],
                    canicule_thresholds=thresholds)
 
 

@@ -4,7 +4,7 @@ One table drives the CSV header, the Parquet schema, the Table Schemas (:func:`t
 ``datapackage.json``, the DCAT catalogue, the OpenAPI row schemas and the monthly archives analytics writes, so
 they cannot disagree. Each dataset is a view of a stored measurement of :mod:`heatwatch.core.measurements` — its
 tags and fields, with their types, units and descriptions, come from there — plus what is derived from them (a
-local ``date``, the count of tropical nights of a town-day). It is in the kernel because two services produce
+local ``date``). It is in the kernel because two services produce
 these files: the api exports them on request, analytics writes a town's month of each once the month closes.
 """
 
@@ -117,8 +117,6 @@ TOWN_DAILY = from_measurement(
     "reference they came from, canicule day flag against the département thresholds (trailing, and the D…D+2 "
     "reconstruction of the vigilance window), urban heat island mean and maximum, hottest sensor.", "DAILY",
     has_date=True,
-    extra=(Column("tropical_nights", "integer", "sensors with a tropical night (Tn ≥ 20 °C) among those the "
-                  "town's values count: its own and confirmed citizen sensors", derived=True),),
 )
 
 ALERT = from_measurement(

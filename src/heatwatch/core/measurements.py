@@ -254,6 +254,11 @@ TOWN_DAILY = Measurement(
         Field("uhi_max_town", "float", "uhi_max over the town's own network only (no citizen data)", "°C"),
         Field("hottest_sensor_town", "str", "hottest_sensor among the town's own network only"),
         Field("sensors_ok_town", "int", "sensors_ok of the town's own network only"),
+        # Counted when the day is computed (so recomputes, backfills and erasures keep them right), not by the api
+        # reading every sensor-day of a range at each request.
+        Field("tropical_nights", "int", "sensors with a tropical night (Tn ≥ 20 °C), among those the town's values "
+                                        "count: its own and confirmed citizen sensors"),
+        Field("tropical_nights_town", "int", "tropical_nights of the town's own network only (no citizen data)"),
     ),
 )
 

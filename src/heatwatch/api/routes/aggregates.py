@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -42,38 +41,41 @@ TABLE_RESPONSES: dict[int | str, dict] = {
 }
 
 
-async def _no_counts() -> Counter[str]:
-    return Counter()
-
-
 def uncounted(sensors: list[Any], network: Literal["all", "town"]) -> tuple[str, ...]:
     """Sensors a town-level count leaves out: provisional citizen sensors (weight 0: never in the town's values),
     and with ``network=town`` every citizen sensor (core/trust.py, docs/citizens.md)."""
     return tuple(sorted(s.id for s in sensors if not counts_in_town(s, network)))
 
 
-async def _indices_rows(ctx, town, start: int, end: int, *, nights: bool = True,
-                        network: Literal["all", "town"] = "all"
-                        ) -> tuple[list[list[Any]], int | None]:
-    """The town's daily rows in [start, end), each with its local date and its count of tropical nights
-    (None when ``nights`` is false), and the dataset's last update. The reads run concurrently.
+#: Where a stored field sits in a row of :func:`_indices_rows` (time, date, tags, fields).
+_AT = {f: 2 + len(TOWN_DAILY.tag_keys) + i for i, f in enumerate(TOWN_DAILY.fields)}
 
-    Tropical nights are per sensor (``daily.tropical_night``): the town row carries how many sensors had
-    one that day, counted by InfluxDB per local day, over the sensors the town's values count (the registry's
-    current trust: :func:`uncounted`). That count reads every sensor-day of the range, by far the costliest read
-    here, so callers that do not show it skip it.
+
+async def _indices_rows(ctx, town, start: int, end: int, *, network: Literal["all", "town"] = "all",
+                        nights: bool = True
+                        ) -> tuple[list[list[Any]], int | None]:
+    """The town's daily rows in [start, end), each with its local date, and the dataset's last update: one bounded
+    statement on ``town_daily`` (the last update is cached).
+
+    Tropical nights come stored with each day (``tropical_nights``, ``tropical_nights_town``: analytics counts them
+    when it computes the day, over the sensors the town's values count). Days stored before they were have
+    neither: for those days only, until a backfill rewrites them, they are counted from ``daily`` as before, over
+    the sensors the registry's current trust counts (:func:`uncounted`); ``nights=False`` leaves them empty.
     """
     tz = zone(town.timezone)  # the day a row describes is the town's calendar day
     flt = Filter(start, end, town=town.id)
-    nights_flt = replace(flt, exclude=uncounted(list_sensors(ctx.registry, town.id), network))
-    rows, per_day, last = await asyncio.gather(
-        ctx.store.all_rows(TOWN_DAILY, flt, ctx.config.stream_page_rows),
-        ctx.store.true_per_day(DAILY, "tropical_night", nights_flt, tz) if nights else _no_counts(),
-        ctx.store.last_update(TOWN_DAILY, town.id))
+    rows, last = await asyncio.gather(ctx.store.all_rows(TOWN_DAILY, flt, ctx.config.stream_page_rows),
+                                      ctx.store.last_update(TOWN_DAILY, town.id))
     for row in rows:
-        day = local_date(row[0], tz)
-        row.insert(1, day)
-        row.append(per_day.get(day, 0) if nights else None)
+        row.insert(1, local_date(row[0], tz))
+    field = "tropical_nights_town" if network == "town" else "tropical_nights"
+    older = [row for row in rows if row[_AT[field]] is None] if nights else []
+    if older:
+        span = replace(flt, start_ms=max(start, older[0][0]), end_ms=min(end, older[-1][0] + MS_PER_DAY + 3600_000),
+                       exclude=uncounted(list_sensors(ctx.registry, town.id), network))
+        per_day = await ctx.store.true_per_day(DAILY, "tropical_night", span, tz)
+        for row in older:
+            row[_AT[field]] = per_day.get(row[1], 0)
     return rows, last
 
 
@@ -95,10 +97,9 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_:
         rows, last = await _indices_rows(ctx, town, start, end, network=network)
         if network == "town":
             # The town network's own values in the usual columns: the same table, without citizen data.
-            at = {f: 2 + len(TOWN_DAILY.tag_keys) + i for i, f in enumerate(TOWN_DAILY.fields)}
             for row in rows:
                 for f in NETWORK_FIELDS:
-                    row[at[f]] = row[at[f"{f}_town"]]
+                    row[_AT[f]] = row[_AT[f"{f}_town"]]
         return rows, last, {"canicule_thresholds": town.canicule.model_dump(), "network": network}
 
     return await table_response(ctx, TOWN_DAILY, fmt, style, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
@@ -106,7 +107,7 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_:
 
 
 #: Town indices that citizen sensors may enter, each with its town-network twin ``<field>_town``.
-NETWORK_FIELDS = ("uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok")
+NETWORK_FIELDS = ("uhi_mean", "uhi_max", "hottest_sensor", "sensors_ok", "tropical_nights")
 
 
 EPISODES = Dataset(
@@ -133,7 +134,7 @@ def episodes_from(rows: list[list[Any]], town: str, alignment: str = "trailing")
     ``alignment="forward"`` groups the days whose D…D+2 means reached the thresholds (the window of
     Météo-France's vigilance forecasts, reconstructed from observations, docs/science/canicule.md).
     """
-    names = ["time", "date", *TOWN_DAILY.tag_keys, *TOWN_DAILY.fields, "tropical_nights"]
+    names = ["time", "date", *TOWN_DAILY.tag_keys, *TOWN_DAILY.fields]
     col = {n: i for i, n in enumerate(names)}
     if alignment == "forward":
         col = {**col, "canicule": col["canicule_forward"], "ibmn": col["ibmn_forward"], "ibmx": col["ibmx_forward"]}
