@@ -86,9 +86,9 @@ def test_an_open_alert_is_acknowledged_once_with_who_and_when(client, seed):
     assert {(a["sensor"], a["kind"], a["by"]) for a in listed} == {("v-centre", "temperature", "Camille Martin"),
                                                                     (None, "offline", "Camille Martin")}
     # No such open alert (another start, another sensor, a closed one): 404; nonsense: 4xx, never 500.
-    for wrong in ({"started": started + 1}, {"sensor": "v-parc"}, {"kind": "battery"}):
+    for wrong in ({"started": started + 1}, {"sensor": "v-parc"}, {"kind": "battery"}, {"started": 2**62}):
         assert client.post("/v1/notifications/acks", json={**body, **wrong}, headers=AUTH).status_code == 404
-    for wrong in ({"kind": "no such kind"}, {"started": "yesterday"}, {"by": ""}, {"sensor": "a b"}):
+    for wrong in ({"kind": "no such kind"}, {"started": "yesterday"}, {"by": ""}, {"by": "   "}, {"sensor": "a b"}):
         r = client.post("/v1/notifications/acks", json={**body, **wrong}, headers=AUTH)
         assert 400 <= r.status_code < 500 and r.status_code != 404, (wrong, r.text)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -32,6 +32,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 IdPath = Annotated[int, Path(alias="id", ge=1, le=2**53)]
 # Acknowledgements are listed for alerts that started within this span (an alert open longer is a forgotten one).
 ACK_SPAN_MS = 400 * 86_400_000
+EARLIEST_MS = 946_684_800_000  # 2000-01-01: no heatwatch alert started before
 
 
 def get_store(request: Request) -> NotificationStore:
@@ -136,6 +137,13 @@ class AckIn(BaseModel):
     by: str = Field(min_length=1, max_length=80, description="the technician's name, as colleagues know it")
     note: str = Field(default="", max_length=500)
 
+    @field_validator("by")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("by names who acknowledges: it cannot be blank")
+        return v.strip()
+
 
 @router.post("/acks", status_code=201, summary="Acknowledge an open alert (stops its reminders)",
              description="201 with who and when; 200 with the earlier acknowledgement when the alert was already "
@@ -149,12 +157,14 @@ async def acknowledge(body: Annotated[AckIn, Body()], request: Request, settings
     except TimestampError:
         raise bad_request("started must be epoch milliseconds or ISO 8601 with an offset", "invalid_parameter") \
             from None
+    if not EARLIEST_MS <= started <= now_ms() + 86_400_000:
+        raise not_found(f"no open {body.kind} alert started at that time")
     # The alert must be open: its stored point sits exactly at `started` (the instant it opened).
     records = await store.open_alerts(Filter(started, started + 1, town=body.town, kind=body.kind))
     if not any((r.get("sensor") or None) == body.sensor for r in records):
         raise not_found(f"no open {body.kind} alert of {body.sensor or body.town} started at {iso_z(started)}")
     ack, created = await run_in_threadpool(get_store(request).ack, body.town, body.sensor, body.kind, started,
-                                           body.by.strip(), now_ms(), body.note)
+                                           body.by, now_ms(), body.note)
     return JSONBytes(_ack_json(ack), status_code=201 if created else 200, headers=_NO_STORE)
 
 
