@@ -44,6 +44,8 @@ async def serve(settings: AnalyticsSettings, *, once: bool = False, mqtt: bool =
         if once:
             service.without_startup_grace()
             await service.once()
+            if service.notify is not None:
+                await service.notify.close()  # the webhook client (run() closes it on its way out)
         else:
             await service.run(stop, requests=mqtt)
     finally:
