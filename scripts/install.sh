@@ -4,7 +4,7 @@
 # with heatwatch and its test tools, and the dashboard's front-end libraries from npm.
 # Idempotent: a second run installs nothing new.
 #   scripts/install.sh            # runtime
-#   scripts/install.sh --test     # runtime + chromium for the browser tests
+#   scripts/install.sh --test     # runtime + chromium for the browser tests, prometheus for the monitoring tests
 #   scripts/install.sh --bench    # runtime + wrk and py-spy for the benchmarks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,8 @@ command -v npm >/dev/null || pkgs+=(nodejs npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if (( want_browser )); then
   [[ -x /usr/bin/chromium ]] || pkgs+=(chromium)
+  # A real Prometheus scrapes the services with deploy/prometheus/prometheus.yml in tests/stack/test_monitoring.py.
+  command -v prometheus >/dev/null || pkgs+=(prometheus)
 fi
 if (( want_bench )); then
   command -v wrk >/dev/null || pkgs+=(wrk)
@@ -32,7 +34,7 @@ if (( ${#pkgs[@]} )); then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 fi
 # Debian starts packaged services on install where it can; heatwatch runs its own on its own ports.
-for svc in mosquitto influxdb; do
+for svc in mosquitto influxdb prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

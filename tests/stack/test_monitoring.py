@@ -1,13 +1,16 @@
 """Services report their own health: ``heatwatch ingest``, ``analytics`` and ``api`` as processes on the session's
 mosquitto and influxd, each with its /metrics listener, scraped after real traffic (readings over MQTT, a malformed
-message, requests, a live stream). The Grafana dashboard in deploy/ uses only metrics they expose; the Prometheus
-and Grafana files agree with docker-compose.yml."""
+message, requests, a live stream). The Grafana dashboard in deploy/ uses only metrics they expose, and a real
+Prometheus scraping them with deploy/prometheus/prometheus.yml answers every query of it; the Prometheus and Grafana
+files agree with docker-compose.yml."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from heatwatch.stack.children import ServiceProcess
-from heatwatch.stack.embedded import free_port
+from heatwatch.stack.embedded import free_port, terminate
 from support.mqtt import publish_all
 from support.wait import wait_until
 
@@ -34,9 +37,10 @@ PROMETHEUS_SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped
 
 
 class Stack:
-    def __init__(self, api: str, metrics: dict[str, str]) -> None:
+    def __init__(self, api: str, metrics: dict[str, str], tmp: Path) -> None:
         self.api = api
         self.metrics = metrics  # service -> its /metrics URL
+        self.tmp = tmp
 
     def scrape(self, service: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         r = httpx.get(self.metrics[service], timeout=10)
@@ -79,7 +83,7 @@ def stack(mosquitto, influxd, tmp_path_factory: pytest.TempPathFactory) -> Itera
         messages.append(("heat/vitre/vitre-mon-0", b'{"ts": 1, "temperature": "warm"}'))  # dead-lettered
         assert publish_all(mosquitto.url, messages) == len(messages)
         metrics = {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in ("ingest", "analytics", "api")}
-        s = Stack(f"http://127.0.0.1:{ports['public']}", metrics)
+        s = Stack(f"http://127.0.0.1:{ports['public']}", metrics, tmp)
         wait_until(lambda: (s.value("ingest", "heatwatch_ingest_readings_stored_total") or 0) >= 5 * 13, 60,
                    "readings stored")
 
@@ -276,3 +280,76 @@ def test_grafana_provisioning_points_at_what_compose_mounts() -> None:
     assert mounts["./deploy/grafana/provisioning/datasources"] == "/etc/grafana/provisioning/datasources"
     assert mounts["./deploy/grafana/provisioning/dashboards"] == "/etc/grafana/provisioning/dashboards"
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+
+
+# A real Prometheus scraping the services with the shipped configuration ---------------------------------------
+
+#: Queries of the dashboard that are empty on a healthy stack: no 5xx, no failed job, no QC flag raised.
+EMPTY_WHEN_HEALTHY = ('status="5xx"', 'outcome="failure"', ") > 0")
+
+
+def test_the_shipped_scrape_configuration_passes_promtool() -> None:
+    done = subprocess.run(["promtool", "check", "config", str(PROMETHEUS)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: Stack) -> Iterator[str]:
+    """Prometheus (the Debian package, scripts/install.sh --test) with deploy/prometheus/prometheus.yml, its compose
+    targets replaced by where the test's services listen and its interval shortened."""
+    if not shutil.which("prometheus"):
+        pytest.fail("prometheus is not installed: run scripts/install.sh --test")
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    config["global"]["scrape_interval"] = config["global"]["scrape_timeout"] = "1s"
+    for job in config["scrape_configs"]:
+        service = job["job_name"].removeprefix("heatwatch-")
+        job["static_configs"] = [{"targets": [stack.metrics[service].removeprefix("http://").removesuffix("/metrics")]}]
+    folder = stack.tmp / "prometheus"
+    folder.mkdir()
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with open(folder / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen(["prometheus", f"--config.file={folder / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(url), 60, "prometheus ready")
+        # Every target scraped, and twice at least, so that rate() has two samples.
+        wait_until(lambda: len(query(url, 'count_over_time(up{job=~"heatwatch-.*"}[1m]) >= 3')) == 3, 60,
+                   "three targets scraped thrice")
+        yield url
+    finally:
+        terminate(proc, 20)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def query(url: str, expr: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "success", f"{expr}: {body}"
+    return body["data"]["result"]
+
+
+def test_every_dashboard_query_runs_on_prometheus_scraping_the_services(stack: Stack, prometheus: str) -> None:
+    assert {r["metric"]["job"] for r in query(prometheus, "up == 1")} == {
+        "heatwatch-ingest", "heatwatch-analytics", "heatwatch-api"}
+    doc = json.loads(DASHBOARD.read_text())
+    empty = []
+    for p in _panels(doc):
+        for t in p.get("targets", []):
+            expr = t["expr"].replace("$__rate_interval", "1m").replace("$town", ".*")
+            if not query(prometheus, expr) and not any(mark in expr for mark in EMPTY_WHEN_HEALTHY):
+                empty.append(f"{p['title']}: {expr}")
+    for var in doc["templating"]["list"]:
+        if var["type"] == "query":  # label_values(metric, label): what Grafana lists
+            metric, label = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", var["definition"]).groups()
+            values = {r["metric"][label] for r in query(prometheus, f"group by ({label}) ({metric})")}
+            assert values == {"vitre", "saint-omer"}, var["name"]
+    assert not empty, "dashboard queries without data on a running stack:\n" + "\n".join(empty)
