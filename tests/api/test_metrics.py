@@ -29,6 +29,7 @@ def test_a_request_is_timed_under_its_route_template_never_its_raw_path(client: 
     assert client.get("/v1/towns/nowhere").status_code == 404
     assert client.get("/v1/towns", params={"bogus": "1"}).status_code == 400
     assert client.get("/made/up/path").status_code == 404
+    assert client.request("BREW", "/v1/towns/vitre").status_code == 405  # any method token: one "other" label
 
     route = {"method": "GET", "route": "/v1/towns/{town}"}
     assert sample(client, "heatwatch_api_request_duration_seconds_count", **route) == 3
@@ -39,7 +40,8 @@ def test_a_request_is_timed_under_its_route_template_never_its_raw_path(client: 
     assert sample(client, "heatwatch_api_responses_total", method="GET", route="unmatched", status="4xx") == 1
     text = generate_latest(client.app.state.metrics.registry).decode()
     # Bounded cardinality: no town, id or made-up path ever becomes a label value.
-    for raw in ("saint-omer", "nowhere", "/made/up"):
+    assert sample(client, "heatwatch_api_responses_total", method="other", route="/v1/towns/{town}", status="4xx") == 1
+    for raw in ("saint-omer", "nowhere", "/made/up", "BREW"):
         assert raw not in text
     assert sample(client, "heatwatch_api_requests_in_flight") == 0
 

@@ -38,6 +38,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 UNMATCHED = "unmatched"
 #: Endless streams: their duration is how long a browser stayed, not latency; counted by the live-clients gauge.
 UNTIMED = frozenset({"/v1/live"})
+#: Methods kept as label values; any other (a client may send any token) is "other", so labels stay bounded.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def status_class(status: int) -> str:
@@ -159,7 +161,7 @@ class Instrument:
             await self.app(scope, receive, send)
             return
         m = self.metrics
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in METHODS else "other"
         status = 500  # what the client gets if the app fails before answering
         started = time.perf_counter()
 
