@@ -204,16 +204,26 @@ def test_frictionless_validates_the_served_archives_by_the_datapackage(world, tm
                 == f"sha256:{f.sha256}", ds
         out = subprocess.run([_frictionless_exe(), "validate", "--json", f"{server}/v1/datapackage.json"],
                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
-        # A month issued while the package is cached shows at once (the cache follows the manifests).
+        # A month issued while the package and the listing are cached shows at once (the caches follow the
+        # manifests), so none gives a checksum the stable URL no longer serves.
+        assert _listed(server) == ([MONTH], {MONTH})
         assert run(world, lambda a, c: a.build("vitre", "2024-01", reason="test")).action == "issued"
         package = httpx.get(f"{server}/v1/datapackage.json", timeout=60).json()
         assert "hourly-vitre-2024-01" in {r["name"] for r in package["resources"]}
+        assert _listed(server) == (["2024-01", MONTH], {"2024-01", MONTH})
     report = json.loads(out.stdout)
     errors = [(t.get("name"), e.get("message")) for t in report.get("tasks", []) for e in t.get("errors", [])]
     assert report["valid"], errors or out.stderr[-2000:]
     rows = {t["name"]: t["stats"].get("rows") for t in report["tasks"]}
     assert {ds: rows[f"{ds}-vitre-{MONTH}"] for ds in A.DATASET_IDS} == {ds: f.rows for ds, f in issued.items()}
     assert rows[f"readings-vitre-{MONTH}"] > 0 and rows[f"alerts-vitre-{MONTH}"] == 1
+
+
+def _listed(server: str) -> tuple[list[str], set[str]]:
+    """The months /v1/archives lists, as JSON and as CSV."""
+    as_json = [m["month"] for m in httpx.get(f"{server}/v1/archives", timeout=60).json()["data"]]
+    as_csv = httpx.get(f"{server}/v1/archives", params={"format": "csv"}, timeout=60).text.splitlines()[1:]
+    return as_json, {row.split(",")[1] for row in as_csv}
 
 
 def _frictionless_exe() -> str:

@@ -67,7 +67,7 @@ def test_xlsx_has_numbers_times_and_the_licence(client, dataset):
 def test_head_wherever_get_is(client, dataset):
     for url in ("/v1/hourly?town=vitre&from=2024-07-19&to=2024-07-20&format=csv",
                 "/v1/indices?town=vitre&from=2024-07-10&to=2024-07-20", "/v1/towns", "/v1/qc-flags",
-                "/healthz"):
+                "/v1/datapackage.json", "/sta/v1.1", "/sta/v1.1/ObservedProperties", "/healthz"):
         get, head = client.get(url), client.head(url)
         assert head.status_code == get.status_code == 200, url
         assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"], url

@@ -55,9 +55,15 @@ async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Aw
             headers.update(more[0])
         return build_entry(dumps(payload), media_type, headers)
 
-    key = f"{ctx.cache_key}#{version}" if version else ctx.cache_key
-    entry = await ctx.cache.get_or_build(key, ttl, make)
-    response = conditional(ctx.request, entry, max_age, ctx.cache.clock())
+    entry = await ctx.cache.get_or_build(_key(ctx, version), ttl, make)
+    return _versioned(conditional(ctx.request, entry, max_age, ctx.cache.clock()), version)
+
+
+def _key(ctx: Ctx, version: str) -> str:
+    return f"{ctx.cache_key}#{version}" if version else ctx.cache_key
+
+
+def _versioned(response: Response, version: str) -> Response:
     if version and TTL_HEADER in response.headers:
         del response.headers[TTL_HEADER]  # HotCache answers before the route: it would not see a new version
     return response
@@ -108,7 +114,7 @@ def csv_bytes(columns: list[str], rows: list[dict[str, Any]], sep: str, decimal:
 
 
 async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | None, str]]], columns: list[str],
-                     sep: str | Style, ttl: float | None = None, max_age: int = 30) -> Response:
+                     sep: str | Style, ttl: float | None = None, max_age: int = 30, version: str = "") -> Response:
     style = sep if isinstance(sep, Style) else Style(sep, auto_decimal(sep, None))
 
     async def make() -> Cached:
@@ -116,8 +122,9 @@ async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | No
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
         return build_entry(csv_bytes(columns, rows, style.sep, style.decimal), MEDIA_TYPES["csv"], headers)
 
-    entry = await ctx.cache.get_or_build(ctx.cache_key, ctx.config.cache_ttl_latest_s if ttl is None else ttl, make)
-    return conditional(ctx.request, entry, max_age, ctx.cache.clock())
+    entry = await ctx.cache.get_or_build(_key(ctx, version), ctx.config.cache_ttl_latest_s if ttl is None else ttl,
+                                         make)
+    return _versioned(conditional(ctx.request, entry, max_age, ctx.cache.clock()), version)
 
 
 def about_rows(ctx: Ctx, ds: Dataset, last_ms: int | None) -> list[tuple[str, str]]:

@@ -85,9 +85,10 @@ async def list_archives(ctx: CtxDep, style: StyleDep, town: Annotated[str | None
             return rows, None, "text/csv"
         return envelope(ctx.meta(None, returned=len(months)), months), None, JSONBytes.media_type
 
+    version = archives_version(ctx)
     if fmt == "csv":
-        return await cached_csv(ctx, build, LIST_COLUMNS, style, ttl=ARCHIVES_TTL_S, max_age=60)
-    return await cached_json(ctx, ARCHIVES_TTL_S, 60, build)
+        return await cached_csv(ctx, build, LIST_COLUMNS, style, ttl=ARCHIVES_TTL_S, max_age=60, version=version)
+    return await cached_json(ctx, ARCHIVES_TTL_S, 60, build, version=version)
 
 
 def _file_response(ctx: Any, m: A.Manifest, f: A.ArchiveFile, immutable: bool) -> Response:
