@@ -65,7 +65,7 @@ def _lines() -> tuple[list[str], list[str]]:
         age_d = k / 48
         raw.append(f"reading,sensor=mt-falling,town=vitre temperature=21.5,humidity=60.0,"
                    f"battery_v={2.80 + 0.02 * age_d + next(wiggle) - (0.03 if k % 48 < 8 else 0):.3f},"
-                   f"rssi={-95 - k % 7}.0 {ts}")
+                   f"rssi={-95 - k % 7}.0,snr={7.5 - k % 3 * 0.25} {ts}")
         for sid in ("mt-steady", "mt-drift", "mt-lora", "c-vitre-1a2b3c4d"):
             raw.append(f"reading,sensor={sid},town=vitre temperature=21.0,humidity=60.0,"
                        f"battery_v={3.05 + next(wiggle):.3f},rssi=-88.0 {ts}")
@@ -144,6 +144,8 @@ def test_a_falling_battery_gets_days_left_and_the_sensor_is_to_visit(app: TestCl
     assert "mt-steady" not in body["to_visit"] and "mt-pct" not in body["to_visit"]
     # Radio trend from the uplinks' RSSI.
     assert s["mt-falling"]["radio"]["rssi_median_7d"] == pytest.approx(-98, abs=1.5)
+    assert s["mt-falling"]["radio"]["snr_median_7d"] == pytest.approx(7.25, abs=0.25)
+    assert s["mt-steady"]["radio"]["snr_last"] is None  # no LoRaWAN uplink, no SNR
     assert s["mt-steady"]["radio"]["rssi_last"] == -88.0
 
 

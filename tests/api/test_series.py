@@ -42,8 +42,8 @@ def test_readings_csv_parquet_and_sensor_filter(client, dataset):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
-    assert r.content.startswith(b"time,town,sensor,temperature,humidity,battery_v,battery_pct,rssi,source,network,"
-                             b"trust\r\n")
+    assert r.content.startswith(b"time,town,sensor,temperature,humidity,battery_v,battery_pct,rssi,source,snr,"
+                             b"network,trust\r\n")
     rows = _csv(r)
     assert len(rows) == 144 and {x["sensor"] for x in rows} == {"v-parc"}
     assert rows[1]["time"] == "2024-07-20T00:10:00Z" and float(rows[1]["temperature"]) == 20.51

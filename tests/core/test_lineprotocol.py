@@ -66,10 +66,11 @@ maybe = st.none() | st.floats(-40, 60, allow_nan=False)
 
 
 @given(sensor=sensor_ids, t=maybe, rh=maybe, batt=maybe, pct=maybe, rssi=maybe,
-       source=st.sampled_from(["json", "senml", "tts", "chirpstack", None]), ts=st.integers(0, 2**42))
-def test_reading_to_line_is_the_encoder_on_the_reading_schema(sensor, t, rh, batt, pct, rssi, source, ts) -> None:
-    r = Reading("saint-omer", sensor, ts, t, rh, batt, rssi, source, pct)
-    fields = {"temperature": t, "humidity": rh, "battery_v": batt, "battery_pct": pct, "rssi": rssi, "source": source}
+       source=st.sampled_from(["json", "senml", "tts", "chirpstack", None]), ts=st.integers(0, 2**42), snr=maybe)
+def test_reading_to_line_is_the_encoder_on_the_reading_schema(sensor, t, rh, batt, pct, rssi, source, ts, snr) -> None:
+    r = Reading("saint-omer", sensor, ts, t, rh, batt, rssi, source, pct, snr)
+    fields = {"temperature": t, "humidity": rh, "battery_v": batt, "battery_pct": pct, "rssi": rssi, "source": source,
+              "snr": snr}
     assert list(fields) == list(READING.field_names)
     if all(v is None for v in fields.values()):
         return  # ingest never stores a reading without a measurement

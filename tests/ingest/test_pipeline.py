@@ -113,4 +113,4 @@ def test_lorawan_uplink_by_deveui_lands_in_the_registered_town(tmp_path):
         out = p.process([msg("application/x/device/a84041000181c35a/event/up", body)])
         assert out.dead == []
         assert out.lines[0].startswith("reading,sensor=vitre-centre-01,town=vitre temperature=28.29,humidity=88.6,"
-                                       "battery_v=3.062,rssi=-36.0,source=\"chirpstack\"")
+                                       "battery_v=3.062,rssi=-36.0,source=\"chirpstack\",snr=10.5")

@@ -67,14 +67,14 @@ _SITES = {
 }
 _LATEST_ROWS = [
     {"town": "vitre", "sensor": "vitre-centre-01", "time": _T, "temperature": 24.6, "humidity": 58.2,
-     "battery_v": 3.02, "battery_pct": None, "rssi": None, "source": "json", "status": "ok", "network": "town",
-     "trust": "official"},
-    {"town": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
-     "humidity": 66.5, "battery_v": 3.05, "battery_pct": None, "rssi": -97.0, "source": "tts", "status": "ok",
+     "battery_v": 3.02, "battery_pct": None, "rssi": None, "source": "json", "snr": None, "status": "ok",
      "network": "town", "trust": "official"},
+    {"town": "vitre", "sensor": "vitre-parc-01", "time": "2024-07-20T23:45:00Z", "temperature": 22.1,
+     "humidity": 66.5, "battery_v": 3.05, "battery_pct": None, "rssi": -97.0, "source": "tts", "snr": 7.25,
+     "status": "ok", "network": "town", "trust": "official"},
     {"town": "vitre", "sensor": "vitre-rural-01", "time": _T, "temperature": 20.3, "humidity": 71.0,
-     "battery_v": 2.98, "battery_pct": None, "rssi": None, "source": "json", "status": "ok", "network": "town",
-     "trust": "official"},
+     "battery_v": 2.98, "battery_pct": None, "rssi": None, "source": "json", "snr": None, "status": "ok",
+     "network": "town", "trust": "official"},
 ]
 #: What every public row about one of the example (town) sites adds (core/public.py).
 _PUBLIC = {"position_blurred": False, "network": "town", "trust": "official"}
@@ -134,9 +134,9 @@ def _readings() -> dict[str, Any]:
     t = ["2024-07-20T02:00:00Z", "2024-07-20T02:05:00Z", "2024-07-20T02:10:00Z"]
     return _series(READING, "/v1/readings", {"town": "vitre", "sensor": "vitre-centre-01",
                                              "from": "2024-07-20T02:00:00Z", "to": "2024-07-20T02:15:00Z"}, _T,
-                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json", "town", "official"],
-                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json", "town", "official"],
-                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json", "town", "official"]],
+                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json", None, "town", "official"],
+                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json", None, "town", "official"],
+                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json", None, "town", "official"]],
                    next=None)
 
 

@@ -453,13 +453,14 @@ class Store:
     async def device_health(self, town: str, start_ms: int, end_ms: int, *, sensor: str | None = None,
                             bucket_h: int = 6) -> list[dict[str, Any]]:
         """Per sensor and ``bucket_h``-hour bucket of [start, end): the median battery (volts and percent), the
-        median RSSI and the number of readings — the battery and radio trends of the maintenance view. One
+        median RSSI and SNR and the number of readings — the battery and radio trends of the maintenance view. One
         statement, bounded in time, one row per bucket and series."""
         m = READING_M
         where, params = self._obs_where(m, start_ms, end_ms, sensor, town)
         buckets = (end_ms - start_ms) // (bucket_h * 3600_000) + 2
         q = (f"SELECT MEDIAN({m.col('battery_v')}) AS battery_v, MEDIAN({m.col('battery_pct')}) AS battery_pct, "
-             f"MEDIAN({m.col('rssi')}) AS rssi, COUNT({m.col('temperature')}) AS n FROM {self.client.table(m)} "
+             f"MEDIAN({m.col('rssi')}) AS rssi, MEDIAN({m.col('snr')}) AS snr, COUNT({m.col('temperature')}) AS n "
+             f"FROM {self.client.table(m)} "
              f"WHERE {where} GROUP BY time({int(bucket_h)}h), {m.col('sensor')} fill(none) "
              f"LIMIT {int(buckets)} SLIMIT {MAX_SERIES}")
         async with self._scan_slot():

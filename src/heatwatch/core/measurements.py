@@ -184,6 +184,8 @@ READING = Measurement(
         Field("battery_pct", "float", "battery charge remaining, for devices that report percent, not volts", "%"),
         Field("rssi", "float", "radio signal strength", "dBm"),
         Field("source", "str", "payload format the reading arrived in"),
+        # After source: the columns exports had before keep their places.
+        Field("snr", "float", "LoRaWAN uplinks: signal-to-noise ratio at the gateway with the best RSSI", "dB"),
     ),
 )
 

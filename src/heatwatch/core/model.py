@@ -71,6 +71,7 @@ class Reading:
     rssi: float | None = None
     source: str | None = None
     battery_pct: float | None = None  # charge remaining, for devices that report percent and not volts
+    snr: float | None = None  # LoRaWAN: signal-to-noise ratio at the gateway that heard the uplink best, dB
 
     def to_line(self) -> str:
         """Line protocol for the ``reading`` measurement.
@@ -91,6 +92,8 @@ class Reading:
             fields.append(f"rssi={self.rssi!r}")
         if self.source is not None:
             fields.append(f'source="{self.source}"')
+        if self.snr is not None:  # after source, in the stored schema's order
+            fields.append(f"snr={self.snr!r}")
         return f"reading,sensor={self.sensor},town={self.town} {','.join(fields)} {self.ts_ms}"
 
     @property

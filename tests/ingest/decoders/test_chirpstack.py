@@ -192,3 +192,12 @@ def test_app_towns_setting_names_configured_towns_only() -> None:
     assert (net.town_for_app("Mairie"), net.town_for_app("old-app")) == ("vitre", "saint-omer")  # old name merged
     with pytest.raises(ConfigError, match="vitree"):
         network_from_settings(IngestSettings.load(app_towns={"Mairie": "vitree"}))
+
+
+def test_snr_v4_and_v3() -> None:
+    """The SNR of the gateway with the best RSSI: ``snr`` in v4, ``loRaSNR`` in v3 (the captured uplinks')."""
+    [r4] = run(v4()).readings
+    [r3] = run(V3["message"], V3["topic"]).readings
+    for r, msg in ((r4, V4["message"]), (r3, V3["message"])):
+        best = max(msg["rxInfo"], key=lambda g: g["rssi"])
+        assert r.snr == float(best.get("snr", best.get("loRaSNR"))), (r, best)

@@ -370,3 +370,15 @@ def test_fuzz_never_crashes(decoded: object, received: object, rx: object) -> No
         run(msg, topic("c-1"))
     except DecodeError as exc:
         assert exc.reason in set(Reason)
+
+
+def test_snr_of_the_gateway_that_heard_it_best() -> None:
+    """The maintenance view's link margin: the SNR of the best-RSSI gateway; TTS leaves out a zero SNR."""
+    msg = uplink("em300-th-01", "heatwatch-vitre", EM300, rssi=[-112.0, -87.0])
+    msg["uplink_message"]["rx_metadata"][0]["snr"] = -9.5
+    msg["uplink_message"]["rx_metadata"][1]["snr"] = 4.75
+    r = run(msg, topic("em300-th-01")).readings[0]
+    assert (r.rssi, r.snr) == (-87.0, 4.75)
+    del msg["uplink_message"]["rx_metadata"][1]["snr"]
+    assert run(msg, topic("em300-th-01")).readings[0].snr == 0.0
+    assert "snr=0.0" in run(msg, topic("em300-th-01")).readings[0].to_line()

@@ -158,7 +158,8 @@ async def _view(ctx: Any, request: Request, town: Town, sensors: list[Sensor], d
         }
         if detail:
             doc["series"] = [{"time": iso_z(int(p["time"])), "battery_v": p.get("battery_v"),
-                              "battery_pct": p.get("battery_pct"), "rssi": p.get("rssi"), "readings": p.get("n")}
+                              "battery_pct": p.get("battery_pct"), "rssi": p.get("rssi"), "snr": p.get("snr"),
+                              "readings": p.get("n")}
                              for p in points]
             doc["qc_history"] = _qc_days(hist, mine, tz)
             doc["visit_log"] = [_visit_doc(v, tech) for v in reversed(mine)]
@@ -175,14 +176,20 @@ def _latest_battery(seen: dict[str, Any] | None, battery: Battery) -> Any:
 
 
 def _radio(points: list[dict[str, Any]], seen: dict[str, Any] | None, now: int) -> dict[str, Any]:
-    """The signal the network server reported (LoRaWAN uplinks: the best gateway's RSSI): the newest, the median of
-    the last 7 days and of the 7 before (a falling link: a gateway gone, foliage, a sensor knocked over)."""
+    """The signal the network server reported (LoRaWAN uplinks: RSSI and SNR at the gateway that heard it best): the
+    newest, the median of the last 7 days and of the 7 before (a falling link: a gateway gone, foliage, a sensor
+    knocked over)."""
     week = 7 * 86_400_000
-    last7 = [p["rssi"] for p in points if p.get("rssi") is not None and int(p["time"]) >= now - week]
-    prev7 = [p["rssi"] for p in points if p.get("rssi") is not None and now - 2 * week <= int(p["time"]) < now - week]
-    med = (lambda xs: round(statistics.median(xs), 1) if xs else None)  # noqa: E731
-    return {"rssi_last": seen.get("rssi") if seen else None, "rssi_median_7d": med(last7),
-            "rssi_median_prev_7d": med(prev7), "unit": "dBm"}
+    def med(field: str, since: int, until: int) -> float | None:
+        xs = [p[field] for p in points if p.get(field) is not None and since <= int(p["time"]) < until]
+        return round(statistics.median(xs), 1) if xs else None
+
+    out: dict[str, Any] = {"unit": "dBm", "snr_unit": "dB"}
+    for field in ("rssi", "snr"):
+        out[f"{field}_last"] = seen.get(field) if seen else None
+        out[f"{field}_median_7d"] = med(field, now - week, now + week)
+        out[f"{field}_median_prev_7d"] = med(field, now - 2 * week, now - week)
+    return out
 
 
 def _qc_summary(hist: dict[str, dict[str, int]], today: date) -> dict[str, Any]:

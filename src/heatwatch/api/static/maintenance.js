@@ -28,7 +28,7 @@
       battery_chart: "Batterie (médiane par 6 h)", rssi_chart: "RSSI (dBm, médiane par 6 h)", no_series: "Aucune mesure dans la période.",
       chart_missing: "Graphique indisponible : bibliothèque uPlot non installée (npm ci --prefix frontend).",
       battery_desc: "Seuil d'alerte {thr} {unit}. {est}", est_days: "Estimation : seuil atteint dans {d} jours ({lo}–{hi}).",
-      est_none: "Pas d'estimation ({s}).", rssi_desc: "Dernier {last} dBm ; médiane 7 j {m7} dBm, 7 j précédents {p7} dBm.",
+      est_none: "Pas d'estimation ({s}).", rssi_desc: "RSSI : dernier {last} dBm ; médiane 7 j {m7} dBm, 7 j précédents {p7} dBm. SNR : dernier {slast} dB ; médiane 7 j {s7} dB, 7 j précédents {sp7} dB.",
       saved: "Visite enregistrée.", recompute: "Recalcul demandé à l'analyse depuis le {d}.",
       recompute_no: "Visite enregistrée ; le recalcul n'a pas pu être demandé ({r}) : elle s'appliquera au prochain recalcul.",
       denied: "Jeton refusé.", need_token: "Saisissez d'abord le jeton d'administration.", new_series: "nouvelle série",
@@ -59,7 +59,7 @@
       no_series: "No reading in the period.",
       chart_missing: "Chart unavailable: uPlot is not installed (npm ci --prefix frontend).",
       battery_desc: "Alert threshold {thr} {unit}. {est}", est_days: "Estimate: threshold reached in {d} days ({lo}–{hi}).",
-      est_none: "No estimate ({s}).", rssi_desc: "Last {last} dBm; 7-day median {m7} dBm, previous 7 days {p7} dBm.",
+      est_none: "No estimate ({s}).", rssi_desc: "RSSI: last {last} dBm; 7-day median {m7} dBm, previous 7 days {p7} dBm. SNR: last {slast} dB; 7-day median {s7} dB, previous 7 days {sp7} dB.",
       saved: "Visit saved.", recompute: "Analytics asked to recompute from {d}.",
       recompute_no: "Visit saved; the recompute could not be requested ({r}): it applies at the next recompute.",
       denied: "Token refused.", need_token: "Enter the admin token first.", new_series: "new series", by: "by",
@@ -239,7 +239,9 @@
       ? t("est_days", { d: num(b.days_left, 0), lo: num(b.days_left_range && b.days_left_range[1], 0), hi: num(b.days_left_range && b.days_left_range[0], 0) })
       : t("est_none", { s: t(b.status) });
     $("#battery-desc").textContent = b.unit ? t("battery_desc", { thr: num(b.threshold, 2), unit: b.unit, est }) : t("no_series");
-    $("#rssi-desc").textContent = t("rssi_desc", { last: num(d.radio.rssi_last, 0), m7: num(d.radio.rssi_median_7d, 0), p7: num(d.radio.rssi_median_prev_7d, 0) });
+    const r = d.radio;
+    $("#rssi-desc").textContent = t("rssi_desc", { last: num(r.rssi_last, 0), m7: num(r.rssi_median_7d, 0), p7: num(r.rssi_median_prev_7d, 0),
+      slast: num(r.snr_last, 1), s7: num(r.snr_median_7d, 1), sp7: num(r.snr_median_prev_7d, 1) });
     chart("#chart-battery", 0, d.series, b.unit === "%" ? "battery_pct" : "battery_v", `${t("battery_chart")} (${b.unit || ""})`, b.threshold);
     chart("#chart-rssi", 1, d.series, "rssi", t("rssi_chart"), null);
     $("#qc-history tbody").replaceChildren(...[...d.qc_history].reverse().map((h) => el("tr", {},

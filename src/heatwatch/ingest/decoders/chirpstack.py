@@ -36,7 +36,7 @@ from ...core.settings import IngestSettings
 from ..reasons import Reason
 from .base import Context, Decoded
 from .common import parse_json
-from .lorawan import Network, best_rssi, network_from_settings, rfc3339_ms
+from .lorawan import Network, best_signal, network_from_settings, rfc3339_ms
 
 
 def topic_app_eui(ctx: Context) -> tuple[str, str]:
@@ -107,6 +107,7 @@ class ChirpStackDecoder:
         ts = net.device_time(profile, obj)  # type: ignore[arg-type]
         if ts is None:
             ts = rfc3339_ms(when) if when is not None else self._rx_time(rx, ctx)
+        rssi, snr = best_signal(rx)
         reading = Reading(
             town=town,
             sensor=sensor,
@@ -114,7 +115,8 @@ class ChirpStackDecoder:
             temperature=values.get("temperature"),
             humidity=values.get("humidity"),
             battery_v=values.get("battery_v"),
-            rssi=best_rssi(rx),
+            rssi=rssi,
+            snr=snr,
             source="chirpstack",
             battery_pct=values.get("battery_pct"),
         )

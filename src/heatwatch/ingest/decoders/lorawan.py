@@ -45,20 +45,37 @@ def rfc3339_ms(value: object) -> int:
     return timestamp_ms(value)
 
 
-def best_rssi(rx: object) -> float | None:
-    """The strongest signal among the gateways; malformed entries are skipped, it is only metadata."""
-    if not isinstance(rx, list):
+def _number(raw: object) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
         return None
-    best: float | None = None
+    return float(raw)
+
+
+def best_signal(rx: object) -> tuple[float | None, float | None]:
+    """RSSI and SNR of the gateway that heard the uplink best (highest RSSI; without any RSSI, the best SNR):
+    the link's margin as the maintenance view shows it. Malformed entries are skipped, it is only metadata.
+    SNR is ``snr`` (The Things Stack, ChirpStack v4) or ``loRaSNR`` (ChirpStack v3); The Things Stack omits a
+    zero SNR, so a gateway with an RSSI and no SNR reads 0 dB."""
+    if not isinstance(rx, list):
+        return None, None
+    best: tuple[float | None, float | None] = (None, None)
     for gw in rx:
         if not isinstance(gw, dict):
             continue
-        raw = gw.get("rssi", gw.get("channel_rssi"))
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-            continue
-        if best is None or raw > best:
-            best = float(raw)
+        rssi = _number(gw.get("rssi", gw.get("channel_rssi")))
+        snr = _number(gw.get("snr", gw.get("loRaSNR")))
+        if rssi is not None and "snr" not in gw and "loRaSNR" not in gw:
+            snr = 0.0  # protobuf JSON (TTS, ChirpStack v4) leaves out a field at its zero value
+        key_new = (rssi if rssi is not None else -math.inf, snr if snr is not None else -math.inf)
+        key_old = (best[0] if best[0] is not None else -math.inf, best[1] if best[1] is not None else -math.inf)
+        if (rssi is not None or snr is not None) and (best == (None, None) or key_new > key_old):
+            best = (rssi, snr)
     return best
+
+
+def best_rssi(rx: object) -> float | None:
+    """The strongest signal among the gateways; malformed entries are skipped, it is only metadata."""
+    return best_signal(rx)[0]
 
 
 def slug(name: str) -> str:

@@ -10,7 +10,7 @@ One uplink is one reading. What heatwatch takes from the message (TTS data forma
   TTS omits empty and zero-valued fields, so every mapped field is optional; an uplink with
   neither temperature nor humidity is rejected (``no_measurement``) with the field names it did
   carry, which is what one needs to fix a wrong profile.
-- ``uplink_message.rx_metadata[].rssi``: the best (highest) over all gateways that heard it.
+- ``uplink_message.rx_metadata[].rssi`` and ``.snr``: those of the gateway that heard it best (highest RSSI).
 - time: the device's own when its profile names a time field, else the network server's
   ``uplink_message.received_at``, else the top-level ``received_at``, else the MQTT receipt.
   TTS writes RFC 3339 with nanoseconds; the kernel's parser truncates them to milliseconds.
@@ -29,7 +29,7 @@ from ...core.settings import IngestSettings
 from ..reasons import Reason
 from .base import Context, Decoded
 from .common import parse_json
-from .lorawan import DEFAULT_APP_PREFIX, Network, best_rssi, network_from_settings, rfc3339_ms
+from .lorawan import DEFAULT_APP_PREFIX, Network, best_signal, network_from_settings, rfc3339_ms
 
 __all__ = ["DEFAULT_APP_PREFIX", "TtsDecoder", "decode", "from_settings", "rfc3339_ms", "topic_app_device"]
 
@@ -90,6 +90,7 @@ class TtsDecoder:
         ts = net.device_time(profile, fields)  # type: ignore[arg-type]
         if ts is None:
             ts = self._time(msg, up, ctx)
+        rssi, snr = best_signal(up.get("rx_metadata"))
         reading = Reading(
             town=town,
             sensor=sensor,
@@ -97,7 +98,8 @@ class TtsDecoder:
             temperature=values.get("temperature"),
             humidity=values.get("humidity"),
             battery_v=values.get("battery_v"),
-            rssi=best_rssi(up.get("rx_metadata")),
+            rssi=rssi,
+            snr=snr,
             source="tts",
             battery_pct=values.get("battery_pct"),
         )
