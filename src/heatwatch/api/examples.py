@@ -130,13 +130,17 @@ def _series(ds: Dataset, path: str, params: dict[str, str], last: str, values: l
             CSV: _csv(ds.names, rows)}
 
 
+#: network and trust of a town sensor's row
+_TOWN_NET = ("town", "official")
+
+
 def _readings() -> dict[str, Any]:
     t = ["2024-07-20T02:00:00Z", "2024-07-20T02:05:00Z", "2024-07-20T02:10:00Z"]
     return _series(READING, "/v1/readings", {"town": "vitre", "sensor": "vitre-centre-01",
                                              "from": "2024-07-20T02:00:00Z", "to": "2024-07-20T02:15:00Z"}, _T,
-                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json", None, "town", "official"],
-                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json", None, "town", "official"],
-                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json", None, "town", "official"]],
+                   [[t[0], "vitre", "vitre-centre-01", 25.4, 55.1, 3.02, None, None, "json", None, *_TOWN_NET],
+                    [t[1], "vitre", "vitre-centre-01", 25.3, 55.4, 3.02, None, None, "json", None, *_TOWN_NET],
+                    [t[2], "vitre", "vitre-centre-01", 25.25, 55.6, 3.02, None, None, "json", None, *_TOWN_NET]],
                    next=None)
 
 
