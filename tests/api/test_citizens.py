@@ -361,6 +361,20 @@ def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[
     assert {x["title"].split(" (")[0] for x in pkg["sources"]} >= {"the town's own sensor network",
                                                                  "residents' sensors registered through heatwatch"}
 
+    # Each answer says its own licence: ODbL as a whole with the resident's rows, the Licence Ouverte without.
+    for params, want in (({}, "ODbL-1.0"), ({"network": "town"}, "Etalab-2.0"),
+                         ({"sensor": "vitre-centre-01"}, "Etalab-2.0"), ({"sensor": joined["sensor"]}, "ODbL-1.0")):
+        for fmt in ("json", "csv", "xlsx"):
+            r = c.get("/v1/hourly", params={**q, **params, "format": fmt})
+            assert r.status_code == 200 and r.headers["x-data-licence"] == want, (params, fmt)
+            licence_links = [x for x in r.headers.get_list("link") if 'rel="license"' in x]
+            assert len(licence_links) == 1 and (("opendatacommons" in licence_links[0]) == (want == "ODbL-1.0"))
+        meta = c.get("/v1/hourly", params={**q, **params}).json()["meta"]
+        assert meta["licence"]["id"] == want, params
+        if want == "ODbL-1.0":
+            assert "contributors" in {x["source"] for x in meta["sources"]}
+            assert PSEUDONYM not in json.dumps(meta)
+
     shapes = Graph()
     for name in ("dcat-ap_2.1.1_shacl_shapes.ttl",):
         shapes.parse(Path(__file__).resolve().parents[1] / "data" / "dcat-ap" / name, format="turtle")

@@ -7,16 +7,26 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from heatwatch.core.provenance import LICENCES
+
 from .formats import LICENCE
+
+#: Set by a route whose answer is under another licence than the instance's (rows of an ODbL source).
+LICENCE_HEADER = "X-Data-Licence"
+
+
+def _link(lic: dict[str, str]) -> tuple[bytes, bytes]:
+    return b"link", f'<{lic["url"]}>; rel="license"; title="{lic["id"]}"'.encode()
 
 
 class LicenceHeaders:
-    """ASGI middleware adding ``Link: <licence>; rel="license"``, ``X-Data-Licence`` and ``X-Data-Producer``."""
+    """ASGI middleware adding ``Link: <licence>; rel="license"``, ``X-Data-Licence`` and ``X-Data-Producer``: the
+    instance's licence, or the one a route named in ``X-Data-Licence`` (core/provenance.py)."""
 
     def __init__(self, app: ASGIApp, producer: str) -> None:
         self.app = app
         self.headers = [
-            (b"link", f'<{LICENCE["url"]}>; rel="license"; title="{LICENCE["id"]}"'.encode()),
+            _link(LICENCE),
             (b"x-data-licence", LICENCE["id"].encode()),
             # Percent-encoded: header values are ASCII, producer names are French.
             (b"x-data-producer", quote(producer, safe=" ,.;:()'/-").encode()),
@@ -29,7 +39,13 @@ class LicenceHeaders:
 
         async def send_with(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + self.headers
+                headers = list(message.get("headers", []))
+                named = next((v.decode() for k, v in headers if k.lower() == b"x-data-licence"), None)
+                if named is None:
+                    headers += self.headers
+                else:
+                    headers += [_link(LICENCES.get(named, LICENCE)), self.headers[2]]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with)

@@ -11,6 +11,8 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from heatwatch.core.datasets import Dataset
+from heatwatch.core.model import Sensor
+from heatwatch.core.provenance import combined_licence, sources
 from heatwatch.core.public import append_network_trust
 
 from .cache import TTL_HEADER, Cached, build_entry, conditional
@@ -32,6 +34,7 @@ from .formats import (
     parquet_stream,
     xlsx_bytes,
 )
+from .licence import LICENCE_HEADER
 from .limits import HeldStreamingResponse, Ticket
 from .sensorinfo import sensor_index
 from .store import Cursor
@@ -71,7 +74,8 @@ def _versioned(response: Response, version: str) -> Response:
 
 def stream_export(ctx: Ctx, ds: Dataset, fmt: str, style: Style, meta: dict[str, Any],
                   batches: AsyncIterator[list[list[Any]]], filename: str, last_ms: int | None,
-                  max_age: int = 60, ticket: Ticket | None = None) -> StreamingResponse:
+                  max_age: int = 60, ticket: Ticket | None = None, licence: dict[str, str] | None = None
+                  ) -> StreamingResponse:
     if fmt == "csv":
         body = dataset_csv(ds, batches, style)
     elif fmt == "parquet":
@@ -84,6 +88,8 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, style: Style, meta: dict[str,
     }
     if (lm := http_date(last_ms)) is not None:
         headers["Last-Modified"] = lm
+    if licence is not None:  # the licence middleware links it (api/licence.py)
+        headers[LICENCE_HEADER] = licence["id"]
     media = MEDIA_TYPES[fmt]
     if ticket is not None:  # the export's slot is given back when the stream ends, however it ends
         return HeldStreamingResponse(body, ticket, media_type=media, headers=headers)
@@ -127,25 +133,48 @@ async def cached_csv(ctx: Ctx, build: Callable[[], Awaitable[tuple[Any, int | No
     return _versioned(conditional(ctx.request, entry, max_age, ctx.cache.clock()), version)
 
 
-def about_rows(ctx: Ctx, ds: Dataset, last_ms: int | None) -> list[tuple[str, str]]:
+def about_rows(ctx: Ctx, ds: Dataset, last_ms: int | None, licence: dict[str, str] | None = None
+               ) -> list[tuple[str, str]]:
     """The attribution an XLSX file carries on its "about" sheet (it has no headers once saved)."""
-    return [("dataset", f"{ds.title} ({ds.id})"), ("licence", f"{LICENCE['title']} — {LICENCE['url']}"),
+    lic = licence or LICENCE
+    return [("dataset", f"{ds.title} ({ds.id})"), ("licence", f"{lic['title']} — {lic['url']}"),
             ("producer", ctx.config.producer), ("source", ctx.url_with()),
             ("last update", http_date(last_ms) or ""), ("qc flags", f"{ctx.base_url}/v1/qc-flags")]
 
 
 def xlsx_entry(ctx: Ctx, ds: Dataset, rows: list[list[Any]], last_ms: int | None, style: Style,
-               filename: str) -> Cached:
+               filename: str, licence: dict[str, str] | None = None) -> Cached:
     if len(rows) > XLSX_MAX_ROWS:
         raise ApiError(400, "too_many_rows", f"{len(rows)} rows are too many for a spreadsheet (at most "
                                              f"{XLSX_MAX_ROWS}); narrow from/to, or export as CSV or Parquet")
-    body = xlsx_bytes(ds.names, rows, style=style, about=about_rows(ctx, ds, last_ms),
+    body = xlsx_bytes(ds.names, rows, style=style, about=about_rows(ctx, ds, last_ms, licence),
                       columns=[(c.name, c.description, c.unit or "") for c in ds.columns],
                       number_cols=number_columns(ds))
     headers = {"Content-Disposition": f'attachment; filename="{filename}.xlsx"'}
+    if licence is not None:
+        headers[LICENCE_HEADER] = licence["id"]
     if (lm := http_date(last_ms)) is not None:
         headers["Last-Modified"] = lm
     return build_entry(body, MEDIA_TYPES["xlsx"], headers)
+
+
+def answer_licence(flt: Any, sensors: dict[str, Sensor] | None) -> tuple[dict[str, str] | None, dict[str, Any]]:
+    """The licence of a per-sensor answer when it is not the instance's (None otherwise), and what the JSON
+    envelope says about it: the sensors the filter lets through, by source and licence."""
+    if not sensors:
+        return None, {}
+    only = set(flt.only) if getattr(flt, "only", None) is not None else None
+    chosen = [s for s in sensors.values()
+              if (flt.sensor is None or s.id == flt.sensor) and s.id not in set(flt.exclude)
+              and (only is None or s.id in only)]
+    srcs = sources(chosen)
+    lic = combined_licence(srcs)
+    if lic["id"] == LICENCE["id"]:
+        return None, {}
+    return lic, {"licence": lic, "sources": [src.as_dict() for src in srcs],
+                 "licence_note": "each row is under its source's licence (the town's network: Licence Ouverte 2.0); "
+                                 "rows under the ODbL make the answer ODbL as a whole (share-alike); network=town "
+                                 "gives the town network's rows alone"}
 
 
 async def series_response(
@@ -156,6 +185,9 @@ async def series_response(
     (capped) range, or a spreadsheet of it when it is small enough."""
     town = getattr(flt, "town", None)
     sensors = sensor_index(ctx.registry, town) if ds.per_sensor else None
+    # Rows of an ODbL source (a resident's choice, sensor.community) make the answer ODbL as a whole
+    # (core/provenance.py): said in the envelope, the headers and the spreadsheet's about sheet.
+    licence, licence_meta = answer_licence(flt, sensors)
 
     def finish(rows: list[list[Any]]) -> list[list[Any]]:
         """Rows as stored ``[time, *tags, *fields]`` → the dataset's columns: the sensor's network and trust at
@@ -184,7 +216,7 @@ async def series_response(
                         break
                 finish(rows)
                 last = await ctx.store.last_update(ds, town)
-                return xlsx_entry(ctx, ds, rows, last, style, filename)
+                return xlsx_entry(ctx, ds, rows, last, style, filename, licence)
 
         entry = await ctx.cache.get_or_build(ctx.cache_key, ttl, make_xlsx)
         return conditional(ctx.request, entry, max_age, ctx.cache.clock())
@@ -198,7 +230,7 @@ async def series_response(
         try:
             last = await ctx.store.last_update(ds, town)
             batches = finished(ctx.store.iter_pages(ds, flt, ctx.config.stream_page_rows))
-            return stream_export(ctx, ds, fmt, style, {}, batches, filename, last, max_age, ticket)
+            return stream_export(ctx, ds, fmt, style, {}, batches, filename, last, max_age, ticket, licence)
         except BaseException:
             ticket.release()
             raise
@@ -217,9 +249,11 @@ async def series_response(
         extra: dict[str, Any] = {"returned": len(rows), "next": next_url}
         if count:
             extra["count"] = await ctx.store.count(ds, flt)
-        meta = ctx.meta(last, **extra)
+        meta = ctx.meta(last, **extra, **licence_meta)
         # RFC 8288: the next page in a header too, for clients that page without reading the body.
         links = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+        if licence is not None:
+            links[LICENCE_HEADER] = licence["id"]
         return envelope(meta, json_rows(ds, rows, style)), last, "application/json", links
 
     return await cached_json(ctx, ttl, max_age, build)
