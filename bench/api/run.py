@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
-from heatwatch.stack.embedded import Influxd, free_port
+from heatwatch.stack.embedded import Influxd, Mosquitto, free_port
 
 try:  # the code before the last-value store (a before/after run from an older checkout) has none
     from heatwatch.analytics.last import LastReadings
@@ -140,12 +140,17 @@ async def load(url: str, n_sensors: int, days: int, reading_days: int = 2) -> di
 # --- the API process --------------------------------------------------------------------------------
 
 
+#: The broker the api's live feed subscribes to (main() starts one; a quiet network: nothing is published).
+MQTT_URL: str | None = None
+
+
 def start_api(influx_url: str, port: int, data_dir: Path, cache: bool,
               extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, HEATWATCH_INFLUX_URL=influx_url, HEATWATCH_INFLUX_DB=DB,
                HEATWATCH_DATA_DIR=str(data_dir), HEATWATCH_API_RATE_LIMIT_PER_S="0",
                HEATWATCH_DASHBOARD_ENABLED="false", HEATWATCH_LOG_LEVEL="WARNING",
-               HEATWATCH_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")  # nothing there: the live hub just waits
+               # without a broker the live hub just waits (and latest scans the recent readings every time)
+               HEATWATCH_MQTT_URL=MQTT_URL or f"mqtt://127.0.0.1:{free_port()}")
     if not cache:
         env |= {"HEATWATCH_API_CACHE_TTL_LATEST_S": "0", "HEATWATCH_API_CACHE_TTL_AGG_S": "0"}
     env |= extra or {}
@@ -156,6 +161,8 @@ def start_api(influx_url: str, port: int, data_dir: Path, cache: bool,
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if MQTT_URL:
+                    time.sleep(3)  # the live feed connects and seeds latest's recent readings
                 return proc
         except httpx.HTTPError:
             pass
@@ -319,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reading-days", type=int, default=60,
                     help="days of 10-minute raw readings (what an unbounded latest query scanned)")
     ap.add_argument("--no-fairness", action="store_true", help="skip the greedy-client scenario")
+    ap.add_argument("--broker", action=argparse.BooleanOptionalAction, default=True,
+                    help="a broker for the api's live feed (default), as deployed; --no-broker: none")
     ap.add_argument("--only", choices=["throughput", "latency", "fairness"],
                     help="one part only (latency: the cached and uncached request rates, without the exports)")
     args = ap.parse_args(argv)
@@ -328,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
     influxd = Influxd(tmp / "influxd").start()
+    global MQTT_URL
+    broker = None
+    if args.broker:
+        broker = Mosquitto(tmp / "mosquitto").start()
+        MQTT_URL = broker.url
     result: dict = {"when": datetime.now(UTC).isoformat(), "host": platform.node(), "cpus": os.cpu_count(),
                     "sensors": args.sensors, "days": args.days, "connections": args.connections}
     try:
@@ -387,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                                           args.sensors, args.days)
     finally:
         influxd.stop()
+        if broker is not None:
+            broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"api-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"

@@ -7,6 +7,7 @@ middleware is :mod:`.licence`, the OpenAPI document :mod:`.openapi`.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
@@ -107,13 +108,27 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # otherwise walk it again and again (visible as p99 spikes under load).
         gc.freeze()
         # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
+        store: Store = app.state.store
+        seeding: set[asyncio.Task[None]] = set()
+
+        def live_connected(up: bool) -> None:
+            # latest keeps the readings the feed announces; each connection starts with one scan of the window.
+            epoch = store.recent.connected(up)
+            if up:
+                task = asyncio.get_running_loop().create_task(store.seed_recent(epoch))
+                seeding.add(task)
+                task.add_done_callback(seeding.discard)
+
         app.state.live = LiveHub(settings.mqtt, settings.towns, settings.live,
-                                 describe=_describer(lambda: app.state.registry))
+                                 describe=_describer(lambda: app.state.registry),
+                                 on_reading=store.recent.live, on_connected=live_connected)
         await app.state.live.start()
         try:
             yield
         finally:
             await app.state.live.stop()
+            for task in list(seeding):
+                task.cancel()
             await client.aclose()
             if app.state.registry is not None:
                 app.state.registry.close()

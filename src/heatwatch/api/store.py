@@ -26,11 +26,14 @@ from zoneinfo import ZoneInfo
 
 from heatwatch.core.datasets import ALERT, READING, Dataset
 from heatwatch.core.influx import InfluxClient, ident
+from heatwatch.core.logging import get_logger
 from heatwatch.core.measurements import INFO_FLAGS, LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
 from heatwatch.core.measurements import READING as READING_M
 
 from .errors import bad_request
 from .timeutil import local_date, ms_to_ns
+
+log = get_logger("heatwatch.api")
 
 _CURSOR = re.compile(r"^\d{1,16}$")
 # Buckets of the per-day counts: every UTC offset in use since 1972 is a multiple of 15 minutes, so
@@ -160,10 +163,59 @@ async def newest_point_ms(client: InfluxClient, m: Measurement, field: str, town
     return None
 
 
+class RecentReadings:
+    """The newest reading of each sensor that the last-value store may not hold yet, kept in the api instead of
+    scanned at each request: seeded by one scan of the last ``latest_window_s`` when the live feed (re)connects,
+    then updated by the feed's batches (ingest announces each batch on ``heatwatch/live/<town>`` once it is
+    durable). ``ready`` only while the feed is connected and the seed of this connection is in: otherwise
+    :meth:`Store.latest` scans the readings as before. A live message lost (QoS 0) leaves that sensor on the
+    store's value until analytics' next refresh of the store (``HEATWATCH_ANALYTICS_LAST_INTERVAL_S``)."""
+
+    def __init__(self, max_sensors: int = MAX_SERIES) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ready = False
+        self.epoch = 0
+        self.max_sensors = max_sensors
+
+    def connected(self, up: bool) -> int:
+        """A new connection (or its loss): not ready until this connection's seed is in; its epoch."""
+        self.epoch += 1
+        self.ready = False
+        return self.epoch
+
+    def add(self, town: str, sensor: str, row: dict[str, Any]) -> None:
+        """``row``: town, sensor, time (epoch ms) and the reading's fields. A newer time wins, never an older one."""
+        key = (town, sensor)
+        held = self.rows.get(key)
+        if held is not None and held["time"] >= row["time"]:
+            return
+        if held is None and len(self.rows) >= self.max_sensors:
+            self.ready = False  # more sensors than kept: scan instead
+            return
+        self.rows[key] = row
+
+    def live(self, town: str, sensor: str, reading: dict[str, Any]) -> None:
+        """One reading of a live batch (``ts`` and the fields ingest announces)."""
+        if reading.get("ts") is None:
+            return
+        self.add(town, sensor, {"town": town, "sensor": sensor, "time": int(reading["ts"]),
+                                **{f: reading.get(f) for f in READING_M.field_names}})
+
+    def seeded(self, epoch: int, records: list[dict[str, Any]]) -> None:
+        if epoch != self.epoch:
+            return  # the connection it was for is gone
+        for rec in records:
+            town, sensor = rec.get("town") or "", rec.get("sensor") or ""
+            if town and sensor:
+                self.add(town, sensor, {**rec, "time": int(rec["time"])})
+        self.ready = len(self.rows) < self.max_sensors
+
+
 class Store:
     def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2,
                  latest_window_s: float = 300.0) -> None:
         self.client = client
+        self.recent = RecentReadings()
         self._latest_window_ms = int(latest_window_s * 1000)
         self._last_update: dict[tuple[str, str | None], tuple[float, int | None]] = {}
         self._ttl = last_update_ttl_s
@@ -313,23 +365,52 @@ class Store:
         records = await self.client.query_records(q, params)
         return int(records[0].get("count") or 0) if records else 0
 
+    def _recent_q(self, town: str | None) -> str:
+        r = READING_M
+        town_is = f" AND {r.col('town')} = $town" if town is not None else ""
+        return (f"SELECT * FROM {self.client.table(r)} WHERE time >= $since AND time <= $until{town_is} "
+                f"GROUP BY {r.col('town')}, {r.col('sensor')} ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}")
+
+    def _recent_params(self) -> dict[str, Any]:
+        now = int(time.time() * 1000)
+        return {"since": ms_to_ns(now - self._latest_window_ms), "until": ms_to_ns(now + FUTURE_MS)}
+
+    async def seed_recent(self, epoch: int, delay_s: float = 1.0, retry_s: float = 5.0) -> None:
+        """Seed :attr:`recent` for the live feed's connection ``epoch``: one scan of the last ``latest_window_s`` of
+        readings (every town), a moment after the subscription, so that whatever was stored before it is in the
+        scan and whatever is stored after is announced. Retried while InfluxDB fails and the connection lasts."""
+        await asyncio.sleep(delay_s)
+        while epoch == self.recent.epoch:
+            try:
+                records = await self.client.query_records(self._recent_q(None), self._recent_params())
+            except Exception as exc:  # InfluxDB down: latest keeps scanning meanwhile
+                log.warning("api.latest_seed_failed", error=repr(exc))
+                await asyncio.sleep(retry_s)
+                continue
+            self.recent.seeded(epoch, records)
+            return
+
     async def latest(self, town: str | None) -> list[dict[str, Any]]:
         """The newest reading of every sensor (of one town, or of all): the last-value store, which analytics
-        keeps (one point per sensor), and the readings of the last ``latest_window_s`` seconds, which the store
-        may not hold yet. Two statements, each bounded in time and rows, whatever the history's length."""
-        m, r = LAST_READING, READING_M
+        keeps (one point per sensor), and the newest readings the store may not hold yet — kept from the live feed
+        (:class:`RecentReadings`) while it is connected, else read from the last ``latest_window_s`` seconds of
+        readings. One or two statements, each bounded in time and rows, whatever the history's length."""
+        m = LAST_READING
         town_is = f" AND {m.col('town')} = $town" if town is not None else ""
         base: dict[str, Any] = {"town": town} if town is not None else {}
         # One point per sensor at time 0: no GROUP BY needed (tags come back as columns), which halves its cost.
         stored_q = f"SELECT * FROM {self.client.table(m)} WHERE time = $t0{town_is} LIMIT {MAX_SERIES}"
-        now = int(time.time() * 1000)
-        recent_q = (f"SELECT * FROM {self.client.table(r)} WHERE time >= $since AND time <= $until{town_is} "
-                    f"GROUP BY {r.col('town')}, {r.col('sensor')} ORDER BY time DESC LIMIT 1 SLIMIT {MAX_SERIES}")
-        # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
-        answers = await self.client.query(f"{stored_q}; {recent_q}", base | {
-            "t0": LAST_READING_TIME * 1_000_000, "since": ms_to_ns(now - self._latest_window_ms),
-            "until": ms_to_ns(now + FUTURE_MS)})
-        stored, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
+        params = base | {"t0": LAST_READING_TIME * 1_000_000}
+        kept = self.recent.ready
+        if kept:
+            answers = await self.client.query(stored_q, params)
+            recent = [row for (t, _), row in list(self.recent.rows.items()) if town is None or t == town]
+        else:
+            # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
+            answers = await self.client.query(f"{stored_q}; {self._recent_q(town)}", params | self._recent_params())
+        stored, scanned = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
+        if not kept:
+            recent = scanned
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in stored:
             if rec.get("ts") is None:

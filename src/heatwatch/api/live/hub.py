@@ -34,8 +34,13 @@ log = get_logger("heatwatch.api.live")
 
 class LiveHub:
     def __init__(self, url: MqttUrl, towns: Iterable[str], config: LiveOptions,
-                 describe: Callable[[str], dict[str, Any]] | None = None) -> None:
+                 describe: Callable[[str], dict[str, Any]] | None = None,
+                 on_reading: Callable[[str, str, dict[str, Any]], None] | None = None,
+                 on_connected: Callable[[bool], None] | None = None) -> None:
         self.config = config
+        # Told of every stored reading announced and of the feed's state: what keeps latest's recent readings.
+        self._on_reading_cb = on_reading
+        self._on_connected_cb = on_connected
         #: sensor id -> the public columns every event about it carries (network, trust: core/trust.py)
         self._describe = describe or (lambda _sensor: {"network": "town", "trust": "official"})
         self.stats = Stats()
@@ -76,6 +81,8 @@ class LiveHub:
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
+        if self._on_connected_cb is not None:
+            self._on_connected_cb(connected)
         self._broadcast(Event("status", None, {"mqtt_connected": connected}))
 
     def _on_readings(self, town: str, readings: list[tuple[str, dict[str, Any]]] | None) -> None:
@@ -84,6 +91,8 @@ class LiveHub:
             self.stats.rejected += 1
             return
         for sensor, reading in readings:
+            if self._on_reading_cb is not None:
+                self._on_reading_cb(town, sensor, reading)
             self._on_reading(town, sensor, reading)
 
     def _on_reading(self, town: str, sensor: str, reading: dict[str, Any]) -> None:
