@@ -40,8 +40,11 @@ def write(url: str, db: str, lines: list[str], rp: str = RAW_RP) -> None:
 
 @pytest.fixture
 def api_settings(influxd, db_name: str, tmp_path: Path) -> Settings:
+    # A broker address nobody listens on: the default (127.0.0.1:1883) may be a `heatwatch up` of another test or
+    # of someone's demo, whose live batches would reach this api's live feed (and latest). Tests of the feed give
+    # their own broker.
     return Settings.load(influx_url=influxd.url, influx_db=db_name, data_dir=tmp_path / "var",
-                         admin_token=ADMIN_TOKEN)
+                         admin_token=ADMIN_TOKEN, mqtt_url=f"mqtt://127.0.0.1:{free_port()}")
 
 
 @pytest.fixture
