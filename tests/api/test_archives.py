@@ -26,6 +26,8 @@ from heatwatch.analytics.archives import Archiver
 from heatwatch.api.app import create_app
 from heatwatch.core import archives as A
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
+from heatwatch.core.model import Sensor
+from heatwatch.core.registry import Registry
 from heatwatch.core.settings import Settings
 from support.apps import NO_LIMITS, with_api
 from support.sta_world import serve
@@ -303,3 +305,61 @@ def test_catalogue_lists_the_archives_and_passes_the_dcat_ap_shapes(world):
     # Recommended properties: all there, except a period of time for a dataset that has no data yet.
     warnings = [r for r in results if r[0] == "Warning"]
     assert all(r[2] == str(DCTERMS.temporal) and "saint-omer" in r[1] for r in warnings), warnings
+
+
+def test_an_archive_holding_odbl_rows_says_odbl_and_the_town_network_alone_stays_licence_ouverte(influxd, tmp_path):
+    """A sensor.community station (ODbL) has rows in February: its per-sensor files (manifest, Parquet metadata,
+    /v1/archives, DCAT) are under the ODbL, the computed indices under the Licence Ouverte; March holds the town's
+    network alone: Licence Ouverte everywhere."""
+    db = f"archlicence_{tmp_path.name}"
+    march = 1709247600000  # 2024-03-01T00:00+01:00
+    raw = [f"reading,town=vitre,sensor={s} temperature=21.5,humidity=70.0 {START + d * 86_400_000}"
+           for d in range(3) for s in ("t-1", "sc-1")]
+    raw += [f"reading,town=vitre,sensor=t-1 temperature=12.5,humidity=70.0 {march + d * 86_400_000}" for d in range(3)]
+    agg = [f"town_daily,town=vitre ibmn=20.0,ibmx=28.0,canicule=false {t}" for t in (START, march)]
+    agg += [f"{m},town=vitre,{line.split(',', 2)[2].split(' ')[0]} t_mean=21.0,qc=0i {line.rsplit(' ', 1)[1]}"
+            for line in raw for m in ("hourly", "daily")]
+    settings = Settings.load(influx_url=influxd.url, influx_db=db, data_dir=tmp_path)
+    with Registry.from_settings(settings) as registry:
+        registry.upsert(Sensor(id="t-1", town="vitre", latitude=48.12, longitude=-1.21))
+        registry.upsert(Sensor(id="sc-1", town="vitre", latitude=48.13, longitude=-1.20, owner="crowd",
+                               provenance="sensor.community", licence="ODbL-1.0"))
+
+        async def go() -> Any:
+            async with InfluxClient(influxd.url, db) as c:
+                await c.setup()
+                await c.write_lines(raw, rp=RAW_RP)
+                await c.write_lines(agg, rp=AGG_RP)
+                arch = Archiver(c, settings.towns, tmp_path, registry=registry,
+                                clock=lambda: datetime(2024, 4, 5, 7, tzinfo=UTC))
+                return [await arch.build("vitre", m, reason="test") for m in (MONTH, "2024-03")]
+
+        assert [o.action for o in asyncio.run(go())] == ["issued", "issued"]
+    want = {MONTH: "ODbL-1.0", "2024-03": "Etalab-2.0"}
+    for month, lic in want.items():
+        m = A.read_manifest(tmp_path, "vitre", month)
+        assert m is not None and m.current is not None
+        assert {(f.dataset, f.licence) for f in m.current.files} == {
+            ("readings", lic), ("hourly", lic), ("daily", lic), ("indices", "Etalab-2.0"), ("alerts", "Etalab-2.0")}
+        meta = pq.read_schema(A.file_path(tmp_path, "vitre", month, "v1/readings.parquet")).metadata
+        assert (b"opendatacommons.org/licenses/odbl" in meta[b"licence"]) == (lic == "ODbL-1.0"), meta
+        assert b"etalab" in pq.read_schema(A.file_path(tmp_path, "vitre", month, "v1/indices.parquet")
+                                           ).metadata[b"licence"]
+
+    with TestClient(create_app(with_api(settings, **NO_LIMITS))) as client:
+        listed = {m["month"]: m for m in client.get("/v1/archives", params={"town": "vitre"}).json()["data"]}
+        csv_list = client.get("/v1/archives", params={"format": "csv"}).text
+        body = client.get("/v1/catalog").text
+    for month, lic in want.items():
+        by_file = {(f["dataset"], f["format"]): f["licence"]["id"] for f in listed[month]["files"]}
+        assert by_file[("readings", "parquet")] == by_file[("daily", "csv.gz")] == lic
+        assert by_file[("indices", "parquet")] == "Etalab-2.0"
+    assert f"vitre,{MONTH},readings,parquet" in csv_list and ",ODbL-1.0," in csv_list
+    g = Graph().parse(data=body, format="json-ld")
+    for month, lic in want.items():
+        for ds in ("readings", "indices"):
+            dist = g.value(predicate=DCAT.downloadURL,
+                           object=URIRef(f"http://127.0.0.1:8000/v1/archives/vitre/{month}/{ds}.parquet"))
+            assert dist is not None
+            odbl = "opendatacommons" in str(g.value(dist, DCTERMS.license))
+            assert odbl == (lic == "ODbL-1.0" and ds == "readings"), (month, ds)

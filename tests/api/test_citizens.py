@@ -8,6 +8,7 @@ recomputes the town's indices.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
@@ -371,6 +373,10 @@ def test_catalogue_carries_each_source_and_its_licence(world: Any, joined: dict[
             assert len(licence_links) == 1 and (("opendatacommons" in licence_links[0]) == (want == "ODbL-1.0"))
         meta = c.get("/v1/hourly", params={**q, **params}).json()["meta"]
         assert meta["licence"]["id"] == want, params
+        # The Parquet file says it in its own metadata, as it travels without the headers.
+        pq_meta = pq.read_schema(io.BytesIO(c.get("/v1/hourly", params={**q, **params, "format": "parquet"}
+                                                  ).content)).metadata
+        assert (b"opendatacommons" in pq_meta[b"licence"]) == (want == "ODbL-1.0"), params
         if want == "ODbL-1.0":
             assert "contributors" in {x["source"] for x in meta["sources"]}
             assert PSEUDONYM not in json.dumps(meta)

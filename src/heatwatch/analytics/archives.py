@@ -39,6 +39,7 @@ from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.logging import get_logger
 from heatwatch.core.measurements import MEASUREMENTS, READING
 from heatwatch.core.model import Sensor, Town
+from heatwatch.core.provenance import ETALAB, combined_licence, licence_of, sources
 from heatwatch.core.public import append_network_trust
 from heatwatch.core.registry import Registry
 from heatwatch.core.tabular import UTC_STYLE, ParquetRenderer, dataset_csv_renderer
@@ -221,13 +222,30 @@ class Archiver:
         for r in older:
             r[at] = tropical.get(r[1], 0)
 
+    async def licence(self, ds: Dataset, town: Town, start: int, end: int) -> dict[str, str]:
+        """The licence the month's rows of ``ds`` are offered under, known before the Parquet file's schema is
+        written: per-sensor rows, the combined licence of the sensors that have rows in the month (the ODbL when
+        one is an ODbL source: share-alike); computed datasets, the instance's (produced works, docs/citizens.md)."""
+        if not ds.per_sensor or self.registry is None:
+            return ETALAB
+        odbl = {s.id: s for s in self.registry.list(town=town.id) if licence_of(s)["id"] != ETALAB["id"]}
+        if not odbl:  # no other licence in the town: no need to ask which sensors have rows
+            return ETALAB
+        series = await self.client.query_series(
+            f"SELECT COUNT(*) FROM {self.client.qualified(ds.measurement, ds.rp)} WHERE time >= $start AND "
+            f"time < $end AND {ident('town')} = $town GROUP BY {ident('sensor')}",
+            {"start": _ns(start), "end": _ns(end), "town": town.id})
+        present = {s.tags.get("sensor") for s in series}
+        return combined_licence(sources(odbl[i] for i in sorted(present & odbl.keys())))
+
     # writing -------------------------------------------------------------------------------------------------
 
-    async def _write(self, ds: Dataset, town: Town, start: int, end: int, folder: Path) -> tuple[int, Path, Path]:
+    async def _write(self, ds: Dataset, town: Town, start: int, end: int, folder: Path,
+                     licence: dict[str, str]) -> tuple[int, Path, Path]:
         csv_path, pq_path = folder / f"{ds.id}.csv.gz", folder / f"{ds.id}.parquet"
         rows = 0
         csv_r = dataset_csv_renderer(ds, UTC_STYLE)
-        pq_r = ParquetRenderer(ds)
+        pq_r = ParquetRenderer(ds, licence=licence)  # the schema's licence: the rows' (core/provenance.py)
         # Local disk, written a day of rows at a time between awaits: no thread needed for these writes.
         with open(csv_path, "wb") as raw_csv, open(pq_path, "wb") as pq_file:  # noqa: ASYNC230
             # mtime=0 and no file name: the same rows always give the same bytes (and checksum).
@@ -260,7 +278,8 @@ class Archiver:
         changes: list[str] = []
         try:
             for ds in ARCHIVED:
-                n, csv_path, pq_path = await self._write(ds, town, start, end, tmp)
+                lic = await self.licence(ds, town, start, end)
+                n, csv_path, pq_path = await self._write(ds, town, start, end, tmp, lic)
                 old = {f.format: f for f in (current.files if current else []) if f.dataset == ds.id}
                 old_rows = current.rows.get(ds.id) if current else None
                 if current is not None and old_rows is not None and n < old_rows and not erase:
@@ -273,9 +292,11 @@ class Archiver:
                 for fmt, path in (("csv.gz", csv_path), ("parquet", pq_path)):
                     files.append(A.ArchiveFile(ds.id, fmt, f"v{number}/{path.name}", path.stat().st_size,
                                                _sha256(path), n, A.FORMATS[fmt],
-                                               "gzip" if fmt == "csv.gz" else None))
+                                               "gzip" if fmt == "csv.gz" else None, lic["id"]))
                 if current is not None and old.get("csv.gz") and old["csv.gz"].sha256 != files[-2].sha256:
                     changes.append(f"{ds.id}: {old_rows} → {n} rows" if old_rows != n else f"{ds.id}: values changed")
+                elif current is not None and old.get("parquet") and old["parquet"].licence != lic["id"]:
+                    changes.append(f"{ds.id}: under {lic['title']}")
             fresh = [f for f in files if f.path.startswith(f"v{number}/")]
             if current is not None and all(
                     any(o.dataset == f.dataset and o.format == f.format and o.sha256 == f.sha256

@@ -34,7 +34,7 @@ from heatwatch.core.archives import Manifest
 from heatwatch.core.datasets import ALERT, DAILY, HOURLY, READING, TOWN_DAILY, Dataset, table_schema
 from heatwatch.core.measurements import qc_flag_table
 from heatwatch.core.model import Sensor, Town
-from heatwatch.core.provenance import ETALAB, ODBL, Source, combined_licence, licences, sources
+from heatwatch.core.provenance import ETALAB, LICENCES, ODBL, Source, combined_licence, licences, sources
 from heatwatch.core.settings import ApiOptions
 
 from .formats import LICENCE
@@ -232,7 +232,8 @@ def archive_distributions(base: str, ident: str, ds: Dataset, town: Town, manife
                 "dct:issued": current.issued,
                 "dct:temporal": {"@type": "dct:PeriodOfTime", "dcat:startDate": m.start, "dcat:endDate": m.end},
                 "dct:format": _format(f.format), "dcat:mediaType": _media(f.format),
-                "dct:license": _licence(licence), "dct:conformsTo": schema,
+                # The licence the manifest records for the file's rows; files issued before: the dataset's.
+                "dct:license": _licence(LICENCES.get(f.licence or "", licence)), "dct:conformsTo": schema,
                 "dcatap:availability": AVAILABILITY + "STABLE",
                 "adms:versionNotes": current.note,
             }

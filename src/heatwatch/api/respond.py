@@ -79,7 +79,7 @@ def stream_export(ctx: Ctx, ds: Dataset, fmt: str, style: Style, meta: dict[str,
     if fmt == "csv":
         body = dataset_csv(ds, batches, style)
     elif fmt == "parquet":
-        body = parquet_stream(ds, batches, style.tz)
+        body = parquet_stream(ds, batches, style.tz, licence)
     else:
         body = json_stream(meta, ds, batches, style)
     headers = {

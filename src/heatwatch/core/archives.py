@@ -2,8 +2,9 @@
 
 When a town's month closes, analytics writes one file per dataset (readings, hourly, daily, indices, alerts) and
 format (CSV.gz, Parquet) — the same columns, types and rendering as the api's exports and Table Schemas
-(:mod:`.datasets`, :mod:`.tabular`) — and a manifest with each file's byte size, SHA-256 and row count. Files are
-immutable: late data re-issues the month as a new version beside the old one, with a note saying what changed.
+(:mod:`.datasets`, :mod:`.tabular`) — and a manifest with each file's byte size, SHA-256, row count and licence.
+Files are immutable: late data re-issues the month as a new version beside the old one, with a note saying what
+changed.
 
 Layout under ``$HEATWATCH_DATA_DIR/archives``::
 
@@ -47,6 +48,9 @@ class ArchiveFile:
     rows: int
     media_type: str
     compression: str | None = None  # gzip for csv.gz (the CSV inside is the media type)
+    #: the licence id the file's rows are offered under (``core/provenance.py`` combined_licence over the sensors
+    #: whose rows it holds; computed datasets: the instance's); None in files issued before it was recorded
+    licence: str | None = None
 
 
 @dataclass(slots=True)

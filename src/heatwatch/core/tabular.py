@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -181,8 +181,10 @@ def dataset_csv(ds: Dataset, batches: AsyncIterator[list[list[Any]]], style: Sty
                       number_cols=number_columns(ds))
 
 
-def arrow_schema(ds: Dataset, tz: ZoneInfo | None = None) -> pa.Schema:
-    """``tz``: the zone the time column is labelled with (the instants are the same; readers show local times)."""
+def arrow_schema(ds: Dataset, tz: ZoneInfo | None = None, licence: Mapping[str, str] | None = None) -> pa.Schema:
+    """``tz``: the zone the time column is labelled with (the instants are the same; readers show local times);
+    ``licence``: the licence of the rows written (``core/provenance.py`` combined_licence), the instance's when
+    absent."""
     types = {"datetime": pa.timestamp("ms", tz=str(tz) if tz is not None else "UTC"), "date": pa.string(),
              "string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
     fields = []
@@ -191,7 +193,7 @@ def arrow_schema(ds: Dataset, tz: ZoneInfo | None = None) -> pa.Schema:
         if c.unit:
             meta["unit"] = c.unit
         fields.append(pa.field(c.name, types[c.type], metadata=meta))
-    return pa.schema(fields, metadata={"licence": LICENCE["url"], "dataset": ds.id})
+    return pa.schema(fields, metadata={"licence": (licence or LICENCE)["url"], "dataset": ds.id})
 
 
 class _Sink(io.RawIOBase):
@@ -219,9 +221,10 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def _coerce(ds: Dataset, batch: list[list[Any]], tz: ZoneInfo | None = None) -> pa.Table:
+def _coerce(ds: Dataset, batch: list[list[Any]], tz: ZoneInfo | None = None, schema: pa.Schema | None = None
+            ) -> pa.Table:
     cols = list(zip(*batch, strict=True)) if batch else [() for _ in ds.columns]
-    schema = arrow_schema(ds, tz)
+    schema = schema if schema is not None else arrow_schema(ds, tz)
     arrays = []
     for c, values, f in zip(ds.columns, cols, schema, strict=True):
         if c.type == "number":
@@ -239,13 +242,14 @@ def _coerce(ds: Dataset, batch: list[list[Any]], tz: ZoneInfo | None = None) -> 
 class ParquetRenderer:
     """Parquet (zstd) written a row group per batch; :meth:`batch` returns the bytes written so far."""
 
-    def __init__(self, ds: Dataset, tz: ZoneInfo | None = None) -> None:
+    def __init__(self, ds: Dataset, tz: ZoneInfo | None = None, licence: Mapping[str, str] | None = None) -> None:
         self.ds, self.tz = ds, tz
         self.sink = _Sink()
-        self.writer = pq.ParquetWriter(self.sink, arrow_schema(ds, tz), compression="zstd")
+        self.schema = arrow_schema(ds, tz, licence)
+        self.writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd")
 
     def batch(self, batch: list[list[Any]]) -> bytes:
-        self.writer.write_table(_coerce(self.ds, batch, self.tz))
+        self.writer.write_table(_coerce(self.ds, batch, self.tz, self.schema))
         return self.sink.drain()
 
     def close(self) -> bytes:
@@ -253,9 +257,9 @@ class ParquetRenderer:
         return self.sink.drain()
 
 
-async def parquet_stream(ds: Dataset, batches: AsyncIterator[list[list[Any]]], tz: ZoneInfo | None = None
-                         ) -> AsyncIterator[bytes]:
-    r = ParquetRenderer(ds, tz)
+async def parquet_stream(ds: Dataset, batches: AsyncIterator[list[list[Any]]], tz: ZoneInfo | None = None,
+                         licence: Mapping[str, str] | None = None) -> AsyncIterator[bytes]:
+    r = ParquetRenderer(ds, tz, licence)
     try:
         async for batch in batches:
             chunk = r.batch(batch)

@@ -17,9 +17,11 @@ from heatwatch.api.insights.rankings import (
     rank_sites,
     ranking_columns,
     season_days,
+    season_summary,
     season_window,
     threshold_column,
 )
+from heatwatch.core.model import Sensor
 
 D0 = date(2025, 7, 1)
 
@@ -158,3 +160,14 @@ def test_a_registered_sensor_without_any_usable_day_is_listed_with_the_reason() 
     r = by_id(ranked)
     assert "old" not in r and r["gone"]["rank"] is None and r["gone"]["days_measured"] == 0
     assert "every day left out by quality control" in r["gone"]["note"] and r["gone"]["basis"] == BASIS_OWN
+
+
+def test_the_summary_counts_the_tropical_nights_of_the_sensors_the_town_counts() -> None:
+    def citizen(sid: str, trust: str) -> Sensor:
+        return Sensor(id=sid, town="vitre", latitude=48.12, longitude=-1.21, owner="citizen", trust=trust,
+                      trust_since=D0)
+
+    data = rows("town", [1.0] * 5, tropical=2) + rows("ok", [1.0] * 5, tropical=3) + rows("new", [1.0] * 5, tropical=4)
+    sensors = {"ok": citizen("ok", "confirmed"), "new": citizen("new", "provisional")}
+    assert season_summary([], data)["sensor_tropical_nights"] == 9  # without the registry: every sensor's
+    assert season_summary([], data, sensors)["sensor_tropical_nights"] == 5  # the provisional one's are not the town's

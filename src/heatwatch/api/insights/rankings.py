@@ -25,7 +25,9 @@ from datetime import date, timedelta
 from statistics import fmean
 from typing import Any
 
+from heatwatch.core.model import Sensor
 from heatwatch.core.public import public_fields
+from heatwatch.core.trust import counts_in_town
 
 from .queries import DailyRow
 
@@ -266,10 +268,14 @@ def canicule_episodes(town_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     return out
 
 
-def season_summary(town_rows: Sequence[Mapping[str, Any]], rows: Sequence[DailyRow]) -> dict[str, Any]:
-    """The summer in a few figures, for the report and the rankings' metadata."""
+def season_summary(town_rows: Sequence[Mapping[str, Any]], rows: Sequence[DailyRow],
+                   sensors: Mapping[str, Sensor] | None = None) -> dict[str, Any]:
+    """The summer in a few figures, for the report and the rankings' metadata. ``sensors``: the registry's, by id;
+    the tropical nights are those of the sensors the town's values count (a provisional citizen sensor's are not
+    the town's, as in /v1/indices)."""
     hottest = max((r for r in town_rows if r.get("uhi_max") is not None), key=lambda r: r["uhi_max"], default=None)
-    tropical = sum(1 for r in rows if r.get("tropical_night") is True)
+    known = sensors or {}
+    tropical = sum(1 for r in rows if r.get("tropical_night") is True and counts_in_town(known.get(r.sensor)))
     return {
         "days_with_indices": len(town_rows),
         "canicule_days": sum(1 for r in town_rows if r.get("canicule") is True),

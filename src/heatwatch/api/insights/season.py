@@ -33,7 +33,8 @@ async def season_ranking(client: InfluxClient, town: Town, registry: Registry | 
     rows = await queries.daily_rows(client, town.id, first, last, tz)
     hours = await queries.hours_at_or_above(client, town.id, first, last, tz, thresholds)
     town_rows = await queries.town_daily_rows(client, town.id, first, last, tz)
-    ranking, common = rank_sites(rows, sensor_index(registry, town.id), hours, thresholds, town.reference_sensors)
-    summary = season_summary(town_rows, rows)
+    sensors = sensor_index(registry, town.id)
+    ranking, common = rank_sites(rows, sensors, hours, thresholds, town.reference_sensors)
+    summary = season_summary(town_rows, rows, sensors)
     return ranking, {"from": first.isoformat(), "to": last.isoformat(), "days": len(days), **{
         k: (v.isoformat() if isinstance(v, date) else v) for k, v in summary.items()}, "compared_on": common.describe()}

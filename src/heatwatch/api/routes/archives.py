@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import FileResponse, Response
 
 from heatwatch.core import archives as A
+from heatwatch.core.provenance import LICENCES
 
 from ..deps import TOWN_PATTERN, CtxDep, FormatParam, StyleDep, known_town
 from ..errors import ApiError, not_found
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/v1", tags=["archives"])
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 FILE_PATTERN = r"^[a-z_]{1,40}\.(csv\.gz|parquet)$"
 ARCHIVES_TTL_S = 60.0
-LIST_COLUMNS = ["town", "month", "dataset", "format", "version", "issued", "bytes", "sha256", "rows", "url",
-                "version_url", "note"]
+LIST_COLUMNS = ["town", "month", "dataset", "format", "version", "issued", "bytes", "sha256", "rows", "licence",
+                "url", "version_url", "note"]
 
 TownPath = Annotated[str, Path(pattern=TOWN_PATTERN, max_length=64)]
 MonthPath = Annotated[str, Path(pattern=MONTH_PATTERN, description="local calendar month, YYYY-MM")]
@@ -44,6 +45,13 @@ def archives_version(ctx: Any) -> str:
     return f"{len(stamps)}.{max(stamps, default=0)}"
 
 
+def file_licence(f: A.ArchiveFile) -> dict[str, str] | None:
+    """The licence the manifest records for the file's rows (None: issued before licences were recorded)."""
+    if f.licence is None:
+        return None
+    return LICENCES.get(f.licence) or {"id": f.licence, "spdx": f.licence, "title": f.licence, "url": ""}
+
+
 def describe(base: str, m: A.Manifest) -> dict[str, Any]:
     """A month as the listing and the catalogue show it."""
     current = m.current
@@ -52,6 +60,7 @@ def describe(base: str, m: A.Manifest) -> dict[str, Any]:
         name = f"{f.dataset}.{f.format}"
         files.append({"dataset": f.dataset, "format": f.format, "media_type": f.media_type,
                       "compression": f.compression, "bytes": f.bytes, "sha256": f.sha256, "rows": f.rows,
+                      "licence": file_licence(f),
                       "url": stable_url(base, m.town, m.month, name), "version_url": version_url(base, m.town,
                                                                                                   m.month, f)})
     return {"town": m.town, "month": m.month, "start": m.start, "end": m.end, "timezone": m.timezone,
@@ -81,7 +90,8 @@ async def list_archives(ctx: CtxDep, style: StyleDep, town: Annotated[str | None
         months = [describe(ctx.base_url, m) for m in manifests(ctx, town)]
         if fmt == "csv":
             rows = [{"town": m["town"], "month": m["month"], "version": m["version"], "issued": m["issued"],
-                     "note": m["note"], **f} for m in months for f in m["files"]]
+                     "note": m["note"], **f, "licence": (f["licence"] or {}).get("id")}
+                    for m in months for f in m["files"]]
             return rows, None, "text/csv"
         return envelope(ctx.meta(None, returned=len(months)), months), None, JSONBytes.media_type
 
