@@ -228,7 +228,8 @@ class Archiver:
         one is an ODbL source: share-alike); computed datasets, the instance's (produced works, docs/citizens.md)."""
         if not ds.per_sensor or self.registry is None:
             return ETALAB
-        odbl = {s.id: s for s in self.registry.list(town=town.id) if licence_of(s)["id"] != ETALAB["id"]}
+        odbl = {s.id: s for s in self.registry.list(town=town.id, include_retired=True)
+                if licence_of(s)["id"] != ETALAB["id"]}
         if not odbl:  # no other licence in the town: no need to ask which sensors have rows
             return ETALAB
         series = await self.client.query_series(
@@ -295,13 +296,22 @@ class Archiver:
                                                "gzip" if fmt == "csv.gz" else None, lic["id"]))
                 if current is not None and old.get("csv.gz") and old["csv.gz"].sha256 != files[-2].sha256:
                     changes.append(f"{ds.id}: {old_rows} → {n} rows" if old_rows != n else f"{ds.id}: values changed")
-                elif current is not None and old.get("parquet") and old["parquet"].licence != lic["id"]:
+                elif (current is not None and old.get("parquet") and old["parquet"].sha256 != files[-1].sha256
+                      and old["parquet"].licence != lic["id"]):
                     changes.append(f"{ds.id}: under {lic['title']}")
             fresh = [f for f in files if f.path.startswith(f"v{number}/")]
             if current is not None and all(
                     any(o.dataset == f.dataset and o.format == f.format and o.sha256 == f.sha256
                         for o in current.files) for f in fresh):
                 shutil.rmtree(tmp)
+                # Same bytes, so the same licence: recorded where the entry predates licences being recorded.
+                licences = {(f.dataset, f.format, f.sha256): f.licence for f in fresh}
+                unrecorded = [o for o in current.files if o.licence is None
+                              and (o.dataset, o.format, o.sha256) in licences]
+                for o in unrecorded:
+                    o.licence = licences[(o.dataset, o.format, o.sha256)]
+                if unrecorded:
+                    A.write_manifest(self.data_dir, manifest)
                 return Outcome(town_id, month, "unchanged", current.version, rows=rows)
             # The new version's folder holds only its own files; carried-over ones stay where they were issued.
             for f in files:
