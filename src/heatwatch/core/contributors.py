@@ -20,16 +20,13 @@ import hashlib
 import json
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .model import SiteClass
+from .sqlitestore import SqliteStore
 
 FILENAME = "contributors.sqlite"
 #: The charter the consent refers to (docs/charter.md); bump when its text changes.
@@ -174,34 +171,9 @@ def new_sensor_id(town: str) -> str:
     return f"c-{town[:20]}-{secrets.token_hex(4)}"
 
 
-class ContributorStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._init_lock = threading.Lock()
-        self._ready = False
-
-    @classmethod
-    def for_data_dir(cls, data_dir: Path) -> ContributorStore:
-        return cls(Path(data_dir) / FILENAME)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            with self._init_lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30)
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)
-                finally:
-                    db.close()
-                self._ready = True
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class ContributorStore(SqliteStore):
+    FILENAME = FILENAME
+    SCHEMA = _SCHEMA
 
     # Registration ----------------------------------------------------------------------
 

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from .model import SENSOR_ID_RE
+from .sqlitestore import SqliteStore
 
 FILENAME = "maintenance.sqlite"
 
@@ -120,34 +118,9 @@ def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class VisitStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._init_lock = threading.Lock()
-        self._ready = False
-
-    @classmethod
-    def for_data_dir(cls, data_dir: Path) -> VisitStore:
-        return cls(Path(data_dir) / FILENAME)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            with self._init_lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30)
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)
-                finally:
-                    db.close()
-                self._ready = True
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class VisitStore(SqliteStore):
+    FILENAME = FILENAME
+    SCHEMA = _SCHEMA
 
     def add(self, town: str, item: VisitIn) -> Visit:
         at_ms = int(item.at.timestamp() * 1000)

@@ -33,14 +33,12 @@ import json
 import re
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .sqlitestore import SqliteStore
 
 FILENAME = "notifications.sqlite"
 #: The alert kinds analytics raises (docs/alerts.md, "Kinds").
@@ -320,35 +318,10 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class NotificationStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._init_lock = threading.Lock()
-        self._ready = False
-
-    @classmethod
-    def for_data_dir(cls, data_dir: Path) -> NotificationStore:
-        return cls(Path(data_dir) / FILENAME)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            with self._init_lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30)
-                try:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)
-                finally:
-                    db.close()
-                self._ready = True
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class NotificationStore(SqliteStore):
+    FILENAME = FILENAME
+    SCHEMA = _SCHEMA
+    ROWS = True
 
     # Subscriptions ---------------------------------------------------------------------------------
 
