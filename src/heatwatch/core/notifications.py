@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .sqlitestore import SqliteStore
+from .thresholds import VIGILANCE_SEASON_MMDD
 
 FILENAME = "notifications.sqlite"
 #: The alert kinds analytics raises (docs/alerts.md, "Kinds").
@@ -208,7 +209,7 @@ def parse_month_day(v: str) -> tuple[int, int]:
     return month, day
 
 
-def in_season(day: dt.date, first: str = "06-01", last: str = "09-15") -> bool:
+def in_season(day: dt.date, first: str = VIGILANCE_SEASON_MMDD[0], last: str = VIGILANCE_SEASON_MMDD[1]) -> bool:
     """Whether a local day is in the vigilance season (first and last MM-DD included)."""
     return parse_month_day(first) <= (day.month, day.day) <= parse_month_day(last)
 

@@ -8,6 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+#: Météo-France's heat-wave vigilance season, first and last (month, day) included (docs/science/canicule.md):
+#: the demo's summer, the season rankings and the notifications' daily digest all mean this one.
+VIGILANCE_SEASON_FIRST = (6, 1)
+VIGILANCE_SEASON_LAST = (9, 15)
+VIGILANCE_SEASON_MMDD = tuple(f"{m:02d}-{d:02d}" for m, d in (VIGILANCE_SEASON_FIRST, VIGILANCE_SEASON_LAST))
+
 
 @dataclass(frozen=True, slots=True)
 class AlertThresholds:

@@ -36,13 +36,14 @@ from zoneinfo import ZoneInfo
 from ..core.influx import InfluxClient
 from ..core.logging import get_logger
 from ..core.measurements import READING
+from ..core.thresholds import VIGILANCE_SEASON_FIRST, VIGILANCE_SEASON_LAST
 
 log = get_logger("heatwatch.up.demo")
 
 LOCAL = ZoneInfo("Europe/Paris")
 #: The vigilance season of Météo-France's heat-wave warnings (docs/science/canicule.md).
-SEASON_FIRST = (6, 1)
-SEASON_LAST = (9, 15)
+SEASON_FIRST = VIGILANCE_SEASON_FIRST
+SEASON_LAST = VIGILANCE_SEASON_LAST
 SUMMER_STEP = "10m"  # a logger's archive interval: half the readings of the live 5 minutes, as good for the indices
 LIVE_BACKFILL = "1d"  # the dashboard's 24-hour chart, filled at once
 STORED_TIMEOUT_S = 300.0

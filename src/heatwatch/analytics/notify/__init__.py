@@ -44,6 +44,7 @@ from heatwatch.core.notifications import (
     quiet_until,
 )
 from heatwatch.core.settings import AnalyticsSettings
+from heatwatch.core.thresholds import VIGILANCE_SEASON_MMDD
 
 from ..alerts import load_open
 from . import text
@@ -67,8 +68,8 @@ class Policy:
     backoff_max_s: float = 3600.0
     renotify_s: int = 4 * 3600
     digest_hour: int = 8
-    season_start: str = "06-01"
-    season_end: str = "09-15"
+    season_start: str = VIGILANCE_SEASON_MMDD[0]
+    season_end: str = VIGILANCE_SEASON_MMDD[1]
     dashboard_url: str | None = None
 
     def backoff(self, attempts: int) -> float:

@@ -27,12 +27,13 @@ from typing import Any
 
 from heatwatch.core.model import Sensor
 from heatwatch.core.public import public_fields
+from heatwatch.core.thresholds import VIGILANCE_SEASON_FIRST, VIGILANCE_SEASON_LAST
 from heatwatch.core.trust import counts_in_town
 
 from .queries import DailyRow
 
-SEASON_START = (6, 1)
-SEASON_END = (9, 15)
+SEASON_START = VIGILANCE_SEASON_FIRST
+SEASON_END = VIGILANCE_SEASON_LAST
 #: a site needs a usable nightly UHI on this share of the days with data to be ranked at all
 MIN_SHARE = 0.5
 #: the common days of the ranked sites never fall below this share of the days with data

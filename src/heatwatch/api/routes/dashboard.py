@@ -42,33 +42,33 @@ def frontend_dir(config: DashboardOptions) -> Path | None:
 router = APIRouter(include_in_schema=False)
 
 
+def _page(name: str) -> Response:
+    # no-cache: a new release's page must not be mixed with an old cached script.
+    return FileResponse(STATIC_DIR / name, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/")
 async def index() -> Response:
-    # no-cache: a new release's page must not be mixed with an old cached script.
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return _page("index.html")
 
 
 @router.get("/contribute")
 async def contribute_page() -> Response:
     """Residents register their sensor here (POST /v1/contribute, docs/citizens.md)."""
-    return FileResponse(STATIC_DIR / "contribute.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return _page("contribute.html")
 
 
 @router.get("/maintenance")
 async def maintenance_page() -> Response:
     """The technicians' maintenance view: sensors to visit, battery and radio trends, QC history, visit log
     (/v1/maintenance, docs/maintenance.md)."""
-    return FileResponse(STATIC_DIR / "maintenance.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return _page("maintenance.html")
 
 
 @router.get("/governance")
 async def governance_page() -> Response:
     """Who produces which data, licences, retention, processing, rights (GET /v1/governance)."""
-    return FileResponse(STATIC_DIR / "governance.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return _page("governance.html")
 
 
 @router.get("/dashboard/config.json")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from ..notifications import parse_month_day
+from ..thresholds import VIGILANCE_SEASON_MMDD
 from .base import AlertSettings, CoreSettings
 
 
@@ -90,8 +91,10 @@ class AnalyticsSettings(CoreSettings, AlertSettings):
     notify_renotify_s: int = Field(default=4 * 3600, ge=0, le=30 * 86_400, description=(
         "repeat an open, unacknowledged alert this often (a subscription may set its own); 0: never"))
     notify_digest_hour: int = Field(default=8, ge=0, le=23, description="local hour of the daily digest")
-    notify_season_start: str = Field(default="06-01", description="first day (MM-DD) of the vigilance season")
-    notify_season_end: str = Field(default="09-15", description="last day (MM-DD) of the vigilance season")
+    notify_season_start: str = Field(default=VIGILANCE_SEASON_MMDD[0], description=(
+        "first day (MM-DD) of the vigilance season"))
+    notify_season_end: str = Field(default=VIGILANCE_SEASON_MMDD[1], description=(
+        "last day (MM-DD) of the vigilance season"))
     notify_dashboard_url: str | None = Field(default=None, pattern=r"^https?://\S+$", description=(
         "the dashboard's address, given in messages (where to acknowledge)"))
 
