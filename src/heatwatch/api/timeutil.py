@@ -6,11 +6,11 @@ import time
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from heatwatch.core.tabular import iso_local, iso_z
+from heatwatch.core.tabular import iso_local, iso_z, local_date
 
 from .errors import bad_request
 
-__all__ = ["iso_local", "iso_z"]
+__all__ = ["iso_local", "iso_z", "local_date"]
 
 MS_PER_DAY = 86_400_000
 
@@ -45,10 +45,6 @@ def parse_instant(value: str, tz: ZoneInfo, name: str) -> int:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def local_date(ms: int, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).date().isoformat()
 
 
 def time_range(

@@ -15,9 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,22 +35,68 @@ LICENCE = {
 }
 
 
+#: Entries of each time-formatting memo: an answer's timestamps repeat from one request to the next (a day's or an
+#: hour's start, the same for every sensor), so a bounded memo answers most of them; ~200 bytes an entry.
+TIME_MEMO_ENTRIES = 32_768
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_S = 86_400
+
+
+@lru_cache(maxsize=4096)
+def _utc_day(days: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+
+
+def _iso_z(ms: int | float) -> str:
+    ms = int(ms)
+    s, frac = divmod(ms, 1000)
+    if not 0 <= s < 253_402_300_800:  # outside 1970-01-01 … 9999-12-31: time.strftime writes those years
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+        return f"{base}.{frac:03d}Z" if frac else f"{base}Z"
+    days, sec = divmod(s, _DAY_S)
+    h, sec = divmod(sec, 3600)
+    m, sec = divmod(sec, 60)
+    if frac:
+        return f"{_utc_day(days)}T{h:02d}:{m:02d}:{sec:02d}.{frac:03d}Z"
+    return f"{_utc_day(days)}T{h:02d}:{m:02d}:{sec:02d}Z"
+
+
+_iso_z_memo = lru_cache(maxsize=TIME_MEMO_ENTRIES)(_iso_z)
+
+
 def iso_z(ms: int | float | None) -> str | None:
     """Epoch ms to ISO 8601 UTC with ``Z``; milliseconds only when there are some."""
     if ms is None:
         return None
-    ms = int(ms)
-    s, frac = divmod(ms, 1000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-    return f"{base}.{frac:03d}Z" if frac else f"{base}Z"
+    return _iso_z_memo(ms)
+
+
+def _iso_local(tz: ZoneInfo, ms: int | float) -> str:
+    dt = datetime.fromtimestamp(int(ms) / 1000, tz)
+    return dt.isoformat(timespec="milliseconds" if int(ms) % 1000 else "seconds")
+
+
+# Keyed (zone, ms): a zone's offset at an instant never changes (the tz database of a running process is fixed).
+_iso_local_memo = lru_cache(maxsize=TIME_MEMO_ENTRIES)(_iso_local)
 
 
 def iso_local(ms: int | float | None, tz: ZoneInfo) -> str | None:
     """Epoch ms to ISO 8601 in ``tz`` with its UTC offset (``2024-07-20T02:00:00+02:00``)."""
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(int(ms) / 1000, tz)
-    return dt.isoformat(timespec="milliseconds" if int(ms) % 1000 else "seconds")
+    return _iso_local_memo(tz, ms)
+
+
+def _local_date(tz: ZoneInfo, ms: int | float) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz).date().isoformat()
+
+
+_local_date_memo = lru_cache(maxsize=TIME_MEMO_ENTRIES)(_local_date)
+
+
+def local_date(ms: int | float, tz: ZoneInfo) -> str:
+    """The calendar day (ISO date) of an instant in ``tz``."""
+    return _local_date_memo(tz, ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +109,11 @@ class Style:
 
     def time(self, ms: int | float | None) -> str | None:
         return iso_z(ms) if self.tz is None else iso_local(ms, self.tz)
+
+    def time_of(self) -> Callable[[int | float], str]:
+        """:meth:`time` for times that are never None, as one call with no Python frame on a memo hit (the row
+        loops of every answer call it per row)."""
+        return _iso_z_memo if self.tz is None else partial(_iso_local_memo, self.tz)
 
 
 def auto_decimal(sep: str, decimal: str | None) -> str:

@@ -1,0 +1,191 @@
+"""The exact bytes the renderers write (times, JSON rows, CSV), pinned for tricky inputs: daylight-saving changes
+in Europe/Paris, milliseconds, None, integers where the database's JSON dropped ``.0``, decimal commas. The
+renderers are memoised and built for speed; these tests are what shows the speed changed nothing."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from heatwatch.api.formats import dumps, envelope, json_rows
+from heatwatch.api.timeutil import iso_local, iso_z, local_date
+from heatwatch.core.datasets import DAILY, Column, Dataset
+from heatwatch.core.tabular import CsvRenderer, Style, dataset_csv_renderer
+
+PARIS = ZoneInfo("Europe/Paris")
+KOLKATA = ZoneInfo("Asia/Kolkata")
+CHATHAM = ZoneInfo("Pacific/Chatham")
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+# The obvious implementations: what the memoised ones must agree with, input by input.
+def ref_iso_z(t: int | float) -> str:
+    dt = datetime.fromtimestamp(int(t) / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{int(t) % 1000:03d}Z" if int(t) % 1000 else "Z")
+
+
+def ref_iso_local(t: int | float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(int(t) / 1000, tz).isoformat(timespec="milliseconds" if int(t) % 1000 else "seconds")
+
+
+def ref_local_date(t: int | float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(t / 1000, tz).date().isoformat()
+
+
+@pytest.mark.parametrize(("t", "want"), [
+    (0, "1970-01-01T00:00:00Z"),
+    (1, "1970-01-01T00:00:00.001Z"),
+    (-1, "1969-12-31T23:59:59.999Z"),
+    (1_720_000_000_123, "2024-07-03T09:46:40.123Z"),
+    (1_720_000_000_000.0, "2024-07-03T09:46:40Z"),
+    (1_720_000_000_999.9, "2024-07-03T09:46:40.999Z"),  # truncated, as int() does
+    (ms("2024-02-29T23:59:59.500+00:00"), "2024-02-29T23:59:59.500Z"),
+    (ms("2100-12-31T23:59:59+00:00"), "2100-12-31T23:59:59Z"),
+    (253_402_300_799_000, "9999-12-31T23:59:59Z"),
+    (None, None),
+])
+def test_iso_z(t: int | float | None, want: str | None) -> None:
+    for _ in range(2):  # the second answer comes from the memo
+        assert iso_z(t) == want
+        assert Style().time(t) == want
+
+
+@pytest.mark.parametrize(("t", "tz", "want"), [
+    # spring forward: 02:00 local does not exist
+    (ms("2024-03-31T00:59:59.999+00:00"), PARIS, "2024-03-31T01:59:59.999+01:00"),
+    (ms("2024-03-31T01:00:00+00:00"), PARIS, "2024-03-31T03:00:00+02:00"),
+    # fall back: 02:00–03:00 local happens twice
+    (ms("2024-10-27T00:30:00+00:00"), PARIS, "2024-10-27T02:30:00+02:00"),
+    (ms("2024-10-27T01:30:00+00:00"), PARIS, "2024-10-27T02:30:00+01:00"),
+    (ms("2024-07-19T22:00:00+00:00"), PARIS, "2024-07-20T00:00:00+02:00"),
+    (ms("2024-07-19T22:00:00+00:00"), KOLKATA, "2024-07-20T03:30:00+05:30"),
+    (ms("2024-07-19T22:00:00.050+00:00"), CHATHAM, "2024-07-20T10:45:00.050+12:45"),
+    (ms("2024-07-19T22:00:00+00:00"), ZoneInfo("UTC"), "2024-07-19T22:00:00+00:00"),
+    (None, PARIS, None),
+])
+def test_iso_local(t: int | None, tz: ZoneInfo, want: str | None) -> None:
+    for _ in range(2):
+        assert iso_local(t, tz) == want
+        assert Style(tz=tz).time(t) == want
+        if t is not None:
+            assert Style(tz=tz).time_of()(t) == want
+
+
+@pytest.mark.parametrize(("t", "tz", "want"), [
+    (ms("2024-10-26T22:00:00+00:00"), PARIS, "2024-10-27"),  # local midnight, still +02:00
+    (ms("2024-10-27T22:59:59.999+00:00"), PARIS, "2024-10-27"),  # 23:59:59.999 at +01:00: a 25-hour day
+    (ms("2024-10-27T23:00:00+00:00"), PARIS, "2024-10-28"),
+    (ms("2024-03-30T23:00:00+00:00"), PARIS, "2024-03-31"),  # a 23-hour day
+    (ms("2024-03-31T21:59:59+00:00"), PARIS, "2024-03-31"),
+    (ms("2024-03-31T22:00:00+00:00"), PARIS, "2024-04-01"),
+    (ms("2024-03-31T22:00:00+00:00"), ZoneInfo("UTC"), "2024-03-31"),
+])
+def test_local_date(t: int, tz: ZoneInfo, want: str) -> None:
+    for _ in range(2):
+        assert local_date(t, tz) == want
+
+
+def test_time_formatting_agrees_with_the_obvious_implementation() -> None:
+    """Random instants 1900–2200 in zones with odd offsets, asked twice (computed, then from the memo) and
+    interleaved across zones: the memo is keyed by zone, never answers one zone's time for another."""
+    rng = random.Random(15)
+    zones = [PARIS, KOLKATA, CHATHAM, ZoneInfo("America/St_Johns"), ZoneInfo("Australia/Lord_Howe"),
+             ZoneInfo("UTC")]
+    lo, hi = ms("1900-01-01T00:00:00+00:00"), ms("2200-01-01T00:00:00+00:00")
+    instants = [rng.randrange(lo, hi) for _ in range(3000)]
+    instants += [t // 3_600_000 * 3_600_000 for t in instants[:500]]  # whole hours, no milliseconds
+    instants += [float(t) for t in instants[:200]]
+    for _ in range(2):
+        for t in instants:
+            assert iso_z(t) == ref_iso_z(t), t
+            for tz in zones:
+                assert iso_local(t, tz) == ref_iso_local(t, tz), (t, tz)
+                assert local_date(t, tz) == ref_local_date(t, tz), (t, tz)
+
+
+# JSON rows -------------------------------------------------------------------------------------------------
+
+
+def daily_row(t: int, **over: object) -> list[object]:
+    values = {"time": t, "date": local_date(t, PARIS), "town": "vitre", "sensor": "v-centre", "tn": 20.5, "tx": 31,
+              "t_mean": 24.25, "rh_mean": None, "heat_index_max": 33.1, "humidex_max": 36, "uhi_mean": -0.0,
+              "uhi_night_max": 2.2, "hours_ge_30": 3, "tropical_night": True, "coverage": 1, "qc": 0,
+              "network": "town", "trust": None} | over
+    return [values[n] for n in DAILY.names]
+
+
+ROWS = [daily_row(ms("2024-10-26T22:00:00+00:00")),
+        daily_row(ms("2024-10-27T23:00:00.250+00:00"), tropical_night=False, tn=None, sensor="v-parc"),
+        daily_row(ms("2024-03-30T23:00:00+00:00"), trust="provisional", network="citizen", coverage=0.958)]
+
+
+def test_json_rows_pinned() -> None:
+    want_utc = (
+        b'[{"time":"2024-10-26T22:00:00Z","date":"2024-10-27","town":"vitre","sensor":"v-centre","tn":20.5,"tx":31,'
+        b'"t_mean":24.25,"rh_mean":null,"heat_index_max":33.1,"humidex_max":36,"uhi_mean":-0.0,"uhi_night_max":2.2,'
+        b'"hours_ge_30":3,"tropical_night":true,"coverage":1,"qc":0,"network":"town","trust":null},'
+        b'{"time":"2024-10-27T23:00:00.250Z","date":"2024-10-28","town":"vitre","sensor":"v-parc","tn":null,"tx":31,'
+        b'"t_mean":24.25,"rh_mean":null,"heat_index_max":33.1,"humidex_max":36,"uhi_mean":-0.0,"uhi_night_max":2.2,'
+        b'"hours_ge_30":3,"tropical_night":false,"coverage":1,"qc":0,"network":"town","trust":null},'
+        b'{"time":"2024-03-30T23:00:00Z","date":"2024-03-31","town":"vitre","sensor":"v-centre","tn":20.5,"tx":31,'
+        b'"t_mean":24.25,"rh_mean":null,"heat_index_max":33.1,"humidex_max":36,"uhi_mean":-0.0,"uhi_night_max":2.2,'
+        b'"hours_ge_30":3,"tropical_night":true,"coverage":0.958,"qc":0,"network":"citizen","trust":"provisional"}]')
+    before = [r[:] for r in ROWS]
+    for _ in range(2):
+        assert dumps(json_rows(DAILY, ROWS)) == want_utc
+    assert ROWS == before  # the rows are left as they were
+    local = dumps(json_rows(DAILY, ROWS, Style(tz=PARIS)))
+    assert [r["time"] for r in orjson.loads(local)] == [
+        "2024-10-27T00:00:00+02:00", "2024-10-28T00:00:00.250+01:00", "2024-03-31T00:00:00+01:00"]
+    assert local.replace(b"+02:00", b"").replace(b"+01:00", b"").replace(b"2024-10-27T00:00:00", b"") == \
+        want_utc.replace(b"Z", b"").replace(b"2024-10-26T22:00:00", b"").replace(
+            b"2024-10-27T23:00:00.250", b"2024-10-28T00:00:00.250").replace(b"2024-03-30T23", b"2024-03-31T00")
+
+
+def test_json_rows_in_an_envelope_and_edge_cases() -> None:
+    ds = Dataset("t", "m", "rp", "T", "test", "HOURLY", (Column("time", "datetime", "t"), Column("v", "number", "v")))
+    assert dumps(envelope({"n": 1}, json_rows(ds, iter([[None, 1.5], [1, None]])))) == \
+        b'{"meta":{"n":1},"data":[{"time":null,"v":1.5},{"time":"1970-01-01T00:00:00.001Z","v":null}]}'
+    assert json_rows(ds, []) == []
+    with pytest.raises(ValueError):
+        json_rows(ds, [[1, 2.0], [1, 2.0, 3]])
+
+
+# CSV -------------------------------------------------------------------------------------------------------
+
+
+def test_csv_pinned_comma_and_french() -> None:
+    head = ",".join(DAILY.names).encode() + b"\r\n"
+    r = dataset_csv_renderer(DAILY, Style())
+    assert r.head() == head
+    assert r.batch([row[:] for row in ROWS]) == (
+        b"2024-10-26T22:00:00Z,2024-10-27,vitre,v-centre,20.5,31,24.25,,33.1,36,-0.0,2.2,3,true,1,0,town,\r\n"
+        b"2024-10-27T23:00:00.250Z,2024-10-28,vitre,v-parc,,31,24.25,,33.1,36,-0.0,2.2,3,false,1,0,town,\r\n"
+        b"2024-03-30T23:00:00Z,2024-03-31,vitre,v-centre,20.5,31,24.25,,33.1,36,-0.0,2.2,3,true,0.958,0,citizen,"
+        b"provisional\r\n")
+    fr = dataset_csv_renderer(DAILY, Style(";", ",", PARIS))
+    assert fr.head() == "\ufeff".encode() + head.replace(b",", b";")
+    assert fr.batch([row[:] for row in ROWS]) == (
+        b"2024-10-27T00:00:00+02:00;2024-10-27;vitre;v-centre;20,5;31,0;24,25;;33,1;36,0;-0,0;2,2;3;true;1,0;0;town;"
+        b"\r\n"
+        b"2024-10-28T00:00:00.250+01:00;2024-10-28;vitre;v-parc;;31,0;24,25;;33,1;36,0;-0,0;2,2;3;false;1,0;0;town;"
+        b"\r\n"
+        b"2024-03-31T00:00:00+01:00;2024-03-31;vitre;v-centre;20,5;31,0;24,25;;33,1;36,0;-0,0;2,2;3;true;0,958;0;"
+        b"citizen;provisional\r\n")
+
+
+def test_csv_quoting_and_unknown_types() -> None:
+    """Fields holding the separator, a quote or a line break are quoted; without declared types, booleans and
+    (with a decimal comma) floats are found cell by cell, and integers stay as they are."""
+    r = CsvRenderer(["time", "a", "b", "c"], ";", bool_cols=None, style=Style(";", ","))
+    assert r.batch([[0, 'x;"y"', 1.25, True], [1000, "l\nb", 3, None], [None, "", -0.5, False]]) == (
+        b'1970-01-01T00:00:00Z;"x;""y""";1,25;true\r\n'
+        b'1970-01-01T00:00:01Z;"l\nb";3;\r\n'
+        b";;-0,5;false\r\n")
