@@ -114,12 +114,17 @@ def known_town(settings: ApiSettings, town: str) -> Town:
     return t
 
 
-async def town_dep(settings: SettingsDep, town: TownParam) -> Town:
-    return known_town(settings, town)
+# The dependencies every data route solves read app.state themselves rather than through SettingsDep & co.: FastAPI
+# pays for each dependency it solves, per request (its parameters are looked up again each time), and what is
+# read is the same object. The parameters, their validation and the OpenAPI document stay as they were.
 
 
-async def opt_town_dep(settings: SettingsDep, town: OptTownParam = None) -> Town | None:
-    return known_town(settings, town) if town is not None else None
+async def town_dep(request: Request, town: TownParam) -> Town:
+    return known_town(request.app.state.settings, town)
+
+
+async def opt_town_dep(request: Request, town: OptTownParam = None) -> Town | None:
+    return known_town(request.app.state.settings, town) if town is not None else None
 
 
 async def tz_dep(tz: TzParam = "Europe/Paris") -> ZoneInfo:
@@ -194,9 +199,12 @@ class Ctx:
         return f"{self.request.url.path}?{query}|{accept_key(self.request.headers.get('accept', ''))}"
 
 
-async def ctx_dep(request: Request, settings: SettingsDep, config: ConfigDep, store: StoreDep, cache: CacheDep,
-            registry: RegistryDep) -> Ctx:
-    return Ctx(request, settings, config, store, cache, registry)
+async def ctx_dep(request: Request) -> Ctx:
+    """What :func:`get_settings`, :func:`get_config`, :func:`get_store`, :func:`get_cache` and :func:`get_registry`
+    give, read at once (one dependency instead of six)."""
+    state = request.app.state
+    settings = state.settings
+    return Ctx(request, settings, settings.api, state.store, state.cache, state.registry)
 
 
 CtxDep = Annotated[Ctx, Depends(ctx_dep)]
