@@ -189,3 +189,82 @@ def test_csv_quoting_and_unknown_types() -> None:
         b'1970-01-01T00:00:00Z;"x;""y""";1,25;true\r\n'
         b'1970-01-01T00:00:01Z;"l\nb";3;\r\n'
         b";;-0,5;false\r\n")
+
+
+def _cells(rng: random.Random, kind: str) -> object:
+    if rng.random() < 0.15:
+        return None
+    if kind == "number":
+        return rng.choice([rng.randint(-40, 45), round(rng.uniform(-40, 45), rng.randint(0, 3)), -0.0, 0.0, 1e16,
+                           1.5e-05, 123456789.125, float("nan"), float("inf")])
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "integer":
+        return rng.randint(-3, 10**6)
+    return "".join(rng.choice('ab é;,"\r\n\t 0.') for _ in range(rng.randint(0, 6)))
+
+
+def test_csv_by_columns_writes_what_csv_writer_writes() -> None:
+    """Columns of random plain cells (strings full of separators, quotes and line breaks; floats that repr with an
+    exponent; None) against csv.writer, for both separators."""
+    import csv
+    import io
+
+    from heatwatch.core.tabular import csv_rows_text
+
+    rng = random.Random(7)
+    kinds = ["time", "string", "number", "boolean", "integer", "string"]
+    for _ in range(200):
+        rows = [[_cells(rng, k) for k in kinds] for _ in range(rng.randint(1, 12))]
+        for sep in (",", ";"):
+            buf = io.StringIO()
+            csv.writer(buf, delimiter=sep, lineterminator="\r\n").writerows(rows)
+            assert csv_rows_text(list(zip(*rows, strict=True)), sep) == buf.getvalue(), rows
+
+
+def test_csv_renderer_by_columns_agrees_with_row_by_row() -> None:
+    """The column-at-a-time batch against the row-by-row one (the renderer's own fallback, and how it wrote every
+    batch before) on random daily rows, in every style; the rows are left as they were."""
+    rng = random.Random(11)
+    base = ms("2024-03-30T23:00:00+00:00")
+    for style in (Style(), Style(";", ","), Style(";", ",", PARIS), Style(";", ".", KOLKATA)):
+        for _ in range(30):
+            rows = []
+            for _ in range(rng.randint(1, 40)):
+                row = [base + rng.randrange(-3, 400) * 3_600_000 + rng.choice([0, 0, 250]),
+                       *[_cells(rng, c.type if c.type != "string" else "string") for c in DAILY.columns[1:]]]
+                rows.append(row)
+            r = dataset_csv_renderer(DAILY, style)
+            before = [row[:] for row in rows]
+            fast = r.batch(rows)
+            assert rows == before
+            assert fast == dataset_csv_renderer(DAILY, style)._rows([row[:] for row in rows])
+
+
+def test_csv_bytes_pinned_and_by_columns() -> None:
+    """The small CSV answers (latest, sensors, rankings): booleans in any column, decimal commas on floats only,
+    missing keys empty, rows of one field written by csv.writer."""
+    from heatwatch.api.respond import csv_bytes
+
+    rows = [{"sensor": "v;1", "time": "2024-07-20T00:00:00Z", "t": 21.5, "n": 3, "ok": True},
+            {"sensor": 'say "hi"', "time": None, "t": None, "n": 24, "ok": False, "extra": "ignored"},
+            {"sensor": "v2", "t": -0.0}]
+    assert csv_bytes(["sensor", "time", "t", "n", "ok"], rows, ";") == (
+        "\ufeffsensor;time;t;n;ok\r\n"
+        '"v;1";2024-07-20T00:00:00Z;21,5;3;true\r\n'
+        '"say ""hi""";;;24;false\r\n'
+        "v2;;-0,0;;\r\n").encode()
+    assert csv_bytes(["sensor", "t"], rows, ",") == (
+        'sensor,t\r\nv;1,21.5\r\n"say ""hi""",\r\nv2,-0.0\r\n').encode()
+    assert csv_bytes(["t"], rows, ",") == b't\r\n21.5\r\n""\r\n-0.0\r\n'
+    assert csv_bytes(["sensor", "t"], [], ";") == "\ufeffsensor;t\r\n".encode()
+
+
+def test_dumps_keys_that_are_not_strings() -> None:
+    """Tried without OPT_NON_STR_KEYS first (faster): a payload with int or date keys is still written whole."""
+    import datetime
+
+    assert dumps({"a": {1: "x", datetime.date(2024, 7, 20): [1.5, None, True]}, "b": -0.0}) == \
+        b'{"a":{"1":"x","2024-07-20":[1.5,null,true]},"b":-0.0}'
+    with pytest.raises(TypeError):
+        dumps({"a": object()})

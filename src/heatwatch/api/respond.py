@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from email.utils import formatdate
 from typing import Any
 
@@ -14,6 +14,7 @@ from heatwatch.core.datasets import Dataset
 from heatwatch.core.model import Sensor
 from heatwatch.core.provenance import combined_licence, sources
 from heatwatch.core.public import append_network_trust
+from heatwatch.core.tabular import csv_rows_text
 
 from .cache import TTL_HEADER, Cached, build_entry, conditional
 from .deps import Ctx
@@ -106,16 +107,36 @@ def _csv_cell(v: Any, comma: bool) -> Any:
     return v
 
 
+def _csv_column(col: Sequence[Any], comma: bool) -> Sequence[Any]:
+    """A column's booleans as ``true``/``false`` and, with a decimal comma, its floats with ``,`` (None stays None:
+    an empty field)."""
+    types = set(map(type, col))
+    if bool in types:
+        col = [("true" if v else "false") if type(v) is bool else v for v in col]
+    if comma and float in types:
+        col = [repr(v).replace(".", ",") if type(v) is float else v for v in col]
+    return col
+
+
 def csv_bytes(columns: list[str], rows: list[dict[str, Any]], sep: str, decimal: str | None = None) -> bytes:
-    """A small CSV answer in one piece (RFC 4180, CRLF); BOM and decimal commas with ';' as in streamed exports."""
+    """A small CSV answer in one piece (RFC 4180, CRLF); BOM and decimal commas with ';' as in streamed exports.
+    Rendered a column at a time (:func:`heatwatch.core.tabular.csv_rows_text`), as csv.writer would."""
     comma = auto_decimal(sep, decimal) == ","
     buf = io.StringIO()
     if sep == ";":
         buf.write("\ufeff")
     writer = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
     writer.writerow(columns)
-    for r in rows:
-        writer.writerow([_csv_cell(r.get(c), comma) for c in columns])
+    if rows and len(columns) > 1:
+        cols = [_csv_column(col, comma) for col in zip(*(list(map(r.get, columns)) for r in rows), strict=True)]
+        text = csv_rows_text(cols, sep)
+        if text is not None:
+            buf.write(text)
+        else:
+            writer.writerows(zip(*cols, strict=True))
+    else:  # csv.writer's own ways with rows of one field or none
+        for r in rows:
+            writer.writerow([_csv_cell(r.get(c), comma) for c in columns])
     return buf.getvalue().encode("utf-8")
 
 
