@@ -34,7 +34,12 @@ def append_network_trust(rows: Iterable[list[Any]], sensor_at: int, sensors: Map
     :data:`heatwatch.core.datasets.SENSOR_TRUST`), the sensor id being at ``sensor_at``; in place.
 
     An unregistered sensor is the town's (:func:`.trust.network_of`), as everywhere else."""
+    # Once per sensor, not per row: a page is mostly many rows of few sensors.
+    pairs: dict[Any, tuple[str, str]] = {}
     for row in rows:
-        s = sensors.get(row[sensor_at])
-        row.append(network_of(s))
-        row.append(trust_of(s))
+        sid = row[sensor_at]
+        pair = pairs.get(sid)
+        if pair is None:
+            s = sensors.get(sid)
+            pair = pairs[sid] = (network_of(s), trust_of(s))
+        row += pair
