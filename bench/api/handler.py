@@ -18,6 +18,8 @@ answered every request with the same bytes (status, headers, body): the optimisa
 
     .venv/bin/python -m bench.api.handler                 # current tree vs the baseline revision
     .venv/bin/python -m bench.api.handler --baseline none # current tree only
+    .venv/bin/python -m bench.api.handler --registered 0  # an empty registry, as bench/api runs (every sensor
+                                                          # unregistered): without the registry read per answer
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ class MemStore:
 # --- the app over ASGI --------------------------------------------------------------------------------
 
 
-def make_app(tmp: Path) -> Any:
+def make_app(tmp: Path, registered: int = len(SENSORS)) -> Any:
     from heatwatch.api.app import create_app
     from heatwatch.core.model import Sensor
     from heatwatch.core.registry import Registry
@@ -153,7 +155,7 @@ def make_app(tmp: Path) -> Any:
     app = create_app(settings)
     reg = Registry.from_settings(settings)
     reg.upsert_many(Sensor(id=s, town="vitre", latitude=48.12 + k / 1000, longitude=-1.21 + k / 1000,
-                           site_class="urban" if k % 2 else "park") for k, s in enumerate(SENSORS))
+                           site_class="urban" if k % 2 else "park") for k, s in enumerate(SENSORS[:registered]))
     app.state.registry = reg
     app.state.store = MemStore()
     app.state.influx = None
@@ -328,12 +330,12 @@ def _time(fn: Callable[[], Any], min_s: float) -> float:
     return best * 1e6
 
 
-def measure(min_s: float) -> dict[str, Any]:
+def measure(min_s: float, registered: int) -> dict[str, Any]:
     """One tree's figures (µs per call) and a digest of every answer it gave."""
     logging_quiet()
     out: dict[str, Any] = {"us": {}, "digest": {}}
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
-        app = make_app(Path(tmp))
+        app = make_app(Path(tmp), registered)
         loop = asyncio.new_event_loop()
         try:
             for name, draw in http_cases().items():
@@ -375,11 +377,11 @@ def baseline_tree(ref: str, into: Path) -> Path:
     return into / "src"
 
 
-def run_tree(src: Path | None, min_s: float) -> dict[str, Any]:
+def run_tree(src: Path | None, min_s: float, registered: int) -> dict[str, Any]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    cmd = [sys.executable, "-m", "bench.api.handler", "--child", "--min-s", str(min_s)]
+    cmd = [sys.executable, "-m", "bench.api.handler", "--child", "--min-s", str(min_s), "--registered", str(registered)]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{' '.join(cmd)} ({src or 'current tree'}) failed:\n{res.stderr[-3000:]}")
@@ -391,11 +393,13 @@ def main() -> None:
     p.add_argument("--baseline", default=BASELINE, help="git revision to compare with ('none': no comparison)")
     p.add_argument("--rounds", type=int, default=2, help="runs of each tree, interleaved (best kept)")
     p.add_argument("--min-s", type=float, default=0.2, help="seconds per timing round")
+    p.add_argument("--registered", type=int, default=len(SENSORS),
+                   help="sensors in the registry (200: every sensor, as deployed; 0: as bench/api runs)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         import heatwatch
-        res = measure(a.min_s)
+        res = measure(a.min_s, a.registered)
         res["tree"] = str(Path(heatwatch.__file__).parents[1])
         print(json.dumps(res))
         return
@@ -404,17 +408,17 @@ def main() -> None:
         cur: list[dict[str, Any]] = []
         base: list[dict[str, Any]] = []
         for _ in range(a.rounds):
-            cur.append(run_tree(None, a.min_s))
+            cur.append(run_tree(None, a.min_s, a.registered))
             if base_src is not None:
-                base.append(run_tree(base_src, a.min_s))
+                base.append(run_tree(base_src, a.min_s, a.registered))
 
     def best(runs: list[dict[str, Any]], name: str) -> float | None:
         vals = [r["us"][name] for r in runs if name in r["us"]]
         return min(vals) if vals else None
 
     names = list(cur[0]["us"])
-    print(f"µs per call, best of {a.rounds} interleaved runs; current tree vs {a.baseline} "
-          f"(ratio = baseline / current; 'same bytes': both trees answered alike)")
+    print(f"µs per call, best of {a.rounds} interleaved runs, {a.registered} sensors registered; current tree vs "
+          f"{a.baseline} (ratio = baseline / current; 'same bytes': both trees answered alike)")
     width = max(len(n) for n in names)
     print(f"{'case':<{width}}  {'baseline':>9}  {'current':>9}  {'ratio':>6}  same bytes")
     mismatched = []

@@ -255,7 +255,7 @@ def test_csv_bytes_pinned_and_by_columns() -> None:
         '"say ""hi""";;;24;false\r\n'
         "v2;;-0,0;;\r\n").encode()
     assert csv_bytes(["sensor", "t"], rows, ",") == (
-        'sensor,t\r\nv;1,21.5\r\n"say ""hi""",\r\nv2,-0.0\r\n').encode()
+        b'sensor,t\r\nv;1,21.5\r\n"say ""hi""",\r\nv2,-0.0\r\n')
     assert csv_bytes(["t"], rows, ",") == b't\r\n21.5\r\n""\r\n-0.0\r\n'
     assert csv_bytes(["sensor", "t"], [], ";") == "\ufeffsensor;t\r\n".encode()
 
