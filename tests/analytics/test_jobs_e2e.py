@@ -258,7 +258,14 @@ def test_stale_fields_do_not_survive_a_recompute(week: dict, influxd) -> None:
             day = pd.Timestamp(target["time"], unit="ms", tz="UTC").tz_convert("Europe/Paris").date()
             await Analytics(c, TOWNS, reg).recompute(town, [day])
             reg.close()
-            return await c.query_records(f'SELECT "stale_probe" FROM {c.qualified("daily", AGG_RP)} WHERE time = $t',
-                                         {"t": target["time"] * 1_000_000})
+            changes = await c.query_records(
+                f'SELECT "range_start", "range_end" FROM {c.qualified("aggregate_change", AGG_RP)} '
+                "WHERE town = $town", {"town": town})
+            probe = await c.query_records(f'SELECT "stale_probe" FROM {c.qualified("daily", AGG_RP)} WHERE time = $t',
+                                          {"t": target["time"] * 1_000_000})
+            return probe, changes
 
-    assert asyncio.run(go()) == []
+    probe, changes = asyncio.run(go())
+    assert probe == []
+    # the recompute announced the range it rewrote, for readers holding aggregates in memory (core/changes.py)
+    assert any(c["range_start"] <= target["time"] < c["range_end"] for c in changes)

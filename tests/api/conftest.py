@@ -4,6 +4,7 @@ follows the stored schema (core/measurements.py), and a TestClient running the a
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from heatwatch.analytics.last import LastReadings
 from heatwatch.api.app import create_app
+from heatwatch.core.changes import EVERYTHING, announce
 from heatwatch.core.influx import AGG_RP, RAW_RP, InfluxClient
 from heatwatch.core.settings import Settings
 from heatwatch.stack.embedded import free_port
@@ -34,6 +36,10 @@ def write(url: str, db: str, lines: list[str], rp: str = RAW_RP) -> None:
                 await c.write_lines(lines[i:i + 5000], rp=rp)
             if rp == RAW_RP and lines:
                 await LastReadings(c).refresh(0, int(time.time() * 1000))
+            if rp == AGG_RP:
+                # As analytics does after writing aggregates: an api holding them in memory reads them again.
+                for town in sorted(set(re.findall(r",town=([^, ]+)", "\n".join(lines)))):
+                    await announce(c, town, *EVERYTHING)
 
     asyncio.run(go())
 

@@ -455,6 +455,11 @@ def test_withdrawal_erases_everything_and_recomputes(world: Any, joined: dict[st
     for m, db in (("reading", world["db"]), ("hourly", agg_db), ("daily", agg_db), ("last_reading", agg_db)):
         assert count(world["influx"], db, m, sensor, "raw" if m == "reading" else "agg") == 0, m
     assert count(world["influx"], world["db"], "reading", "vitre-centre-01") == 48  # the town's own kept
+    # announced over all time, so that an api holding the town's aggregates in memory drops the sensor's rows
+    r = httpx.post(f"{world['influx']}/query", data={"db": agg_db, "q": 'SELECT "range_start", "range_end" FROM '
+                                                      '"agg"."aggregate_change" WHERE "town" = \'vitre\''}, timeout=30)
+    announced = [tuple(v[1:]) for s in r.json()["results"][0].get("series", []) for v in s["values"]]
+    assert (0, 4_102_444_800_000) in announced
     d, e = joined["days"][-1].isoformat(), (joined["days"][-1] + timedelta(days=1)).isoformat()
     row = c.get("/v1/indices", params={"town": "vitre", "from": d, "to": e}).json()["data"][0]
     assert row["sensors_ok"] == 1 and row["hottest_sensor"] == "vitre-centre-01"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from heatwatch.core.changes import EVERYTHING, announce
 from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.logging import get_logger
 from heatwatch.core.measurements import ALERT, DAILY, HOURLY, LAST_READING, READING, Measurement
@@ -39,6 +40,8 @@ async def erase_sensor(client: InfluxClient, town: str, sensor: str) -> dict[str
         db = client.database_of(m.rp)
         await client.query(f"DELETE FROM {ident(m.name)} WHERE {ident('town')} = $town AND {ident('sensor')} = "
                            "$sensor", {"town": town, "sensor": sensor}, epoch=None, db=db)
+    # Readers holding the town's aggregates in memory drop the sensor's rows (core/changes.py).
+    await announce(client, town, *EVERYTHING)
     left = {m.name: n for m in PER_SENSOR if (n := await count_points(client, m, town, sensor))}
     if left:  # a write that raced the DELETE (the device still publishing): say so, the next request repeats it
         raise RuntimeError(f"points of {town}/{sensor} still stored after the DELETE: {left}")

@@ -43,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from heatwatch.core.changes import announce
 from heatwatch.core.influx import InfluxClient
 from heatwatch.core.logging import get_logger
 from heatwatch.core.maintenance import breaks_or_empty
@@ -208,6 +209,11 @@ class Analytics:
             for measurement, ls in lines.items():
                 await write_lines(self.client, ls)
                 stats.points[measurement] = len(ls)
+            # Readers holding aggregates in memory read the range again (core/changes.py); a day on each side in
+            # case a zone's midnight moved the stamp of an edge day.
+            first, after = day_span(keep, ctx.timezone)
+            await announce(self.client, town, int(first.timestamp() * 1000) - 86_400_000,
+                           int(after.timestamp() * 1000) + 86_400_000)
             stats.seconds["write"] = time.perf_counter() - t2
         return stats
 

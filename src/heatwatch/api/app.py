@@ -34,6 +34,7 @@ from .live import LiveHub
 from .methods import HeadAndVary
 from .params import query_guard
 from .ratelimit import RateLimit
+from .resident import Resident
 from .routes import (
     admin,
     aggregates,
@@ -104,6 +105,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.store = Store(client, scan_slots=config.max_concurrent_scans,
                                 latest_window_s=config.latest_window_s)
         app.state.registry = open_registry(settings)
+        resident = None
+        if config.resident_days > 0:
+            resident = Resident(app.state.store, settings.towns, days=config.resident_days,
+                                check_s=config.resident_check_s, refresh_s=config.resident_refresh_s,
+                                reload_s=config.resident_reload_s, latest_s=config.resident_latest_s)
+            app.state.store.resident = resident
+            resident.start()
+        app.state.resident = resident
         # Everything allocated so far lives as long as the process: keep it out of GC passes, which
         # otherwise walk it again and again (visible as p99 spikes under load).
         gc.freeze()
@@ -127,6 +136,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
         finally:
             await app.state.live.stop()
+            if resident is not None:
+                await resident.stop()
             for task in list(seeding):
                 task.cancel()
             await client.aclose()

@@ -21,17 +21,27 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from heatwatch.core.datasets import ALERT, READING, Dataset
 from heatwatch.core.influx import InfluxClient, ident
 from heatwatch.core.logging import get_logger
-from heatwatch.core.measurements import INFO_FLAGS, LAST_READING, LAST_READING_TIME, MEASUREMENTS, Measurement
+from heatwatch.core.measurements import (
+    AGGREGATE_CHANGE,
+    INFO_FLAGS,
+    LAST_READING,
+    LAST_READING_TIME,
+    MEASUREMENTS,
+    Measurement,
+)
 from heatwatch.core.measurements import READING as READING_M
 
 from .errors import bad_request
 from .timeutil import local_date, ms_to_ns
+
+if TYPE_CHECKING:
+    from .resident import Resident
 
 log = get_logger("heatwatch.api")
 
@@ -223,6 +233,11 @@ class Store:
         # each; a hundred at once make it thrash (a year x 200 sensors, 2 cores: 10 indices/s with 100 at
         # once, 17/s two at a time). Queue them instead.
         self._scans = asyncio.Semaphore(scan_slots) if scan_slots > 0 else None
+        #: The recent aggregates held in memory (api/resident.py), set by the app; None: every read goes to InfluxDB.
+        self.resident: Resident | None = None
+
+    def _held(self, ds: Dataset, flt: Filter, after_ms: int | None = None) -> list[list[Any]] | None:
+        return self.resident.rows(ds, flt, after_ms) if self.resident is not None else None
 
     def _select(self, ds: Dataset) -> str:
         cols = [ident(k) for k in ds.tag_keys] + [ident(f) for f in ds.fields]
@@ -240,6 +255,16 @@ class Store:
         repeat rows. When the page is full, the rows at its last timestamp are dropped and fetched whole
         by a second query (at most one row per series), and the next page starts strictly after it.
         """
+        held = self._held(ds, flt, cursor.after_ms if cursor is not None else None)
+        if held is not None:
+            # The same page InfluxDB would give: ``limit`` rows, then the rest of the last timestamp's rows.
+            if len(held) < limit:
+                return held, None
+            last = held[limit - 1][0]
+            end = limit
+            while end < len(held) and held[end][0] == last:
+                end += 1
+            return held[:end], Cursor(last)
         where, params = flt.where()
         if cursor is not None:
             where = where.replace("time >= $start", "time > $start")
@@ -273,6 +298,11 @@ class Store:
         being sent: InfluxDB and the encoding overlap. At most two windows of rows are in memory; a window
         denser than expected (LIMIT hit) is paged through with the keyset cursor instead.
         """
+        held = self._held(ds, flt)
+        if held is not None:
+            for i in range(0, len(held), page_rows):
+                yield held[i:i + page_rows]
+            return
         cap = page_rows * 4
         span = flt.end_ms - flt.start_ms
         window = min(span, 6 * 3600_000)
@@ -314,6 +344,9 @@ class Store:
     async def all_rows(self, ds: Dataset, flt: Filter, page_rows: int, cap: int = 20_000) -> list[list[Any]]:
         """Every row of a small, range-capped query (town-level data: one row per day) in one round trip;
         past ``cap`` rows (not expected) it pages with :meth:`iter_pages` instead."""
+        held = self._held(ds, flt)
+        if held is not None:
+            return held
         where, params = flt.where()
         rows = await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
         if len(rows) <= cap:
@@ -359,6 +392,9 @@ class Store:
         return counts
 
     async def count(self, ds: Dataset, flt: Filter) -> int:
+        held = self._held(ds, flt)
+        if held is not None:  # COUNT(field) counts the points where the first field is set
+            return sum(1 for row in held if row[1 + len(ds.tag_keys)] is not None)
         where, params = flt.where()
         q = (f"SELECT COUNT({ident(ds.fields[0])}) FROM {self.client.qualified(ds.measurement, ds.rp)} WHERE {where} "
              "LIMIT 1")
@@ -395,22 +431,16 @@ class Store:
         keeps (one point per sensor), and the newest readings the store may not hold yet — kept from the live feed
         (:class:`RecentReadings`) while it is connected, else read from the last ``latest_window_s`` seconds of
         readings. One or two statements, each bounded in time and rows, whatever the history's length."""
-        m = LAST_READING
-        town_is = f" AND {m.col('town')} = $town" if town is not None else ""
-        base: dict[str, Any] = {"town": town} if town is not None else {}
-        # One point per sensor at time 0: no GROUP BY needed (tags come back as columns), which halves its cost.
-        stored_q = f"SELECT * FROM {self.client.table(m)} WHERE time = $t0{town_is} LIMIT {MAX_SERIES}"
-        params = base | {"t0": LAST_READING_TIME * 1_000_000}
+        stored_q, params = self._stored_latest_q(town)
         kept = self.recent.ready
+        held = self.resident.latest(town) if self.resident is not None and kept else None
         if kept:
-            answers = await self.client.query(stored_q, params)
+            stored = held if held is not None else await self.stored_latest(town)
             recent = [row for (t, _), row in list(self.recent.rows.items()) if town is None or t == town]
         else:
             # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
             answers = await self.client.query(f"{stored_q}; {self._recent_q(town)}", params | self._recent_params())
-        stored, scanned = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
-        if not kept:
-            recent = scanned
+            stored, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for rec in stored:
             if rec.get("ts") is None:
@@ -424,9 +454,38 @@ class Store:
                 newest[key] = dict(rec)
         return [newest[k] for k in sorted(newest)]
 
+    def _stored_latest_q(self, town: str | None) -> tuple[str, dict[str, Any]]:
+        m = LAST_READING
+        town_is = f" AND {m.col('town')} = $town" if town is not None else ""
+        base: dict[str, Any] = {"town": town} if town is not None else {}
+        # One point per sensor at time 0: no GROUP BY needed (tags come back as columns), which halves its cost.
+        return (f"SELECT * FROM {self.client.table(m)} WHERE time = $t0{town_is} LIMIT {MAX_SERIES}",
+                base | {"t0": LAST_READING_TIME * 1_000_000})
+
+    async def stored_latest(self, town: str | None) -> list[dict[str, Any]]:
+        """The last-value store's records (of one town, or all): one point per sensor."""
+        return await self.client.query_records(*self._stored_latest_q(town))
+
+    # What the resident aggregates read (api/resident.py) ------------------------------------------------------
+
+    async def window_rows(self, ds: Dataset, town: str, start_ms: int, end_ms: int, cap: int) -> list[list[Any]]:
+        """Every row of ``town`` in [start_ms, end_ms), at most ``cap`` + 1 (more than ``cap``: too many to hold)."""
+        where, params = Filter(start_ms, end_ms, town=town).where()
+        return await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
+
+    async def aggregate_changes(self, since_ms: int, cap: int) -> list[dict[str, Any]]:
+        """The ranges analytics announced after ``since_ms`` (core/changes.py), oldest first, at most ``cap`` + 1."""
+        m = AGGREGATE_CHANGE
+        q = (f"SELECT {m.col('town')}, {m.col('range_start')}, {m.col('range_end')} FROM {self.client.table(m)} "
+             f"WHERE time > $since ORDER BY time ASC LIMIT {int(cap) + 1}")
+        return await self.client.query_records(q, {"since": ms_to_ns(since_ms)})
+
     async def last_update(self, ds: Dataset, town: str | None) -> int | None:
         """Time of the newest point of a dataset (for one town): the 'last update' of the licence
         attribution. Cached briefly since every response asks for it."""
+        held = self.resident.newest(ds, town) if self.resident is not None else None
+        if held is not None:
+            return held
         key = (ds.id, town)
         hit = self._last_update.get(key)
         now = time.monotonic()

@@ -310,8 +310,16 @@ LAST_READING = Measurement(
     (Field("ts", "int", "time of the reading, epoch ms UTC"), *READING.fields),
 )
 LAST_READING_TIME = 0
+AGGREGATE_CHANGE = Measurement(
+    "aggregate_change", AGG_RP, "a range of a town's aggregates just written or deleted by analytics: what a reader "
+    "holding them in memory (the api's resident aggregates) reads again",
+    "when analytics wrote or deleted them (its clock)",
+    (_TOWN,),
+    (Field("range_start", "int", "start of the range, epoch ms UTC"),
+     Field("range_end", "int", "end of the range (exclusive), epoch ms UTC")),
+)
 
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (READING, HOURLY, DAILY, TOWN_DAILY, ALERT,
-                                                             STATION_HOURLY, LAST_READING)}
+                                                             STATION_HOURLY, LAST_READING, AGGREGATE_CHANGE)}
 #: What one analytics recompute writes, in the order it writes them.
 AGGREGATES: tuple[Measurement, ...] = (HOURLY, DAILY, TOWN_DAILY)

@@ -82,6 +82,15 @@ class ApiOptions(Group):
     # store may not hold yet (analytics refreshes it every HEATWATCH_ANALYTICS_LAST_INTERVAL_S, 30 s: ten times
     # that covers a slow refresh).
     latest_window_s: int = Field(default=300, ge=60, le=86_400)
+    # Resident aggregates (api/resident.py): the daily rows and town indices of the last resident_days days, and the
+    # last-value store, held in memory so an uncached answer needs no database round trip. 0: none held.
+    resident_days: int = Field(default=400, ge=0, le=3700, description=(
+        "days of daily rows and town indices held in memory (0: every read goes to InfluxDB)"))
+    resident_check_s: float = Field(default=0.25, gt=0, le=60, description=(
+        "how often the ranges analytics announces as rewritten are looked for (what they cost: one small statement)"))
+    resident_refresh_s: float = Field(default=60.0, gt=0, description="how often the last days are read again")
+    resident_reload_s: float = Field(default=900.0, gt=0, description="how often the whole window is read again")
+    resident_latest_s: float = Field(default=5.0, gt=0, description="how often the last-value store is read again")
     # Expensive answers (maps, models, effects, rankings, CSV/Parquet exports) share these slots; a request
     # finding them and the queue full gets 503 with Retry-After instead of slowing everyone down. One client runs
     # at most max_expensive_per_client of them; its next ones wait (as many at most, 429 beyond): the dashboard
