@@ -268,3 +268,29 @@ def test_dumps_keys_that_are_not_strings() -> None:
         b'{"a":{"1":"x","2024-07-20":[1.5,null,true]},"b":-0.0}'
     with pytest.raises(TypeError):
         dumps({"a": object()})
+
+
+def test_normalised_pairs_are_what_parsing_the_normalised_query_gives() -> None:
+    """The guard keeps the pairs it computed (meta.query and next links read them) instead of parsing its own
+    string again: the same pairs, whatever the query holds (escapes, '+', blanks, UTF-8, bytes that are not)."""
+    from urllib.parse import parse_qsl
+
+    from heatwatch.api.errors import ApiError
+    from heatwatch.api.params import ParamSpec, normalise, normalised_pairs
+
+    spec = ParamSpec(frozenset({"a", "b", "from", "tz", "x y", "é"}), frozenset({"b"}),
+                     (("tz", "Europe/Paris"), ("x y", "1 2")))
+    rng = random.Random(3)
+    pieces = ["a", "b", "from", "tz", "x+y", "x%20y", "%C3%A9", "\xe9".encode("latin-1").decode("latin-1")]
+    values = ["", "2024-07-01", "2024-07-01T00:00:00%2B02:00", "a+b", "%26%3D", "%FF", "%C3%A9t%C3%A9", "x=y", "Z"]
+    checked = 0
+    for _ in range(500):
+        names = rng.sample(pieces, rng.randint(0, 4))
+        query = "&".join(n if rng.random() < 0.1 else f"{n}={rng.choice(values)}" for n in names)
+        try:
+            pairs = normalised_pairs(query.encode("latin-1"), spec)
+        except ApiError:  # refused (a name given twice)
+            continue
+        assert parse_qsl(normalise(query.encode("latin-1"), spec), keep_blank_values=True) == pairs, query
+        checked += 1
+    assert checked > 300

@@ -31,6 +31,8 @@ from .errors import ApiError
 
 #: The scope key holding the normalised query string (``str``) once the guard has run.
 SCOPE_KEY = "heatwatch.query"
+#: The same as (name, value) pairs.
+PAIRS_KEY = "heatwatch.query_pairs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,11 @@ def _shown(names: Sequence[str]) -> str:
 
 def normalise(query_string: bytes, spec: ParamSpec) -> str:
     """The declared parameters, sorted, defaults filled in; raises 400 for unknown or repeated ones."""
+    return urlencode(normalised_pairs(query_string, spec))
+
+
+def normalised_pairs(query_string: bytes, spec: ParamSpec) -> list[tuple[str, str]]:
+    """:func:`normalise` as (name, value) pairs: what parsing its string gives back."""
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     unknown = sorted({k for k, _ in pairs if k not in spec.names})
     if unknown:
@@ -117,18 +124,23 @@ def normalise(query_string: bytes, spec: ParamSpec) -> str:
         raise ApiError(400, "repeated_parameter", f"query parameter(s) {_shown(repeated)} given more than once")
     given = {k for k, _ in pairs}
     pairs += [(k, v) for k, v in spec.defaults if k not in given]
-    return urlencode(sorted(pairs, key=lambda kv: kv[0]))  # stable: repeated values keep their order
+    return sorted(pairs, key=lambda kv: kv[0])  # stable: repeated values keep their order
 
 
 async def query_guard(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    request.scope[SCOPE_KEY] = normalise(request.scope.get("query_string", b""), _spec(route))
+    pairs = normalised_pairs(request.scope.get("query_string", b""), _spec(route))
+    request.scope[SCOPE_KEY] = urlencode(pairs)
+    request.scope[PAIRS_KEY] = tuple(pairs)  # kept: meta and next links read them, the string need not be parsed
 
 
 def normalised_params(request: Request) -> list[tuple[str, str]]:
     """The normalised query as pairs (what the guard computed; the raw query for a request it did not see)."""
+    pairs = request.scope.get(PAIRS_KEY)
+    if pairs is not None:
+        return list(pairs)
     query = request.scope.get(SCOPE_KEY)
     if query is None:
         return sorted(request.query_params.multi_items())
