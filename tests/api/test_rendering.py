@@ -294,3 +294,21 @@ def test_normalised_pairs_are_what_parsing_the_normalised_query_gives() -> None:
         assert parse_qsl(normalise(query.encode("latin-1"), spec), keep_blank_values=True) == pairs, query
         checked += 1
     assert checked > 300
+
+
+def test_csv_number_memo_keeps_equal_numbers_apart() -> None:
+    """Numbers whose texts are memoised: 24 and 24.0, 1 and True, 0.0 and -0.0 are equal as keys of a dict but are
+    written differently; each keeps its own text on the second pass (from the memo) as on the first."""
+    from heatwatch.core.tabular import csv_rows_text
+
+    col = [24, 24.0, 1, True, 1.0, 0.0, -0.0, 0, float("nan"), float("inf"), 1e16, 1e-05, None, 2.5]
+    want = "24\r\n24.0\r\n1\r\nTrue\r\n1.0\r\n0.0\r\n-0.0\r\n0\r\nnan\r\ninf\r\n1e+16\r\n1e-05\r\n\r\n2.5\r\n"
+    for _ in range(3):
+        assert csv_rows_text([col, [""] * len(col)], ";") == want.replace("\r\n", ";\r\n")
+    number = Column("v", "number", "v")
+    ds = Dataset("t", "m", "rp", "T", "test", "HOURLY", (Column("time", "datetime", "t"), number))
+    rows = [[0, v] for v in col if v is not True]
+    for _ in range(3):
+        assert dataset_csv_renderer(ds, Style(";", ",")).batch([r[:] for r in rows]).decode().split("\r\n")[:-1] == [
+            "1970-01-01T00:00:00Z;" + t for t in ["24,0", "24,0", "1,0", "1,0", "0,0", "-0,0", "0,0", "nan", "inf",
+                                                  "1e+16", "1e-05", "", "2,5"]]

@@ -163,12 +163,41 @@ def _quote_trigger(sep: str) -> re.Pattern[str]:
     return pat if pat is not None else re.compile(f'[{re.escape(sep)}"\r\n]')
 
 
+#: Texts of numbers already written, keyed by (type, value): a float's repr costs ~150 ns, a lookup half that, and
+#: measured values repeat (a temperature has a few hundred values a year). Only floats and ints (not NaN, whose
+#: objects are all different keys; not 0.0, an equal key to -0.0); emptied when full.
+_FLOAT_TEXT: dict[tuple[type, Any], str] = {(type(None), None): ""}
+_COMMA_TEXT: dict[tuple[type, Any], str] = {(type(None), None): ""}
+_NUMBER_MEMO_ENTRIES = 50_000
+
+
+def _memo_texts(col: Sequence[Any], memo: dict[tuple[type, Any], str], render: Callable[[Any], str]) -> list[str]:
+    """``render(v)`` of each cell ('' for None), from ``memo`` where it was written before."""
+    keys = list(zip(map(type, col), col, strict=True))
+    texts = list(map(memo.get, keys))
+    if None in texts:
+        if len(memo) > _NUMBER_MEMO_ENTRIES:
+            memo.clear()
+            memo[(type(None), None)] = ""
+        for i, t in enumerate(texts):
+            if t is None:
+                v = col[i]
+                t = texts[i] = "" if v is None else render(v)
+                if v and v == v and (type(v) is float or type(v) is int):
+                    memo[keys[i]] = t
+    return texts
+
+
 def _column_texts(col: Sequence[Any], pat: re.Pattern[str]) -> Sequence[str] | None:
     """A column's cells as CSV fields; None when a cell is of a type :data:`_PLAIN` does not hold."""
     types = set(map(type, col))
     if not types <= _PLAIN:
         return None
-    texts: Sequence[str] = col if types == {str} else list(map(str, col))
+    if float in types:
+        texts: Sequence[str] = _memo_texts(col, _FLOAT_TEXT, str)
+        types.discard(type(None))
+    else:
+        texts = col if types == {str} else list(map(str, col))
     if type(None) in types:
         texts = list(map(_NONE_EMPTY.get, col, texts))
     if str in types and pat.search("".join(texts)):
@@ -191,11 +220,15 @@ def csv_rows_text(columns: Sequence[Sequence[Any]], sep: str) -> str | None:
     return "\r\n".join(map(sep.join, zip(*texts, strict=True))) + "\r\n"
 
 
+def _comma(v: Any) -> str:
+    return repr(float(v)).replace(".", ",")
+
+
 def _comma_numbers(col: Sequence[Any]) -> list[Any]:
-    """A number column with a decimal comma: repr(float(v)) with ',' for '.', None kept (C loops: the floats'
-    reprs are joined, the marks replaced at once, and split again; a repr never holds NUL)."""
-    texts = "\x00".join(map(repr, map(float, map(_NONE_ZERO.get, col, col)))).replace(".", ",").split("\x00")
-    return list(map(_NONE_EMPTY.get, col, texts)) if None in col else texts
+    """A number column with a decimal comma: repr(float(v)) with ',' for '.', None empty."""
+    if not set(map(type, col)) <= _PLAIN:  # what float() makes of it is not what its type says: not memoised
+        return [None if v is None else _comma(v) for v in col]
+    return _memo_texts(col, _COMMA_TEXT, _comma)
 
 
 class CsvRenderer:
