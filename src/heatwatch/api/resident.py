@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 from heatwatch.core.datasets import DAILY, TOWN_DAILY, Dataset
 from heatwatch.core.logging import get_logger
 
+from .store import stored_rows
+
 if TYPE_CHECKING:
     from .store import Filter, Store
 
@@ -124,7 +126,7 @@ class Resident:
         self.monotonic = monotonic
         self.start_ms: int | None = None
         self._tables: dict[tuple[str, str], Table] = {}
-        self._latest: dict[str, list[dict[str, Any]]] | None = None
+        self._latest: dict[str, dict[tuple[str, str], dict[str, Any]]] | None = None
         self._since_ms = 0
         self._seen: set[tuple[Any, ...]] = set()
         self._failures = 0
@@ -196,14 +198,14 @@ class Resident:
         at = 1 + len(ds.tag_keys)
         return next((row[0] for row in reversed(table.rows) if row[at] is not None), None)
 
-    def latest(self, town: str | None) -> list[dict[str, Any]] | None:
-        """The last-value store's records (of one town, or all), as :meth:`Store.latest` reads them; None when not
-        held. The records are shared: read them, never change them."""
+    def latest(self, town: str | None) -> dict[tuple[str, str], dict[str, Any]] | None:
+        """The last-value store's rows (of one town, or all) by (town, sensor), as :func:`.store.stored_rows` makes
+        them; None when not held. A new mapping each time; the rows are shared: read them, never change them."""
         if self._latest is None or not self.ready:
             return None
         if town is None:
-            return [r for t in self.towns for r in self._latest.get(t, [])]
-        return self._latest.get(town)
+            return {k: r for t in self.towns for k, r in self._latest.get(t, {}).items()}
+        return dict(self._latest.get(town, {}))
 
     # Keeping the rows true ------------------------------------------------------------------------------------
 
@@ -315,8 +317,7 @@ class Resident:
         self.stats["ranges"] += 1
 
     async def read_latest(self) -> None:
-        records = await self.store.stored_latest(None)
-        held: dict[str, list[dict[str, Any]]] = {t: [] for t in self.towns}
-        for rec in records:
-            held.setdefault(rec.get("town") or "", []).append(rec)
+        held: dict[str, dict[tuple[str, str], dict[str, Any]]] = {t: {} for t in self.towns}
+        for key, row in stored_rows(await self.store.stored_latest(None)).items():
+            held.setdefault(key[0], {})[key] = row
         self._latest = held

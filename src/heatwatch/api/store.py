@@ -221,6 +221,18 @@ class RecentReadings:
         self.ready = len(self.rows) < self.max_sensors
 
 
+def stored_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(town, sensor) → the last-value store's record as a reading row: ``time`` is the reading's (``ts``)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("ts") is None:
+            continue
+        row = {k: v for k, v in rec.items() if k != "ts"}
+        row["time"] = int(rec["ts"])
+        rows[(rec.get("town") or "", rec.get("sensor") or "")] = row
+    return rows
+
+
 class Store:
     def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2,
                  latest_window_s: float = 300.0) -> None:
@@ -435,19 +447,14 @@ class Store:
         kept = self.recent.ready
         held = self.resident.latest(town) if self.resident is not None and kept else None
         if kept:
-            stored = held if held is not None else await self.stored_latest(town)
+            # The rows are shared with the resident store: callers read them, never change them.
+            newest = held if held is not None else stored_rows(await self.stored_latest(town))
             recent = [row for (t, _), row in list(self.recent.rows.items()) if town is None or t == town]
         else:
             # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
             answers = await self.client.query(f"{stored_q}; {self._recent_q(town)}", params | self._recent_params())
             stored, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
-        newest: dict[tuple[str, str], dict[str, Any]] = {}
-        for rec in stored:
-            if rec.get("ts") is None:
-                continue
-            row = {k: v for k, v in rec.items() if k != "ts"}
-            row["time"] = int(rec["ts"])
-            newest[(rec.get("town") or "", rec.get("sensor") or "")] = row
+            newest = stored_rows(stored)
         for rec in recent:
             key = (rec.get("town") or "", rec.get("sensor") or "")
             if key not in newest or int(rec["time"]) > newest[key]["time"]:

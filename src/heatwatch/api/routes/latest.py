@@ -37,9 +37,10 @@ async def latest(ctx: CtxDep, style: StyleDep, town: OptTownDep = None, format: 
         index = sensor_index(ctx.registry, town_id)
         now = now_ms()
         rows = []
+        fields = READING.fields  # a property that builds its list: once, not per row
         for r in records:
             row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
-            for f in READING.fields:
+            for f in fields:
                 row[f] = r.get(f)
             s = index.get(row["sensor"])
             row["status"] = status_of(s, row["time"], now, ctx.settings.stale_after_s)
