@@ -116,6 +116,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # Everything allocated so far lives as long as the process: keep it out of GC passes, which
         # otherwise walk it again and again (visible as p99 spikes under load).
         gc.freeze()
+        # An answer allocates thousands of short-lived objects (a row of dicts per day or sensor): with the default
+        # threshold (700) the young generation was collected several times per answer.
+        gc.set_threshold(50_000, 20, 20)
         # MQTT → SSE hub of /v1/live; connects in the background so a broker outage never blocks start-up.
         store: Store = app.state.store
         seeding: set[asyncio.Task[None]] = set()
