@@ -38,12 +38,13 @@ async def latest(ctx: CtxDep, style: StyleDep, town: OptTownDep = None, format: 
         now = now_ms()
         rows = []
         fields = READING.fields  # a property that builds its list: once, not per row
+        stale_after_s = ctx.settings.stale_after_s  # a property too
         for r in records:
             row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
             for f in fields:
                 row[f] = r.get(f)
             s = index.get(row["sensor"])
-            row["status"] = status_of(s, row["time"], now, ctx.settings.stale_after_s)
+            row["status"] = status_of(s, row["time"], now, stale_after_s)
             row["network"], row["trust"] = network_of(s), trust_of(s)
             rows.append(row)
         last = max((r["time"] for r in rows), default=None)
