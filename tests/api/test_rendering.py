@@ -5,6 +5,7 @@ renderers are memoised and built for speed; these tests are what shows the speed
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -312,3 +313,23 @@ def test_csv_number_memo_keeps_equal_numbers_apart() -> None:
         assert dataset_csv_renderer(ds, Style(";", ",")).batch([r[:] for r in rows]).decode().split("\r\n")[:-1] == [
             "1970-01-01T00:00:00Z;" + t for t in ["24,0", "24,0", "1,0", "1,0", "0,0", "-0,0", "0,0", "nan", "inf",
                                                   "1e+16", "1e-05", "", "2,5"]]
+
+
+def test_json_stream_writes_the_rows_of_every_batch() -> None:
+    """A streamed JSON export: the envelope around the objects of every batch, empty batches included."""
+    import asyncio
+
+    from heatwatch.api.formats import json_stream
+
+    async def batches() -> AsyncIterator[list[list[object]]]:
+        yield [r[:] for r in ROWS[:2]]
+        yield []
+        yield [r[:] for r in ROWS[2:]]
+
+    async def body() -> bytes:
+        return b"".join([chunk async for chunk in json_stream({"n": 1}, DAILY, batches(), Style(tz=PARIS))])
+
+    out = asyncio.run(body())
+    assert out == b'{"meta":{"n":1},"data":[' + b",".join(dumps(r) for r in json_rows(DAILY, ROWS, Style(tz=PARIS))) \
+        + b"]}"
+    assert len(orjson.loads(out)["data"]) == 3
