@@ -137,6 +137,20 @@ async def load(url: str, n_sensors: int, days: int, reading_days: int = 2) -> di
     return counts
 
 
+def register(data_dir: Path, n_sensors: int) -> int:
+    """Every loaded sensor in the registry with a position, as a town's network is: the api reads the registry for
+    each uncached answer (network, trust, licence of every row), so an empty one hides that cost."""
+    from heatwatch.core.model import Sensor
+    from heatwatch.core.registry import Registry
+
+    sensors = [Sensor(id=f"v{k:03d}", town="vitre", name=f"Vitré {k}", latitude=48.12 + k * 1e-4,
+                      longitude=-1.21 + k * 1e-4) for k in range(n_sensors)]
+    sensors += [Sensor(id=f"so{k:02d}", town="saint-omer", name=f"Saint-Omer {k}", latitude=50.75 + k * 1e-4,
+                       longitude=2.25 + k * 1e-4) for k in range(20)]
+    with Registry(data_dir / "registry.sqlite", towns=["vitre", "saint-omer"]) as registry:
+        return registry.upsert_many(sensors)
+
+
 # --- the API process --------------------------------------------------------------------------------
 
 
@@ -329,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fairness", action="store_true", help="skip the greedy-client scenario")
     ap.add_argument("--broker", action=argparse.BooleanOptionalAction, default=True,
                     help="a broker for the api's live feed (default), as deployed; --no-broker: none")
+    ap.add_argument("--registered", action=argparse.BooleanOptionalAction, default=True,
+                    help="every sensor in the registry (default), as deployed; --no-registered: an empty registry "
+                         "(what this bench had before issue 15's last round)")
     ap.add_argument("--only", choices=["throughput", "latency", "fairness"],
                     help="one part only (latency: the cached and uncached request rates, without the exports)")
     args = ap.parse_args(argv)
@@ -350,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         result["reading_days"] = args.reading_days
         result["loaded"] = asyncio.run(load(influxd.url, args.sensors, args.days, args.reading_days))
         print(f"  {result['loaded']}", flush=True)
+        if args.registered:
+            result["registered"] = register(tmp / "var", args.sensors)
         result["settle_s"] = settle(influxd.proc.pid)
         print(f"  influxd compactions settled after {result['settle_s']} s", flush=True)
         today = datetime.now(UTC).date()

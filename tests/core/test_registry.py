@@ -402,3 +402,23 @@ def test_town_of(reg: Registry) -> None:
     reg.ensure("vitre", "vit-02")
     assert (reg.town_of("vit-01"), reg.town_of("so-01"), reg.town_of("vit-02"), reg.town_of("x")) == \
         ("vitre", "saint-omer", "vitre", None)
+
+
+def test_list_is_read_again_as_soon_as_anything_changed(tmp_path: Path) -> None:
+    """list() keeps its sensors between calls (the api asks at every uncached answer) but never answers from before
+    a change: another connection's commit, this one's writes, a sensor registered on first sight."""
+    path = tmp_path / "r.sqlite"
+    api, cli = Registry(path, towns=["vitre"]), Registry(path, towns=["vitre"])
+    cli.upsert(Sensor(id="a", town="vitre"))
+    first = api.list(town="vitre")
+    assert [s.id for s in first] == ["a"] and api.list(town="vitre")[0] is first[0]  # shared until a change
+    cli.upsert(Sensor(id="b", town="vitre", latitude=48.1, longitude=-1.2))  # another connection, no recheck delay
+    assert [s.id for s in api.list(town="vitre")] == ["a", "b"]
+    cli.retire("a")
+    assert [s.id for s in api.list(town="vitre")] == ["b"]
+    assert [s.id for s in api.list(town="vitre", include_retired=True)] == ["a", "b"]
+    api.upsert(Sensor(id="c", town="vitre"))  # its own write
+    assert [s.id for s in api.list()] == ["b", "c"]
+    assert api.ensure("vitre", "d") and [s.id for s in api.list()] == ["b", "c", "d"]
+    api.close()
+    cli.close()
