@@ -11,8 +11,8 @@ Staying true to InfluxDB:
 
 * every time analytics rewrites or deletes a range of a town's aggregates (a scheduled run, a recompute, a
   command-line backfill, an erasure) it records the range (``aggregate_change``, ``core/changes.py``); this polls
-  those points every ``HEATWATCH_API_RESIDENT_CHECK_S`` (0.25 s) and reads each announced range again: an answer
-  reflects what analytics wrote a quarter of a second before (the cache, when on, keeps answers far longer);
+  those points every ``HEATWATCH_API_RESIDENT_CHECK_S`` (0.1 s) and reads each announced range again: an answer
+  reflects what analytics wrote a tenth of a second before (the cache, when on, keeps answers far longer);
 * the last ``RECENT_DAYS`` days are read again every ``HEATWATCH_API_RESIDENT_REFRESH_S`` (60 s, the aggregates'
   cache lifetime) and the whole window every ``HEATWATCH_API_RESIDENT_RELOAD_S`` (15 min): what another writer than
   analytics puts in the database shows up within that time at most;
@@ -120,7 +120,7 @@ class Resident:
     """The rows held and what keeps them true (module doc). ``start()`` loads in the background; until the first
     load is in, :meth:`rows` answers None and the store reads InfluxDB."""
 
-    def __init__(self, store: Store, towns: Iterable[str], *, days: int, check_s: float = 0.25,
+    def __init__(self, store: Store, towns: Iterable[str], *, days: int, check_s: float = 0.1,
                  refresh_s: float = 60.0, reload_s: float = 900.0, latest_s: float = 5.0,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
@@ -238,7 +238,7 @@ class Resident:
             except Exception as exc:  # InfluxDB down or slow: the rows stay, then stop being trusted (ready)
                 self._failures += 1
                 self.stats["failures"] += 1
-                if self._failures == 1 or self._failures % 60 == 0:
+                if self._failures == 1 or self._failures % 600 == 0:  # the first, then about once a minute
                     log.warning("api.resident_refresh_failed", error=repr(exc), failures=self._failures)
             await asyncio.sleep(self.check_s)
 

@@ -86,7 +86,7 @@ class ApiOptions(Group):
     # last-value store, held in memory so an uncached answer needs no database round trip. 0: none held.
     resident_days: int = Field(default=400, ge=0, le=3700, description=(
         "days of daily rows and town indices held in memory (0: every read goes to InfluxDB)"))
-    resident_check_s: float = Field(default=0.25, gt=0, le=60, description=(
+    resident_check_s: float = Field(default=0.1, gt=0, le=60, description=(
         "how often the ranges analytics announces as rewritten are looked for (what they cost: one small statement)"))
     resident_refresh_s: float = Field(default=60.0, gt=0, description="how often the last days are read again")
     resident_reload_s: float = Field(default=900.0, gt=0, description="how often the whole window is read again")
