@@ -68,3 +68,17 @@ def test_latest_keeps_the_new_readings_the_feed_announces(mosquitto, influxd, db
         wait_until(lambda: "s3" in _latest(c), timeout=30)
         rows = _latest(c)
         assert (rows["s1"]["temperature"], rows["s2"]["temperature"], rows["s3"]["temperature"]) == (23.5, 18.0, 30.0)
+
+        # An erased sensor (a contributor's withdrawal deletes its points, the last-value store's included) leaves
+        # latest even though the feed announced it: a kept reading older than the window that the store lacks.
+        seed([f"reading,town=vitre,sensor=s6 temperature=19.0 {now - 600_000}"])
+        _announce(mosquitto.url, "vitre", {"sensor": "s6", "ts": now - 600_000, "temperature": 19.0})
+        wait_until(lambda: ("vitre", "s6") in app.state.store.recent.rows, timeout=30)
+        assert _latest(c)["s6"]["temperature"] == 19.0
+
+        async def erase() -> None:
+            async with InfluxClient(influxd.url, db_name) as cl:
+                await cl.query("DELETE FROM last_reading WHERE sensor = 's6'", epoch=None, db=cl.agg_database)
+
+        asyncio.run(erase())
+        assert "s6" not in _latest(c) and "s1" in _latest(c)

@@ -449,7 +449,11 @@ class Store:
         if kept:
             # The rows are shared with the resident store: callers read them, never change them.
             newest = held if held is not None else stored_rows(await self.stored_latest(town))
-            recent = [row for (t, _), row in list(self.recent.rows.items()) if town is None or t == town]
+            # A kept reading older than the window is in the store by now (analytics refreshes it every 30 s); one
+            # the store lacks was erased since (a contributor's withdrawal deletes the sensor's points): not shown.
+            old = int(time.time() * 1000) - self._latest_window_ms
+            recent = [row for key, row in list(self.recent.rows.items())
+                      if (town is None or key[0] == town) and (row["time"] >= old or key in newest)]
         else:
             # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
             answers = await self.client.query(f"{stored_q}; {self._recent_q(town)}", params | self._recent_params())
