@@ -48,7 +48,12 @@ def _utc_day(days: int) -> str:
     return date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
 
 
-def _iso_z(ms: int | float) -> str:
+@lru_cache(maxsize=TIME_MEMO_ENTRIES)
+def iso_z(ms: int | float | None) -> str | None:
+    """Epoch ms to ISO 8601 UTC with ``Z``; milliseconds only when there are some. Memoised: called per row, it is
+    one C call when the instant was written before."""
+    if ms is None:
+        return None
     ms = int(ms)
     s, frac = divmod(ms, 1000)
     if not 0 <= s < 253_402_300_800:  # outside 1970-01-01 … 9999-12-31: time.strftime writes those years
@@ -60,16 +65,6 @@ def _iso_z(ms: int | float) -> str:
     if frac:
         return f"{_utc_day(days)}T{h:02d}:{m:02d}:{sec:02d}.{frac:03d}Z"
     return f"{_utc_day(days)}T{h:02d}:{m:02d}:{sec:02d}Z"
-
-
-_iso_z_memo = lru_cache(maxsize=TIME_MEMO_ENTRIES)(_iso_z)
-
-
-def iso_z(ms: int | float | None) -> str | None:
-    """Epoch ms to ISO 8601 UTC with ``Z``; milliseconds only when there are some."""
-    if ms is None:
-        return None
-    return _iso_z_memo(ms)
 
 
 def _iso_local(tz: ZoneInfo, ms: int | float) -> str:
@@ -88,16 +83,10 @@ def iso_local(ms: int | float | None, tz: ZoneInfo) -> str | None:
     return _iso_local_memo(tz, ms)
 
 
-def _local_date(tz: ZoneInfo, ms: int | float) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz).date().isoformat()
-
-
-_local_date_memo = lru_cache(maxsize=TIME_MEMO_ENTRIES)(_local_date)
-
-
+@lru_cache(maxsize=TIME_MEMO_ENTRIES)
 def local_date(ms: int | float, tz: ZoneInfo) -> str:
-    """The calendar day (ISO date) of an instant in ``tz``."""
-    return _local_date_memo(tz, ms)
+    """The calendar day (ISO date) of an instant in ``tz``. Memoised (called per row)."""
+    return datetime.fromtimestamp(ms / 1000, tz).date().isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +103,7 @@ class Style:
     def time_of(self) -> Callable[[int | float], str]:
         """:meth:`time` for times that are never None, as one call with no Python frame on a memo hit (the row
         loops of every answer call it per row)."""
-        return _iso_z_memo if self.tz is None else partial(_iso_local_memo, self.tz)
+        return iso_z if self.tz is None else partial(_iso_local_memo, self.tz)
 
 
 def auto_decimal(sep: str, decimal: str | None) -> str:
