@@ -206,3 +206,16 @@ def test_rows_stop_being_used_when_the_database_cannot_be_read(tmp_path, api_set
             assert r.status_code == 503, r.text
     finally:
         own.stop()
+
+
+def test_a_filter_keeps_in_memory_what_its_statement_selects() -> None:
+    """Filter.keeps is Filter.where on a held row: exact qc, qc at most, sensors left out or only some; a row without
+    qc (a town's indices) fails any qc condition, as a point without the field does in InfluxDB."""
+    span = (0, 1)
+    assert Filter(*span).keeps(None, None) and not Filter(*span).selects_rows
+    assert Filter(*span, qc=0).keeps(0, "a") and not Filter(*span, qc=0).keeps(8, "a")
+    assert not Filter(*span, qc=0).keeps(None, None) and not Filter(*span, qc_max=8).keeps(None, "a")
+    assert Filter(*span, qc_max=8).keeps(8, "a") and not Filter(*span, qc_max=8).keeps(9, "a")
+    assert not Filter(*span, exclude=("a",)).keeps(0, "a") and Filter(*span, exclude=("a",)).keeps(0, "b")
+    assert Filter(*span, only=("a",)).keeps(0, "a") and not Filter(*span, only=("a",)).keeps(0, "b")
+    assert not Filter(*span, only=()).keeps(0, "a") and Filter(*span, only=()).selects_rows

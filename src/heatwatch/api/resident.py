@@ -175,26 +175,12 @@ class Resident:
         else:
             times, rows = table.times, table.rows
         picked = rows[bisect_left(times, start):bisect_left(times, flt.end_ms)]
-        qc_at = self._qc_at[ds.id]
-        sensor_at = self._sensor_at[ds.id]
-        if flt.qc is None and flt.qc_max is None and not flt.exclude and flt.only is None:
+        if not flt.selects_rows:
             return [row.copy() for row in picked]
-        out = []
-        exclude = set(flt.exclude)
-        only = set(flt.only) if flt.only is not None else None
-        for row in picked:
-            if qc_at is not None and (flt.qc is not None or flt.qc_max is not None):
-                q = row[qc_at]
-                if flt.qc is not None and q != flt.qc:
-                    continue
-                if flt.qc_max is not None and (q is None or q > flt.qc_max):
-                    continue
-            if sensor_at is not None and (exclude or only is not None):
-                s = row[sensor_at]
-                if s in exclude or (only is not None and s not in only):
-                    continue
-            out.append(row.copy())
-        return out
+        qc_at, sensor_at = self._qc_at[ds.id], self._sensor_at[ds.id]
+        keeps = flt.keeps
+        return [row.copy() for row in picked
+                if keeps(row[qc_at] if qc_at is not None else None, row[sensor_at] if sensor_at is not None else None)]
 
     def newest(self, ds: Dataset, town: str | None) -> int | None:
         """Time of ``town``'s newest row of ``ds`` with its first field set, when held (None: ask InfluxDB)."""

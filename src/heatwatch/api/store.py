@@ -93,6 +93,23 @@ class Filter:
     #: only these sensors (None: any), each a bind parameter; empty: none
     only: tuple[str, ...] | None = None
 
+    def keeps(self, qc: Any, sensor: Any) -> bool:
+        """Whether a row with these ``qc`` flags and ``sensor`` passes the filter's qc and sensor-set conditions, as
+        :meth:`where` says them to InfluxDB (rows held in memory, api/resident.py; the time range and the tag
+        equalities are the caller's). A row without qc fails any qc condition, as a point without the field does."""
+        if self.qc is not None and qc != self.qc:
+            return False
+        if self.qc_max is not None and (qc is None or qc > self.qc_max):
+            return False
+        if sensor in self.exclude:
+            return False
+        return self.only is None or sensor in self.only
+
+    @property
+    def selects_rows(self) -> bool:
+        """Whether :meth:`keeps` can refuse a row (a qc condition or a sensor set)."""
+        return self.qc is not None or self.qc_max is not None or bool(self.exclude) or self.only is not None
+
     def where(self, since_ms: int | None = None) -> tuple[str, dict[str, Any]]:
         clauses = ["time >= $start", "time < $end"]
         params: dict[str, Any] = {"start": ms_to_ns(since_ms if since_ms is not None else self.start_ms),
@@ -302,6 +319,11 @@ class Store:
         idx = [s.columns.index(c) if c in s.columns else None for c in wanted]
         return [[row[i] if i is not None else None for i in idx] for row in s.values]
 
+    async def _first_rows(self, ds: Dataset, flt: Filter, cap: int) -> list[list[Any]]:
+        """The filter's first ``cap`` + 1 rows in time order, one statement (``cap`` + 1: whether there are more)."""
+        where, params = flt.where()
+        return await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
+
     async def iter_pages(self, ds: Dataset, flt: Filter, page_rows: int) -> AsyncIterator[list[list[Any]]]:
         """All rows of the filter in time order, a bounded batch at a time: what exports stream from.
 
@@ -359,8 +381,7 @@ class Store:
         held = self._held(ds, flt)
         if held is not None:
             return held
-        where, params = flt.where()
-        rows = await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
+        rows = await self._first_rows(ds, flt, cap)
         if len(rows) <= cap:
             return rows
         rows = []
@@ -444,10 +465,9 @@ class Store:
         (:class:`RecentReadings`) while it is connected, else read from the last ``latest_window_s`` seconds of
         readings. One or two statements, each bounded in time and rows, whatever the history's length."""
         stored_q, params = self._stored_latest_q(town)
-        kept = self.recent.ready
-        held = self.resident.latest(town) if self.resident is not None and kept else None
-        if kept:
-            # The rows are shared with the resident store: callers read them, never change them.
+        if self.recent.ready:
+            # The resident store's rows are shared: callers read them, never change them.
+            held = self.resident.latest(town) if self.resident is not None else None
             newest = held if held is not None else stored_rows(await self.stored_latest(town))
             # A kept reading older than the window is in the store by now (analytics refreshes it every 30 s); one
             # the store lacks was erased since (a contributor's withdrawal deletes the sensor's points): not shown.
@@ -480,9 +500,9 @@ class Store:
     # What the resident aggregates read (api/resident.py) ------------------------------------------------------
 
     async def window_rows(self, ds: Dataset, town: str, start_ms: int, end_ms: int, cap: int) -> list[list[Any]]:
-        """Every row of ``town`` in [start_ms, end_ms), at most ``cap`` + 1 (more than ``cap``: too many to hold)."""
-        where, params = Filter(start_ms, end_ms, town=town).where()
-        return await self._rows(ds, f"{where} ORDER BY time ASC LIMIT {int(cap) + 1}", params)
+        """Every row of ``town`` in [start_ms, end_ms) from InfluxDB, at most ``cap`` + 1 (more than ``cap``: too many
+        to hold)."""
+        return await self._first_rows(ds, Filter(start_ms, end_ms, town=town), cap)
 
     async def aggregate_changes(self, since_ms: int, cap: int) -> list[dict[str, Any]]:
         """The ranges analytics announced after ``since_ms`` (core/changes.py), oldest first, at most ``cap`` + 1."""
