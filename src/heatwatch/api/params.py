@@ -105,13 +105,9 @@ def _shown(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in shown) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
-def normalise(query_string: bytes, spec: ParamSpec) -> str:
-    """The declared parameters, sorted, defaults filled in; raises 400 for unknown or repeated ones."""
-    return urlencode(normalised_pairs(query_string, spec))
-
-
 def normalised_pairs(query_string: bytes, spec: ParamSpec) -> list[tuple[str, str]]:
-    """:func:`normalise` as (name, value) pairs: what parsing its string gives back."""
+    """The declared parameters as (name, value) pairs, sorted, defaults filled in; raises 400 for unknown or repeated
+    ones. ``urlencode`` of them is the normalised query string."""
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     unknown = sorted({k for k, _ in pairs if k not in spec.names})
     if unknown:
