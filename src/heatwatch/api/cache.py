@@ -9,12 +9,12 @@ minute for aggregates, far below the hourly analytics period, so staleness stays
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import xxhash
 from fastapi import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,7 +41,9 @@ class Cached:
 
 
 def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    """The body's strong validator. XXH3-128: an ETag needs no cryptographic strength, only a negligible chance of
+    two bodies sharing one, and it hashes a 120 kB answer in ~3 µs where blake2b took ~160 µs."""
+    return '"' + xxhash.xxh3_128_hexdigest(body) + '"'
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
