@@ -106,15 +106,54 @@ def latest_records(now_ms: int) -> list[dict[str, Any]]:
     return out
 
 
+class HeldLast:
+    """What :meth:`heatwatch.api.store.Store.latest` asks of the resident store (``Resident.latest``): the last-value
+    store's rows, held, in a new mapping each time (the rows shared)."""
+
+    def __init__(self, rows: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.towns: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        for k, r in rows.items():
+            self.towns.setdefault(k[0], {})[k] = r
+
+    def latest(self, town: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+        if town is None:
+            return {k: r for rows in self.towns.values() for k, r in rows.items()}
+        return dict(self.towns.get(town, {}))
+
+
+def latest_store(at_ms: int) -> Any:
+    """A real :class:`heatwatch.api.store.Store` answering latest as a deployed api does, without a database: the
+    last-value store's rows held (as the resident store holds them) and the live feed connected, its recent
+    readings seeded with a newer reading of every tenth sensor. Each tree runs its own ``Store.latest``."""
+    from heatwatch.api.store import Store, stored_rows
+
+    class NoDatabase:  # names tables in statements, answers none: the feed is connected and the last values held
+        def table(self, m: Any) -> str:
+            return m.name
+
+        async def query(self, *a: Any, **kw: Any) -> Any:
+            raise RuntimeError("the bench's latest reads no database")
+
+        query_records = query
+
+    store = Store(NoDatabase())  # type: ignore[arg-type]
+    store.resident = HeldLast(stored_rows([{**r, "ts": r["time"]} for r in latest_records(at_ms)]))
+    epoch = store.recent.connected(True)
+    store.recent.seeded(epoch, [{**r, "time": r["time"] + 30_000, "temperature": r["temperature"] + 0.5}
+                                for r in latest_records(at_ms)[::10]])
+    return store
+
+
 class MemStore:
     """What the routes ask of :class:`heatwatch.api.store.Store`, answered from memory (fresh lists each time:
-    routes finish rows in place)."""
+    routes finish rows in place); latest by a real Store (:func:`latest_store`)."""
 
     def __init__(self) -> None:
         self.daily = {s: daily_rows(s, k) for k, s in enumerate(SENSORS)}
         self.town = town_rows()
         self.last = _midnights(DAYS)[-1]
         self.latest_at = _day0() + 200 * DAY_MS  # fixed: every run renders the same statuses
+        self.latest_of = latest_store(self.latest_at)
 
     async def page(self, ds: Any, flt: Any, limit: int, cursor: Any = None) -> tuple[list[list[Any]], Any]:
         rows = self.daily[flt.sensor]
@@ -135,7 +174,10 @@ class MemStore:
         return [r[:] for r in self.town if flt.start_ms <= r[0] < flt.end_ms]
 
     async def latest(self, town: str | None) -> list[dict[str, Any]]:
-        return [dict(r) for r in latest_records(self.latest_at)]
+        return await self.latest_of.latest(town)
+
+    async def latest_view(self, town: str | None) -> Any:
+        return await self.latest_of.latest_view(town)
 
 
 # --- the app over ASGI --------------------------------------------------------------------------------

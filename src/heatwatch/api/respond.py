@@ -49,15 +49,16 @@ def http_date(ms: int | None) -> str | None:
 async def cached_json(ctx: Ctx, ttl: float, max_age: int, build: Callable[[], Awaitable[tuple[Any, ...]]],
                       version: str = "") -> Response:
     """``build`` returns (payload, last update ms, media type[, extra headers]); the rendered bytes are cached, and
-    the ETag lets clients revalidate with If-None-Match for a 304. ``version``: a state the answer depends on
-    besides the request (a new value is a new entry at once, whatever the TTL; such answers skip HotCache)."""
+    the ETag lets clients revalidate with If-None-Match for a 304. A payload already rendered (bytes) is sent as
+    it is. ``version``: a state the answer depends on besides the request (a new value is a new entry at once,
+    whatever the TTL; such answers skip HotCache)."""
 
     async def make() -> Cached:
         payload, last_ms, media_type, *more = await build()
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
         if more:
             headers.update(more[0])
-        return build_entry(dumps(payload), media_type, headers)
+        return build_entry(payload if isinstance(payload, bytes) else dumps(payload), media_type, headers)
 
     entry = await ctx.cache.get_or_build(_key(ctx, version), ttl, make)
     return _versioned(conditional(ctx.request, entry, max_age, ctx.cache.clock()), version)

@@ -23,8 +23,27 @@ def list_public_sensors(registry: Registry | None, town: str | None, include_ret
 
 
 
+#: (registry's id, town) → (registry, its sensors, their index): what :func:`sensor_index` answered last.
+_INDEXES: dict[tuple[int, str | None], tuple[Registry | None, list[Sensor], dict[str, Sensor]]] = {}
+
+
 def sensor_index(registry: Registry | None, town: str | None) -> dict[str, Sensor]:
-    return {s.id: s for s in list_sensors(registry, town)}
+    """The registry's sensors (of a town, retired ones included) by id. The same mapping, with the same sensor
+    objects, while the registry's sensors are unchanged (``Registry.list`` shares its objects until the registry
+    changes; equal ones read again count as unchanged): what ``/v1/latest`` checks per row to keep its rendered
+    rows. Read it, never change it."""
+    sensors = list_sensors(registry, town)
+    key = (id(registry), town)
+    hit = _INDEXES.get(key)
+    # list == compares the shared objects by identity first: a C loop while nothing changed.
+    if hit is not None and hit[0] is registry and hit[1] == sensors:
+        _INDEXES[key] = (registry, sensors, hit[2])  # equal ones read again: compared by identity from now on
+        return hit[2]
+    if len(_INDEXES) >= 64:  # registries come and go in tests; an api has one
+        _INDEXES.clear()
+    index = {s.id: s for s in sensors}
+    _INDEXES[key] = (registry, sensors, index)
+    return index
 
 
 #: What each sensor status means (``/v1/latest``, ``/v1/sensors``); published in ``GET /v1/codes``.

@@ -20,7 +20,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -202,6 +202,8 @@ class RecentReadings:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.ready = False
         self.epoch = 0
+        #: Moves with every row kept (what :class:`LatestView` checks to know it still holds).
+        self.version = 0
         self.max_sensors = max_sensors
 
     def connected(self, up: bool) -> int:
@@ -220,6 +222,7 @@ class RecentReadings:
             self.ready = False  # more sensors than kept: scan instead
             return
         self.rows[key] = row
+        self.version += 1
 
     def live(self, town: str, sensor: str, reading: dict[str, Any]) -> None:
         """One reading of a live batch (``ts`` and the fields ingest announces)."""
@@ -236,6 +239,25 @@ class RecentReadings:
             if town and sensor:
                 self.add(town, sensor, {**rec, "time": int(rec["time"])})
         self.ready = len(self.rows) < self.max_sensors
+
+
+@dataclass(slots=True, eq=False)
+class LatestView:
+    """The newest reading of every sensor of one town (or of all), as :meth:`Store.latest_view` merges them, kept
+    between answers while what it was merged from is unchanged: the last-value store's rows (``held``, compared at
+    each answer: by identity while the resident store keeps its rows, by value after it read them again), the
+    live feed's recent readings (``recent_version``) and the time (``until_ms``: a recent reading the store lacks
+    is shown only within ``latest_window_s``). Merged again, a sensor whose row is equal to the one held keeps that
+    row object: ``memo`` (what the renderers of ``/v1/latest`` keep per row, checked by the row's identity) stays
+    true across merges. Shared between answers: read it, never change its rows."""
+
+    keys: list[tuple[str, str]]
+    rows: list[dict[str, Any]]
+    last_ms: int | None
+    held: dict[tuple[str, str], dict[str, Any]] | None = None
+    recent_version: int = -1
+    until_ms: float = float("inf")
+    memo: dict[Any, dict[tuple[str, str], Any]] = field(default_factory=dict)
 
 
 def stored_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -255,6 +277,7 @@ class Store:
                  latest_window_s: float = 300.0) -> None:
         self.client = client
         self.recent = RecentReadings()
+        self._latest_views: dict[str | None, LatestView] = {}
         self._latest_window_ms = int(latest_window_s * 1000)
         self._last_update: dict[tuple[str, str | None], tuple[float, int | None]] = {}
         self._ttl = last_update_ttl_s
@@ -460,30 +483,70 @@ class Store:
             return
 
     async def latest(self, town: str | None) -> list[dict[str, Any]]:
+        """The newest reading of every sensor (of one town, or of all), sorted by (town, sensor): the rows of
+        :meth:`latest_view` (shared: read them, never change them)."""
+        return list((await self.latest_view(town)).rows)
+
+    async def latest_view(self, town: str | None) -> LatestView:
         """The newest reading of every sensor (of one town, or of all): the last-value store, which analytics
         keeps (one point per sensor), and the newest readings the store may not hold yet — kept from the live feed
         (:class:`RecentReadings`) while it is connected, else read from the last ``latest_window_s`` seconds of
-        readings. One or two statements, each bounded in time and rows, whatever the history's length."""
-        stored_q, params = self._stored_latest_q(town)
+        readings. One or two statements, each bounded in time and rows, whatever the history's length; none while
+        the resident store holds the last values and the feed is connected, and then the merge of the previous
+        answer is kept while its sources are unchanged (:class:`LatestView`)."""
+        now = int(time.time() * 1000)
+        prev = self._latest_views.get(town)
+        recent_version = -1
         if self.recent.ready:
+            recent_version = self.recent.version
             # The resident store's rows are shared: callers read them, never change them.
             held = self.resident.latest(town) if self.resident is not None else None
-            newest = held if held is not None else stored_rows(await self.stored_latest(town))
+            if (held is not None and prev is not None and prev.recent_version == recent_version
+                    and now < prev.until_ms and prev.held is not None and held == prev.held):
+                prev.held = held  # the same rows, if read again: compared by identity from now on
+                return prev
+            stored = held if held is not None else stored_rows(await self.stored_latest(town))
             # A kept reading older than the window is in the store by now (analytics refreshes it every 30 s); one
             # the store lacks was erased since (a contributor's withdrawal deletes the sensor's points): not shown.
-            old = int(time.time() * 1000) - self._latest_window_ms
-            recent = [row for key, row in list(self.recent.rows.items())
-                      if (town is None or key[0] == town) and (row["time"] >= old or key in newest)]
+            old = now - self._latest_window_ms
+            kept = [(key, row) for key, row in list(self.recent.rows.items())
+                    if (town is None or key[0] == town) and (row["time"] >= old or key in stored)]
+            recent = [row for _, row in kept]
+            # ... and one shown only because it is recent leaves the answer when it no longer is.
+            until = min((row["time"] + self._latest_window_ms + 1 for key, row in kept if key not in stored),
+                        default=float("inf"))
         else:
+            held, until = None, float("inf")
             # Both statements in one request (InfluxDB answers each in turn): half the HTTP round trips' CPU.
+            stored_q, params = self._stored_latest_q(town)
             answers = await self.client.query(f"{stored_q}; {self._recent_q(town)}", params | self._recent_params())
-            stored, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
-            newest = stored_rows(stored)
+            records, recent = ([r for s in series for r in s.records()] for series in (*answers, [], [])[:2])
+            stored = stored_rows(records)
+        newest = dict(stored)
         for rec in recent:
             key = (rec.get("town") or "", rec.get("sensor") or "")
             if key not in newest or int(rec["time"]) > newest[key]["time"]:
-                newest[key] = dict(rec)
-        return [newest[k] for k in sorted(newest)]
+                newest[key] = rec
+        keys = sorted(newest)
+        rows = [newest[k] for k in keys]
+        memo: dict[Any, dict[tuple[str, str], Any]] = {}
+        if prev is not None:
+            # A row equal to the one the previous merge held keeps that object (and what renderers keep with it).
+            before = dict(zip(prev.keys, prev.rows, strict=True))
+            for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
+                was = before.get(key)
+                if was is not None and was is not row and was == row:
+                    rows[i] = was
+            memo = prev.memo
+            if keys != prev.keys:  # what is kept for sensors no longer shown goes
+                shown = set(keys)
+                for kept in memo.values():
+                    for key in [k for k in kept if k not in shown]:
+                        del kept[key]
+        view = LatestView(keys, rows, max((r["time"] for r in rows), default=None), held, recent_version, until,
+                          memo)
+        self._latest_views[town] = view
+        return view
 
     def _stored_latest_q(self, town: str | None) -> tuple[str, dict[str, Any]]:
         m = LAST_READING

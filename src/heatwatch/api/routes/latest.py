@@ -1,24 +1,117 @@
-"""The latest reading of every sensor: a first-class endpoint (what open-data users ask first)."""
+"""The latest reading of every sensor: a first-class endpoint (what open-data users ask first).
+
+An answer is its envelope (the meta: the query, the last update, the count) around the sensors' rows, and a row only
+changes when the sensor's reading does, its registry entry does, or its status does as time passes (``offline``
+after ``HEATWATCH_API_STALE_AFTER_S`` of silence). So each row is rendered once per output style (JSON and GeoJSON
+per time zone, CSV per separator, decimal mark and zone) and kept with the merged rows
+(:class:`~heatwatch.api.store.LatestView`), with what it was rendered from: the row object, the sensor object of
+the registry and whether the reading was still fresh. An answer checks those three per row (the row and sensor by
+identity: they are replaced, never changed, when they change) and joins the rendered rows; a row whose check fails
+is rendered again. The bytes are those the answer as a whole would render (tests/api/test_latest_rows.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.responses import Response
 
 from heatwatch.core.datasets import READING
+from heatwatch.core.model import Sensor
+from heatwatch.core.tabular import Style
 from heatwatch.core.trust import network_of, trust_of
 
 from ..deps import CtxDep, FormatParam, OptTownDep, StyleDep
-from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
-from ..respond import cached_csv, cached_json
+from ..formats import MEDIA_TYPES, GeoJSONBytes, JSONBytes, choose_format, dumps, feature_collection, point_feature
+from ..respond import cached_json, csv_bytes
 from ..sensorinfo import public_fields, sensor_index, status_of
+from ..store import LatestView
 from ..timeutil import now_ms
 
 router = APIRouter(prefix="/v1", tags=["latest"])
 
 LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status", "network", "trust"]
+#: Output styles whose rendered rows are kept per view, the least recently used dropped first (a style is a time
+#: zone, and a separator and decimal mark for CSV: a handful in use, hundreds possible).
+MAX_STYLES = 16
+
+
+def row_of(r: dict[str, Any], sensor: Sensor | None, town: str | None, status: str, style: Style) -> dict[str, Any]:
+    """One sensor's row as every format shows it (``LATEST_COLUMNS``)."""
+    row: dict[str, Any] = {"town": r.get("town", town), "sensor": r.get("sensor"), "time": style.time(r["time"])}
+    for f in READING.fields:
+        row[f] = r.get(f)
+    row["status"] = status
+    row["network"], row["trust"] = network_of(sensor), trust_of(sensor)
+    return row
+
+
+@lru_cache(maxsize=64)
+def csv_head(sep: str, decimal: str) -> bytes:
+    """The CSV answer's first bytes (byte-order mark with ``;``, header line); its rows follow."""
+    return csv_bytes(LATEST_COLUMNS, [], sep, decimal)
+
+
+def renderer(fmt: str, style: Style, town: str | None) -> Callable[[dict[str, Any], Sensor | None, str], bytes]:
+    """What one sensor's row is in ``fmt``: the bytes it adds to the answer (before the separating comma)."""
+    if fmt == "csv":
+        skip = len(csv_head(style.sep, style.decimal))
+
+        def csv_row(r: dict[str, Any], s: Sensor | None, status: str) -> bytes:
+            return csv_bytes(LATEST_COLUMNS, [row_of(r, s, town, status, style)], style.sep, style.decimal)[skip:]
+        return csv_row
+    if fmt == "geojson":
+        def feature(r: dict[str, Any], s: Sensor | None, status: str) -> bytes:
+            row = row_of(r, s, town, status, style)
+            # The position as the public may see it: blurred for a private site (core/privacy.py).
+            pub = public_fields(s)
+            return dumps(point_feature(pub["longitude"], pub["latitude"],
+                                       {**row, "position_blurred": pub["position_blurred"]},
+                                       f"{row['town']}/{row['sensor']}"))
+        return feature
+    return lambda r, s, status: dumps(row_of(r, s, town, status, style))
+
+
+def rendered_rows(view: LatestView, fmt: str, style: Style, town: str | None, index: dict[str, Sensor],
+                  now: int, stale_after_s: int) -> list[bytes]:
+    """Each row of ``view`` in ``fmt``: the one kept when it was rendered from the same row, sensor and freshness,
+    else rendered now (and kept)."""
+    key = (fmt, style.tz, stale_after_s) if fmt != "csv" else (fmt, style.tz, stale_after_s, style.sep, style.decimal)
+    memo = view.memo
+    kept = memo.pop(key, None)
+    if kept is None:
+        kept = {}
+        while len(memo) >= MAX_STYLES:
+            del memo[next(iter(memo))]
+    memo[key] = kept  # the most recently used last
+    stale_ms = stale_after_s * 1000
+    render = None
+    out = []
+    for k, r in zip(view.keys, view.rows, strict=True):
+        s = index.get(r.get("sensor"))  # type: ignore[arg-type]
+        fresh = now - r["time"] <= stale_ms  # status_of's offline test
+        hit = kept.get(k)
+        if hit is None or hit[0] is not r or hit[1] is not s or hit[2] is not fresh:
+            if render is None:
+                render = renderer(fmt, style, town)
+            hit = kept[k] = (r, s, fresh, render(r, s, status_of(s, r["time"], now, stale_after_s)))
+        out.append(hit[3])
+    return out
+
+
+def answer(fmt: str, style: Style, meta: dict[str, Any], rows: list[bytes]) -> bytes:
+    """The whole answer: its envelope around the rendered rows (``meta``: not in CSV)."""
+    if fmt == "csv":
+        return csv_head(style.sep, style.decimal) + b"".join(rows)
+    if fmt == "geojson":
+        return dumps(feature_collection([], meta))[:-2] + b",".join(rows) + b"]}"  # [:-2]: ends with "features":[
+    return dumps({"meta": meta})[:-1] + b',"data":[' + b",".join(rows) + b"]}"
+
+
+MEDIA = {"json": JSONBytes.media_type, "csv": MEDIA_TYPES["csv"], "geojson": GeoJSONBytes.media_type}
 
 
 @router.get(
@@ -32,38 +125,11 @@ async def latest(ctx: CtxDep, style: StyleDep, town: OptTownDep = None, format: 
     fmt = choose_format(ctx.request, format, ["json", "csv", "geojson"])
     town_id = town.id if town else None
 
-    async def build() -> tuple[Any, int | None, str]:
-        records = await ctx.store.latest(town_id)
+    async def build() -> tuple[bytes, int | None, str]:
+        view = await ctx.store.latest_view(town_id)
         index = sensor_index(ctx.registry, town_id)
-        now = now_ms()
-        rows = []
-        fields = READING.fields  # a property that builds its list: once, not per row
-        stale_after_s = ctx.settings.stale_after_s  # a property too
-        for r in records:
-            row: dict[str, Any] = {"town": r.get("town", town_id), "sensor": r.get("sensor"), "time": r["time"]}
-            for f in fields:
-                row[f] = r.get(f)
-            s = index.get(row["sensor"])
-            row["status"] = status_of(s, row["time"], now, stale_after_s)
-            row["network"], row["trust"] = network_of(s), trust_of(s)
-            rows.append(row)
-        last = max((r["time"] for r in rows), default=None)
-        for row in rows:
-            row["time"] = style.time(row["time"])
-        meta = ctx.meta(last, count=len(rows))
-        if fmt == "geojson":
-            feats = []
-            for row in rows:
-                # The position as the public may see it: blurred for a private site (core/privacy.py).
-                pub = public_fields(index.get(row["sensor"]))
-                feats.append(point_feature(pub["longitude"], pub["latitude"],
-                                           {**row, "position_blurred": pub["position_blurred"]},
-                                           f"{row['town']}/{row['sensor']}"))
-            return feature_collection(feats, meta), last, GeoJSONBytes.media_type
-        if fmt == "csv":
-            return rows, last, "text/csv"
-        return envelope(meta, rows), last, JSONBytes.media_type
+        rows = rendered_rows(view, fmt, style, town_id, index, now_ms(), ctx.settings.stale_after_s)
+        meta = ctx.meta(view.last_ms, count=len(rows)) if fmt != "csv" else {}
+        return answer(fmt, style, meta, rows), view.last_ms, MEDIA[fmt]
 
-    if fmt == "csv":
-        return await cached_csv(ctx, build, LATEST_COLUMNS, style)
     return await cached_json(ctx, ctx.config.cache_ttl_latest_s, 30, build)
