@@ -154,10 +154,23 @@ class MemStore:
         self.last = _midnights(DAYS)[-1]
         self.latest_at = _day0() + 200 * DAY_MS  # fixed: every run renders the same statuses
         self.latest_of = latest_store(self.latest_at)
+        self.texts: dict[str, list[bytes]] | None = None
 
     async def page(self, ds: Any, flt: Any, limit: int, cursor: Any = None) -> tuple[list[list[Any]], Any]:
         rows = self.daily[flt.sensor]
         return [r[:] for r in rows if flt.start_ms <= r[0] < flt.end_ms][:limit], None
+
+    def held_page(self, ds: Any, flt: Any, limit: int, cursor: Any = None) -> Any:
+        """As the resident aggregates answer a JSON page (``api/resident.py``): the held rows, with their tags and
+        fields written as JSON once (not per answer). Trees from before that have no such method."""
+        from heatwatch.api.formats import stored_json, stored_names
+
+        if self.texts is None:
+            names = stored_names(ds)
+            self.texts = {s: [stored_json(names, r) for r in rows] for s, rows in self.daily.items()}
+        rows, texts = self.daily[flt.sensor], self.texts[flt.sensor]
+        picked = [k for k, r in enumerate(rows) if flt.start_ms <= r[0] < flt.end_ms][:limit]
+        return [rows[k] for k in picked], [texts[k] for k in picked], None
 
     async def iter_pages(self, ds: Any, flt: Any, page_rows: int) -> Any:
         rows, _ = await self.page(ds, flt, 10**9)

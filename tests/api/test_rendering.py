@@ -159,6 +159,45 @@ def test_json_rows_in_an_envelope_and_edge_cases() -> None:
         json_rows(ds, [[1, 2.0], [1, 2.0, 3]])
 
 
+def test_held_rows_are_written_as_json_rows_writes_them() -> None:
+    """A JSON page of held rows (tags and fields written once per row, the rest per answer) is byte for byte the
+    page written from the finished rows, for every time style, network and trust, odd values included."""
+    from heatwatch.api.formats import held_json_rows, held_layout, stored_json, stored_names
+    from heatwatch.core.datasets import TOWN_DAILY
+
+    assert held_layout(DAILY) and held_layout(TOWN_DAILY)
+    rng = random.Random(7)
+    values = [None, 0, -0.0, 24.0, 24, 1e-7, 123456789.123, 1.5e300, True, False, "a \"quoted\" \\ name é ☀"]
+    stored = []
+    t = ms("2024-03-30T22:00:00+00:00")
+    for _ in range(300):
+        t += rng.choice([0, 3_600_000, 86_400_000, 250])
+        sensor = rng.choice(["v-centre", "v-parc", "c-jardin"])
+        stored.append([t, "vitre", sensor, *(rng.choice(values) for _ in DAILY.fields)])
+    names = stored_names(DAILY)
+    texts = [stored_json(names, row) for row in stored]
+    pairs = {"v-centre": ("town", "official"), "v-parc": ("citizen", "confirmed"), "c-jardin": ("citizen", None)}
+
+    tail = {sensor: b',"network":' + dumps(network) + b',"trust":' + dumps(trust) + b"}"
+            for sensor, (network, trust) in pairs.items()}
+
+    before = [r[:] for r in stored]
+    for style in (Style(), Style(tz=PARIS), Style(tz=CHATHAM)):
+        for _ in range(2):  # the second time from the prefixes written the first
+            finished = [[r[0], local_date(r[0], PARIS), *r[1:], *pairs[r[2]]] for r in stored]
+            want = dumps(envelope({"n": 1}, json_rows(DAILY, finished, style)))
+            assert dumps(envelope({"n": 1}, held_json_rows(DAILY, stored, texts, style, PARIS, tail))) == want
+    assert stored == before
+    # a dataset without date nor sensor columns: the town's indices
+    town_rows = [[r[0], "vitre", *(rng.choice(values) for _ in TOWN_DAILY.fields)] for r in stored[:40]]
+    town_texts = [stored_json(stored_names(TOWN_DAILY), r) for r in town_rows]
+    want = dumps([{"time": iso_z(r[0]), "date": local_date(r[0], PARIS), **dict(zip(TOWN_DAILY.names[2:], r[1:],
+                                                                                       strict=True))}
+                  for r in town_rows])
+    assert dumps(held_json_rows(TOWN_DAILY, town_rows, town_texts, Style(), PARIS, None)) == want
+    assert dumps(held_json_rows(DAILY, [], [], Style(), PARIS, tail)) == b"[]"
+
+
 # CSV -------------------------------------------------------------------------------------------------------
 
 

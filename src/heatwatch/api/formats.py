@@ -12,11 +12,12 @@ group and the bytes the writer produced so far are sent before the next page is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import orjson
 from fastapi import Request
 
 from heatwatch.core.datasets import Dataset
@@ -30,6 +31,7 @@ from heatwatch.core.tabular import (
     bool_columns,
     csv_stream,
     dataset_csv,
+    local_date,
     number_columns,
     parquet_stream,
     xlsx_bytes,
@@ -138,6 +140,61 @@ def json_rows(ds: Dataset, rows: Iterable[list[Any]], style: Style = UTC_STYLE) 
         if t is not None:
             d["time"] = fmt(t)
     return out
+
+
+def stored_names(ds: Dataset) -> list[str]:
+    """The names of a stored row's columns after its time (``[time, *tags, *fields]``, as :meth:`.store.Store.page`
+    reads them)."""
+    return [*ds.tag_keys, *ds.fields]
+
+
+def held_layout(ds: Dataset) -> bool:
+    """Whether :func:`held_json_rows` can write ``ds``: its columns are the time, [the local date], the stored tags and
+    fields, [the sensor's network and trust] — what :func:`.respond.series_response` makes of a stored row."""
+    names = ds.names
+    head = ["time", "date"] if ds.has_date else ["time"]
+    tail = ["network", "trust"] if ds.per_sensor else []
+    return names == [*head, *stored_names(ds), *tail]
+
+
+def stored_json(names: Sequence[str], row: Sequence[Any]) -> bytes:
+    """A stored row's tags and fields (``row[1:]``) as the members :func:`json_rows` + :func:`dumps` write for them,
+    without the braces: written once per row the api holds (``api/resident.py``), not per answer."""
+    return dumps(dict(zip(names, row[1:], strict=True)))[1:-1]
+
+
+#: ``{"time":…,`` (and ``"date":…,``) per instant, by (zone of the times, zone of the dates): one per day of daily rows,
+#: not one per row and answer. Emptied when it grows past the cap (times of finer datasets would be endless).
+_PREFIXES: dict[tuple[ZoneInfo | None, ZoneInfo | None], dict[int, bytes]] = {}
+_PREFIXES_CAP = 200_000
+
+
+def held_json_rows(ds: Dataset, rows: Sequence[Sequence[Any]], texts: Sequence[bytes], style: Style,
+                   date_tz: ZoneInfo | None, tails: Mapping[Any, bytes] | None) -> orjson.Fragment:
+    """The JSON array :func:`json_rows` + :func:`dumps` write for ``rows`` once finished (local date in ``date_tz``
+    after the time, the sensor's network and trust at the end), byte for byte, from the members written beforehand
+    (``texts[i]`` is :func:`stored_json` of ``rows[i]``): per row, one prefix looked up by time and one join. The
+    array comes as an orjson fragment, written as is where the answer's envelope holds it.
+
+    ``tails[sensor]`` is the row's end, ``,"network":…,"trust":…}`` (per-sensor datasets); ``ds`` must pass
+    :func:`held_layout`. The rows are not changed."""
+    date_tz = date_tz if ds.has_date else None
+    memo = _PREFIXES.get((style.tz, date_tz))
+    if memo is None or len(memo) > _PREFIXES_CAP:
+        memo = _PREFIXES[(style.tz, date_tz)] = {}
+    fmt = style.time_of()
+    out = []
+    sensor_at = 1 + ds.tag_keys.index("sensor") if tails is not None else 0
+    for row, text in zip(rows, texts, strict=True):
+        t = row[0]
+        head = memo.get(t)
+        if head is None:
+            head = b'{"time":' + dumps(fmt(t)) + b","
+            if date_tz is not None:
+                head += b'"date":' + dumps(local_date(t, date_tz)) + b","
+            memo[t] = head
+        out.append(head + text + (tails[row[sensor_at]] if tails is not None else b"}"))
+    return orjson.Fragment(b"[" + b",".join(out) + b"]")
 
 
 async def json_stream(meta: dict[str, Any], ds: Dataset, batches: AsyncIterator[list[list[Any]]],

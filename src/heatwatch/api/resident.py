@@ -23,7 +23,9 @@ Staying true to InfluxDB:
   past.
 
 Rows are kept exactly as :meth:`Store.page` reads them (``[time, *tags, *fields]``, InfluxDB's values), sorted by
-time then sensor; every answer gets copies, since the renderers add columns in place.
+time then sensor; every answer gets copies, since the renderers add columns in place — except JSON pages, which
+join each row's tags and fields written once as JSON when the row is read (:func:`.formats.stored_json`, ~0.3 KB a
+row) and only add the time, date, network and trust per answer (:func:`.formats.held_json_rows`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from heatwatch.core.datasets import DAILY, TOWN_DAILY, Dataset
 from heatwatch.core.logging import get_logger
 
+from .formats import stored_json, stored_names
 from .store import stored_rows
 
 if TYPE_CHECKING:
@@ -67,30 +70,42 @@ OVERLAP_MS = 120_000
 
 @dataclass(slots=True)
 class Table:
-    """One town's rows of one dataset, sorted by (time, sensor), with a per-sensor index."""
+    """One town's rows of one dataset, sorted by (time, sensor), with a per-sensor index, and each row's tags and
+    fields as JSON members (:func:`.formats.stored_json`): a JSON page joins them instead of writing every value
+    again for every answer."""
 
     rows: list[list[Any]]
+    texts: list[bytes]
     times: list[int] = field(default_factory=list)
-    by_sensor: dict[str, tuple[list[int], list[list[Any]]]] = field(default_factory=dict)
+    by_sensor: dict[str, tuple[list[int], list[list[Any]], list[bytes]]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, rows: list[list[Any]], sensor_at: int | None) -> Table:
-        return cls.indexed(_sorted(rows, sensor_at), sensor_at)
+    def of(cls, rows: list[list[Any]], sensor_at: int | None, names: list[str]) -> Table:
+        rows = _sorted(rows, sensor_at)
+        return cls.indexed(rows, [stored_json(names, row) for row in rows], sensor_at)
 
     @classmethod
-    def indexed(cls, rows: list[list[Any]], sensor_at: int | None) -> Table:
-        table = cls(rows, [r[0] for r in rows])
+    def indexed(cls, rows: list[list[Any]], texts: list[bytes], sensor_at: int | None) -> Table:
+        table = cls(rows, texts, [r[0] for r in rows])
         if sensor_at is not None:
-            groups: dict[str, list[list[Any]]] = {}
-            for row in rows:
-                groups.setdefault(row[sensor_at] or "", []).append(row)
-            table.by_sensor = {s: ([r[0] for r in g], g) for s, g in groups.items()}
+            groups: dict[str, tuple[list[int], list[list[Any]], list[bytes]]] = {}
+            for row, text in zip(rows, texts, strict=True):
+                group = groups.get(row[sensor_at] or "")
+                if group is None:
+                    group = groups[row[sensor_at] or ""] = ([], [], [])
+                group[0].append(row[0])
+                group[1].append(row)
+                group[2].append(text)
+            table.by_sensor = groups
         return table
 
-    def replaced(self, start_ms: int, end_ms: int, fresh: list[list[Any]], sensor_at: int | None) -> Table:
+    def replaced(self, start_ms: int, end_ms: int, fresh: list[list[Any]], sensor_at: int | None,
+                 names: list[str]) -> Table:
         """This table with its rows of [start_ms, end_ms) replaced by ``fresh`` (the range as read again)."""
         a, b = bisect_left(self.times, start_ms), bisect_left(self.times, end_ms)
-        return Table.indexed(self.rows[:a] + _sorted(fresh, sensor_at) + self.rows[b:], sensor_at)
+        fresh = _sorted(fresh, sensor_at)
+        return Table.indexed(self.rows[:a] + fresh + self.rows[b:],
+                             self.texts[:a] + [stored_json(names, row) for row in fresh] + self.texts[b:], sensor_at)
 
 
 def _keep_out_of_gc() -> None:
@@ -146,6 +161,7 @@ class Resident:
         self._sensor_at = {ds.id: (1 + ds.tag_keys.index("sensor") if "sensor" in ds.tag_keys else None)
                            for ds in HELD}
         self._held = {ds.id for ds in HELD}
+        self._names = {ds.id: stored_names(ds) for ds in HELD}
         self._qc_at = {ds.id: (1 + len(ds.tag_keys) + ds.fields.index("qc") if "qc" in ds.fields else None)
                        for ds in HELD}
         self.stats = {"loads": 0, "ranges": 0, "failures": 0}
@@ -162,6 +178,13 @@ class Resident:
     def rows(self, ds: Dataset, flt: Filter, after_ms: int | None = None) -> list[list[Any]] | None:
         """Copies of the rows of ``flt`` (those after ``after_ms`` if given), in time order; None when they are not
         all held (another dataset, a range starting before the window, a filter on a tag not held, not ready)."""
+        picked = self.select(ds, flt, after_ms)
+        return None if picked is None else [row.copy() for row in picked[0]]
+
+    def select(self, ds: Dataset, flt: Filter, after_ms: int | None = None
+               ) -> tuple[list[list[Any]], list[bytes]] | None:
+        """The rows :meth:`rows` copies, and their JSON members (:func:`.formats.stored_json`): the held objects
+        themselves, to be read and never changed."""
         if ds.id not in self._held or flt.town is None or flt.kind is not None or not self.ready:
             return None
         start = flt.start_ms if after_ms is None else max(flt.start_ms, after_ms + 1)
@@ -171,16 +194,17 @@ class Resident:
         if table is None:
             return None
         if flt.sensor is not None:
-            times, rows = table.by_sensor.get(flt.sensor, ((), []))
+            times, rows, texts = table.by_sensor.get(flt.sensor, ((), [], []))
         else:
-            times, rows = table.times, table.rows
-        picked = rows[bisect_left(times, start):bisect_left(times, flt.end_ms)]
+            times, rows, texts = table.times, table.rows, table.texts
+        a, b = bisect_left(times, start), bisect_left(times, flt.end_ms)
         if not flt.selects_rows:
-            return [row.copy() for row in picked]
+            return rows[a:b], texts[a:b]
         qc_at, sensor_at = self._qc_at[ds.id], self._sensor_at[ds.id]
         keeps = flt.keeps
-        return [row.copy() for row in picked
-                if keeps(row[qc_at] if qc_at is not None else None, row[sensor_at] if sensor_at is not None else None)]
+        kept = [k for k in range(a, b) if keeps(rows[k][qc_at] if qc_at is not None else None,
+                                                rows[k][sensor_at] if sensor_at is not None else None)]
+        return [rows[k] for k in kept], [texts[k] for k in kept]
 
     def newest(self, ds: Dataset, town: str | None) -> int | None:
         """Time of ``town``'s newest row of ``ds`` with its first field set, when held (None: ask InfluxDB)."""
@@ -260,7 +284,10 @@ class Resident:
                 if len(rows) > MAX_ROWS:
                     log.warning("api.resident_town_too_large", town=town, dataset=ds.id, cap=MAX_ROWS)
                     continue
-                tables[(town, ds.id)] = Table.of(rows, self._sensor_at[ds.id])
+                # Sorting, indexing and writing ~100 000 rows' JSON takes a few hundred ms: in a thread, so that
+                # the event loop goes on answering meanwhile (the interpreter switches between them every 5 ms).
+                tables[(town, ds.id)] = await asyncio.to_thread(Table.of, rows, self._sensor_at[ds.id],
+                                                                self._names[ds.id])
         self._tables = tables
         _keep_out_of_gc()
         self.start_ms = start
@@ -308,7 +335,7 @@ class Resident:
             if table is None:
                 continue
             rows = await self.store.window_rows(ds, town, a, b, MAX_ROWS)
-            self._tables[(town, ds.id)] = table.replaced(a, b, rows, self._sensor_at[ds.id])
+            self._tables[(town, ds.id)] = table.replaced(a, b, rows, self._sensor_at[ds.id], self._names[ds.id])
         _keep_out_of_gc()
         self.stats["ranges"] += 1
 

@@ -15,6 +15,7 @@ from heatwatch.core.model import Sensor
 from heatwatch.core.provenance import combined_licence, sources
 from heatwatch.core.public import append_network_trust
 from heatwatch.core.tabular import csv_rows_text
+from heatwatch.core.trust import network_of, trust_of
 
 from .cache import TTL_HEADER, Cached, build_entry, conditional
 from .deps import Ctx
@@ -29,6 +30,8 @@ from .formats import (
     dataset_csv,
     dumps,
     envelope,
+    held_json_rows,
+    held_layout,
     json_rows,
     json_stream,
     number_columns,
@@ -264,8 +267,16 @@ async def series_response(
     cur = Cursor.parse(cursor) if cursor else None
 
     async def build() -> tuple[Any, int | None, str]:
-        rows, nxt = await ctx.store.page(ds, flt, size, cur)
-        finish(rows)
+        held = ctx.store.held_page(ds, flt, size, cur) if _held_layout(ds) else None
+        data: Any
+        if held is not None:
+            # Held rows come with their tags and fields already written as JSON: only the time, date, network
+            # and trust are written per answer (formats.held_json_rows; the same bytes as below).
+            rows, texts, nxt = held
+            data = held_json_rows(ds, rows, texts, style, tz, _Tails(sensors) if sensors is not None else None)
+        else:
+            rows, nxt = await ctx.store.page(ds, flt, size, cur)
+            data = json_rows(ds, finish(rows), style)
         last = await ctx.store.last_update(ds, town)
         next_url = ctx.url_with(cursor=nxt.encode()) if nxt else None
         extra: dict[str, Any] = {"returned": len(rows), "next": next_url}
@@ -276,9 +287,34 @@ async def series_response(
         links = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
         if licence is not None:
             links[LICENCE_HEADER] = licence["id"]
-        return envelope(meta, json_rows(ds, rows, style)), last, "application/json", links
+        return envelope(meta, data), last, "application/json", links
 
     return await cached_json(ctx, ttl, max_age, build)
+
+
+_HELD_LAYOUT: dict[str, bool] = {}
+
+
+def _held_layout(ds: Dataset) -> bool:
+    """:func:`.formats.held_layout`, once per dataset (its columns are fixed)."""
+    ok = _HELD_LAYOUT.get(ds.id)
+    if ok is None:
+        ok = _HELD_LAYOUT[ds.id] = held_layout(ds)
+    return ok
+
+
+class _Tails(dict[Any, bytes]):
+    """A row's JSON end per sensor id: its network and trust, as :func:`append_network_trust` adds them (an
+    unregistered sensor is the town's), written at the first row of each sensor (a lookup for the others)."""
+
+    def __init__(self, sensors: dict[str, Sensor]) -> None:
+        super().__init__()
+        self.sensors = sensors
+
+    def __missing__(self, sensor: Any) -> bytes:
+        s = self.sensors.get(sensor)
+        text = self[sensor] = b',"network":' + dumps(network_of(s)) + b',"trust":' + dumps(trust_of(s)) + b"}"
+        return text
 
 
 async def _one(rows: list[list[Any]]) -> AsyncIterator[list[list[Any]]]:

@@ -272,6 +272,18 @@ def stored_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str
     return rows
 
 
+def _page_end(rows: list[list[Any]], limit: int) -> tuple[int, Cursor | None]:
+    """Where a page of time-ordered ``rows`` ends — the same page InfluxDB would give: ``limit`` rows, then the rest
+    of the last timestamp's rows — and the cursor of the next (None: the last page)."""
+    if len(rows) < limit:
+        return len(rows), None
+    last = rows[limit - 1][0]
+    end = limit
+    while end < len(rows) and rows[end][0] == last:
+        end += 1
+    return end, Cursor(last)
+
+
 class Store:
     def __init__(self, client: InfluxClient, *, last_update_ttl_s: float = 30.0, scan_slots: int = 2,
                  latest_window_s: float = 300.0) -> None:
@@ -309,14 +321,8 @@ class Store:
         """
         held = self._held(ds, flt, cursor.after_ms if cursor is not None else None)
         if held is not None:
-            # The same page InfluxDB would give: ``limit`` rows, then the rest of the last timestamp's rows.
-            if len(held) < limit:
-                return held, None
-            last = held[limit - 1][0]
-            end = limit
-            while end < len(held) and held[end][0] == last:
-                end += 1
-            return held[:end], Cursor(last)
+            end, nxt = _page_end(held, limit)
+            return held[:end], nxt
         where, params = flt.where()
         if cursor is not None:
             where = where.replace("time >= $start", "time > $start")
@@ -330,6 +336,20 @@ class Store:
         params_at["at"] = ms_to_ns(last)
         rows += await self._rows(ds, f"{where_at} AND time = $at LIMIT {MAX_SERIES}", params_at)
         return rows, Cursor(last)
+
+    def held_page(self, ds: Dataset, flt: Filter, limit: int, cursor: Cursor | None = None
+                  ) -> tuple[list[list[Any]], list[bytes], Cursor | None] | None:
+        """The page :meth:`page` gives when the resident aggregates hold it, with each row's tags and fields as JSON
+        members (:func:`.formats.stored_json`), for a JSON page; None when they do not hold it. The rows are the
+        held ones: read them, never change them."""
+        if self.resident is None:
+            return None
+        picked = self.resident.select(ds, flt, cursor.after_ms if cursor is not None else None)
+        if picked is None:
+            return None
+        rows, texts = picked
+        end, nxt = _page_end(rows, limit)
+        return rows[:end], texts[:end], nxt
 
     async def _rows(self, ds: Dataset, tail: str, params: dict[str, Any]) -> list[list[Any]]:
         series = await self.client.query_series(f"{self._select(ds)} WHERE {tail}", params)
