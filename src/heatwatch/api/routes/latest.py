@@ -28,10 +28,11 @@ from ..deps import CtxDep, FormatParam, OptTownDep, StyleDep
 from ..formats import MEDIA_TYPES, GeoJSONBytes, JSONBytes, choose_format, dumps, feature_collection, point_feature
 from ..respond import cached_json, csv_bytes
 from ..sensorinfo import public_fields, sensor_index, status_of
+from ..solve import FastRoute
 from ..store import LatestView
 from ..timeutil import now_ms
 
-router = APIRouter(prefix="/v1", tags=["latest"])
+router = APIRouter(prefix="/v1", tags=["latest"], route_class=FastRoute)
 
 LATEST_COLUMNS = ["town", "sensor", "time", *READING.fields, "status", "network", "trust"]
 #: Output styles whose rendered rows are kept per view, the least recently used dropped first (a style is a time

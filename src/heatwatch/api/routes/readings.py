@@ -24,10 +24,11 @@ from ..deps import (
 from ..formats import choose_format
 from ..respond import series_response
 from ..sensorinfo import list_sensors
+from ..solve import FastRoute
 from ..store import Filter
 from ..timeutil import time_range, zone
 
-router = APIRouter(prefix="/v1", tags=["readings and aggregates"])
+router = APIRouter(prefix="/v1", tags=["readings and aggregates"], route_class=FastRoute)
 
 LimitParam = Annotated[int | None, Query(ge=1, le=100_000, description="JSON page size (capped; default 1000)")]
 CursorParam = Annotated[str | None, Query(pattern=r"^\d{1,16}$", description="opaque: from the previous page's 'next'")]

@@ -12,8 +12,9 @@ from heatwatch.core.model import Town
 from ..deps import TOWN_PATTERN, CtxDep, FormatParam, SettingsDep, known_town
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_json
+from ..solve import FastRoute
 
-router = APIRouter(prefix="/v1", tags=["towns"])
+router = APIRouter(prefix="/v1", tags=["towns"], route_class=FastRoute)
 
 
 #: What a town's JSON holds, in order: its configuration but for internal tuning (QC ranges...), with the
