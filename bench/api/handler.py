@@ -155,6 +155,7 @@ class MemStore:
         self.latest_at = _day0() + 200 * DAY_MS  # fixed: every run renders the same statuses
         self.latest_of = latest_store(self.latest_at)
         self.texts: dict[str, list[bytes]] | None = None
+        self.town_texts: list[bytes] | None = None
 
     async def page(self, ds: Any, flt: Any, limit: int, cursor: Any = None) -> tuple[list[list[Any]], Any]:
         rows = self.daily[flt.sensor]
@@ -182,6 +183,15 @@ class MemStore:
 
     async def count(self, ds: Any, flt: Any) -> int:
         return len(self.daily[flt.sensor])
+
+    def held_rows(self, ds: Any, flt: Any) -> Any:
+        """The town's held rows with their JSON members, as the resident aggregates give them (see held_page)."""
+        from heatwatch.api.formats import stored_json, stored_names
+
+        if self.town_texts is None:
+            self.town_texts = [stored_json(stored_names(ds), r) for r in self.town]
+        picked = [k for k, r in enumerate(self.town) if flt.start_ms <= r[0] < flt.end_ms]
+        return [self.town[k] for k in picked], [self.town_texts[k] for k in picked]
 
     async def all_rows(self, ds: Any, flt: Any, page_rows: int, cap: int = 20_000) -> list[list[Any]]:
         return [r[:] for r in self.town if flt.start_ms <= r[0] < flt.end_ms]

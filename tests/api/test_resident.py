@@ -154,6 +154,20 @@ def test_a_rewritten_range_is_read_again_once_announced(apps) -> None:
     _same(apps, "/v1/daily", params)
 
 
+def test_a_held_day_without_its_nights_stored_is_counted_from_daily(apps) -> None:
+    """Town days stored before analytics stored their tropical nights: the held path counts them as InfluxDB's."""
+    days, resident = apps["days"], apps["resident"]
+    d = days[-1] + timedelta(days=1)  # stamped at its local midnight: inside the window held (AHEAD_MS)
+    lines = [_daily(s, d, k, tn=21.0 + k) for k, s in enumerate(SENSORS)]
+    lines.append(f"town_daily,town=vitre ibmn=15.5,ibmx=25,canicule=false,uhi_mean=1.1 {_midnight_ms(d)}")
+    _write(apps["url"], apps["db"], lines, announced=(_midnight_ms(d) - 3600_000, _midnight_ms(d) + 86_400_000))
+    params = {"town": "vitre", "from": days[-3].isoformat(), "to": (d + timedelta(days=1)).isoformat()}
+    wait_until(lambda: len(resident.get("/v1/indices", params=params).json()["data"]) == 4, 30, "the new day held")
+    body = _same(apps, "/v1/indices", params).json()
+    assert [r["tropical_nights"] for r in body["data"]][-1] == 4  # counted from the four sensors' daily rows
+    assert all(r["tropical_nights"] is not None for r in body["data"])
+
+
 def test_an_erased_sensor_leaves_the_resident_rows(apps) -> None:
     days, resident = apps["days"], apps["resident"]
     params = {"town": "vitre", "from": days[-10].isoformat(), "to": (days[-1] + timedelta(days=1)).isoformat()}

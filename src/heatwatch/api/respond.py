@@ -328,12 +328,13 @@ async def _one(rows: list[list[Any]]) -> AsyncIterator[list[list[Any]]]:
 
 
 async def table_response(ctx: Ctx, ds: Dataset, fmt: str, style: Style, build: Callable[[], Awaitable[
-        tuple[list[list[Any]], int | None, dict[str, Any]]]], *, ttl: float, max_age: int, filename: str) -> Response:
+        tuple[Any, ...]]], *, ttl: float, max_age: int, filename: str) -> Response:
     """A small dataset computed in full (rows in ``ds.names`` order), cached and served with an ETag in
-    JSON, CSV, Parquet or XLSX."""
+    JSON, CSV, Parquet or XLSX. ``build`` may add a fourth element: the JSON array of the rows already written
+    (:func:`.formats.held_json_rows`), which a JSON answer then holds as it is."""
 
     async def make() -> Cached:
-        rows, last_ms, extra = await build()
+        rows, last_ms, extra, *written = await build()
         if fmt == "xlsx":
             return xlsx_entry(ctx, ds, rows, last_ms, style, filename)
         if fmt == "csv":
@@ -341,7 +342,8 @@ async def table_response(ctx: Ctx, ds: Dataset, fmt: str, style: Style, build: C
         elif fmt == "parquet":
             body = b"".join([chunk async for chunk in parquet_stream(ds, _one(rows), style.tz)])
         else:
-            body = dumps(envelope(ctx.meta(last_ms, returned=len(rows), **extra), json_rows(ds, rows, style)))
+            data = written[0] if written else json_rows(ds, rows, style)
+            body = dumps(envelope(ctx.meta(last_ms, returned=len(rows), **extra), data))
         headers = {"Last-Modified": lm} if (lm := http_date(last_ms)) else {}
         if fmt != "json":
             headers["Content-Disposition"] = f'attachment; filename="{filename}.{EXTENSIONS[fmt]}"'

@@ -351,6 +351,13 @@ class Store:
         end, nxt = _page_end(rows, limit)
         return rows[:end], texts[:end], nxt
 
+    def held_rows(self, ds: Dataset, flt: Filter) -> tuple[list[list[Any]], list[bytes]] | None:
+        """Every row of ``flt`` with its JSON members, when the resident aggregates hold them (see
+        :meth:`held_page`); None otherwise."""
+        if self.resident is None:
+            return None
+        return self.resident.select(ds, flt)
+
     async def _rows(self, ds: Dataset, tail: str, params: dict[str, Any]) -> list[list[Any]]:
         series = await self.client.query_series(f"{self._select(ds)} WHERE {tail}", params)
         if not series:

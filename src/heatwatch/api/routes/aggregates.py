@@ -25,7 +25,7 @@ from ..deps import (
     TzDep,
 )
 from ..errors import bad_request
-from ..formats import GeoJSONBytes, choose_format, feature_collection, point_feature
+from ..formats import GeoJSONBytes, choose_format, feature_collection, held_json_rows, point_feature
 from ..respond import cached_csv, cached_json, series_response, table_response
 from ..sensorinfo import list_sensors, public_fields, sensor_index
 from ..store import Filter
@@ -49,6 +49,8 @@ def uncounted(sensors: list[Any], network: Literal["all", "town"]) -> tuple[str,
 
 #: Where a stored field sits in a row of :func:`_indices_rows` (time, date, tags, fields).
 _AT = {f: 2 + len(TOWN_DAILY.tag_keys) + i for i, f in enumerate(TOWN_DAILY.fields)}
+#: Where the day's tropical nights sit in a stored row (time, tags, fields: no date yet).
+_STORED_NIGHTS = _AT["tropical_nights"] - 1
 
 
 async def _indices_rows(ctx, town, start: int, end: int, *, network: Literal["all", "town"] = "all",
@@ -93,14 +95,23 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_:
     fmt = choose_format(ctx.request, format, ["json", "csv", "parquet", "xlsx"])
     start, end = time_range(from_, to, tz, default_days=365, max_days=ctx.config.max_daily_days, what="indices")
 
-    async def build() -> tuple[list[list[Any]], int | None, dict[str, Any]]:
+    async def build() -> tuple[Any, ...]:
+        extra = {"canicule_thresholds": town.canicule.model_dump(), "network": network}
+        if fmt == "json" and network == "all":
+            # Held days with their nights stored (every day analytics computed since it stores them): the rows'
+            # JSON is joined as the resident aggregates keep it, only the time and date written per answer.
+            held = ctx.store.held_rows(TOWN_DAILY, Filter(start, end, town=town.id))
+            if held is not None and all(row[_STORED_NIGHTS] is not None for row in held[0]):
+                rows, texts = held
+                last = await ctx.store.last_update(TOWN_DAILY, town.id)
+                return rows, last, extra, held_json_rows(TOWN_DAILY, rows, texts, style, zone(town.timezone), None)
         rows, last = await _indices_rows(ctx, town, start, end, network=network)
         if network == "town":
             # The town network's own values in the usual columns: the same table, without citizen data.
             for row in rows:
                 for f in NETWORK_FIELDS:
                     row[_AT[f]] = row[_AT[f"{f}_town"]]
-        return rows, last, {"canicule_thresholds": town.canicule.model_dump(), "network": network}
+        return rows, last, extra
 
     return await table_response(ctx, TOWN_DAILY, fmt, style, build, ttl=ctx.config.cache_ttl_agg_s, max_age=300,
                                 filename=f"heatwatch-indices-{town.id}")
