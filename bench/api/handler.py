@@ -2,7 +2,9 @@
 
 ``python -m bench.api.handler`` drives the FastAPI app directly over ASGI (a minimal scope, receive and send),
 with the store replaced by rows held in memory (the shape the database returns, a year of daily rows of 200
-sensors and of the town's indices, the newest reading of 200 sensors) and a registry of 200 sensors. Every answer
+sensors and of the town's indices) and a registry of 200 sensors; latest goes through each tree's own
+``Store.latest`` over the newest reading of 200 sensors held as the resident store holds them, with the live feed's
+newer readings of 20 of them (:func:`latest_store`), as a deployed api answers it. Every answer
 is uncached (cache TTLs 0) and every request's parameters are drawn anew (sensor, range, times style), as in
 ``python -m bench.api --only latency``. What is measured is what the api process spends besides the database
 round trip: middlewares, FastAPI's dependencies and validation, the route, and the rendering (time formatting,
