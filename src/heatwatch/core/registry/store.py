@@ -68,6 +68,9 @@ class Registry:
         self._snap: _Snapshot | None = None
         self._all: list[Sensor] | None = None
         self._all_version = -1
+        # list()'s answers per (town, include_retired), picked from _all (the list object they were picked from).
+        self._picked: dict[tuple[str | None, bool], list[Sensor]] = {}
+        self._picked_from: list[Sensor] | None = None
         self._version = -1
         self._checked = 0.0
 
@@ -96,7 +99,15 @@ class Registry:
     def list(self, town: str | None = None, include_retired: bool = False) -> list[Sensor]:
         """The sensors (of a town), ordered by town and id. The objects are shared between calls until the
         registry changes: read them, never change them (``model_copy(update=…)`` makes a changed one)."""
-        return [s for s in self._everyone() if (town is None or s.town == town) and (include_retired or not s.retired)]
+        everyone = self._everyone()
+        key = (town, include_retired)
+        picked = self._picked.get(key) if self._picked_from is everyone else None
+        if picked is None:
+            if self._picked_from is not everyone:
+                self._picked, self._picked_from = {}, everyone
+            picked = self._picked[key] = [s for s in everyone if (town is None or s.town == town)
+                                          and (include_retired or not s.retired)]
+        return list(picked)  # a list of the caller's own: the one kept is picked once per change of the registry
 
     def _everyone(self) -> list[Sensor]:
         """Every sensor, read again only when the file changed: the api asks at each uncached answer, and reading
