@@ -233,3 +233,33 @@ def test_a_filter_keeps_in_memory_what_its_statement_selects() -> None:
     assert not Filter(*span, exclude=("a",)).keeps(0, "a") and Filter(*span, exclude=("a",)).keeps(0, "b")
     assert Filter(*span, only=("a",)).keeps(0, "a") and not Filter(*span, only=("a",)).keeps(0, "b")
     assert not Filter(*span, only=()).keeps(0, "a") and Filter(*span, only=()).selects_rows
+
+
+def test_a_range_read_again_is_spliced_as_indexing_from_scratch_would_give() -> None:
+    """Table.replace splices a re-read range into each sensor's rows: the same table as indexing every row again,
+    whether the range brings new sensors, drops sensors (an erasure), or changes nothing."""
+    import random
+
+    from heatwatch.api.formats import stored_json, stored_names
+    from heatwatch.api.resident import Table
+
+    names = stored_names(DAILY)
+    day = 86_400_000
+    rng = random.Random(3)
+
+    def row(t: int, sensor: str) -> list[Any]:
+        return [t, "vitre", sensor, *(rng.choice([None, 1.5, 20.0 + rng.random()]) for _ in DAILY.fields)]
+
+    for _ in range(40):
+        sensors = [f"s{k}" for k in range(rng.randint(1, 6))]
+        rows = [row(d * day, s) for d in range(30) for s in sensors if rng.random() < 0.8]
+        table = Table.of([r[:] for r in rows], 2, names)
+        start, end = sorted(rng.sample(range(-2, 33), 2))
+        start_ms, end_ms = start * day, end * day
+        pool = [*sensors, "new"] if rng.random() < 0.5 else sensors[:1]
+        fresh = [row(d * day, s) for d in range(start, end) for s in pool if rng.random() < 0.6]
+        table.replace(start_ms, end_ms, [r[:] for r in fresh], 2, names)
+        kept = [r for r in rows if not start_ms <= r[0] < end_ms]
+        want = Table.of([r[:] for r in kept + fresh], 2, names)
+        assert table.rows == want.rows and table.times == want.times and table.by_sensor == want.by_sensor
+        assert table.texts == want.texts == [stored_json(names, r) for r in want.rows]
