@@ -8,6 +8,7 @@ format) and build the licence envelope.
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -107,8 +108,22 @@ TimesParam = Annotated[Literal["utc", "local"], Query(alias="times", description
     "spreadsheet (xlsx) times are written in that zone without an offset"))]
 
 
+#: settings -> its towns: ``CoreSettings.towns`` reads a pydantic private attribute (~5 µs per request), and the
+#: towns are loaded once, when the settings are.
+_towns: dict[int, tuple[ApiSettings, dict[str, Town]]] = {}
+
+
+def towns_of(settings: ApiSettings) -> dict[str, Town]:
+    hit = _towns.get(id(settings))
+    if hit is None or hit[0] is not settings:
+        if len(_towns) >= 64:  # a process has one; tests make many
+            _towns.clear()
+        hit = _towns[id(settings)] = (settings, settings.towns)
+    return hit[1]
+
+
 def known_town(settings: ApiSettings, town: str) -> Town:
-    t = settings.towns.get(town)
+    t = towns_of(settings).get(town)
     if t is None:
         raise not_found(f"unknown town {town!r}; known towns: {', '.join(sorted(settings.towns))}")
     return t
@@ -144,6 +159,9 @@ async def style_dep(tz: TzDep, sep: SepParam = ",", decimal: DecimalParam = None
 StyleDep = Annotated[Style, Depends(style_dep)]
 
 
+_PLAIN_PATH = re.compile(r"/(?!/)[!\"$->@-\[\]-~]*")
+
+
 @dataclass(slots=True)
 class Ctx:
     """What most routes need at once."""
@@ -162,7 +180,7 @@ class Ctx:
             "licence": LICENCE,
             "producer": self.config.producer,
             "last_update": iso_z(last_update_ms),
-            "query": {"path": self.request.url.path, "params": dict(normalised_params(self.request))},
+            "query": {"path": self.path, "params": dict(normalised_params(self.request))},
         }
         meta.update(extra)
         return meta
@@ -176,7 +194,14 @@ class Ctx:
                 q.pop(k, None)
             else:
                 q[k] = str(v)
-        return f"{self.base_url}{self.request.url.path}?{urlencode(sorted(q.items()))}"
+        return f"{self.base_url}{self.path}?{urlencode(sorted(q.items()))}"
+
+    @property
+    def path(self) -> str:
+        """``request.url.path``, without building the URL (parsing the Host header, joining and splitting the URL) for a
+        path that URL would give back as it is: printable ASCII, no ``?``, ``#`` or ``\\``, not ``//``."""
+        path = self.request.scope["path"]
+        return path if _PLAIN_PATH.fullmatch(path) else self.request.url.path
 
     @property
     def base_url(self) -> str:
@@ -195,8 +220,10 @@ class Ctx:
     @property
     def cache_key(self) -> str:
         """The normalised request: path, declared parameters with defaults, and the formats Accept ranks."""
-        query = self.request.scope.get(SCOPE_KEY, self.request.url.query)
-        return f"{self.request.url.path}?{query}|{accept_key(self.request.headers.get('accept', ''))}"
+        query = self.request.scope.get(SCOPE_KEY)
+        if query is None:
+            query = self.request.url.query
+        return f"{self.path}?{query}|{accept_key(self.request.headers.get('accept', ''))}"
 
 
 async def ctx_dep(request: Request) -> Ctx:

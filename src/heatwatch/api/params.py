@@ -17,11 +17,11 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 from fastapi import Request
 from fastapi.routing import APIRoute
@@ -33,6 +33,8 @@ from .errors import ApiError
 SCOPE_KEY = "heatwatch.query"
 #: The same as (name, value) pairs.
 PAIRS_KEY = "heatwatch.query_pairs"
+#: The query as given, parsed once: name -> its values in order (what FastRoute validates; api/solve.py).
+GIVEN_KEY = "heatwatch.query_given"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +92,24 @@ def spec_of(route: APIRoute) -> ParamSpec:
     return ParamSpec(frozenset(names), frozenset(repeatable), tuple(sorted(defaults.items())))
 
 
-_specs: dict[int, tuple[APIRoute, ParamSpec]] = {}
+@dataclass(frozen=True, slots=True)
+class _Normalised:
+    query: str  # the normalised query string
+    pairs: tuple[tuple[str, str], ...]
+    given: dict[str, list[str]]  # read only
 
 
-def _spec(route: APIRoute) -> ParamSpec:
+#: Queries normalised per route and raw query string: the same raw query (a dashboard polling, a client's retries)
+#: is parsed, checked and encoded once. Bounded; emptied when full.
+MEMO_ENTRIES = 2048
+_specs: dict[int, tuple[APIRoute, ParamSpec, dict[bytes, _Normalised]]] = {}
+
+
+def _spec(route: APIRoute) -> tuple[ParamSpec, dict[bytes, _Normalised]]:
     hit = _specs.get(id(route))
     if hit is None or hit[0] is not route:
-        hit = _specs[id(route)] = (route, spec_of(route))
-    return hit[1]
+        hit = _specs[id(route)] = (route, spec_of(route), {})
+    return hit[1], hit[2]
 
 
 def _shown(names: Sequence[str]) -> str:
@@ -105,31 +117,78 @@ def _shown(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in shown) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
-def normalised_pairs(query_string: bytes, spec: ParamSpec) -> list[tuple[str, str]]:
+def _parsed(query_string: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+
+
+def normalised_pairs(query_string: bytes, spec: ParamSpec, pairs: list[tuple[str, str]] | None = None
+                     ) -> list[tuple[str, str]]:
     """The declared parameters as (name, value) pairs, sorted, defaults filled in; raises 400 for unknown or repeated
-    ones. ``urlencode`` of them is the normalised query string."""
-    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    unknown = sorted({k for k, _ in pairs if k not in spec.names})
+    ones. ``urlencode`` of them is the normalised query string. ``pairs``: the query string already parsed."""
+    if pairs is None:
+        pairs = _parsed(query_string)
+    names = spec.names
+    given: set[str] = set()
+    repeated: set[str] = set()
+    unknown: set[str] = set()
+    for k, _ in pairs:
+        if k not in names:
+            unknown.add(k)
+        elif k in given:
+            repeated.add(k)
+        given.add(k)
     if unknown:
-        known = ", ".join(sorted(spec.names)) or "none"
-        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s) {_shown(unknown)}; this endpoint "
+        known = ", ".join(sorted(names)) or "none"
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s) {_shown(sorted(unknown))}; this endpoint "
                                                  f"takes: {known}")
-    counts = Counter(k for k, _ in pairs)
-    repeated = sorted(k for k, n in counts.items() if n > 1 and k not in spec.repeatable)
+    repeated -= spec.repeatable
     if repeated:
-        raise ApiError(400, "repeated_parameter", f"query parameter(s) {_shown(repeated)} given more than once")
-    given = {k for k, _ in pairs}
-    pairs += [(k, v) for k, v in spec.defaults if k not in given]
-    return sorted(pairs, key=lambda kv: kv[0])  # stable: repeated values keep their order
+        raise ApiError(400, "repeated_parameter", f"query parameter(s) {_shown(sorted(repeated))} given more than once")
+    out = pairs + [(k, v) for k, v in spec.defaults if k not in given]
+    return sorted(out, key=lambda kv: kv[0])  # stable: repeated values keep their order
+
+
+@lru_cache(maxsize=4096)
+def _quoted_short(text: str) -> str:
+    return quote_plus(text)
+
+
+def _quoted(text: str) -> str:
+    # Names and most values repeat from request to request (town, tz, dates, formats): their encoding is kept.
+    return _quoted_short(text) if len(text) <= 64 else quote_plus(text)
+
+
+def encoded(pairs: Sequence[tuple[str, str]]) -> str:
+    """``urllib.parse.urlencode(pairs)`` for pairs of strings."""
+    return "&".join([f"{_quoted(k)}={_quoted(v)}" for k, v in pairs])
+
+
+def normalised(query_string: bytes, route: APIRoute) -> _Normalised:
+    """The route's normalised query for this raw query string (400 for unknown or repeated parameters)."""
+    spec, memo = _spec(route)
+    hit = memo.get(query_string)
+    if hit is None:
+        raw = _parsed(query_string)
+        pairs = normalised_pairs(query_string, spec, list(raw))
+        given: dict[str, list[str]] = {}
+        for k, v in raw:
+            given.setdefault(k, []).append(v)
+        hit = _Normalised(encoded(pairs), tuple(pairs), given)
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        memo[query_string] = hit
+    return hit
 
 
 async def query_guard(request: Request) -> None:
-    route = request.scope.get("route")
+    scope = request.scope
+    route = scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    pairs = normalised_pairs(request.scope.get("query_string", b""), _spec(route))
-    request.scope[SCOPE_KEY] = urlencode(pairs)
-    request.scope[PAIRS_KEY] = tuple(pairs)  # kept: meta and next links read them, the string need not be parsed
+    hit = normalised(scope.get("query_string", b""), route)
+    scope[SCOPE_KEY] = hit.query
+    scope[PAIRS_KEY] = hit.pairs  # kept: meta and next links read them, the string need not be parsed
+    scope[GIVEN_KEY] = hit.given
 
 
 def normalised_params(request: Request) -> list[tuple[str, str]]:

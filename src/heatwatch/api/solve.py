@@ -36,7 +36,7 @@ from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .params import _is_sequence
+from .params import GIVEN_KEY, _is_sequence
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -109,13 +109,24 @@ def _errors_of(exc: ValidationError) -> list[dict[str, Any]]:
 class _Solver:
     """One request's walk of the plan (FastAPI's solve_dependencies, without re-reading the declarations)."""
 
-    __slots__ = ("cache", "errors", "query", "request")
+    __slots__ = ("cache", "errors", "given", "request")
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.query = request.query_params
+        self.given: dict[str, list[str]] | None = None
         self.cache: dict[Callable[..., Any], Any] = {}
         self.errors: list[dict[str, Any]] = []
+
+    def _given(self) -> dict[str, list[str]]:
+        """The query's values by name, in order: as the query guard parsed them (it runs first, as the app's
+        dependency), else parsed here the same way (Starlette's ``QueryParams``)."""
+        given = self.request.scope.get(GIVEN_KEY)
+        if given is None:
+            given = {}
+            for k, v in self.request.query_params.multi_items():
+                given.setdefault(k, []).append(v)
+        self.given = given
+        return given
 
     async def values(self, plan: _Plan) -> dict[str, Any] | None:
         """The keyword arguments of ``plan.call``, or None after recording why they cannot be had."""
@@ -134,17 +145,13 @@ class _Solver:
                 values[sub.name] = solved
             self.cache.setdefault(sub.call, solved)
         if plan.model is not None:
-            query = self.query
+            query = self.given if self.given is not None else self._given()
             given: dict[str, Any] = {}
             for alias, _, _, seq in plan.fields:
-                if seq:
-                    items = query.getlist(alias)
-                    if items:
-                        given[alias] = items
-                else:
-                    value = query.get(alias)
-                    if value is not None:
-                        given[alias] = value
+                values_of = query.get(alias)
+                if values_of:
+                    # A sequence takes them all (a copy: the guard's are shared); else the last, as QueryParams.get.
+                    given[alias] = list(values_of) if seq else values_of[-1]
             try:
                 parsed = plan.model.model_validate(given)
             except ValidationError as exc:
