@@ -101,21 +101,25 @@ def test_fast_route_plans_the_route_and_falls_back_for_overrides(clients):
         fast.app.dependency_overrides.clear()
 
 
+PATHS = ("/v1/daily", "/v1/hourly", "/v1/latest", "/v1/indices", "/v1/sensors", "/v1/alerts")
+
+
 def test_data_routes_are_planned_and_answer_as_fastapi(client):
     """The api's own routes: the plan is used (not the fallback), and a battery of bad requests gets the same answer
     from the plan as from FastAPI's handler (forced by an override that changes nothing)."""
     app = client.app
-    for path in ("/v1/daily", "/v1/hourly", "/v1/readings", "/v1/latest", "/v1/towns"):
+    for path in ("/v1/daily", "/v1/hourly", "/v1/readings", "/v1/latest", "/v1/towns", "/v1/indices", "/v1/sensors",
+                 "/v1/alerts"):
         route = next(r for r in _api_routes(app) if r.path == path)
         assert isinstance(route, FastRoute) and route.plan_for(app) is not None, path
     queries = ["town=VITRE!", "town=paris&tz=Bad%20Zone", "town=vitre&tz=Bad%20Zone", "town=vitre&tz=Mars/Olympus",
                "town=VITRE!&tz=Mars/Olympus", "town=vitre&sep=|&times=now&limit=0&qc=-1&format=xml&network=x",
                "town=vitre&zz=1", "town=vitre&town=vitre", "", "town=vitre&count=maybe&cursor=x&from=x&to=y",
                "town=vitre&decimal=%2C", "town=vitre&limit=100001&qc_max=99999", "format=csv&sep=%3B"]
-    fast = {(p, q): client.get(f"{p}?{q}") for p in ("/v1/daily", "/v1/hourly", "/v1/latest") for q in queries}
+    fast = {(p, q): client.get(f"{p}?{q}") for p in PATHS for q in queries}
     app.dependency_overrides[get_settings] = get_settings
     try:
-        plain = {(p, q): client.get(f"{p}?{q}") for p in ("/v1/daily", "/v1/hourly", "/v1/latest") for q in queries}
+        plain = {(p, q): client.get(f"{p}?{q}") for p in PATHS for q in queries}
     finally:
         app.dependency_overrides.clear()
     for key, a in fast.items():

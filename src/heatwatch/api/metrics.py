@@ -138,6 +138,22 @@ class Instrument:
         self.routes = routes  # the app's router.routes: read at request time, so routers added later count
         self.max_paths = max_paths
         self._paths: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # (method, route, status class) -> the label children it counts into: ``labels()`` builds and checks its
+        # label tuple and takes a lock on each call; the children are the same objects every time. Bounded as the
+        # routes are (templates, not paths).
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _counted(self, method: str, route: str, status: str) -> tuple[Any, Any]:
+        key = (method, route, status)
+        hit = self._children.get(key)
+        if hit is None:
+            m = self.metrics
+            # No duration series for an untimed route (not even an empty one).
+            hit = (m.responses.labels(method, route, status),
+                   None if route in UNTIMED else m.duration.labels(method, route))
+            if len(self._children) < 4 * self.max_paths:
+                self._children[key] = hit
+        return hit
 
     def _route(self, method: str, scope: Scope) -> str:
         key = (method, scope["path"])
@@ -177,11 +193,12 @@ class Instrument:
         finally:
             m.in_flight.dec()
             route = self._route(method, scope)
-            m.responses.labels(method, route, status_class(status)).inc()
+            responses, duration = self._counted(method, route, status_class(status))
+            responses.inc()
             if scope.get(RATE_LIMITED):
                 m.rate_limited.inc()
-            if route not in UNTIMED:
-                m.duration.labels(method, route).observe(time.perf_counter() - started)
+            if duration is not None:
+                duration.observe(time.perf_counter() - started)
 
 
 def _match(routes: Any, scope: Scope) -> str:

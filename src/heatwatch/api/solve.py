@@ -22,6 +22,7 @@ security scopes, background tasks) is served by FastAPI's own handler, and so is
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -179,7 +180,7 @@ class FastRoute(APIRoute):
         hit = plans.get(id(app_deps))
         if hit is None or hit[0] is not app_deps:
             plan = None
-            if self.response_field is None and self.status_code is None:  # else FastAPI serialises the return
+            if self.response_field is None and self.status_code is None and _answers_responses(self.endpoint):
                 try:
                     plan = _plan(_with_dependencies(self.dependant, app_deps, self.path_format))
                 except _Unsupported:
@@ -204,10 +205,20 @@ class FastRoute(APIRoute):
                 return await standard(request)
             response = await plan.call(**await self.solve(request, plan))
             if not isinstance(response, Response):
-                raise TypeError(f"{self.path}: the endpoint of a FastRoute must return a Response")
+                raise TypeError(f"{self.path}: the endpoint returned {type(response).__name__}, not a Response")
             return response
 
         return handler
+
+
+def _answers_responses(endpoint: Callable[..., Any]) -> bool:
+    """The endpoint is declared to return a Response: FastAPI sends it as it is (anything else it would serialise,
+    which only its own handler does)."""
+    try:
+        returns = typing.get_type_hints(endpoint).get("return")
+    except Exception:  # an annotation that does not resolve: leave the route to FastAPI
+        return False
+    return isinstance(returns, type) and issubclass(returns, Response)
 
 
 def _with_dependencies(dependant: Dependant, dependencies: list[Depends], path: str) -> Dependant:

@@ -28,10 +28,11 @@ from ..errors import bad_request
 from ..formats import GeoJSONBytes, choose_format, feature_collection, held_json_rows, point_feature
 from ..respond import cached_csv, cached_json, series_response, table_response
 from ..sensorinfo import list_sensors, public_fields, sensor_index
+from ..solve import FastRoute
 from ..store import Filter
 from ..timeutil import MS_PER_DAY, iso_z, local_date, now_ms, parse_instant, time_range, zone
 
-router = APIRouter(prefix="/v1", tags=["town indices and alerts"])
+router = APIRouter(prefix="/v1", tags=["town indices and alerts"], route_class=FastRoute)
 
 TABLE_RESPONSES: dict[int | str, dict] = {
     200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {},

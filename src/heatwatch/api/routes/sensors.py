@@ -14,9 +14,10 @@ from ..deps import CtxDep, FormatParam, StyleDep, TownDep
 from ..formats import GeoJSONBytes, JSONBytes, choose_format, envelope, feature_collection, point_feature
 from ..respond import cached_csv, cached_json
 from ..sensorinfo import list_sensors, public_fields, status_of
+from ..solve import FastRoute
 from ..timeutil import now_ms
 
-router = APIRouter(prefix="/v1", tags=["sensors"])
+router = APIRouter(prefix="/v1", tags=["sensors"], route_class=FastRoute)
 
 #: What the api publishes of a registry entry: all of it but the ids (own columns) and the network identity.
 META_FIELDS = [n for n in Sensor.model_fields if n not in ("id", "town", "mqtt_identity")]
