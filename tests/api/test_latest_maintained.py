@@ -108,7 +108,7 @@ def test_maintained_latest_answers_as_the_database_does(mosquitto, influxd, db_n
 
         # A reading the last-value store does not hold yet is shown while it is recent, and leaves the answer once
         # older than the window (here the store never gets it: erased meanwhile).
-        t = int(time.time() * 1000) - (WINDOW_S - 8) * 1000
+        t = int(time.time() * 1000) - (WINDOW_S - 15) * 1000  # 15 s in the window: time to be seen
         db(lines=(f'reading,town=vitre,sensor=v-new temperature=25.5,source="json" {t}',))
         announce({"sensor": "v-new", "ts": t, "temperature": 25.5, "source": "json"})
         wait_until(lambda: "v-new" in _sensors(a), timeout=30)
