@@ -173,7 +173,7 @@ class MemStore:
             self.texts = {s: [stored_json(names, r) for r in rows] for s, rows in self.daily.items()}
         rows, texts = self.daily[flt.sensor], self.texts[flt.sensor]
         picked = [k for k, r in enumerate(rows) if flt.start_ms <= r[0] < flt.end_ms][:limit]
-        return [rows[k] for k in picked], [texts[k] for k in picked], None
+        return [rows[k] for k in picked], [texts[k] for k in picked], [rows[k][0] for k in picked], None
 
     async def iter_pages(self, ds: Any, flt: Any, page_rows: int) -> Any:
         rows, _ = await self.page(ds, flt, 10**9)
@@ -193,7 +193,7 @@ class MemStore:
         if self.town_texts is None:
             self.town_texts = [stored_json(stored_names(ds), r) for r in self.town]
         picked = [k for k, r in enumerate(self.town) if flt.start_ms <= r[0] < flt.end_ms]
-        return [self.town[k] for k in picked], [self.town_texts[k] for k in picked]
+        return [self.town[k] for k in picked], [self.town_texts[k] for k in picked], [self.town[k][0] for k in picked]
 
     async def all_rows(self, ds: Any, flt: Any, page_rows: int, cap: int = 20_000) -> list[list[Any]]:
         return [r[:] for r in self.town if flt.start_ms <= r[0] < flt.end_ms]

@@ -186,7 +186,13 @@ def test_held_rows_are_written_as_json_rows_writes_them() -> None:
         for _ in range(2):  # the second time from the prefixes written the first
             finished = [[r[0], local_date(r[0], PARIS), *r[1:], *pairs[r[2]]] for r in stored]
             want = dumps(envelope({"n": 1}, json_rows(DAILY, finished, style)))
-            assert dumps(envelope({"n": 1}, held_json_rows(DAILY, stored, texts, style, PARIS, tail))) == want
+            times = [r[0] for r in stored]
+            assert dumps(envelope({"n": 1}, held_json_rows(DAILY, stored, texts, times, style, PARIS, tail))) == want
+            # one sensor's rows, the sensor given: its end written without reading the rows
+            mine = [k for k, r in enumerate(stored) if r[2] == "v-parc"]
+            assert mine
+            assert dumps(held_json_rows(DAILY, [], [texts[k] for k in mine], [times[k] for k in mine], style, PARIS,
+                                        tail, "v-parc")) == dumps(json_rows(DAILY, [finished[k] for k in mine], style))
     assert stored == before
     # a dataset without date nor sensor columns: the town's indices
     town_rows = [[r[0], "vitre", *(rng.choice(values) for _ in TOWN_DAILY.fields)] for r in stored[:40]]
@@ -194,8 +200,9 @@ def test_held_rows_are_written_as_json_rows_writes_them() -> None:
     want = dumps([{"time": iso_z(r[0]), "date": local_date(r[0], PARIS), **dict(zip(TOWN_DAILY.names[2:], r[1:],
                                                                                        strict=True))}
                   for r in town_rows])
-    assert dumps(held_json_rows(TOWN_DAILY, town_rows, town_texts, Style(), PARIS, None)) == want
-    assert dumps(held_json_rows(DAILY, [], [], Style(), PARIS, tail)) == b"[]"
+    assert dumps(held_json_rows(TOWN_DAILY, town_rows, town_texts, [r[0] for r in town_rows], Style(), PARIS,
+                                None)) == want
+    assert dumps(held_json_rows(DAILY, [], [], [], Style(), PARIS, tail)) == b"[]"
 
 
 # CSV -------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ group and the bytes the writer produced so far are sent before the next page is 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -163,38 +163,50 @@ def stored_json(names: Sequence[str], row: Sequence[Any]) -> bytes:
     return dumps(dict(zip(names, row[1:], strict=True)))[1:-1]
 
 
-#: ``{"time":…,`` (and ``"date":…,``) per instant, by (zone of the times, zone of the dates): one per day of daily rows,
-#: not one per row and answer. Emptied when it grows past the cap (times of finer datasets would be endless).
+#: ``,{"time":…,`` (and ``"date":…,``) per instant, by (zone of the times, zone of the dates): one per day of daily
+#: rows, not one per row and answer. Emptied when it grows past the cap (times of finer datasets would be endless).
 _PREFIXES: dict[tuple[ZoneInfo | None, ZoneInfo | None], dict[int, bytes]] = {}
 _PREFIXES_CAP = 200_000
 
 
-def held_json_rows(ds: Dataset, rows: Sequence[Sequence[Any]], texts: Sequence[bytes], style: Style,
-                   date_tz: ZoneInfo | None, tails: Mapping[Any, bytes] | None) -> orjson.Fragment:
+def held_json_rows(ds: Dataset, rows: Sequence[Sequence[Any]], texts: Sequence[bytes], times: Sequence[int],
+                   style: Style, date_tz: ZoneInfo | None, tails: Mapping[Any, bytes] | None,
+                   sensor: str | None = None) -> orjson.Fragment:
     """The JSON array :func:`json_rows` + :func:`dumps` write for ``rows`` once finished (local date in ``date_tz``
     after the time, the sensor's network and trust at the end), byte for byte, from the members written beforehand
-    (``texts[i]`` is :func:`stored_json` of ``rows[i]``): per row, one prefix looked up by time and one join. The
-    array comes as an orjson fragment, written as is where the answer's envelope holds it.
+    (``texts[i]`` is :func:`stored_json` of ``rows[i]``, ``times[i]`` its time): one join of pieces kept per instant
+    and per row, as an orjson fragment, written as is where the answer's envelope holds it.
 
-    ``tails[sensor]`` is the row's end, ``,"network":…,"trust":…}`` (per-sensor datasets); ``ds`` must pass
-    :func:`held_layout`. The rows are not changed."""
+    ``tails[sensor]`` is a row's end, ``,"network":…,"trust":…}`` (per-sensor datasets; ``sensor``: the one sensor
+    of every row, when known); ``ds`` must pass :func:`held_layout`. The rows are read only for their sensor when it
+    is not given: the resident rows lie all over the heap, and touching each costs a cache miss, where the times and
+    texts are read in order."""
+    if not texts:
+        return orjson.Fragment(b"[]")
     date_tz = date_tz if ds.has_date else None
     memo = _PREFIXES.get((style.tz, date_tz))
     if memo is None or len(memo) > _PREFIXES_CAP:
         memo = _PREFIXES[(style.tz, date_tz)] = {}
-    fmt = style.time_of()
-    out = []
-    sensor_at = 1 + ds.tag_keys.index("sensor") if tails is not None else 0
-    for row, text in zip(rows, texts, strict=True):
-        t = row[0]
-        head = memo.get(t)
-        if head is None:
-            head = b'{"time":' + dumps(fmt(t)) + b","
-            if date_tz is not None:
-                head += b'"date":' + dumps(local_date(t, date_tz)) + b","
-            memo[t] = head
-        out.append(head + text + (tails[row[sensor_at]] if tails is not None else b"}"))
-    return orjson.Fragment(b"[" + b",".join(out) + b"]")
+    heads = list(map(memo.get, times))
+    if None in heads:
+        fmt = style.time_of()
+        for i, t in enumerate(times):
+            if heads[i] is None:
+                head = b',{"time":' + dumps(fmt(t)) + b","
+                if date_tz is not None:
+                    head += b'"date":' + dumps(local_date(t, date_tz)) + b","
+                heads[i] = memo[t] = head
+    # Every row's head starts with the comma that separates it from the one before: but the first's.
+    heads[0] = heads[0][1:]
+    if tails is None:
+        ends: Iterable[bytes] = repeat(b"}", len(texts))
+    elif sensor is not None:
+        ends = repeat(tails[sensor], len(texts))
+    else:
+        sensor_at = 1 + ds.tag_keys.index("sensor")
+        ends = [tails[row[sensor_at]] for row in rows]
+    return orjson.Fragment(b"".join(chain((b"[",), chain.from_iterable(zip(heads, texts, ends, strict=True)),
+                                          (b"]",))))
 
 
 async def json_stream(meta: dict[str, Any], ds: Dataset, batches: AsyncIterator[list[list[Any]]],

@@ -212,9 +212,9 @@ class Resident:
         return None if picked is None else [row.copy() for row in picked[0]]
 
     def select(self, ds: Dataset, flt: Filter, after_ms: int | None = None
-               ) -> tuple[list[list[Any]], list[bytes]] | None:
-        """The rows :meth:`rows` copies, and their JSON members (:func:`.formats.stored_json`): the held objects
-        themselves, to be read and never changed."""
+               ) -> tuple[list[list[Any]], list[bytes], list[int]] | None:
+        """The rows :meth:`rows` copies, their JSON members (:func:`.formats.stored_json`) and their times: the held
+        objects themselves, to be read and never changed."""
         if ds.id not in self._held or flt.town is None or flt.kind is not None or not self.ready:
             return None
         start = flt.start_ms if after_ms is None else max(flt.start_ms, after_ms + 1)
@@ -224,17 +224,17 @@ class Resident:
         if table is None:
             return None
         if flt.sensor is not None:
-            times, rows, texts = table.by_sensor.get(flt.sensor, ((), [], []))
+            times, rows, texts = table.by_sensor.get(flt.sensor, ([], [], []))
         else:
             times, rows, texts = table.times, table.rows, table.texts
         a, b = bisect_left(times, start), bisect_left(times, flt.end_ms)
         if not flt.selects_rows:
-            return rows[a:b], texts[a:b]
+            return rows[a:b], texts[a:b], list(times[a:b])
         qc_at, sensor_at = self._qc_at[ds.id], self._sensor_at[ds.id]
         keeps = flt.keeps
         kept = [k for k in range(a, b) if keeps(rows[k][qc_at] if qc_at is not None else None,
                                                 rows[k][sensor_at] if sensor_at is not None else None)]
-        return [rows[k] for k in kept], [texts[k] for k in kept]
+        return [rows[k] for k in kept], [texts[k] for k in kept], [times[k] for k in kept]
 
     def newest(self, ds: Dataset, town: str | None) -> int | None:
         """Time of ``town``'s newest row of ``ds`` with its first field set, when held (None: ask InfluxDB)."""

@@ -277,8 +277,9 @@ async def series_response(
         if held is not None:
             # Held rows come with their tags and fields already written as JSON: only the time, date, network
             # and trust are written per answer (formats.held_json_rows; the same bytes as below).
-            rows, texts, nxt = held
-            data = held_json_rows(ds, rows, texts, style, tz, _Tails(sensors) if sensors is not None else None)
+            rows, texts, times, nxt = held
+            data = held_json_rows(ds, rows, texts, times, style, tz,
+                                  _Tails(sensors) if sensors is not None else None, flt.sensor)
         else:
             rows, nxt = await ctx.store.page(ds, flt, size, cur)
             data = json_rows(ds, finish(rows), style)

@@ -338,20 +338,20 @@ class Store:
         return rows, Cursor(last)
 
     def held_page(self, ds: Dataset, flt: Filter, limit: int, cursor: Cursor | None = None
-                  ) -> tuple[list[list[Any]], list[bytes], Cursor | None] | None:
+                  ) -> tuple[list[list[Any]], list[bytes], list[int], Cursor | None] | None:
         """The page :meth:`page` gives when the resident aggregates hold it, with each row's tags and fields as JSON
-        members (:func:`.formats.stored_json`), for a JSON page; None when they do not hold it. The rows are the
-        held ones: read them, never change them."""
+        members (:func:`.formats.stored_json`) and its time, for a JSON page; None when they do not hold it. The
+        rows are the held ones: read them, never change them."""
         if self.resident is None:
             return None
         picked = self.resident.select(ds, flt, cursor.after_ms if cursor is not None else None)
         if picked is None:
             return None
-        rows, texts = picked
+        rows, texts, times = picked
         end, nxt = _page_end(rows, limit)
-        return rows[:end], texts[:end], nxt
+        return rows[:end], texts[:end], times[:end], nxt
 
-    def held_rows(self, ds: Dataset, flt: Filter) -> tuple[list[list[Any]], list[bytes]] | None:
+    def held_rows(self, ds: Dataset, flt: Filter) -> tuple[list[list[Any]], list[bytes], list[int]] | None:
         """Every row of ``flt`` with its JSON members, when the resident aggregates hold them (see
         :meth:`held_page`); None otherwise."""
         if self.resident is None:

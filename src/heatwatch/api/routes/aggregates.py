@@ -103,9 +103,10 @@ async def indices(ctx: CtxDep, town: TownDep, tz: TzDep, style: StyleDep, from_:
             # JSON is joined as the resident aggregates keep it, only the time and date written per answer.
             held = ctx.store.held_rows(TOWN_DAILY, Filter(start, end, town=town.id))
             if held is not None and all(row[_STORED_NIGHTS] is not None for row in held[0]):
-                rows, texts = held
+                rows, texts, times = held
                 last = await ctx.store.last_update(TOWN_DAILY, town.id)
-                return rows, last, extra, held_json_rows(TOWN_DAILY, rows, texts, style, zone(town.timezone), None)
+                return rows, last, extra, held_json_rows(TOWN_DAILY, rows, texts, times, style, zone(town.timezone),
+                                                         None)
         rows, last = await _indices_rows(ctx, town, start, end, network=network)
         if network == "town":
             # The town network's own values in the usual columns: the same table, without citizen data.
