@@ -11,7 +11,7 @@ round trip: middlewares, FastAPI's dependencies and validation, the route, and t
 rows, JSON/CSV/GeoJSON, ETag).
 
 The rendering steps are also timed alone (a daily page of 330 rows in JSON utc/local and CSV ``,``/``;``, the
-town's indices, the FastAPI dependencies of ``/v1/daily``), so a ratio can be read per step.
+town's indices, the dependencies and parameter validation of ``/v1/daily``), so a ratio can be read per step.
 
 Before/after in one run: ``--baseline REF`` (default: the commit before the rendering work) extracts ``src/`` of
 that git revision into a temporary folder and runs the same cases there in a subprocess (``PYTHONPATH``), rounds
