@@ -101,6 +101,26 @@ def test_fast_route_plans_the_route_and_falls_back_for_overrides(clients):
         fast.app.dependency_overrides.clear()
 
 
+def test_a_tree_the_plan_cannot_read_is_left_to_fastapi(monkeypatch):
+    """A FastAPI whose Dependant is not what the plan reads (an upgrade) must not break a route: it is logged and
+    FastAPI's own handler serves it."""
+    from heatwatch.api import solve
+
+    def broken(dependant):
+        raise AttributeError("'Dependant' object has no attribute 'query_params'")
+
+    monkeypatch.setattr(solve, "_plan", broken)
+    with TestClient(make(FastRoute)) as fast, TestClient(make(APIRoute)) as plain:
+        route = next(r for r in _api_routes(fast.app) if r.path == "/v1/x")
+        assert route.plan_for(fast.app) is None
+        for query in ("town=vitre&tz=Lyon", "town=vitre&limit=0"):
+            calls.clear()
+            a = fast.get(f"/v1/x?{query}")
+            calls.clear()
+            b = plain.get(f"/v1/x?{query}")
+            assert (a.status_code, a.content) == (b.status_code, b.content)
+
+
 PATHS = ("/v1/daily", "/v1/hourly", "/v1/latest", "/v1/indices", "/v1/sensors", "/v1/alerts")
 
 

@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from heatwatch.core import privacy
@@ -26,7 +27,6 @@ from heatwatch.core.trust import network_of, trust_of
 
 from . import errors, metrics, openapi
 from .cache import HotCache, ResponseCache
-from .edge import Cors, GZip
 from .formats import XLSX_MEDIA, JSONBytes
 from .licence import LicenceHeaders
 from .limits import Slots, Streams
@@ -180,8 +180,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Added innermost first: CORS is outermost so even a 429 carries CORS headers a browser can read.
     # Files that are compressed already are sent as they are: their byte size and checksum are what the
     # catalogue says, and gzip would only cost CPU.
-    # Starlette's GZip and CORS with their per-request set-up done once (api/edge.py): the same headers and bytes.
-    app.add_middleware(GZip, minimum_size=1024, compresslevel=5,
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5,
                        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.apache.parquet",
                                               XLSX_MEDIA))
     app.add_middleware(HotCache, cache=cache)
@@ -189,7 +188,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(HeadAndVary)  # outside the caches: a HEAD is their GET
     app.add_middleware(RateLimit, rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst)
     app.add_middleware(
-        Cors,
+        CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "Content-Type"],

@@ -41,7 +41,11 @@ from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heatwatch.core.logging import get_logger
+
 from .params import GIVEN_KEY, _is_sequence
+
+log = get_logger("heatwatch.api.solve")
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -191,6 +195,8 @@ class FastRoute(APIRoute):
                     plan = _plan(_with_dependencies(self.dependant, app_deps, self.path_format))
                 except _Unsupported:
                     pass
+                except Exception as exc:  # a FastAPI whose Dependant differs: its own handler serves the route
+                    log.warning("api.fast_route_unplanned", path=self.path, error=repr(exc))
             hit = plans[id(app_deps)] = (app_deps, plan)
         return hit[1]
 
