@@ -108,22 +108,8 @@ TimesParam = Annotated[Literal["utc", "local"], Query(alias="times", description
     "spreadsheet (xlsx) times are written in that zone without an offset"))]
 
 
-#: settings -> its towns: ``CoreSettings.towns`` reads a pydantic private attribute (~5 µs per request), and the
-#: towns are loaded once, when the settings are.
-_towns: dict[int, tuple[ApiSettings, dict[str, Town]]] = {}
-
-
-def towns_of(settings: ApiSettings) -> dict[str, Town]:
-    hit = _towns.get(id(settings))
-    if hit is None or hit[0] is not settings:
-        if len(_towns) >= 64:  # a process has one; tests make many
-            _towns.clear()
-        hit = _towns[id(settings)] = (settings, settings.towns)
-    return hit[1]
-
-
 def known_town(settings: ApiSettings, town: str) -> Town:
-    t = towns_of(settings).get(town)
+    t = settings.towns.get(town)
     if t is None:
         raise not_found(f"unknown town {town!r}; known towns: {', '.join(sorted(settings.towns))}")
     return t

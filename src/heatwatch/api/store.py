@@ -475,9 +475,10 @@ class Store:
         return counts
 
     async def count(self, ds: Dataset, flt: Filter) -> int:
-        held = self._held(ds, flt)
-        if held is not None:  # COUNT(field) counts the points where the first field is set
-            return sum(1 for row in held if row[1 + len(ds.tag_keys)] is not None)
+        picked = self.resident.select(ds, flt) if self.resident is not None else None
+        if picked is not None:  # COUNT(field) counts the points where the first field is set (read, not copied)
+            at = 1 + len(ds.tag_keys)
+            return sum(1 for row in picked[0] if row[at] is not None)
         where, params = flt.where()
         q = (f"SELECT COUNT({ident(ds.fields[0])}) FROM {self.client.qualified(ds.measurement, ds.rp)} WHERE {where} "
              "LIMIT 1")
